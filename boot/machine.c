@@ -1,0 +1,330 @@
+/* boot/machine.c: start-up, exception dispatch and the `machine` imports.
+ *
+ * Owns: instantiating the kernel module, turning hardware exception frames into calls of
+ * Rust exports (with the red-zone guard), and the primitive operations Rust imports (MMIO,
+ * interrupt mask, stop, catching a test that panics or traps). It decides nothing: every
+ * report, exit and policy is made in Rust. The fallback printer is for the moments Rust
+ * cannot run (before instantiation, or a fault while Rust is already handling one).
+ */
+#include "kernel.h"
+#include "machine.h"
+
+/* wasm2c names the import module's instance type; nothing in it is needed. */
+struct Z_machine_instance_t { int unused; };
+
+static Z_kernel_instance_t kernel;
+
+/* Saved and restored around exceptions by entry.S when set. Every CPU model this kernel
+ * supports under QEMU has an FPU; the CPU probe may clear it. */
+u8 machine_fpu_present = 1;
+
+/* wasm leaf functions (the precompiled memcpy among them) use up to 128 bytes below the
+ * shadow-stack pointer without moving it; Rust called from an exception must start below. */
+#define RED_ZONE 256u
+
+/* Where the last-resort printer and exit go: the virt board's fixed addresses until Rust
+ * has read bootinfo and said otherwise. */
+static u32 fallback_tty = 0xff008000u;
+static u32 fallback_ctrl = 0xff009000u;
+#define TTY_PUT_CHAR 0x00u
+#define CTRL_CMD 0x04u
+#define CTRL_CMD_PANIC 3u
+
+static inline void reg_write32(u32 addr, u32 v) { *(volatile u32 *)addr = v; }
+
+void machine_fallback_puts(const char *s)
+{
+    for (; *s; s++)
+        reg_write32(fallback_tty + TTY_PUT_CHAR, (u8)*s);
+}
+
+void machine_fallback_hex(u32 v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char buf[11];
+    int i;
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (i = 0; i < 8; i++)
+        buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xf];
+    buf[10] = 0;
+    machine_fallback_puts(buf);
+}
+
+void machine_fallback_exit_failure(void)
+{
+    machine_set_sr(0x2700);
+    reg_write32(fallback_ctrl + CTRL_CMD, CTRL_CMD_PANIC);
+    for (;;)
+        machine_stop();
+}
+
+/* ---- bootinfo --------------------------------------------------------------------------- */
+
+/* QEMU puts the bootinfo list right after the image, 2-byte aligned. */
+static const u8 *bootinfo_start(void) { return (const u8 *)(((u32)_end + 1) & ~1u); }
+#define BOOTINFO_MAX 4096u
+
+/* The one bootinfo fact the machine layer needs before Rust can run: where RAM ends, so that
+ * linear memory is never placed past it. Everything else is parsed (and this re-checked) by
+ * the kernel's bootinfo module. */
+static u32 scan_ram_end(void)
+{
+    const u8 *p = bootinfo_start();
+    const u8 *end = p + BOOTINFO_MAX;
+    while (p + 4 <= end) {
+        u16 tag = (u16)(p[0] << 8 | p[1]);
+        u16 size = (u16)(p[2] << 8 | p[3]);
+        if (tag == 0 || size < 4 || p + size > end)
+            break;
+        if (tag == 0x0005 && size >= 12) { /* MEMCHUNK: u32 addr, u32 size */
+            u32 addr = (u32)p[4] << 24 | (u32)p[5] << 16 | (u32)p[6] << 8 | p[7];
+            u32 len = (u32)p[8] << 24 | (u32)p[9] << 16 | (u32)p[10] << 8 | p[11];
+            return addr + len;
+        }
+        p += size; /* size includes the record's padding, as Linux reads it */
+    }
+    return 0;
+}
+
+/* ---- start ------------------------------------------------------------------------------ */
+
+void machine_start(void)
+{
+    u32 ram_end = scan_ram_end();
+    if (ram_end == 0) {
+        machine_fallback_puts("fatal: no MEMCHUNK record in the bootinfo list\n");
+        machine_fallback_exit_failure();
+    }
+    machine_memory_set_limit(ram_end);
+
+    /* FPCR rounding precision = double: with it every FPU result is rounded to an IEEE double
+     * (and f32 results rounded twice, which is exact for + - * / sqrt), as wasm demands. */
+    if (machine_fpu_present)
+        __asm__ volatile("fmove.l %0,%%fpcr" : : "d"(0x80u));
+
+    Z_kernel_init_module();
+    Z_kernel_instantiate(&kernel, NULL);
+    Z_kernelZ_kernel_main(&kernel);
+
+    machine_fallback_puts("fatal: kernel_main returned\n");
+    machine_fallback_exit_failure();
+}
+
+/* ---- exceptions ------------------------------------------------------------------------- */
+
+/* The first eight bytes of every 68020+ exception frame. m68k GCC aligns 32-bit fields to
+ * 2 bytes, so this layout has no padding. */
+struct frame {
+    u16 sr;
+    u32 pc;
+    u16 format_vector;
+    u8 rest[];
+};
+
+static u32 fatal_depth;
+
+static u32 frame_fault_address(const struct frame *f, u32 format, u32 *valid)
+{
+    const u8 *b = (const u8 *)f;
+    u32 off;
+    switch (format) {
+    case 0x2: /* 6-word: instruction address (trap, chk, divide by zero) */
+    case 0x3: /* 68040 FP post-instruction: effective address */
+    case 0x4: /* 68040 FP unimplemented / 68060 access fault: address */
+        off = 0x08;
+        break;
+    case 0x7: /* 68040 access error: fault address */
+        off = 0x14;
+        break;
+    case 0xa: /* 68030 short bus fault: data cycle fault address */
+    case 0xb: /* 68030 long bus fault */
+        off = 0x10;
+        break;
+    default:
+        *valid = 0;
+        return 0;
+    }
+    *valid = 1;
+    return *(const u32 *)(b + off);
+}
+
+static void exception(struct frame *f, u32 vector, u32 format)
+{
+    u32 has_addr, addr, saved;
+
+    if (fatal_depth++ != 0) {
+        machine_fallback_puts("\nfatal: exception vector ");
+        machine_fallback_hex(vector);
+        machine_fallback_puts(" at pc ");
+        machine_fallback_hex(f->pc);
+        machine_fallback_puts(" while reporting an earlier one\n");
+        machine_fallback_exit_failure();
+    }
+    addr = frame_fault_address(f, format, &has_addr);
+    saved = kernel.w2c___stack_pointer;
+    kernel.w2c___stack_pointer = saved - RED_ZONE;
+    Z_kernelZ_exception_entry(&kernel, vector, f->sr, f->pc, format, addr, has_addr);
+    /* Rust reports and exits; it never resumes an unexpected exception. */
+    machine_fallback_puts("fatal: exception_entry returned\n");
+    machine_fallback_exit_failure();
+}
+
+/* Called by entry.S for every vector, at the IPL the CPU set on entry. */
+void machine_trap(struct frame *f)
+{
+    u32 vector = (f->format_vector & 0x0fffu) >> 2;
+    u32 format = f->format_vector >> 12;
+
+    if (vector >= 25 && vector <= 31) { /* autovectors: interrupt levels 1..7 */
+        u32 saved = kernel.w2c___stack_pointer;
+        kernel.w2c___stack_pointer = saved - RED_ZONE;
+        Z_kernelZ_irq_entry(&kernel, vector - 24);
+        kernel.w2c___stack_pointer = saved;
+        return;
+    }
+    exception(f, vector, format);
+}
+
+/* ---- catching a test that panics or traps ----------------------------------------------- */
+
+static void *catch_buf[5];
+static int catch_active;
+static u32 catch_code;
+static u32 last_trap_pc;
+
+void machine_wasm_trap(u32 code, u32 pc)
+{
+    last_trap_pc = pc;
+    if (catch_active) {
+        catch_code = 2 + code;
+        __builtin_longjmp(catch_buf, 1);
+    }
+    if (fatal_depth++ == 0) {
+        /* A trap can come from a shadow-stack overflow: give Rust a sane stack to report on. */
+        u32 sp = kernel.w2c___stack_pointer;
+        if (sp < 0x10000u || sp > kernel.w2c_memory.size)
+            kernel.w2c___stack_pointer = 0x10000u;
+        else
+            kernel.w2c___stack_pointer = sp - RED_ZONE;
+        Z_kernelZ_trap_entry(&kernel, code, pc);
+    }
+    machine_fallback_puts("\nfatal: wasm trap ");
+    machine_fallback_hex(code);
+    machine_fallback_puts(" at pc ");
+    machine_fallback_hex(pc);
+    machine_fallback_puts(" while reporting an earlier failure\n");
+    machine_fallback_exit_failure();
+}
+
+/* ---- imports: module "machine" ----------------------------------------------------------- */
+
+typedef struct Z_machine_instance_t M;
+
+/* A Rust pointer (a wasm address) turned into a native one, after checking the range. */
+static u8 *linear(u32 addr, u32 len)
+{
+    if ((u64)addr + len > kernel.w2c_memory.size)
+        wasm_rt_trap(WASM_RT_TRAP_OOB);
+    return kernel.w2c_memory.data + addr;
+}
+
+u32 Z_machineZ_mmio_read8(M *m, u32 a) { (void)m; return *(volatile u8 *)a; }
+u32 Z_machineZ_mmio_read16(M *m, u32 a) { (void)m; return *(volatile u16 *)a; }
+u32 Z_machineZ_mmio_read32(M *m, u32 a) { (void)m; return *(volatile u32 *)a; }
+void Z_machineZ_mmio_write8(M *m, u32 a, u32 v) { (void)m; *(volatile u8 *)a = (u8)v; }
+void Z_machineZ_mmio_write16(M *m, u32 a, u32 v) { (void)m; *(volatile u16 *)a = (u16)v; }
+void Z_machineZ_mmio_write32(M *m, u32 a, u32 v) { (void)m; *(volatile u32 *)a = v; }
+
+/* Raise the IPL to 7 and return the previous SR, for irq_restore. */
+u32 Z_machineZ_irq_save(M *m)
+{
+    u32 sr = machine_get_sr();
+    (void)m;
+    machine_set_sr(sr | SR_IPL_MASK);
+    return sr & SR_IPL_MASK;
+}
+
+void Z_machineZ_irq_restore(M *m, u32 ipl)
+{
+    (void)m;
+    machine_set_sr((machine_get_sr() & ~SR_IPL_MASK) | (ipl & SR_IPL_MASK));
+}
+
+void Z_machineZ_idle(M *m) { (void)m; machine_stop(); }
+
+u32 Z_machineZ_linear_base(M *m) { (void)m; return (u32)__linear_memory_base; }
+
+u32 Z_machineZ_ram_end(M *m) { (void)m; return machine_memory_limit(); }
+
+u32 Z_machineZ_bootinfo_read(M *m, u32 dst, u32 len)
+{
+    (void)m;
+    if (len > BOOTINFO_MAX)
+        len = BOOTINFO_MAX;
+    memcpy(linear(dst, len), bootinfo_start(), len);
+    return len;
+}
+
+void Z_machineZ_set_fallback_devices(M *m, u32 tty, u32 ctrl)
+{
+    (void)m;
+    fallback_tty = tty;
+    fallback_ctrl = ctrl;
+}
+
+/* Run test `index` (the kernel's export test_run); return 0 when it returned, 1 when it
+ * called unwind() (a panic), 2 + code when it trapped. The shadow stack, call depth and IPL
+ * are put back as they were; whatever Rust state the test left is the test's problem. */
+u32 Z_machineZ_catch_test(M *m, u32 index)
+{
+    u32 saved_sp = kernel.w2c___stack_pointer;
+    u32 saved_depth = wasm_rt_call_stack_depth;
+    u32 saved_sr = machine_get_sr();
+    (void)m;
+
+    if (catch_active)
+        return 1; /* no nesting: a test that runs tests fails */
+    if (__builtin_setjmp(catch_buf) == 0) {
+        catch_active = 1;
+        Z_kernelZ_test_run(&kernel, index);
+        catch_active = 0;
+        return 0;
+    }
+    catch_active = 0;
+    kernel.w2c___stack_pointer = saved_sp;
+    wasm_rt_call_stack_depth = saved_depth;
+    machine_set_sr(saved_sr);
+    return catch_code;
+}
+
+/* Leave the running test (from the panic handler). Returns only when no test is running. */
+void Z_machineZ_unwind(M *m)
+{
+    (void)m;
+    if (catch_active) {
+        catch_code = 1;
+        __builtin_longjmp(catch_buf, 1);
+    }
+}
+
+u32 Z_machineZ_last_trap_pc(M *m) { (void)m; return last_trap_pc; }
+
+/* Deliberate machine faults for the kernel's fault= option. */
+void Z_machineZ_fault(M *m, u32 kind)
+{
+    (void)m;
+    switch (kind) {
+    case 1:
+        machine_illegal();
+        break;
+    case 2:
+        (void)*(volatile u32 *)0xfe000000u; /* nothing is mapped there on the virt board */
+        break;
+    case 3:
+        machine_divzero();
+        break;
+    default:
+        break;
+    }
+}

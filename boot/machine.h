@@ -1,0 +1,42 @@
+/* boot/machine.h: declarations shared by the machine layer's C files.
+ *
+ * The machine layer is the only native code besides the generated kernel: it provides the
+ * wasm2c runtime and the `machine` imports through which Rust touches hardware.
+ */
+#ifndef BOOT_MACHINE_H
+#define BOOT_MACHINE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+
+/* entry.S */
+u32 machine_get_sr(void);
+void machine_set_sr(u32 sr);
+void machine_stop(void);
+void machine_illegal(void);
+void machine_divzero(void);
+extern u8 machine_fpu_present;
+
+/* linker.ld */
+extern u8 __linear_memory_base[];
+extern u8 _end[];
+extern u8 __stack_top[];
+
+/* runtime.c: what the machine layer needs to know about linear memory and traps. */
+void machine_memory_set_limit(u32 physical_end);
+u32 machine_memory_limit(void);
+
+/* machine.c: last-resort output, usable before Rust runs and when Rust cannot. */
+void machine_fallback_puts(const char *s);
+void machine_fallback_hex(u32 v);
+void machine_fallback_exit_failure(void) __attribute__((noreturn));
+void machine_wasm_trap(u32 code, u32 pc) __attribute__((noreturn));
+
+#define SR_IPL_MASK 0x0700u
+
+#endif

@@ -1,0 +1,227 @@
+//! The kernel command line (QEMU's `-append`): whitespace-separated `key=value` options.
+//!
+//! Owns: the table of accepted options and their parsing. An unknown key, a token without
+//! `=`, or a bad value is an error naming what was accepted; the caller prints it with
+//! [`usage`] and exits with failure. A later occurrence of a key overrides an earlier one.
+
+use core::fmt;
+
+/// Console verbosity, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// Which in-guest tests to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestSelection<'a> {
+    /// Every test except the deliberately failing `fail::` group.
+    All,
+    None,
+    /// Tests whose name contains this text (the `fail::` group included).
+    Matching(&'a str),
+}
+
+/// A deliberate failure, to show (and test) each failure report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A Rust panic.
+    Panic,
+    /// An illegal instruction (vector 4).
+    Illegal,
+    /// A read of an unmapped physical address (access fault, vector 2).
+    BusError,
+    /// An integer divide by zero in machine code (vector 5).
+    DivZero,
+    /// A wasm out-of-bounds memory access (a trap of the compilation route).
+    WasmTrap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options<'a> {
+    pub test: TestSelection<'a>,
+    pub log: Level,
+    pub fault: Option<Fault>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { test: TestSelection::All, log: Level::Info, fault: None }
+    }
+}
+
+/// One accepted option, for parsing and for the usage text.
+pub struct Spec {
+    pub key: &'static str,
+    pub values: &'static str,
+    pub help: &'static str,
+}
+
+pub const SPECS: &[Spec] = &[
+    Spec {
+        key: "test",
+        values: "all | none | <text>",
+        help: "in-guest tests to run: all (default), none, or those whose name contains <text>",
+    },
+    Spec { key: "log", values: "error | warn | info | debug", help: "console verbosity (default info)" },
+    Spec {
+        key: "fault",
+        values: "panic | illegal | buserror | divzero | wasmtrap",
+        help: "cause that failure after the banner, to see its report",
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error<'a> {
+    /// A token without `=`.
+    NotKeyValue(&'a str),
+    UnknownKey(&'a str),
+    BadValue { key: &'static str, value: &'a str, expected: &'static str },
+}
+
+impl fmt::Display for Error<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotKeyValue(t) => write!(f, "'{t}' is not of the form key=value"),
+            Error::UnknownKey(k) => write!(f, "unknown option '{k}'"),
+            Error::BadValue { key, value, expected } => {
+                write!(f, "bad value '{value}' for {key}: expected {expected}")
+            }
+        }
+    }
+}
+
+/// Writes the table of accepted options.
+pub fn usage(out: &mut dyn fmt::Write) -> fmt::Result {
+    writeln!(out, "accepted options (key=value, separated by spaces):")?;
+    for s in SPECS {
+        writeln!(out, "  {}={}\n      {}", s.key, s.values, s.help)?;
+    }
+    Ok(())
+}
+
+fn spec(key: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.key == key)
+}
+
+/// Parses a whole command line.
+pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
+    let mut opts = Options::default();
+    for token in line.split_ascii_whitespace() {
+        let (key, value) = token.split_once('=').ok_or(Error::NotKeyValue(token))?;
+        let spec = spec(key).ok_or(Error::UnknownKey(key))?;
+        let bad = || Error::BadValue { key: spec.key, value, expected: spec.values };
+        match spec.key {
+            "test" => {
+                opts.test = match value {
+                    "" => return Err(bad()),
+                    "all" => TestSelection::All,
+                    "none" => TestSelection::None,
+                    text => TestSelection::Matching(text),
+                }
+            }
+            "log" => {
+                opts.log = match value {
+                    "error" => Level::Error,
+                    "warn" => Level::Warn,
+                    "info" => Level::Info,
+                    "debug" => Level::Debug,
+                    _ => return Err(bad()),
+                }
+            }
+            "fault" => {
+                opts.fault = Some(match value {
+                    "panic" => Fault::Panic,
+                    "illegal" => Fault::Illegal,
+                    "buserror" => Fault::BusError,
+                    "divzero" => Fault::DivZero,
+                    "wasmtrap" => Fault::WasmTrap,
+                    _ => return Err(bad()),
+                })
+            }
+            _ => unreachable!("every key in SPECS has a parser"),
+        }
+    }
+    Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+
+    #[test]
+    fn empty_line_gives_defaults() {
+        assert_eq!(parse(""), Ok(Options::default()));
+        assert_eq!(parse("   \t "), Ok(Options::default()));
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let o = parse("test=codegen log=debug fault=buserror").unwrap();
+        assert_eq!(o.test, TestSelection::Matching("codegen"));
+        assert_eq!(o.log, Level::Debug);
+        assert_eq!(o.fault, Some(Fault::BusError));
+        assert_eq!(parse("test=none").unwrap().test, TestSelection::None);
+        assert_eq!(parse("test=all").unwrap().test, TestSelection::All);
+        for (v, f) in [
+            ("panic", Fault::Panic),
+            ("illegal", Fault::Illegal),
+            ("divzero", Fault::DivZero),
+            ("wasmtrap", Fault::WasmTrap),
+        ] {
+            assert_eq!(parse(&std::format!("fault={v}")).unwrap().fault, Some(f));
+        }
+    }
+
+    #[test]
+    fn later_keys_override() {
+        assert_eq!(parse("log=warn log=error").unwrap().log, Level::Error);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        assert_eq!(parse("test=all bogus=1"), Err(Error::UnknownKey("bogus")));
+        assert_eq!(parse("=x"), Err(Error::UnknownKey("")));
+    }
+
+    #[test]
+    fn token_without_equals_is_an_error() {
+        assert_eq!(parse("quiet"), Err(Error::NotKeyValue("quiet")));
+    }
+
+    #[test]
+    fn bad_values_name_the_accepted_ones() {
+        let e = parse("log=loud").unwrap_err();
+        assert_eq!(
+            e,
+            Error::BadValue { key: "log", value: "loud", expected: "error | warn | info | debug" }
+        );
+        assert!(std::format!("{e}").contains("expected error | warn"));
+        assert!(matches!(parse("fault=melt"), Err(Error::BadValue { key: "fault", .. })));
+        assert!(matches!(parse("test="), Err(Error::BadValue { key: "test", .. })));
+    }
+
+    #[test]
+    fn usage_lists_every_key() {
+        let mut s = String::new();
+        usage(&mut s).unwrap();
+        for spec in SPECS {
+            assert!(s.contains(&std::format!("{}=", spec.key)), "{s}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The console: `print!`/`println!` and leveled logging on the goldfish TTY.
+//!
+//! Output is synchronous (one PUT_CHAR per byte) and takes no lock, so it works from
+//! interrupt handlers, exception reports and the panic handler. Interrupts are masked for the
+//! length of one `print!` so lines from different contexts do not interleave.
+
+use crate::cmdline::Level;
+use crate::machine::{IrqGuard, MachineBus};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use drivers::goldfish_tty::GoldfishTty;
+
+/// The virt board's TTY until bootinfo says where it is.
+static TTY_BASE: AtomicU32 = AtomicU32::new(0xff00_8000);
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+pub fn set_tty_base(base: u32) {
+    TTY_BASE.store(base, Ordering::Relaxed);
+}
+
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    let _masked = IrqGuard::new();
+    // SAFETY: TTY_BASE holds the board's TTY base or the one bootinfo reported.
+    let mut tty = unsafe { GoldfishTty::new(MachineBus, TTY_BASE.load(Ordering::Relaxed)) };
+    let _ = tty.write_fmt(args);
+}
+
+#[doc(hidden)]
+pub fn _log(level: Level, args: fmt::Arguments) {
+    if enabled(level) {
+        _print(format_args!("{}: {}\n", level.name(), args));
+    }
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[macro_export]
+macro_rules! log_error {
+    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Error, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! log_warn {
+    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Warn, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! log_info {
+    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Info, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! log_debug {
+    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Debug, format_args!($($arg)*)) };
+}

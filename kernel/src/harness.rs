@@ -1,0 +1,196 @@
+//! The in-guest test harness.
+//!
+//! Tests are registered in `tests.rs`, selected by the `test=` option, and run one by one.
+//! Each prints `test NAME ... ok`, `... FAILED: <why>` or `... skipped: <why>`; the run ends
+//! with `N passed, N failed` (`, N skipped` when some were). A test that panics or traps is
+//! caught by the machine layer and reported as failed by name; the run goes on.
+
+use crate::cmdline::TestSelection;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+
+/// Why a test did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Failed(String),
+    /// The test does not apply here (said why); counted apart, never as a pass.
+    Skipped(String),
+}
+
+pub type TestResult = Result<(), Failure>;
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: Box<dyn Fn() -> TestResult + Send + Sync>,
+}
+
+impl Test {
+    pub fn new(name: &'static str, run: fn() -> TestResult) -> Self {
+        Test { name, run: Box::new(run) }
+    }
+}
+
+/// The group whose tests fail on purpose (to prove failures are seen); never part of `all`.
+pub const DELIBERATE_FAILURES: &str = "fail::";
+
+pub fn is_selected(selection: TestSelection, name: &str) -> bool {
+    match selection {
+        TestSelection::All => !name.starts_with(DELIBERATE_FAILURES),
+        TestSelection::None => false,
+        TestSelection::Matching(text) => name.contains(text),
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+}
+
+impl Summary {
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
+        if self.skipped > 0 {
+            write!(f, ", {} skipped", self.skipped)?;
+        }
+        Ok(())
+    }
+}
+
+/// Returns early from a test with a failure when `cond` is false.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err($crate::harness::Failure::Failed(alloc::format!($($arg)+)));
+        }
+    };
+}
+
+/// Returns early from a test when the two values differ, showing both.
+#[macro_export]
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {{
+        let (l, r) = (&$left, &$right);
+        if l != r {
+            return Err($crate::harness::Failure::Failed(alloc::format!(
+                "{} != {}: {:?} vs {:?}",
+                stringify!($left),
+                stringify!($right),
+                l,
+                r
+            )));
+        }
+    }};
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use runner::{run, running_test};
+
+#[cfg(target_arch = "wasm32")]
+mod runner {
+    use super::*;
+    use crate::machine::{self, Caught};
+    use crate::{print, println};
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    const NOT_RUNNING: u32 = u32::MAX;
+    static RUNNING: AtomicU32 = AtomicU32::new(NOT_RUNNING);
+    static REGISTRY: spin::Once<Vec<Test>> = spin::Once::new();
+    static OUTCOME: spin::Mutex<Option<TestResult>> = spin::Mutex::new(None);
+
+    fn registry() -> &'static [Test] {
+        REGISTRY.call_once(crate::tests::all)
+    }
+
+    /// The name of the test running now, if any (for the panic and exception reports).
+    pub fn running_test() -> Option<&'static str> {
+        let index = RUNNING.load(Ordering::Relaxed);
+        REGISTRY.get()?.get(index as usize).map(|t| t.name)
+    }
+
+    /// Called by the machine layer inside `catch`: runs one test, leaves its result.
+    #[no_mangle]
+    pub extern "C" fn test_run(index: u32) {
+        let result = (registry()[index as usize].run)();
+        *OUTCOME.lock() = Some(result);
+    }
+
+    /// Runs the selected tests and prints one line each, then the summary line.
+    pub fn run(selection: TestSelection) -> Summary {
+        let mut summary = Summary::default();
+        for (index, test) in registry().iter().enumerate() {
+            if !is_selected(selection, test.name) {
+                continue;
+            }
+            print!("test {} ... ", test.name);
+            *OUTCOME.lock() = None;
+            RUNNING.store(index as u32, Ordering::Relaxed);
+            let caught = machine::catch(index as u32);
+            RUNNING.store(NOT_RUNNING, Ordering::Relaxed);
+            // A test that panicked or trapped never reached test_run's store, so OUTCOME is
+            // unlocked and empty here.
+            let outcome = OUTCOME.lock().take();
+            match (caught, outcome) {
+                (Caught::Returned, Some(Ok(()))) => {
+                    summary.passed += 1;
+                    println!("ok");
+                }
+                (Caught::Returned, Some(Err(Failure::Failed(why)))) => {
+                    summary.failed += 1;
+                    println!("FAILED: {why}");
+                }
+                (Caught::Returned, Some(Err(Failure::Skipped(why)))) => {
+                    summary.skipped += 1;
+                    println!("skipped: {why}");
+                }
+                (Caught::Returned, None) => {
+                    summary.failed += 1;
+                    println!("FAILED: the test left no result");
+                }
+                // The panic handler already finished the line with the panic message.
+                (Caught::Panicked, _) => summary.failed += 1,
+                (Caught::Trapped { code, pc }, _) => {
+                    summary.failed += 1;
+                    println!("FAILED: wasm trap: {} pc={pc:#010x}", crate::fatal::trap_name(code));
+                }
+            }
+        }
+        println!("{summary}");
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection() {
+        assert!(is_selected(TestSelection::All, "codegen::u32_arith"));
+        assert!(!is_selected(TestSelection::All, "fail::panic"));
+        assert!(!is_selected(TestSelection::None, "codegen::u32_arith"));
+        assert!(is_selected(TestSelection::Matching("u32"), "codegen::u32_arith"));
+        assert!(is_selected(TestSelection::Matching("fail::"), "fail::panic"));
+        assert!(!is_selected(TestSelection::Matching("boot"), "codegen::u32_arith"));
+    }
+
+    #[test]
+    fn summary_line() {
+        let s = Summary { passed: 3, failed: 0, skipped: 0 };
+        assert_eq!(std::format!("{s}"), "3 passed, 0 failed");
+        assert!(s.all_passed());
+        let s = Summary { passed: 1, failed: 2, skipped: 4 };
+        assert_eq!(std::format!("{s}"), "1 passed, 2 failed, 4 skipped");
+        assert!(!s.all_passed());
+    }
+}

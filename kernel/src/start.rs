@@ -1,0 +1,194 @@
+//! Boot: from the machine layer's call of `kernel_main` to the end of the run.
+//!
+//! Order matters: bootinfo is read before anything grows over it; the console is moved to the
+//! bootinfo TTY before the first real output; linear memory is grown to the end of RAM before
+//! the heap is laid over it; options are parsed after that (errors print with the heap up).
+
+use crate::bootinfo::{self, BootInfo};
+use crate::cmdline::{self, Fault, Options, TestSelection};
+use crate::machine::{self, MachineFault};
+use crate::{console, fatal, harness, heap};
+use core::cell::UnsafeCell;
+
+const WASM_PAGE: u32 = 65536;
+
+/// The copy of the bootinfo list that BOOT_INFO borrows from.
+struct BootInfoBuffer(UnsafeCell<[u8; 4096]>);
+// SAFETY: written once by kernel_main before anything else runs, read-only afterwards.
+unsafe impl Sync for BootInfoBuffer {}
+static BOOTINFO_BYTES: BootInfoBuffer = BootInfoBuffer(UnsafeCell::new([0; 4096]));
+static BOOT_INFO: spin::Once<BootInfo<'static>> = spin::Once::new();
+
+/// What bootinfo said (available once boot has parsed it).
+pub fn boot_info() -> &'static BootInfo<'static> {
+    BOOT_INFO.get().expect("bootinfo is parsed before anything asks for it")
+}
+
+fn read_bootinfo() -> &'static BootInfo<'static> {
+    // SAFETY: only this function, called once at boot, writes the buffer; the shared slice
+    // taken afterwards is never written again.
+    let bytes: &'static [u8] = unsafe {
+        let buf = &mut *BOOTINFO_BYTES.0.get();
+        let len = machine::read_bootinfo(buf);
+        &buf[..len]
+    };
+    let info = match bootinfo::parse(bytes) {
+        Ok(info) => info,
+        Err(e) => {
+            println!("fatal: malformed bootinfo list: {e}");
+            fatal::exit(false);
+        }
+    };
+    if let Err(missing) = info.require_virt() {
+        println!("fatal: unusable bootinfo: {missing}");
+        fatal::exit(false);
+    }
+    BOOT_INFO.call_once(|| info)
+}
+
+/// Grows linear memory to the end of the RAM chunk it starts in, then gives the part above
+/// Rust's data and stack to the heap.
+fn setup_memory(info: &BootInfo) {
+    extern "C" {
+        static __heap_base: u8;
+    }
+    let base = machine::linear_memory_base();
+    let Some(end) = info.chunk_containing(base).and_then(|c| c.end()) else {
+        println!("fatal: no RAM at the linear memory base {base:#x}; give QEMU more memory (-m)");
+        fatal::exit(false);
+    };
+    if end != machine::machine_ram_end() {
+        println!(
+            "fatal: RAM end disagrees: bootinfo says {end:#x}, the machine layer {:#x}",
+            machine::machine_ram_end()
+        );
+        fatal::exit(false);
+    }
+    let want_pages = ((end - base) / WASM_PAGE) as usize;
+    let have_pages = core::arch::wasm32::memory_size(0);
+    if want_pages > have_pages && core::arch::wasm32::memory_grow(0, want_pages - have_pages) == usize::MAX {
+        println!("fatal: linear memory could not grow to {want_pages} pages");
+        fatal::exit(false);
+    }
+    // __heap_base is the linker's first address past Rust's data and stack.
+    let start = core::ptr::addr_of!(__heap_base) as usize;
+    let top = core::arch::wasm32::memory_size(0) * WASM_PAGE as usize;
+    // SAFETY: [start, top) is linear memory nothing else uses, and this runs once.
+    unsafe { heap::init(start as *mut u8, top - start) };
+}
+
+fn banner(info: &BootInfo, opts: &Options) {
+    println!("m68k virt kernel {} (Rust via wasm32v1-none + wasm2c)", env!("CARGO_PKG_VERSION"));
+    match info.qemu_version {
+        Some(v) => print!("qemu {v}"),
+        None => print!("qemu version not reported"),
+    }
+    println!(", machine type {}", info.machine_type.unwrap_or(0));
+    println!(
+        "cpu (bootinfo) {}, fpu {}, mmu {}",
+        bootinfo::cpu_name(info.cpu_type.unwrap_or(0)),
+        bootinfo::cpu_name(info.fpu_type.unwrap_or(0)),
+        bootinfo::cpu_name(info.mmu_type.unwrap_or(0))
+    );
+    for c in info.mem_chunks.as_slice() {
+        println!("ram {:#010x}-{:#010x} ({} MiB)", c.addr, c.addr as u64 + c.size as u64, c.size >> 20);
+    }
+    if let Some(r) = info.ramdisk {
+        println!("ramdisk {:#010x} ({} bytes)", r.addr, r.size);
+    }
+    let (heap_start, heap_size) = heap::region();
+    let base = machine::linear_memory_base();
+    println!(
+        "linear memory at {base:#010x}, {} MiB; heap {:#010x}-{:#010x} ({} MiB)",
+        (core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) >> 20,
+        base as usize + heap_start,
+        base as usize + heap_start + heap_size,
+        heap_size >> 20
+    );
+    let devices = [
+        ("pic", info.pic, " (6 PICs, 0x1000 apart)"),
+        ("rtc", info.rtc, " (2 RTCs, 0x1000 apart)"),
+        ("tty", info.tty, ""),
+        ("ctrl", info.ctrl, ""),
+        ("virtio", info.virtio, " (128 slots, 0x200 apart)"),
+    ];
+    for (name, dev, note) in devices {
+        if let Some(d) = dev {
+            println!("device {name:<6} base {:#010x} irq {}{note}", d.base, d.irq);
+        }
+    }
+    println!("command line \"{}\"", info.command_line.unwrap_or(""));
+    if let Some(seed) = info.rng_seed {
+        println!("rng seed {} bytes", seed.len());
+    }
+    for u in info.unknown.as_slice() {
+        print!("unknown bootinfo record {:#06x}, {} bytes:", u.tag, u.payload.len());
+        for b in u.payload.iter().take(16) {
+            print!(" {b:02x}");
+        }
+        println!();
+    }
+    if info.unknown_dropped > 0 {
+        println!("unknown bootinfo records not shown: {}", info.unknown_dropped);
+    }
+    log_info!("log level {}", opts.log.name());
+}
+
+fn cause(fault: Fault) {
+    println!("fault={fault:?} requested: failing on purpose");
+    match fault {
+        Fault::Panic => panic!("deliberate panic (fault=panic)"),
+        Fault::Illegal => machine::cause_fault(MachineFault::IllegalInstruction),
+        Fault::BusError => machine::cause_fault(MachineFault::BusError),
+        Fault::DivZero => machine::cause_fault(MachineFault::DivideByZero),
+        Fault::WasmTrap => {
+            // SAFETY: deliberately out of bounds: the wasm bounds check traps first.
+            let _ = unsafe { core::ptr::read_volatile(0xffff_fff0usize as *const u32) };
+        }
+    }
+    println!("fatal: fault={fault:?} did not fault");
+    fatal::exit(false);
+}
+
+#[no_mangle]
+pub extern "C" fn kernel_main() {
+    let info = read_bootinfo();
+    let tty = info.tty.unwrap().base;
+    let ctrl = info.ctrl.unwrap().base;
+    console::set_tty_base(tty);
+    fatal::set_ctrl_base(ctrl);
+    machine::set_fallback(tty, ctrl);
+    setup_memory(info);
+
+    let opts = match cmdline::parse(info.command_line.unwrap_or("")) {
+        Ok(opts) => opts,
+        Err(e) => {
+            println!("fatal: kernel command line: {e}");
+            let mut usage = alloc::string::String::new();
+            let _ = cmdline::usage(&mut usage);
+            print!("{usage}");
+            fatal::exit(false);
+        }
+    };
+    console::set_level(opts.log);
+    banner(info, &opts);
+
+    if let Some(fault) = opts.fault {
+        cause(fault);
+    }
+    if opts.test == TestSelection::None {
+        println!("no tests requested (test=none)");
+        fatal::exit(true);
+    }
+    let summary = harness::run(opts.test);
+    fatal::exit(summary.all_passed());
+}
+
+/// Interrupt entry from the machine layer. No device interrupt is enabled yet (the PIC
+/// driver comes with the interrupt work), so any interrupt here is unexpected: report it
+/// and stop rather than loop on a level-triggered line nobody clears.
+#[no_mangle]
+pub extern "C" fn irq_entry(level: u32) {
+    println!("\nfatal: unexpected interrupt at level {level}: no handler is registered yet");
+    fatal::exit(false);
+}

@@ -1,0 +1,386 @@
+//! `cargo xtask`: builds the m68k virt kernel, boots it under QEMU, and runs its tests.
+//!
+//! Everything strange about the compilation route (wasm, wasm2c, the memory rewrite, GCC and
+//! ld for the m68k) is kept here and in boot/; the kernel and drivers are ordinary Rust.
+
+mod deps;
+mod pipeline;
+mod qemu;
+mod rewrite;
+
+use deps::Need;
+use pipeline::Paths;
+use qemu::{Disk, Outcome, Qemu};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+pub type Result<T> = std::result::Result<T, String>;
+
+pub fn fail<T>(msg: String) -> Result<T> {
+    Err(msg)
+}
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build                     build target/m68k/kernel.elf
+  run [options]             build, boot with the default configuration (banner, self tests)
+  test [FILTER] [options]   host unit tests, then the in-guest suite on -cpu m68040 and
+                            -cpu m68030, then the deliberate-failure checks; with FILTER,
+                            only tests whose name contains it
+  qemu [options] -- ARGS    build and boot with extra QEMU arguments
+  gdb [options]             boot stopped under QEMU's gdb stub and attach gdb-multiarch
+
+options (run, qemu, gdb; --cpu and --timeout also for test):
+  --cpu MODEL        m68040 (default) or m68030
+  --mem SIZE         guest RAM, QEMU syntax (default 128M)
+  --append \"...\"     kernel command line (default: test=all; see README for the options)
+  --disk FILE[,ro]   attach FILE as a virtio-blk disk (repeatable; slots 0, 1, ...)
+  --timeout SECS     wall-clock limit for one QEMU run (default 300)
+  --singlestep       one guest instruction per translated block (interrupts anywhere)
+";
+
+struct Options {
+    qemu: Qemu,
+    cpu_given: bool,
+    filter: Option<String>,
+    passthrough: Vec<String>,
+}
+
+fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
+    let mut o = Options { qemu: Qemu::default(), cpu_given: false, filter: None, passthrough: Vec::new() };
+    o.qemu.append = "test=all".into();
+    let mut i = 0;
+    let value = |i: usize, name: &str| -> Result<String> {
+        args.get(i + 1).cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--cpu" => {
+                let cpu = value(i, "--cpu")?;
+                if !["m68030", "m68040", "m68060"].contains(&cpu.as_str()) {
+                    return fail(format!("--cpu: unknown model '{cpu}' (m68030, m68040, m68060)"));
+                }
+                o.qemu.cpu = cpu;
+                o.cpu_given = true;
+                i += 2;
+            }
+            "--mem" => {
+                o.qemu.mem = value(i, "--mem")?;
+                i += 2;
+            }
+            "--append" => {
+                o.qemu.append = value(i, "--append")?;
+                i += 2;
+            }
+            "--disk" => {
+                o.qemu.disks.push(Disk::parse(&value(i, "--disk")?)?);
+                i += 2;
+            }
+            "--timeout" => {
+                let v = value(i, "--timeout")?;
+                let secs: u64 = v.parse().map_err(|_| format!("--timeout: '{v}' is not a number of seconds"))?;
+                o.qemu.timeout = Duration::from_secs(secs.max(1));
+                i += 2;
+            }
+            "--singlestep" => {
+                o.qemu.singlestep = true;
+                i += 1;
+            }
+            "--" => {
+                o.passthrough = args[i + 1..].to_vec();
+                break;
+            }
+            a if allow_filter && !a.starts_with('-') && o.filter.is_none() => {
+                o.filter = Some(a.to_string());
+                i += 1;
+            }
+            a => return fail(format!("unknown option '{a}'\n\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => cmd_build(&args[1..]),
+        Some("run") => cmd_run(&args[1..], false),
+        Some("qemu") => cmd_run(&args[1..], true),
+        Some("test") => cmd_test(&args[1..]),
+        Some("gdb") => cmd_gdb(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(true)
+        }
+        Some(other) => fail(format!("unknown command '{other}'\n\n{USAGE}")),
+        None => fail(USAGE.to_string()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build() -> Result<std::path::PathBuf> {
+    deps::ensure(&[Need::Build])?;
+    let started = Instant::now();
+    let elf = pipeline::build(&Paths::new())?;
+    eprintln!("xtask: {} ready ({:.1} s)", elf.display(), started.elapsed().as_secs_f64());
+    Ok(elf)
+}
+
+fn cmd_build(args: &[String]) -> Result<bool> {
+    if let Some(a) = args.first() {
+        return fail(format!("build takes no arguments, got '{a}'"));
+    }
+    build().map(|_| true)
+}
+
+fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
+    let mut o = parse_options(args, false)?;
+    if !o.passthrough.is_empty() && !passthrough {
+        return fail("extra QEMU arguments go with `cargo xtask qemu -- ARGS`".to_string());
+    }
+    o.qemu.extra = o.passthrough.clone();
+    deps::ensure(&[Need::Build, Need::Run])?;
+    let elf = build()?;
+    eprintln!("xtask: qemu-system-m68k {}", o.qemu.args(&elf).join(" "));
+    let out = o.qemu.run(&elf, true)?;
+    Ok(report_run("run", &elf, &o.qemu, &out))
+}
+
+/// Explains how a run ended; true when QEMU exited 0.
+fn report_run(label: &str, elf: &Path, q: &Qemu, out: &Outcome) -> bool {
+    if out.status == Some(0) {
+        eprintln!("xtask: {label}: kernel halted, QEMU exited 0");
+        return true;
+    }
+    explain_failure(label, elf, q, out, None);
+    false
+}
+
+fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option<&str>) {
+    let paths = Paths::new();
+    let log_dir = paths.out.join("logs");
+    let _ = std::fs::create_dir_all(&log_dir);
+    let log = log_dir.join(format!("{}.log", label.replace([' ', '/', '='], "_")));
+    let _ = std::fs::write(&log, &out.console);
+    eprintln!("\nxtask: {label}: FAILED");
+    if out.timed_out {
+        eprintln!("  QEMU did not finish within {} s and was killed", q.timeout.as_secs());
+    } else {
+        match out.status {
+            Some(code) => eprintln!("  QEMU exited with status {code}"),
+            None => eprintln!("  QEMU was killed by a signal"),
+        }
+    }
+    if let Some(why) = why {
+        eprintln!("  {why}");
+    }
+    if let Some(test) = qemu::unfinished_test(&out.console) {
+        eprintln!("  test running at the end: {test}");
+    }
+    for line in symbolize_reports(elf, &out.console) {
+        eprintln!("  {line}");
+    }
+    let tail: Vec<&str> = out.console.lines().rev().take(40).collect();
+    eprintln!("  console (last {} lines; all of it in {}):", tail.len(), log.display());
+    for l in tail.iter().rev() {
+        eprintln!("  | {l}");
+    }
+}
+
+/// Turns every `pc=0x...` in failure reports into the function that holds it.
+fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in console.lines().filter(|l| l.starts_with("fatal") || l.contains("FAILED")) {
+        let Some(pos) = line.find("pc=0x") else { continue };
+        let hex: String = line[pos + 5..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        let Ok(o) = Command::new("m68k-linux-gnu-addr2line").arg("-f").arg("-e").arg(elf).arg(format!("0x{hex}")).output()
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut lines = text.lines();
+        let func = lines.next().unwrap_or("?").trim_start_matches("w2c_").to_string();
+        let place = lines.next().unwrap_or("?");
+        let func = demangle(&func);
+        out.push(format!("pc 0x{hex} is in {func} ({place})"));
+    }
+    out
+}
+
+fn demangle(symbol: &str) -> String {
+    Command::new("m68k-linux-gnu-c++filt")
+        .arg(symbol)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| symbol.to_string())
+}
+
+/// One deliberate failure: boot with `append`, expect exit 1 and every `expect` text.
+struct FaultCheck {
+    name: &'static str,
+    cpu: &'static str,
+    append: &'static str,
+    expect: &'static [&'static str],
+}
+
+const FAULT_CHECKS: &[FaultCheck] = &[
+    FaultCheck { name: "fault=panic", cpu: "m68040", append: "test=none fault=panic", expect: &["kernel panic: deliberate panic (fault=panic) at kernel/src/start.rs:"] },
+    FaultCheck { name: "fault=illegal", cpu: "m68040", append: "test=none fault=illegal", expect: &["fatal exception: vector 4 (illegal instruction) pc=0x"] },
+    FaultCheck {
+        name: "fault=buserror (68040)",
+        cpu: "m68040",
+        append: "test=none fault=buserror",
+        expect: &["fatal exception: vector 2 (access fault (bus error))", "format=0x7 fault-address=0xfe000000"],
+    },
+    FaultCheck {
+        name: "fault=buserror (68030)",
+        cpu: "m68030",
+        append: "test=none fault=buserror",
+        expect: &["fatal exception: vector 2 (access fault (bus error))", "fault-address=0xfe000000"],
+    },
+    FaultCheck { name: "fault=divzero", cpu: "m68040", append: "test=none fault=divzero", expect: &["fatal exception: vector 5 (integer divide by zero)"] },
+    FaultCheck { name: "fault=wasmtrap", cpu: "m68040", append: "test=none fault=wasmtrap", expect: &["fatal wasm trap: out of bounds memory access pc=0x"] },
+    FaultCheck {
+        name: "bad option",
+        cpu: "m68040",
+        append: "test=all bogus=1",
+        expect: &["fatal: kernel command line: unknown option 'bogus'", "accepted options", "fault=panic | illegal"],
+    },
+    FaultCheck { name: "bad value", cpu: "m68040", append: "log=loud", expect: &["bad value 'loud' for log: expected error | warn | info | debug"] },
+    FaultCheck {
+        name: "failing tests are reported",
+        cpu: "m68040",
+        append: "test=fail::",
+        expect: &[
+            "test fail::assertion ... FAILED: deliberate: 1 + 1 is not 3",
+            "test fail::panic ... FAILED: panicked at kernel/src/tests.rs:",
+            "test fail::wasm_trap ... FAILED: wasm trap: out of bounds memory access",
+            "0 passed, 3 failed",
+        ],
+    },
+];
+
+fn cmd_test(args: &[String]) -> Result<bool> {
+    let o = parse_options(args, true)?;
+    if o.qemu.append != "test=all" || !o.qemu.disks.is_empty() || !o.passthrough.is_empty() {
+        return fail("test takes FILTER, --cpu, --timeout and --singlestep only".to_string());
+    }
+    deps::ensure(&[Need::Build, Need::Run])?;
+    let paths = Paths::new();
+    let mut passed = 0u32;
+    let mut failed = Vec::<String>::new();
+
+    // 1. host unit tests
+    eprintln!("xtask: host unit tests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut host = Command::new(cargo);
+    host.args(["test", "--workspace"]).current_dir(&paths.root);
+    if let Some(f) = &o.filter {
+        host.args(["--", f.as_str()]);
+    }
+    match host.status() {
+        Ok(s) if s.success() => passed += 1,
+        _ => failed.push("host unit tests".into()),
+    }
+
+    // 2. in-guest suite on each CPU model
+    let elf = build()?;
+    let selection = o.filter.clone().map_or("test=all".to_string(), |f| format!("test={f}"));
+    let cpus: Vec<String> =
+        if o.cpu_given { vec![o.qemu.cpu.clone()] } else { vec!["m68040".into(), "m68030".into()] };
+    for cpu in &cpus {
+        let label = format!("guest suite {cpu}");
+        let q = Qemu { cpu: cpu.clone(), append: selection.clone(), ..o.qemu.clone() };
+        eprintln!("\nxtask: {label}: qemu-system-m68k {}", q.args(&elf).join(" "));
+        let out = q.run(&elf, true)?;
+        let summary = qemu::last_summary(&out.console);
+        let verdict = match (out.status, summary) {
+            (Some(0), Some(s)) if s.failed == 0 && s.passed > 0 => None,
+            (Some(0), Some(s)) if s.failed == 0 => Some("no test ran (does the filter match any test?)".to_string()),
+            (_, None) => Some("no closing 'N passed, N failed' line".to_string()),
+            (_, Some(s)) => Some(format!("{} of {} tests failed", s.failed, s.passed + s.failed)),
+        };
+        match verdict {
+            None => {
+                passed += 1;
+                eprintln!("xtask: {label}: ok");
+            }
+            Some(why) => {
+                explain_failure(&label, &elf, &q, &out, Some(&why));
+                failed.push(label);
+            }
+        }
+    }
+
+    // 3. deliberate failures must fail, loudly and correctly (whole runs only)
+    if o.filter.is_none() {
+        eprintln!("\nxtask: deliberate-failure checks (each must make QEMU exit 1 with its report)");
+        for check in FAULT_CHECKS {
+            let q = Qemu {
+                cpu: check.cpu.into(),
+                append: check.append.into(),
+                timeout: Duration::from_secs(120),
+                ..Qemu::default()
+            };
+            let out = q.run(&elf, false)?;
+            let missing: Vec<&&str> = check.expect.iter().filter(|e| !out.console.contains(**e)).collect();
+            let why = if out.status != Some(1) {
+                Some(format!("expected QEMU exit status 1, got {:?}", out.status))
+            } else if !missing.is_empty() {
+                Some(format!("report lacks {missing:?}"))
+            } else {
+                None
+            };
+            match why {
+                None => {
+                    passed += 1;
+                    eprintln!("xtask: check {} ... ok", check.name);
+                }
+                Some(why) => {
+                    let label = format!("check {}", check.name);
+                    explain_failure(&label, &elf, &q, &out, Some(&why));
+                    failed.push(label);
+                }
+            }
+        }
+    }
+
+    for f in &failed {
+        eprintln!("xtask: FAILED: {f}");
+    }
+    println!("xtask: {} passed, {} failed", passed, failed.len());
+    Ok(failed.is_empty())
+}
+
+fn cmd_gdb(args: &[String]) -> Result<bool> {
+    let o = parse_options(args, false)?;
+    deps::ensure(&[Need::Build, Need::Run, Need::Gdb])?;
+    let elf = build()?;
+    let mut q = o.qemu.clone();
+    q.extra.extend(["-s".to_string(), "-S".to_string()]);
+    let mut qemu = Command::new("qemu-system-m68k")
+        .args(q.args(&elf))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-m68k: {e}"))?;
+    eprintln!("xtask: QEMU waits for gdb on localhost:1234; quitting gdb stops QEMU");
+    let status = Command::new("gdb-multiarch")
+        .arg(&elf)
+        .args(["-ex", "set architecture m68k:68040", "-ex", "target remote localhost:1234"])
+        .status();
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    status.map(|s| s.success()).map_err(|e| format!("cannot run gdb-multiarch: {e}"))
+}

@@ -1,0 +1,87 @@
+/* Linear memory in natural byte order (inserted by the xtask in place of wasm2c's
+ * big-endian model, which stores memory byte-reversed so that loads are native).
+ *
+ * Wasm address p lives at mem->data + p, which the machine layer places at physical
+ * LINEAR_MEMORY_BASE + p: a device doing DMA sees each byte where Rust put it. Wasm values
+ * are little-endian, so multi-byte loads and stores swap on this big-endian CPU; bytes do not.
+ *
+ * Bounds: every access is checked (the only wall between Rust and kernel memory). Memory is
+ * under 4 GiB, so the check is "no carry out of the 32-bit address, and addr <= size - n",
+ * cheaper on the m68k than wasm2c's 64-bit comparison.
+ */
+static inline u16 w2k_swap16(u16 v) { return (u16)((v << 8) | (v >> 8)); }
+
+/* Two 32-bit rotates: GCC's own bswap (ror.w, swap, ror.w) is slow under QEMU. */
+static inline u32 w2k_swap32(u32 v)
+{
+  u32 r8 = (v >> 8) | (v << 24);
+  u32 l8 = (v << 8) | (v >> 24);
+  return (r8 & 0xff00ff00u) | (l8 & 0x00ff00ffu);
+}
+
+static inline u64 w2k_swap64(u64 v)
+{
+  return ((u64)w2k_swap32((u32)v) << 32) | w2k_swap32((u32)(v >> 32));
+}
+
+static inline f32 w2k_swapf32(f32 v)
+{
+  u32 b;
+  memcpy(&b, &v, 4);
+  b = w2k_swap32(b);
+  memcpy(&v, &b, 4);
+  return v;
+}
+
+static inline f64 w2k_swapf64(f64 v)
+{
+  u64 b;
+  memcpy(&b, &v, 8);
+  b = w2k_swap64(b);
+  memcpy(&v, &b, 8);
+  return v;
+}
+
+#define W2K_LE(x)                            \
+  _Generic((x),                              \
+      u8: (x),                               \
+      s8: (x),                               \
+      u16: w2k_swap16((u16)(x)),             \
+      s16: (s16)w2k_swap16((u16)(x)),        \
+      u32: w2k_swap32((u32)(x)),             \
+      s32: (s32)w2k_swap32((u32)(x)),        \
+      u64: w2k_swap64((u64)(x)),             \
+      s64: (s64)w2k_swap64((u64)(x)),        \
+      f32: w2k_swapf32((f32)(x)),            \
+      f64: w2k_swapf64((f64)(x)))
+
+#define W2K_IN_BOUNDS(mem, addr, n) \
+  LIKELY(((u32)((addr) >> 32)) == 0 && (u32)(addr) <= (mem)->size - (u32)(n))
+
+static inline void load_data(void* dest, const void* src, size_t n) {
+  memcpy(dest, src, n);
+}
+#define LOAD_DATA(m, o, i, s)      \
+  do {                             \
+    RANGE_CHECK((&m), o, s);       \
+    load_data(&(m.data[o]), i, s); \
+  } while (0)
+
+#define DEFINE_LOAD(name, t1, t2, t3)                                \
+  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {          \
+    t1 result;                                                       \
+    if (!W2K_IN_BOUNDS(mem, addr, sizeof(t1)))                       \
+      TRAP(OOB);                                                     \
+    wasm_rt_memcpy(&result, &mem->data[(u32)addr], sizeof(t1));      \
+    result = W2K_LE(result);                                         \
+    return (t3)(t2)result;                                           \
+  }
+
+#define DEFINE_STORE(name, t1, t2)                                     \
+  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) { \
+    t1 wrapped = (t1)value;                                            \
+    if (!W2K_IN_BOUNDS(mem, addr, sizeof(t1)))                         \
+      TRAP(OOB);                                                       \
+    wrapped = W2K_LE(wrapped);                                         \
+    wasm_rt_memcpy(&mem->data[(u32)addr], &wrapped, sizeof(t1));       \
+  }
