@@ -58,6 +58,19 @@ pub struct Options<'a> {
     pub fault: Option<Fault>,
 }
 
+impl Fault {
+    /// The option value that selects this fault.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Panic => "panic",
+            Fault::Illegal => "illegal",
+            Fault::BusError => "buserror",
+            Fault::DivZero => "divzero",
+            Fault::WasmTrap => "wasmtrap",
+        }
+    }
+}
+
 impl Default for Options<'_> {
     fn default() -> Self {
         Options { test: TestSelection::All, log: Level::Info, fault: None }
