@@ -86,7 +86,10 @@ pub struct List<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> Default for List<T, N> {
     fn default() -> Self {
-        Self { items: [T::default(); N], len: 0 }
+        Self {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 }
 
@@ -138,7 +141,12 @@ pub enum Error {
     /// A record claims more bytes than the list has.
     SizeTooLarge { offset: usize, tag: u16, size: u16 },
     /// A known record whose payload is too short for its fields.
-    PayloadTooShort { offset: usize, tag: u16, size: u16, needed: usize },
+    PayloadTooShort {
+        offset: usize,
+        tag: u16,
+        size: u16,
+        needed: usize,
+    },
     /// A record that may appear once appeared again.
     Duplicate { offset: usize, tag: u16 },
     /// More MEMCHUNK records than MAX_MEM_CHUNKS.
@@ -232,7 +240,12 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
         let payload = &buf[offset + 4..offset + usize::from(size)];
         let need = |needed: usize| {
             if payload.len() < needed {
-                Err(Error::PayloadTooShort { offset, tag, size, needed })
+                Err(Error::PayloadTooShort {
+                    offset,
+                    tag,
+                    size,
+                    needed,
+                })
             } else {
                 Ok(())
             }
@@ -256,7 +269,10 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
             }
             tag::MEMCHUNK | tag::RAMDISK => {
                 need(8)?;
-                let chunk = MemChunk { addr: be32(payload, 0), size: be32(payload, 4) };
+                let chunk = MemChunk {
+                    addr: be32(payload, 0),
+                    size: be32(payload, 4),
+                };
                 if chunk.end().is_none() {
                     return Err(Error::Wraps { offset, tag });
                 }
@@ -271,8 +287,8 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
                     .iter()
                     .position(|&b| b == 0)
                     .ok_or(Error::UnterminatedString { offset })?;
-                let text = core::str::from_utf8(&payload[..nul])
-                    .map_err(|_| Error::NotUtf8 { offset })?;
+                let text =
+                    core::str::from_utf8(&payload[..nul]).map_err(|_| Error::NotUtf8 { offset })?;
                 set_once(&mut info.command_line, text, offset, tag)?;
             }
             tag::RNG_SEED => {
@@ -299,7 +315,10 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
             | tag::VIRT_VIRTIO_BASE
             | tag::VIRT_CTRL_BASE => {
                 need(8)?;
-                let dev = Device { base: be32(payload, 0), irq: be32(payload, 4) };
+                let dev = Device {
+                    base: be32(payload, 0),
+                    irq: be32(payload, 4),
+                };
                 let slot = match tag {
                     tag::VIRT_GF_PIC_BASE => &mut info.pic,
                     tag::VIRT_GF_RTC_BASE => &mut info.rtc,
@@ -411,7 +430,7 @@ pub(crate) mod tests {
         }
         pub fn record(self, tag: u16, payload: &[u8]) -> Self {
             let mut p = payload.to_vec();
-            while p.len() % 4 != 0 {
+            while !p.len().is_multiple_of(4) {
                 p.push(0xa5); // garbage padding, as QEMU leaves it
             }
             let size = (p.len() + 4) as u16;
@@ -459,13 +478,56 @@ pub(crate) mod tests {
         assert_eq!(info.cpu_type, Some(4));
         assert_eq!(info.fpu_type, Some(4));
         assert_eq!(info.mmu_type, Some(4));
-        assert_eq!(info.mem_chunks.as_slice(), &[MemChunk { addr: 0, size: 128 << 20 }]);
-        assert_eq!(info.qemu_version, Some(QemuVersion { major: 7, minor: 2, micro: 22 }));
-        assert_eq!(info.pic, Some(Device { base: 0xff00_0000, irq: 1 }));
-        assert_eq!(info.rtc, Some(Device { base: 0xff00_6000, irq: 168 }));
-        assert_eq!(info.tty, Some(Device { base: 0xff00_8000, irq: 39 }));
-        assert_eq!(info.ctrl, Some(Device { base: 0xff00_9000, irq: 8 }));
-        assert_eq!(info.virtio, Some(Device { base: 0xff01_0000, irq: 40 }));
+        assert_eq!(
+            info.mem_chunks.as_slice(),
+            &[MemChunk {
+                addr: 0,
+                size: 128 << 20
+            }]
+        );
+        assert_eq!(
+            info.qemu_version,
+            Some(QemuVersion {
+                major: 7,
+                minor: 2,
+                micro: 22
+            })
+        );
+        assert_eq!(
+            info.pic,
+            Some(Device {
+                base: 0xff00_0000,
+                irq: 1
+            })
+        );
+        assert_eq!(
+            info.rtc,
+            Some(Device {
+                base: 0xff00_6000,
+                irq: 168
+            })
+        );
+        assert_eq!(
+            info.tty,
+            Some(Device {
+                base: 0xff00_8000,
+                irq: 39
+            })
+        );
+        assert_eq!(
+            info.ctrl,
+            Some(Device {
+                base: 0xff00_9000,
+                irq: 8
+            })
+        );
+        assert_eq!(
+            info.virtio,
+            Some(Device {
+                base: 0xff01_0000,
+                irq: 40
+            })
+        );
         assert_eq!(info.command_line, Some("test=all"));
         assert_eq!(info.rng_seed, Some(&[1u8, 2, 3, 4][..]));
         assert_eq!(info.length, buf.len());
@@ -480,7 +542,13 @@ pub(crate) mod tests {
             .string(tag::COMMAND_LINE, "")
             .end();
         let info = parse(&buf).unwrap();
-        assert_eq!(info.ramdisk, Some(MemChunk { addr: 0x0400_0000, size: 0x1000 }));
+        assert_eq!(
+            info.ramdisk,
+            Some(MemChunk {
+                addr: 0x0400_0000,
+                size: 0x1000
+            })
+        );
         assert_eq!(info.command_line, Some(""));
     }
 
@@ -511,7 +579,10 @@ pub(crate) mod tests {
         buf.truncate(buf.len() - 4);
         assert!(matches!(parse(&buf), Err(Error::Truncated { .. })));
         assert!(matches!(parse(&[]), Err(Error::Truncated { offset: 0 })));
-        assert!(matches!(parse(&[0x00]), Err(Error::Truncated { offset: 0 })));
+        assert!(matches!(
+            parse(&[0x00]),
+            Err(Error::Truncated { offset: 0 })
+        ));
     }
 
     #[test]
@@ -519,22 +590,37 @@ pub(crate) mod tests {
         let buf = Builder::new().raw(tag::MACHTYPE, 2, &[]).end();
         assert_eq!(
             parse(&buf).unwrap_err(),
-            Error::SizeTooSmall { offset: 0, tag: tag::MACHTYPE, size: 2 }
+            Error::SizeTooSmall {
+                offset: 0,
+                tag: tag::MACHTYPE,
+                size: 2
+            }
         );
         // size 0 would loop forever if it were accepted
         let buf = Builder::new().raw(0x4242, 0, &[]).end();
-        assert!(matches!(parse(&buf), Err(Error::SizeTooSmall { size: 0, .. })));
+        assert!(matches!(
+            parse(&buf),
+            Err(Error::SizeTooSmall { size: 0, .. })
+        ));
     }
 
     #[test]
     fn size_past_the_end_is_rejected() {
         let buf = Builder::new().raw(tag::MEMCHUNK, 200, &[0; 8]).end();
-        assert!(matches!(parse(&buf), Err(Error::SizeTooLarge { size: 200, .. })));
+        assert!(matches!(
+            parse(&buf),
+            Err(Error::SizeTooLarge { size: 200, .. })
+        ));
     }
 
     #[test]
     fn short_payloads_are_rejected() {
-        for t in [tag::MACHTYPE, tag::MEMCHUNK, tag::VIRT_GF_TTY_BASE, tag::RNG_SEED] {
+        for t in [
+            tag::MACHTYPE,
+            tag::MEMCHUNK,
+            tag::VIRT_GF_TTY_BASE,
+            tag::RNG_SEED,
+        ] {
             let buf = Builder::new().raw(t, 5, &[0]).end();
             assert!(
                 matches!(parse(&buf), Err(Error::PayloadTooShort { tag, .. }) if tag == t),
@@ -551,7 +637,10 @@ pub(crate) mod tests {
             .end();
         assert_eq!(
             parse(&buf).unwrap_err(),
-            Error::Duplicate { offset: 12, tag: tag::VIRT_GF_TTY_BASE }
+            Error::Duplicate {
+                offset: 12,
+                tag: tag::VIRT_GF_TTY_BASE
+            }
         );
         let buf = Builder::new()
             .u32s(tag::MEMCHUNK, &[0, 0x100_0000])
@@ -562,22 +651,32 @@ pub(crate) mod tests {
         for _ in 0..=MAX_MEM_CHUNKS {
             b = b.u32s(tag::MEMCHUNK, &[0, 1]);
         }
-        assert!(matches!(parse(&b.end()), Err(Error::TooManyMemChunks { .. })));
+        assert!(matches!(
+            parse(&b.end()),
+            Err(Error::TooManyMemChunks { .. })
+        ));
     }
 
     #[test]
     fn bad_strings_and_seeds_are_rejected() {
         let buf = Builder::new().record(tag::COMMAND_LINE, b"abcd").end();
         assert!(matches!(parse(&buf), Err(Error::UnterminatedString { .. })));
-        let buf = Builder::new().record(tag::COMMAND_LINE, b"\xff\xfe\0").end();
+        let buf = Builder::new()
+            .record(tag::COMMAND_LINE, b"\xff\xfe\0")
+            .end();
         assert!(matches!(parse(&buf), Err(Error::NotUtf8 { .. })));
         let buf = Builder::new().record(tag::RNG_SEED, &[0, 9, 1, 2]).end();
-        assert!(matches!(parse(&buf), Err(Error::BadSeedLength { len: 9, .. })));
+        assert!(matches!(
+            parse(&buf),
+            Err(Error::BadSeedLength { len: 9, .. })
+        ));
     }
 
     #[test]
     fn wrapping_ranges_are_rejected() {
-        let buf = Builder::new().u32s(tag::MEMCHUNK, &[0xffff_0000, 0x2_0000]).end();
+        let buf = Builder::new()
+            .u32s(tag::MEMCHUNK, &[0xffff_0000, 0x2_0000])
+            .end();
         assert!(matches!(parse(&buf), Err(Error::Wraps { .. })));
     }
 
@@ -586,7 +685,10 @@ pub(crate) mod tests {
         let buf = Builder::new().u32s(tag::MACHTYPE, &[14]).end();
         assert_eq!(parse(&buf).unwrap().require_virt(), Err(Missing::MemChunk));
         let buf = Builder::new().u32s(tag::MACHTYPE, &[3]).end();
-        assert_eq!(parse(&buf).unwrap().require_virt(), Err(Missing::NotVirt(Some(3))));
+        assert_eq!(
+            parse(&buf).unwrap().require_virt(),
+            Err(Missing::NotVirt(Some(3)))
+        );
         let buf = Builder::new()
             .u32s(tag::MACHTYPE, &[14])
             .u32s(tag::MEMCHUNK, &[0, 1 << 24])
@@ -596,7 +698,11 @@ pub(crate) mod tests {
 
     #[test]
     fn every_error_has_a_message_naming_the_offset() {
-        let e = Error::SizeTooLarge { offset: 40, tag: 5, size: 99 };
+        let e = Error::SizeTooLarge {
+            offset: 40,
+            tag: 5,
+            size: 99,
+        };
         let text = std::format!("{e}");
         assert!(text.contains("byte 40") && text.contains("0x0005") && text.contains("99"));
     }
@@ -605,7 +711,10 @@ pub(crate) mod tests {
     fn chunk_lookup() {
         let buf = qemu_like();
         let info = parse(&buf).unwrap();
-        assert_eq!(info.chunk_containing(0x0080_0000).map(|c| c.size), Some(128 << 20));
+        assert_eq!(
+            info.chunk_containing(0x0080_0000).map(|c| c.size),
+            Some(128 << 20)
+        );
         assert_eq!(info.chunk_containing(128 << 20), None);
     }
 }

@@ -73,7 +73,11 @@ impl Fault {
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { test: TestSelection::All, log: Level::Info, fault: None }
+        Options {
+            test: TestSelection::All,
+            log: Level::Info,
+            fault: None,
+        }
     }
 }
 
@@ -90,7 +94,11 @@ pub const SPECS: &[Spec] = &[
         values: "all | none | <text>",
         help: "in-guest tests to run: all (default), none, or those whose name contains <text>",
     },
-    Spec { key: "log", values: "error | warn | info | debug", help: "console verbosity (default info)" },
+    Spec {
+        key: "log",
+        values: "error | warn | info | debug",
+        help: "console verbosity (default info)",
+    },
     Spec {
         key: "fault",
         values: "panic | illegal | buserror | divzero | wasmtrap",
@@ -103,7 +111,11 @@ pub enum Error<'a> {
     /// A token without `=`.
     NotKeyValue(&'a str),
     UnknownKey(&'a str),
-    BadValue { key: &'static str, value: &'a str, expected: &'static str },
+    BadValue {
+        key: &'static str,
+        value: &'a str,
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for Error<'_> {
@@ -111,7 +123,11 @@ impl fmt::Display for Error<'_> {
         match self {
             Error::NotKeyValue(t) => write!(f, "'{t}' is not of the form key=value"),
             Error::UnknownKey(k) => write!(f, "unknown option '{k}'"),
-            Error::BadValue { key, value, expected } => {
+            Error::BadValue {
+                key,
+                value,
+                expected,
+            } => {
                 write!(f, "bad value '{value}' for {key}: expected {expected}")
             }
         }
@@ -137,7 +153,11 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
     for token in line.split_ascii_whitespace() {
         let (key, value) = token.split_once('=').ok_or(Error::NotKeyValue(token))?;
         let spec = spec(key).ok_or(Error::UnknownKey(key))?;
-        let bad = || Error::BadValue { key: spec.key, value, expected: spec.values };
+        let bad = || Error::BadValue {
+            key: spec.key,
+            value,
+            expected: spec.values,
+        };
         match spec.key {
             "test" => {
                 opts.test = match value {
@@ -222,11 +242,21 @@ mod tests {
         let e = parse("log=loud").unwrap_err();
         assert_eq!(
             e,
-            Error::BadValue { key: "log", value: "loud", expected: "error | warn | info | debug" }
+            Error::BadValue {
+                key: "log",
+                value: "loud",
+                expected: "error | warn | info | debug"
+            }
         );
         assert!(std::format!("{e}").contains("expected error | warn"));
-        assert!(matches!(parse("fault=melt"), Err(Error::BadValue { key: "fault", .. })));
-        assert!(matches!(parse("test="), Err(Error::BadValue { key: "test", .. })));
+        assert!(matches!(
+            parse("fault=melt"),
+            Err(Error::BadValue { key: "fault", .. })
+        ));
+        assert!(matches!(
+            parse("test="),
+            Err(Error::BadValue { key: "test", .. })
+        ));
     }
 
     #[test]

@@ -2,7 +2,18 @@
 //! right. This file is compiled twice: by `build.rs` on the host, which records each case's
 //! output as the expected value, and into the kernel, where the guest recomputes it. Inputs
 //! pass through `black_box` so the guest really computes them instead of LLVM folding the
-//! answer at compile time. Results must not depend on the width of `usize`.
+//! answer at compile time. Results must not depend on the width of `usize`, and arithmetic
+//! that may overflow is explicitly wrapping (build.rs runs with overflow checks on).
+
+// The cases deliberately keep code shapes a linter would rewrite: indexed loops (the
+// stack-array bug), NaN self-comparisons, float literals that are not the std constants.
+#![allow(
+    clippy::approx_constant,
+    clippy::eq_op,
+    clippy::needless_range_loop,
+    clippy::type_complexity,
+    clippy::manual_is_multiple_of
+)]
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -74,7 +85,13 @@ fn u32_arith() -> String {
 
 fn u32_div_rem() -> String {
     let mut out = String::new();
-    for (n, d) in [(100u32, 7u32), (0xffff_ffff, 3), (0x8000_0000, 0xffff), (12345, 12346), (1 << 31, 1)] {
+    for (n, d) in [
+        (100u32, 7u32),
+        (0xffff_ffff, 3),
+        (0x8000_0000, 0xffff),
+        (12345, 12346),
+        (1 << 31, 1),
+    ] {
         let (n, d) = (black_box(n), black_box(d));
         write!(out, "{}/{}={},{} ", n, d, n / d, n % d).unwrap();
     }
@@ -83,9 +100,23 @@ fn u32_div_rem() -> String {
 
 fn i32_div_rem() -> String {
     let mut out = String::new();
-    for (n, d) in [(-100i32, 7i32), (100, -7), (-100, -7), (i32::MIN, -1), (i32::MIN, 2), (7, 100)] {
+    for (n, d) in [
+        (-100i32, 7i32),
+        (100, -7),
+        (-100, -7),
+        (i32::MIN, -1),
+        (i32::MIN, 2),
+        (7, 100),
+    ] {
         let (n, d) = (black_box(n), black_box(d));
-        write!(out, "{} {} {} ", n.wrapping_div(d), n.wrapping_rem(d), n.wrapping_rem_euclid(d)).unwrap();
+        write!(
+            out,
+            "{} {} {} ",
+            n.wrapping_div(d),
+            n.wrapping_rem(d),
+            n.wrapping_rem_euclid(d)
+        )
+        .unwrap();
     }
     out
 }
@@ -93,7 +124,12 @@ fn i32_div_rem() -> String {
 fn u64_mul() -> String {
     let a = black_box(0x0123_4567_89ab_cdefu64);
     let b = black_box(0xfedc_ba98_7654_3210u64);
-    format!("{:x} {:x} {:x}", a.wrapping_mul(b), a.wrapping_mul(3), (a >> 7).wrapping_mul(b >> 9))
+    format!(
+        "{:x} {:x} {:x}",
+        a.wrapping_mul(b),
+        a.wrapping_mul(3),
+        (a >> 7).wrapping_mul(b >> 9)
+    )
 }
 
 fn u64_div_rem() -> String {
@@ -113,7 +149,12 @@ fn u64_div_rem() -> String {
 
 fn i64_div_rem() -> String {
     let mut out = String::new();
-    for (n, d) in [(-9_000_000_000_000i64, 7i64), (i64::MIN, -1), (i64::MIN, 3), (123, -45_678_901_234)] {
+    for (n, d) in [
+        (-9_000_000_000_000i64, 7i64),
+        (i64::MIN, -1),
+        (i64::MIN, 3),
+        (123, -45_678_901_234),
+    ] {
         let (n, d) = (black_box(n), black_box(d));
         write!(out, "{} {} ", n.wrapping_div(d), n.wrapping_rem(d)).unwrap();
     }
@@ -123,7 +164,13 @@ fn i64_div_rem() -> String {
 fn u128_arith() -> String {
     let a = black_box(0x0123_4567_89ab_cdef_0011_2233_4455_6677u128);
     let b = black_box(0xfedc_ba98_7654_3210u128);
-    format!("{:x} {} {} {}", a.wrapping_mul(b), a / b, a % b, (a as i128).wrapping_neg() >> 70)
+    format!(
+        "{:x} {} {} {}",
+        a.wrapping_mul(b),
+        a / b,
+        a % b,
+        (a as i128).wrapping_neg() >> 70
+    )
 }
 
 fn shifts_by_variable() -> String {
@@ -146,18 +193,38 @@ fn rotates() -> String {
     let a = black_box(0x1234_5678u32);
     let b = black_box(0x0102_0304_0506_0708u64);
     let n = black_box(13u32);
-    format!("{:x} {:x} {:x} {:x}", a.rotate_left(n), a.rotate_right(n), b.rotate_left(n + 20), b.rotate_right(n))
+    format!(
+        "{:x} {:x} {:x} {:x}",
+        a.rotate_left(n),
+        a.rotate_right(n),
+        b.rotate_left(n + 20),
+        b.rotate_right(n)
+    )
 }
 
 fn bit_counts() -> String {
     let mut out = String::new();
     for v in [0u32, 1, 0x8000_0000, 0x00f0_0f00, u32::MAX] {
         let v = black_box(v);
-        write!(out, "{} {} {} ", v.leading_zeros(), v.trailing_zeros(), v.count_ones()).unwrap();
+        write!(
+            out,
+            "{} {} {} ",
+            v.leading_zeros(),
+            v.trailing_zeros(),
+            v.count_ones()
+        )
+        .unwrap();
     }
     for v in [0u64, 1 << 40, 0x0000_00ff_0000_0000, u64::MAX] {
         let v = black_box(v);
-        write!(out, "{} {} {} ", v.leading_zeros(), v.trailing_zeros(), v.count_ones()).unwrap();
+        write!(
+            out,
+            "{} {} {} ",
+            v.leading_zeros(),
+            v.trailing_zeros(),
+            v.count_ones()
+        )
+        .unwrap();
     }
     out
 }
@@ -209,7 +276,8 @@ fn stack_array_u32_2d() -> String {
     let n = black_box(8usize);
     for r in 0..n {
         for c in 0..n {
-            grid[r][c] = ((r * 8 + c) as u32).wrapping_mul(2654435761u32.wrapping_mul(r as u32 + 1));
+            grid[r][c] =
+                ((r * 8 + c) as u32).wrapping_mul(2654435761u32.wrapping_mul(r as u32 + 1));
         }
     }
     let mut diag = 0u32;
@@ -254,7 +322,9 @@ fn sort_stable_by_key() -> String {
     let mut s = black_box(99u32);
     let mut v: Vec<(u8, u16)> = (0..300u16).map(|i| ((lcg(&mut s) % 7) as u8, i)).collect();
     v.sort_by_key(|&(k, _)| k);
-    let stable = v.windows(2).all(|w| w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1));
+    let stable = v
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1));
     format!("{} {:?} {:?}", stable, v[0], v[150])
 }
 
@@ -262,7 +332,10 @@ fn iterators() -> String {
     let n = black_box(1000u32);
     let a: u32 = (0..n).filter(|x| x % 3 == 0).map(|x| x * 2).sum();
     let b: Vec<u32> = (1..=n).rev().step_by(97).collect();
-    let c: u64 = (0..n).zip((0..n).skip(5)).map(|(x, y)| x as u64 * y as u64).fold(0, |s, v| s ^ v);
+    let c: u64 = (0..n)
+        .zip((0..n).skip(5))
+        .map(|(x, y)| x as u64 * y as u64)
+        .fold(0, |s, v| s ^ v);
     let d = (0..n).position(|x| x * x > 500_000);
     let e: Vec<(usize, char)> = "m68k".chars().enumerate().collect();
     format!("{a} {b:?} {c} {d:?} {e:?} {}", (1..=20u64).product::<u64>())
@@ -278,8 +351,11 @@ fn closures() -> String {
     };
     bump(3);
     bump(4);
-    let fns: Vec<Box<dyn Fn(u32) -> u32>> =
-        alloc::vec![Box::new(add), Box::new(|x| x * x), Box::new(move |x| x.wrapping_sub(base))];
+    let fns: Vec<Box<dyn Fn(u32) -> u32>> = alloc::vec![
+        Box::new(add),
+        Box::new(|x| x * x),
+        Box::new(move |x| x.wrapping_sub(base))
+    ];
     let applied: Vec<u32> = fns.iter().map(|f| f(black_box(7))).collect();
     format!("{} {} {:?}", add(5), counter, applied)
 }
@@ -318,7 +394,11 @@ impl Shape for Square {
 
 fn trait_objects() -> String {
     let k = black_box(3u32);
-    let shapes: Vec<Box<dyn Shape>> = alloc::vec![Box::new(Rect(k, 4)), Box::new(Tri(k + 2, 9)), Box::new(Square(k * 5))];
+    let shapes: Vec<Box<dyn Shape>> = alloc::vec![
+        Box::new(Rect(k, 4)),
+        Box::new(Tri(k + 2, 9)),
+        Box::new(Square(k * 5))
+    ];
     let total: u64 = shapes.iter().map(|s| s.area_x100()).sum();
     let names: Vec<&str> = shapes.iter().map(|s| s.name()).collect();
     format!("{total} {names:?}")
@@ -334,7 +414,13 @@ fn btreemap() -> String {
         m.remove(&k);
     }
     let range: Vec<(u32, u32)> = m.range(100..130).map(|(k, v)| (*k, *v)).collect();
-    format!("{} {:?} {:?} {:?}", m.len(), m.first_key_value(), m.last_key_value(), range)
+    format!(
+        "{} {:?} {:?} {:?}",
+        m.len(),
+        m.first_key_value(),
+        m.last_key_value(),
+        range
+    )
 }
 
 fn vec_ops() -> String {
@@ -356,7 +442,16 @@ fn format_padding() -> String {
     let s = black_box("m68k");
     format!(
         "[{:>8}] [{:<6}] [{:^9}] [{:08x}] [{:#06b}] [{:+}] [{:*^7}] [{:#X}] [{:>5.2}] [{:o}]",
-        a, s, s, a * 1000, a & 7, a as i32 - 50, s, a * 255, "abcdef", a
+        a,
+        s,
+        s,
+        a * 1000,
+        a & 7,
+        a as i32 - 50,
+        s,
+        a * 255,
+        "abcdef",
+        a
     )
 }
 
@@ -379,7 +474,15 @@ fn f64_arith() -> String {
     for i in 1..=black_box(1000) {
         sum += 1.0 / (i as f64 * i as f64);
     }
-    format!("{:?} {:?} {:?} {:?} {:?} {:?}", a * b, a / b, a - b, b * 1.0 + a, sum, (a + b) * (a - b))
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?}",
+        a * b,
+        a / b,
+        a - b,
+        b * 1.0 + a,
+        sum,
+        (a + b) * (a - b)
+    )
 }
 
 fn f32_arith() -> String {
@@ -389,7 +492,14 @@ fn f32_arith() -> String {
     for i in 0..black_box(100) {
         acc += a * i as f32;
     }
-    format!("{:?} {:?} {:?} {:?} {:?}", a + 0.2, b, acc, a / 3.0, (a as f64) * 3.0)
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        a + 0.2,
+        b,
+        acc,
+        a / 3.0,
+        (a as f64) * 3.0
+    )
 }
 
 fn float_int_conversions() -> String {
@@ -400,7 +510,15 @@ fn float_int_conversions() -> String {
     }
     let big = black_box(u64::MAX - 1234);
     let neg = black_box(-1234567890123i64);
-    write!(out, "{:?} {:?} {:?} {:?}", big as f64, big as f32, neg as f64, (big >> 11) as f64).unwrap();
+    write!(
+        out,
+        "{:?} {:?} {:?} {:?}",
+        big as f64,
+        big as f32,
+        neg as f64,
+        (big >> 11) as f64
+    )
+    .unwrap();
     out
 }
 
@@ -408,7 +526,17 @@ fn float_format() -> String {
     let x = black_box(3.14159265358979f64);
     let y = black_box(-0.000123456f64);
     let z = black_box(6.02214076e23f64);
-    format!("{:.3} {:10.2} {:e} {:e} {:.0} {} {} {:?}", x, x, y, z, black_box(2.5f64), y, z, 1.5f32)
+    format!(
+        "{:.3} {:10.2} {:e} {:e} {:.0} {} {} {:?}",
+        x,
+        x,
+        y,
+        z,
+        black_box(2.5f64),
+        y,
+        z,
+        1.5f32
+    )
 }
 
 fn float_special() -> String {
@@ -481,7 +609,11 @@ fn ackermann(m: u32, n: u32) -> u32 {
 }
 
 fn recursion() -> String {
-    format!("{} {}", fib(black_box(22)), ackermann(black_box(2), black_box(3)))
+    format!(
+        "{} {}",
+        fib(black_box(22)),
+        ackermann(black_box(2), black_box(3))
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -493,7 +625,11 @@ struct Triple {
 
 #[inline(never)]
 fn make_triple(x: u64) -> Triple {
-    Triple { a: x, b: x.wrapping_mul(3), c: !x }
+    Triple {
+        a: x,
+        b: x.wrapping_mul(3),
+        c: !x,
+    }
 }
 
 #[inline(never)]
@@ -555,7 +691,11 @@ fn hash_and_crc() -> String {
     for &b in &buf {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     format!("{:x} {:x}", fnv, !crc)
@@ -593,9 +733,17 @@ fn option_result_niche() -> String {
 
 fn nested_allocation() -> String {
     let n = black_box(50usize);
-    let table: Vec<Vec<u32>> = (0..n).map(|i| (0..i as u32).map(|j| j * i as u32).collect()).collect();
+    let table: Vec<Vec<u32>> = (0..n)
+        .map(|i| (0..i as u32).map(|j| j * i as u32).collect())
+        .collect();
     let total: u64 = table.iter().flatten().map(|&x| x as u64).sum();
     let boxed: Box<[u64]> = (0..n as u64).map(|x| x * x).collect();
     let s: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-    format!("{} {} {} {}", total, table[n - 1].len(), boxed.iter().sum::<u64>(), s)
+    format!(
+        "{} {} {} {}",
+        total,
+        table[n - 1].len(),
+        boxed.iter().sum::<u64>(),
+        s
+    )
 }

@@ -26,7 +26,11 @@ fn ctrl() -> VirtCtrl<MachineBus> {
 /// Ends the emulation: QEMU exits 0 on success, 1 on failure (with -action panic=exit-failure).
 pub fn exit(success: bool) -> ! {
     let _masked = machine::IrqGuard::new();
-    ctrl().command(if success { Command::Halt } else { Command::Panic });
+    ctrl().command(if success {
+        Command::Halt
+    } else {
+        Command::Panic
+    });
     loop {
         machine::wait_for_interrupt();
     }
@@ -39,7 +43,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         .map_or(("?", 0, 0), |l| (l.file(), l.line(), l.column()));
     if harness::running_test().is_some() {
         // The harness printed "test NAME ... "; finish its line and go back to it.
-        println!("FAILED: panicked at {file}:{line}:{col}: {}", info.message());
+        println!(
+            "FAILED: panicked at {file}:{line}:{col}: {}",
+            info.message()
+        );
         machine::unwind_test();
     }
     println!("\nkernel panic: {} at {file}:{line}:{col}", info.message());

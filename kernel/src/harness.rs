@@ -27,7 +27,10 @@ pub struct Test {
 
 impl Test {
     pub fn new(name: &'static str, run: fn() -> TestResult) -> Self {
-        Test { name, run: Box::new(run) }
+        Test {
+            name,
+            run: Box::new(run),
+        }
     }
 }
 
@@ -161,7 +164,10 @@ mod runner {
                 (Caught::Panicked, _) => summary.failed += 1,
                 (Caught::Trapped { code, pc }, _) => {
                     summary.failed += 1;
-                    println!("FAILED: wasm trap: {} pc={pc:#010x}", crate::fatal::trap_name(code));
+                    println!(
+                        "FAILED: wasm trap: {} pc={pc:#010x}",
+                        crate::fatal::trap_name(code)
+                    );
                 }
             }
         }
@@ -179,17 +185,34 @@ mod tests {
         assert!(is_selected(TestSelection::All, "codegen::u32_arith"));
         assert!(!is_selected(TestSelection::All, "fail::panic"));
         assert!(!is_selected(TestSelection::None, "codegen::u32_arith"));
-        assert!(is_selected(TestSelection::Matching("u32"), "codegen::u32_arith"));
-        assert!(is_selected(TestSelection::Matching("fail::"), "fail::panic"));
-        assert!(!is_selected(TestSelection::Matching("boot"), "codegen::u32_arith"));
+        assert!(is_selected(
+            TestSelection::Matching("u32"),
+            "codegen::u32_arith"
+        ));
+        assert!(is_selected(
+            TestSelection::Matching("fail::"),
+            "fail::panic"
+        ));
+        assert!(!is_selected(
+            TestSelection::Matching("boot"),
+            "codegen::u32_arith"
+        ));
     }
 
     #[test]
     fn summary_line() {
-        let s = Summary { passed: 3, failed: 0, skipped: 0 };
+        let s = Summary {
+            passed: 3,
+            failed: 0,
+            skipped: 0,
+        };
         assert_eq!(std::format!("{s}"), "3 passed, 0 failed");
         assert!(s.all_passed());
-        let s = Summary { passed: 1, failed: 2, skipped: 4 };
+        let s = Summary {
+            passed: 1,
+            failed: 2,
+            skipped: 4,
+        };
         assert_eq!(std::format!("{s}"), "1 passed, 2 failed, 4 skipped");
         assert!(!s.all_passed());
     }

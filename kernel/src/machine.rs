@@ -71,7 +71,9 @@ pub struct IrqGuard {
 impl IrqGuard {
     pub fn new() -> Self {
         // SAFETY: raising the IPL has no memory effects.
-        IrqGuard { previous: unsafe { irq_save() } }
+        IrqGuard {
+            previous: unsafe { irq_save() },
+        }
     }
 }
 
@@ -141,7 +143,10 @@ pub fn catch(index: u32) -> Caught {
         0 => Caught::Returned,
         1 => Caught::Panicked,
         // SAFETY: reads a value stored by the trap.
-        code => Caught::Trapped { code: code - 2, pc: unsafe { last_trap_pc() } },
+        code => Caught::Trapped {
+            code: code - 2,
+            pc: unsafe { last_trap_pc() },
+        },
     }
 }
 

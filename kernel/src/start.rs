@@ -21,7 +21,9 @@ static BOOT_INFO: spin::Once<BootInfo<'static>> = spin::Once::new();
 
 /// What bootinfo said (available once boot has parsed it).
 pub fn boot_info() -> &'static BootInfo<'static> {
-    BOOT_INFO.get().expect("bootinfo is parsed before anything asks for it")
+    BOOT_INFO
+        .get()
+        .expect("bootinfo is parsed before anything asks for it")
 }
 
 fn read_bootinfo() -> &'static BootInfo<'static> {
@@ -66,7 +68,9 @@ fn setup_memory(info: &BootInfo) {
     }
     let want_pages = ((end - base) / WASM_PAGE) as usize;
     let have_pages = core::arch::wasm32::memory_size(0);
-    if want_pages > have_pages && core::arch::wasm32::memory_grow(0, want_pages - have_pages) == usize::MAX {
+    if want_pages > have_pages
+        && core::arch::wasm32::memory_grow(0, want_pages - have_pages) == usize::MAX
+    {
         println!("fatal: linear memory could not grow to {want_pages} pages");
         fatal::exit(false);
     }
@@ -78,7 +82,10 @@ fn setup_memory(info: &BootInfo) {
 }
 
 fn banner(info: &BootInfo, opts: &Options) {
-    println!("m68k virt kernel {} (Rust via wasm32v1-none + wasm2c)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "m68k virt kernel {} (Rust via wasm32v1-none + wasm2c)",
+        env!("CARGO_PKG_VERSION")
+    );
     match info.qemu_version {
         Some(v) => print!("qemu {v}"),
         None => print!("qemu version not reported"),
@@ -91,7 +98,12 @@ fn banner(info: &BootInfo, opts: &Options) {
         bootinfo::cpu_name(info.mmu_type.unwrap_or(0))
     );
     for c in info.mem_chunks.as_slice() {
-        println!("ram {:#010x}-{:#010x} ({} MiB)", c.addr, c.addr as u64 + c.size as u64, c.size >> 20);
+        println!(
+            "ram {:#010x}-{:#010x} ({} MiB)",
+            c.addr,
+            c.addr as u64 + c.size as u64,
+            c.size >> 20
+        );
     }
     if let Some(r) = info.ramdisk {
         println!("ramdisk {:#010x} ({} bytes)", r.addr, r.size);
@@ -122,14 +134,21 @@ fn banner(info: &BootInfo, opts: &Options) {
         println!("rng seed {} bytes", seed.len());
     }
     for u in info.unknown.as_slice() {
-        print!("unknown bootinfo record {:#06x}, {} bytes:", u.tag, u.payload.len());
+        print!(
+            "unknown bootinfo record {:#06x}, {} bytes:",
+            u.tag,
+            u.payload.len()
+        );
         for b in u.payload.iter().take(16) {
             print!(" {b:02x}");
         }
         println!();
     }
     if info.unknown_dropped > 0 {
-        println!("unknown bootinfo records not shown: {}", info.unknown_dropped);
+        println!(
+            "unknown bootinfo records not shown: {}",
+            info.unknown_dropped
+        );
     }
     log_info!("log level {}", opts.log.name());
 }

@@ -38,10 +38,13 @@ mod codegen {
     }
 
     fn check(case: fn() -> String, expected: Option<&str>) -> TestResult {
-        let expected =
-            expected.ok_or_else(|| Failure::Failed("no host value recorded for this case".into()))?;
+        let expected = expected
+            .ok_or_else(|| Failure::Failed("no host value recorded for this case".into()))?;
         let got = case();
-        ensure!(got == expected, "guest computed\n    {got}\n  host computed\n    {expected}");
+        ensure!(
+            got == expected,
+            "guest computed\n    {got}\n  host computed\n    {expected}"
+        );
         Ok(())
     }
 }
@@ -55,11 +58,20 @@ mod boot {
 
     pub fn tests() -> Vec<Test> {
         vec![
-            Test::new("boot::bootinfo_has_every_virt_device", bootinfo_has_every_virt_device),
-            Test::new("boot::linear_memory_reaches_end_of_ram", linear_memory_reaches_end_of_ram),
+            Test::new(
+                "boot::bootinfo_has_every_virt_device",
+                bootinfo_has_every_virt_device,
+            ),
+            Test::new(
+                "boot::linear_memory_reaches_end_of_ram",
+                linear_memory_reaches_end_of_ram,
+            ),
             Test::new("boot::heap_allocates_and_frees", heap_allocates_and_frees),
             Test::new("boot::heap_survives_many_sizes", heap_survives_many_sizes),
-            Test::new("boot::physical_addresses_follow_linear_base", physical_addresses_follow_linear_base),
+            Test::new(
+                "boot::physical_addresses_follow_linear_base",
+                physical_addresses_follow_linear_base,
+            ),
         ]
     }
 
@@ -81,7 +93,9 @@ mod boot {
         let info = crate::boot_info();
         let base = machine::linear_memory_base();
         let chunk = info.chunk_containing(base).ok_or_else(|| {
-            Failure::Failed(alloc::format!("no memory chunk holds linear base {base:#x}"))
+            Failure::Failed(alloc::format!(
+                "no memory chunk holds linear base {base:#x}"
+            ))
         })?;
         let size = core::arch::wasm32::memory_size(0) as u64 * 65536;
         ensure_eq!(base as u64 + size, chunk.end().unwrap() as u64);
@@ -93,9 +107,15 @@ mod boot {
         let (used_before, _) = crate::heap::usage();
         {
             let big = vec![0x5au8; 4 << 20];
-            ensure!(big.iter().all(|&b| b == 0x5a), "4 MiB block reads back wrong");
+            ensure!(
+                big.iter().all(|&b| b == 0x5a),
+                "4 MiB block reads back wrong"
+            );
             let (used, _) = crate::heap::usage();
-            ensure!(used >= used_before + (4 << 20), "usage did not grow: {used}");
+            ensure!(
+                used >= used_before + (4 << 20),
+                "usage did not grow: {used}"
+            );
         }
         let (used_after, _) = crate::heap::usage();
         ensure_eq!(used_after, used_before);
@@ -114,7 +134,12 @@ mod boot {
             live.insert(i % 64, (0..len).map(|x| x ^ i).collect());
         }
         for (k, v) in &live {
-            ensure!(v.iter().enumerate().all(|(x, &y)| y == x as u32 ^ v.first().map_or(0, |f| *f)), "block {k} corrupted");
+            ensure!(
+                v.iter()
+                    .enumerate()
+                    .all(|(x, &y)| y == x as u32 ^ v.first().map_or(0, |f| *f)),
+                "block {k} corrupted"
+            );
         }
         Ok(())
     }
@@ -122,8 +147,14 @@ mod boot {
     fn physical_addresses_follow_linear_base() -> TestResult {
         let x = Box::new(0u64);
         let p = &*x as *const u64;
-        ensure_eq!(machine::physical_address(p), machine::linear_memory_base() + p as u32);
-        ensure!(machine::physical_address(p) < machine::machine_ram_end(), "past end of RAM");
+        ensure_eq!(
+            machine::physical_address(p),
+            machine::linear_memory_base() + p as u32
+        );
+        ensure!(
+            machine::physical_address(p) < machine::machine_ram_end(),
+            "past end of RAM"
+        );
         Ok(())
     }
 }
@@ -143,7 +174,10 @@ mod fail {
     }
 
     fn assertion() -> TestResult {
-        ensure!(1 + 1 == core::hint::black_box(3), "deliberate: 1 + 1 is not 3");
+        ensure!(
+            1 + 1 == core::hint::black_box(3),
+            "deliberate: 1 + 1 is not 3"
+        );
         Ok(())
     }
 

@@ -14,14 +14,35 @@ struct Tool {
 }
 
 const BUILD_TOOLS: &[Tool] = &[
-    Tool { program: "wasm2c", package: "wabt" },
-    Tool { program: "wasm-validate", package: "wabt" },
-    Tool { program: "m68k-linux-gnu-gcc", package: "gcc-m68k-linux-gnu" },
-    Tool { program: "m68k-linux-gnu-ld", package: "binutils-m68k-linux-gnu" },
-    Tool { program: "m68k-linux-gnu-addr2line", package: "binutils-m68k-linux-gnu" },
+    Tool {
+        program: "wasm2c",
+        package: "wabt",
+    },
+    Tool {
+        program: "wasm-validate",
+        package: "wabt",
+    },
+    Tool {
+        program: "m68k-linux-gnu-gcc",
+        package: "gcc-m68k-linux-gnu",
+    },
+    Tool {
+        program: "m68k-linux-gnu-ld",
+        package: "binutils-m68k-linux-gnu",
+    },
+    Tool {
+        program: "m68k-linux-gnu-addr2line",
+        package: "binutils-m68k-linux-gnu",
+    },
 ];
-const RUN_TOOLS: &[Tool] = &[Tool { program: "qemu-system-m68k", package: "qemu-system-misc" }];
-const GDB_TOOLS: &[Tool] = &[Tool { program: "gdb-multiarch", package: "gdb-multiarch" }];
+const RUN_TOOLS: &[Tool] = &[Tool {
+    program: "qemu-system-m68k",
+    package: "qemu-system-misc",
+}];
+const GDB_TOOLS: &[Tool] = &[Tool {
+    program: "gdb-multiarch",
+    package: "gdb-multiarch",
+}];
 
 pub const WASM_TARGET: &str = "wasm32v1-none";
 
@@ -51,7 +72,9 @@ fn is_root() -> bool {
 
 fn run_visible(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !status.success() {
         return Err(format!("{cmd:?} failed with {status}"));
     }
@@ -63,7 +86,9 @@ fn wasm_target_installed() -> Result<bool> {
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("cannot run rustup (needed for the {WASM_TARGET} target): {e}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET))
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET))
 }
 
 /// Makes sure everything `need` requires is present, installing what it can.

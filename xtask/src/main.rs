@@ -50,18 +50,27 @@ struct Options {
 }
 
 fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
-    let mut o = Options { qemu: Qemu::default(), cpu_given: false, filter: None, passthrough: Vec::new() };
+    let mut o = Options {
+        qemu: Qemu::default(),
+        cpu_given: false,
+        filter: None,
+        passthrough: Vec::new(),
+    };
     o.qemu.append = "test=all".into();
     let mut i = 0;
     let value = |i: usize, name: &str| -> Result<String> {
-        args.get(i + 1).cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+        args.get(i + 1)
+            .cloned()
+            .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
     };
     while i < args.len() {
         match args[i].as_str() {
             "--cpu" => {
                 let cpu = value(i, "--cpu")?;
                 if !["m68030", "m68040", "m68060"].contains(&cpu.as_str()) {
-                    return fail(format!("--cpu: unknown model '{cpu}' (m68030, m68040, m68060)"));
+                    return fail(format!(
+                        "--cpu: unknown model '{cpu}' (m68030, m68040, m68060)"
+                    ));
                 }
                 o.qemu.cpu = cpu;
                 o.cpu_given = true;
@@ -81,7 +90,9 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
             }
             "--timeout" => {
                 let v = value(i, "--timeout")?;
-                let secs: u64 = v.parse().map_err(|_| format!("--timeout: '{v}' is not a number of seconds"))?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--timeout: '{v}' is not a number of seconds"))?;
                 o.qemu.timeout = Duration::from_secs(secs.max(1));
                 i += 2;
             }
@@ -132,7 +143,11 @@ fn build() -> Result<std::path::PathBuf> {
     deps::ensure(&[Need::Build])?;
     let started = Instant::now();
     let elf = pipeline::build(&Paths::new())?;
-    eprintln!("xtask: {} ready ({:.1} s)", elf.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: {} ready ({:.1} s)",
+        elf.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(elf)
 }
 
@@ -174,7 +189,10 @@ fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option
     let _ = std::fs::write(&log, &out.console);
     eprintln!("\nxtask: {label}: FAILED");
     if out.timed_out {
-        eprintln!("  QEMU did not finish within {} s and was killed", q.timeout.as_secs());
+        eprintln!(
+            "  QEMU did not finish within {} s and was killed",
+            q.timeout.as_secs()
+        );
     } else {
         match out.status {
             Some(code) => eprintln!("  QEMU exited with status {code}"),
@@ -191,7 +209,11 @@ fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option
         eprintln!("  {line}");
     }
     let tail: Vec<&str> = out.console.lines().rev().take(40).collect();
-    eprintln!("  console (last {} lines; all of it in {}):", tail.len(), log.display());
+    eprintln!(
+        "  console (last {} lines; all of it in {}):",
+        tail.len(),
+        log.display()
+    );
     for l in tail.iter().rev() {
         eprintln!("  | {l}");
     }
@@ -200,16 +222,33 @@ fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option
 /// Turns every `pc=0x...` in failure reports into the function that holds it.
 fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for line in console.lines().filter(|l| l.starts_with("fatal") || l.contains("FAILED")) {
-        let Some(pos) = line.find("pc=0x") else { continue };
-        let hex: String = line[pos + 5..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        let Ok(o) = Command::new("m68k-linux-gnu-addr2line").arg("-f").arg("-e").arg(elf).arg(format!("0x{hex}")).output()
+    for line in console
+        .lines()
+        .filter(|l| l.starts_with("fatal") || l.contains("FAILED"))
+    {
+        let Some(pos) = line.find("pc=0x") else {
+            continue;
+        };
+        let hex: String = line[pos + 5..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        let Ok(o) = Command::new("m68k-linux-gnu-addr2line")
+            .arg("-f")
+            .arg("-e")
+            .arg(elf)
+            .arg(format!("0x{hex}"))
+            .output()
         else {
             continue;
         };
         let text = String::from_utf8_lossy(&o.stdout);
         let mut lines = text.lines();
-        let func = lines.next().unwrap_or("?").trim_start_matches("w2c_").to_string();
+        let func = lines
+            .next()
+            .unwrap_or("?")
+            .trim_start_matches("w2c_")
+            .to_string();
         let place = lines.next().unwrap_or("?");
         let func = demangle(&func);
         out.push(format!("pc 0x{hex} is in {func} ({place})"));
@@ -237,33 +276,92 @@ struct Check {
     expect: &'static [&'static str],
 }
 
-const fn fault(name: &'static str, cpu: &'static str, append: &'static str, expect: &'static [&'static str]) -> Check {
-    Check { name, cpu, mem: "128M", append, status: 1, expect }
+const fn fault(
+    name: &'static str,
+    cpu: &'static str,
+    append: &'static str,
+    expect: &'static [&'static str],
+) -> Check {
+    Check {
+        name,
+        cpu,
+        mem: "128M",
+        append,
+        status: 1,
+        expect,
+    }
 }
 
 /// Deliberate failures (each must be reported and exit 1) and memory sizes at the edges.
 const CHECKS: &[Check] = &[
-    fault("fault=panic", "m68040", "test=none fault=panic", &["kernel panic: deliberate panic (fault=panic) at kernel/src/start.rs:"]),
-    fault("fault=illegal", "m68040", "test=none fault=illegal", &["fatal exception: vector 4 (illegal instruction) pc=0x"]),
+    fault(
+        "fault=panic",
+        "m68040",
+        "test=none fault=panic",
+        &["kernel panic: deliberate panic (fault=panic) at kernel/src/start.rs:"],
+    ),
+    fault(
+        "fault=illegal",
+        "m68040",
+        "test=none fault=illegal",
+        &["fatal exception: vector 4 (illegal instruction) pc=0x"],
+    ),
     fault(
         "fault=buserror (68040)",
         "m68040",
         "test=none fault=buserror",
-        &["fatal exception: vector 2 (access fault (bus error))", "format=0x7 fault-address=0xfe000000"],
+        &[
+            "fatal exception: vector 2 (access fault (bus error))",
+            "format=0x7 fault-address=0xfe000000",
+        ],
     ),
     // QEMU 7.2 raises access faults for unmapped addresses on the 68040 only.
-    fault("fault=buserror (68030)", "m68030", "test=none fault=buserror", &["fatal: fault=buserror did not fault on this CPU"]),
-    fault("fault=divzero", "m68040", "test=none fault=divzero", &["fatal exception: vector 5 (integer divide by zero)"]),
-    fault("fault=illegal (68030)", "m68030", "test=none fault=illegal", &["fatal exception: vector 4 (illegal instruction)"]),
-    fault("fault=wasmtrap", "m68040", "test=none fault=wasmtrap", &["fatal wasm trap: out of bounds memory access pc=0x"]),
+    fault(
+        "fault=buserror (68030)",
+        "m68030",
+        "test=none fault=buserror",
+        &["fatal: fault=buserror did not fault on this CPU"],
+    ),
+    fault(
+        "fault=divzero",
+        "m68040",
+        "test=none fault=divzero",
+        &["fatal exception: vector 5 (integer divide by zero)"],
+    ),
+    fault(
+        "fault=illegal (68030)",
+        "m68030",
+        "test=none fault=illegal",
+        &["fatal exception: vector 4 (illegal instruction)"],
+    ),
+    fault(
+        "fault=wasmtrap",
+        "m68040",
+        "test=none fault=wasmtrap",
+        &["fatal wasm trap: out of bounds memory access pc=0x"],
+    ),
     fault(
         "bad option",
         "m68040",
         "test=all bogus=1",
-        &["fatal: kernel command line: unknown option 'bogus'", "accepted options", "fault=panic | illegal"],
+        &[
+            "fatal: kernel command line: unknown option 'bogus'",
+            "accepted options",
+            "fault=panic | illegal",
+        ],
     ),
-    fault("bad value", "m68040", "log=loud", &["bad value 'loud' for log: expected error | warn | info | debug"]),
-    fault("not key=value", "m68040", "verbose", &["'verbose' is not of the form key=value", "accepted options"]),
+    fault(
+        "bad value",
+        "m68040",
+        "log=loud",
+        &["bad value 'loud' for log: expected error | warn | info | debug"],
+    ),
+    fault(
+        "not key=value",
+        "m68040",
+        "verbose",
+        &["'verbose' is not of the form key=value", "accepted options"],
+    ),
     fault(
         "failing tests are reported",
         "m68040",
@@ -275,9 +373,33 @@ const CHECKS: &[Check] = &[
             "0 passed, 3 failed",
         ],
     ),
-    Check { name: "-m 32M", cpu: "m68040", mem: "32M", append: "test=boot::", status: 0, expect: &["linear memory at 0x00800000, 24 MiB", "5 passed, 0 failed"] },
-    Check { name: "-m 1G", cpu: "m68030", mem: "1G", append: "test=boot::", status: 0, expect: &["linear memory at 0x00800000, 1016 MiB", "5 passed, 0 failed"] },
-    Check { name: "-m 8M (too small)", cpu: "m68040", mem: "8M", append: "", status: 1, expect: &["fatal: RAM ends at 0x00800000", "give QEMU more memory"] },
+    Check {
+        name: "-m 32M",
+        cpu: "m68040",
+        mem: "32M",
+        append: "test=boot::",
+        status: 0,
+        expect: &["linear memory at 0x00800000, 24 MiB", "5 passed, 0 failed"],
+    },
+    Check {
+        name: "-m 1G",
+        cpu: "m68030",
+        mem: "1G",
+        append: "test=boot::",
+        status: 0,
+        expect: &[
+            "linear memory at 0x00800000, 1016 MiB",
+            "5 passed, 0 failed",
+        ],
+    },
+    Check {
+        name: "-m 8M (too small)",
+        cpu: "m68040",
+        mem: "8M",
+        append: "",
+        status: 1,
+        expect: &["fatal: RAM ends at 0x00800000", "give QEMU more memory"],
+    },
 ];
 
 fn cmd_test(args: &[String]) -> Result<bool> {
@@ -305,20 +427,39 @@ fn cmd_test(args: &[String]) -> Result<bool> {
 
     // 2. in-guest suite on each CPU model
     let elf = build()?;
-    let selection = o.filter.clone().map_or("test=all".to_string(), |f| format!("test={f}"));
-    let cpus: Vec<String> =
-        if o.cpu_given { vec![o.qemu.cpu.clone()] } else { vec!["m68040".into(), "m68030".into()] };
+    let selection = o
+        .filter
+        .clone()
+        .map_or("test=all".to_string(), |f| format!("test={f}"));
+    let cpus: Vec<String> = if o.cpu_given {
+        vec![o.qemu.cpu.clone()]
+    } else {
+        vec!["m68040".into(), "m68030".into()]
+    };
     for cpu in &cpus {
         let label = format!("guest suite {cpu}");
-        let q = Qemu { cpu: cpu.clone(), append: selection.clone(), ..o.qemu.clone() };
-        eprintln!("\nxtask: {label}: qemu-system-m68k {}", q.args(&elf).join(" "));
+        let q = Qemu {
+            cpu: cpu.clone(),
+            append: selection.clone(),
+            ..o.qemu.clone()
+        };
+        eprintln!(
+            "\nxtask: {label}: qemu-system-m68k {}",
+            q.args(&elf).join(" ")
+        );
         let out = q.run(&elf, true)?;
         let summary = qemu::last_summary(&out.console);
         let verdict = match (out.status, summary) {
             (Some(0), Some(s)) if s.failed == 0 && s.passed > 0 => None,
-            (Some(0), Some(s)) if s.failed == 0 => Some("no test ran (does the filter match any test?)".to_string()),
+            (Some(0), Some(s)) if s.failed == 0 => {
+                Some("no test ran (does the filter match any test?)".to_string())
+            }
             (_, None) => Some("no closing 'N passed, N failed' line".to_string()),
-            (_, Some(s)) => Some(format!("{} of {} tests failed", s.failed, s.passed + s.failed)),
+            (_, Some(s)) => Some(format!(
+                "{} of {} tests failed",
+                s.failed,
+                s.passed + s.failed
+            )),
         };
         match verdict {
             None => {
@@ -344,9 +485,16 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 ..Qemu::default()
             };
             let out = q.run(&elf, false)?;
-            let missing: Vec<&&str> = check.expect.iter().filter(|e| !out.console.contains(**e)).collect();
+            let missing: Vec<&&str> = check
+                .expect
+                .iter()
+                .filter(|e| !out.console.contains(**e))
+                .collect();
             let why = if out.status != Some(check.status) {
-                Some(format!("expected QEMU exit status {}, got {:?}", check.status, out.status))
+                Some(format!(
+                    "expected QEMU exit status {}, got {:?}",
+                    check.status, out.status
+                ))
             } else if !missing.is_empty() {
                 Some(format!("report lacks {missing:?}"))
             } else {
@@ -387,9 +535,16 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
     eprintln!("xtask: QEMU waits for gdb on localhost:1234; quitting gdb stops QEMU");
     let status = Command::new("gdb-multiarch")
         .arg(&elf)
-        .args(["-ex", "set architecture m68k:68040", "-ex", "target remote localhost:1234"])
+        .args([
+            "-ex",
+            "set architecture m68k:68040",
+            "-ex",
+            "target remote localhost:1234",
+        ])
         .status();
     let _ = qemu.kill();
     let _ = qemu.wait();
-    status.map(|s| s.success()).map_err(|e| format!("cannot run gdb-multiarch: {e}"))
+    status
+        .map(|s| s.success())
+        .map_err(|e| format!("cannot run gdb-multiarch: {e}"))
 }

@@ -68,7 +68,7 @@ static inline void load_data(void* dest, const void* src, size_t n) {
   } while (0)
 
 #define DEFINE_LOAD(name, t1, t2, t3)                                \
-  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {          \
+  static inline __attribute__((always_inline)) t3 name(wasm_rt_memory_t* mem, u64 addr) { \
     t1 result;                                                       \
     if (!W2K_IN_BOUNDS(mem, addr, sizeof(t1)))                       \
       TRAP(OOB);                                                     \
@@ -78,7 +78,7 @@ static inline void load_data(void* dest, const void* src, size_t n) {
   }
 
 #define DEFINE_STORE(name, t1, t2)                                     \
-  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) { \
+  static inline __attribute__((always_inline)) void name(wasm_rt_memory_t* mem, u64 addr, t2 value) { \
     t1 wrapped = (t1)value;                                            \
     if (!W2K_IN_BOUNDS(mem, addr, sizeof(t1)))                         \
       TRAP(OOB);                                                       \

@@ -30,7 +30,11 @@ impl Paths {
         self.out.join("kernel.elf")
     }
     fn wasm(&self) -> PathBuf {
-        self.root.join("target").join(WASM_TARGET).join("release").join("kernel.wasm")
+        self.root
+            .join("target")
+            .join(WASM_TARGET)
+            .join("release")
+            .join("kernel.wasm")
     }
 }
 
@@ -75,19 +79,27 @@ pub fn hash_files(files: &[PathBuf], extra: &str) -> Result<u64> {
 }
 
 /// Runs `work` unless `stamp` records `hash` and every output exists.
-fn step(stamp: &Path, hash: u64, outputs: &[&Path], work: impl FnOnce() -> Result<()>) -> Result<bool> {
+fn step(
+    stamp: &Path,
+    hash: u64,
+    outputs: &[&Path],
+    work: impl FnOnce() -> Result<()>,
+) -> Result<bool> {
     let current = fs::read_to_string(stamp).ok();
     if current.as_deref() == Some(&format!("{hash:016x}")) && outputs.iter().all(|o| o.exists()) {
         return Ok(false);
     }
     let _ = fs::remove_file(stamp);
     work()?;
-    fs::write(stamp, format!("{hash:016x}")).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    fs::write(stamp, format!("{hash:016x}"))
+        .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(true)
 }
 
 fn output_of(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
         return fail(format!(
             "{cmd:?} failed ({})\n{}{}",
@@ -100,20 +112,34 @@ fn output_of(cmd: &mut Command) -> Result<String> {
 }
 
 fn wabt_version() -> Result<String> {
-    Ok(output_of(Command::new("wasm2c").arg("--version"))?.trim().to_string())
+    Ok(output_of(Command::new("wasm2c").arg("--version"))?
+        .trim()
+        .to_string())
 }
 
 fn gcc_include_dir() -> Result<String> {
-    Ok(output_of(Command::new("m68k-linux-gnu-gcc").arg("-print-file-name=include"))?.trim().to_string())
+    Ok(
+        output_of(Command::new("m68k-linux-gnu-gcc").arg("-print-file-name=include"))?
+            .trim()
+            .to_string(),
+    )
 }
 
 fn libgcc() -> Result<String> {
-    Ok(output_of(Command::new("m68k-linux-gnu-gcc").arg("-print-libgcc-file-name"))?.trim().to_string())
+    Ok(
+        output_of(Command::new("m68k-linux-gnu-gcc").arg("-print-libgcc-file-name"))?
+            .trim()
+            .to_string(),
+    )
 }
 
 /// wasm2c's runtime header, copied from the installed wabt so it always matches wasm2c.
 fn installed_wasm_rt_header() -> Result<PathBuf> {
-    for p in ["/usr/include/wasm-rt.h", "/usr/share/wabt/wasm2c/wasm-rt.h", "/usr/local/include/wasm-rt.h"] {
+    for p in [
+        "/usr/include/wasm-rt.h",
+        "/usr/share/wabt/wasm2c/wasm-rt.h",
+        "/usr/local/include/wasm-rt.h",
+    ] {
         if Path::new(p).is_file() {
             return Ok(PathBuf::from(p));
         }
@@ -133,12 +159,21 @@ fn list_dir(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 
 /// Builds kernel.elf; returns its path.
 pub fn build(paths: &Paths) -> Result<PathBuf> {
-    fs::create_dir_all(&paths.out).map_err(|e| format!("cannot create {}: {e}", paths.out.display()))?;
+    fs::create_dir_all(&paths.out)
+        .map_err(|e| format!("cannot create {}: {e}", paths.out.display()))?;
 
     // 1. Rust -> wasm (cargo is incremental by itself).
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "kernel", "--release", "--target", WASM_TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "kernel",
+            "--release",
+            "--target",
+            WASM_TARGET,
+        ])
         .current_dir(&paths.root)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -154,11 +189,18 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     let wasm = paths.wasm();
     let c_hash = hash_files(
         &[wasm.clone(), paths.root.join("xtask/src/memory_model.h")],
-        &format!("{wabt} {:x} {}", rewrite::PINNED_BLOCK_HASH, VALIDATE_FLAGS.join(" ")),
+        &format!(
+            "{wabt} {:x} {}",
+            rewrite::PINNED_BLOCK_HASH,
+            VALIDATE_FLAGS.join(" ")
+        ),
     )?;
-    step(&paths.out.join("kernel.c.stamp"), c_hash, &[&kernel_c, &kernel_h, &wasm_rt_h], || {
-        translate(&wasm, &paths.out, &wabt)
-    })?;
+    step(
+        &paths.out.join("kernel.c.stamp"),
+        c_hash,
+        &[&kernel_c, &kernel_h, &wasm_rt_h],
+        || translate(&wasm, &paths.out, &wabt),
+    )?;
 
     // 3. compile the generated C and the machine layer (concurrently: kernel.c dominates).
     let gcc_inc = gcc_include_dir()?;
@@ -168,7 +210,10 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     headers.push(kernel_h.clone());
     headers.push(wasm_rt_h.clone());
     let mut units: Vec<(PathBuf, bool)> = vec![(kernel_c.clone(), false)];
-    for src in list_dir(&boot, "c")?.into_iter().chain(list_dir(&boot, "S")?) {
+    for src in list_dir(&boot, "c")?
+        .into_iter()
+        .chain(list_dir(&boot, "S")?)
+    {
         units.push((src, true));
     }
     let mut jobs = Vec::new();
@@ -207,7 +252,8 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
         }));
     }
     for job in jobs {
-        job.join().map_err(|_| "a compile thread panicked".to_string())??;
+        job.join()
+            .map_err(|_| "a compile thread panicked".to_string())??;
     }
 
     // 4. link.
@@ -220,7 +266,13 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     let map = paths.out.join("kernel.map");
     step(&paths.out.join("kernel.elf.stamp"), hash, &[&elf], || {
         let mut cmd = Command::new("m68k-linux-gnu-ld");
-        cmd.arg("-T").arg(&script).arg("-nostdlib").arg("-Map").arg(&map).arg("-o").arg(&elf);
+        cmd.arg("-T")
+            .arg(&script)
+            .arg("-nostdlib")
+            .arg("-Map")
+            .arg(&map)
+            .arg("-o")
+            .arg(&elf);
         cmd.args(&objects).arg(&lib);
         output_of(&mut cmd).map(|_| ())
     })?;
@@ -241,9 +293,17 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
         ));
     }
     let raw_c = out.join("kernel.raw.c");
-    output_of(Command::new("wasm2c").arg(wasm).arg("-n").arg("kernel").arg("-o").arg(&raw_c))?;
+    output_of(
+        Command::new("wasm2c")
+            .arg(wasm)
+            .arg("-n")
+            .arg("kernel")
+            .arg("-o")
+            .arg(&raw_c),
+    )?;
     // wasm2c names the header after -o; ours must be kernel.h.
-    fs::rename(out.join("kernel.raw.h"), out.join("kernel.h")).map_err(|e| format!("kernel.h: {e}"))?;
+    fs::rename(out.join("kernel.raw.h"), out.join("kernel.h"))
+        .map_err(|e| format!("kernel.h: {e}"))?;
     let c = fs::read_to_string(&raw_c).map_err(|e| format!("{}: {e}", raw_c.display()))?;
     let c = c.replace("#include \"kernel.raw.h\"", "#include \"kernel.h\"");
     let rewritten = match rewrite::rewrite(&c) {
@@ -273,6 +333,7 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
     }
     fs::write(out.join("kernel.c"), rewritten).map_err(|e| format!("kernel.c: {e}"))?;
     let _ = fs::remove_file(&raw_c);
-    fs::copy(installed_wasm_rt_header()?, out.join("wasm-rt.h")).map_err(|e| format!("wasm-rt.h: {e}"))?;
+    fs::copy(installed_wasm_rt_header()?, out.join("wasm-rt.h"))
+        .map_err(|e| format!("wasm-rt.h: {e}"))?;
     Ok(())
 }

@@ -24,7 +24,10 @@ impl Disk {
         if file.is_empty() || file.contains(',') {
             return fail(format!("--disk expects FILE or FILE,ro, got '{spec}'"));
         }
-        Ok(Disk { file: PathBuf::from(file), read_only })
+        Ok(Disk {
+            file: PathBuf::from(file),
+            read_only,
+        })
     }
 }
 
@@ -102,10 +105,15 @@ impl Qemu {
         for (i, d) in self.disks.iter().enumerate() {
             let ro = if d.read_only { ",readonly=on" } else { "" };
             a.push("-drive".into());
-            a.push(format!("if=none,id=hd{i},file={},format=raw{ro}", d.file.display()));
+            a.push(format!(
+                "if=none,id=hd{i},file={},format=raw{ro}",
+                d.file.display()
+            ));
             a.push("-device".into());
             // Pinned slots: without bus=, the first device lands in the last slot.
-            a.push(format!("virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i}"));
+            a.push(format!(
+                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i}"
+            ));
         }
         a.extend(self.extra.iter().cloned());
         a
@@ -124,16 +132,28 @@ impl Qemu {
         let console = Arc::new(Mutex::new(Vec::<u8>::new()));
         let mut readers = Vec::new();
         for (stream, is_stderr) in [
-            (Box::new(child.0.stdout.take().unwrap()) as Box<dyn Read + Send>, false),
-            (Box::new(child.0.stderr.take().unwrap()) as Box<dyn Read + Send>, true),
+            (
+                Box::new(child.0.stdout.take().unwrap()) as Box<dyn Read + Send>,
+                false,
+            ),
+            (
+                Box::new(child.0.stderr.take().unwrap()) as Box<dyn Read + Send>,
+                true,
+            ),
         ] {
             let console = Arc::clone(&console);
-            readers.push(std::thread::spawn(move || pump(stream, &console, echo, is_stderr)));
+            readers.push(std::thread::spawn(move || {
+                pump(stream, &console, echo, is_stderr)
+            }));
         }
         let deadline = Instant::now() + self.timeout;
         let mut timed_out = false;
         let status = loop {
-            if let Some(s) = child.0.try_wait().map_err(|e| format!("waiting for qemu: {e}"))? {
+            if let Some(s) = child
+                .0
+                .try_wait()
+                .map_err(|e| format!("waiting for qemu: {e}"))?
+            {
                 break s.code();
             }
             if Instant::now() >= deadline {
@@ -148,7 +168,11 @@ impl Qemu {
             let _ = r.join();
         }
         let text = String::from_utf8_lossy(&console.lock().unwrap()).replace('\r', "");
-        Ok(Outcome { status, timed_out, console: text })
+        Ok(Outcome {
+            status,
+            timed_out,
+            console: text,
+        })
     }
 }
 
@@ -194,7 +218,11 @@ pub fn parse_summary_line(line: &str) -> Option<Summary> {
         None => 0,
         some => count(some, "skipped")?,
     };
-    parts.next().is_none().then_some(Summary { passed, failed, skipped })
+    parts.next().is_none().then_some(Summary {
+        passed,
+        failed,
+        skipped,
+    })
 }
 
 pub fn last_summary(console: &str) -> Option<Summary> {
@@ -203,7 +231,10 @@ pub fn last_summary(console: &str) -> Option<Summary> {
 
 /// The test that had started but not finished when the console stopped.
 pub fn unfinished_test(console: &str) -> Option<String> {
-    let line = console.lines().rev().find(|l| l.starts_with("test ") && l.contains(" ... "))?;
+    let line = console
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("test ") && l.contains(" ... "))?;
     let (name, rest) = line["test ".len()..].split_once(" ... ")?;
     rest.trim().is_empty().then(|| name.to_string())
 }
@@ -214,10 +245,21 @@ mod tests {
 
     #[test]
     fn summary_lines() {
-        assert_eq!(parse_summary_line("12 passed, 0 failed"), Some(Summary { passed: 12, failed: 0, skipped: 0 }));
+        assert_eq!(
+            parse_summary_line("12 passed, 0 failed"),
+            Some(Summary {
+                passed: 12,
+                failed: 0,
+                skipped: 0
+            })
+        );
         assert_eq!(
             parse_summary_line("1 passed, 2 failed, 3 skipped"),
-            Some(Summary { passed: 1, failed: 2, skipped: 3 })
+            Some(Summary {
+                passed: 1,
+                failed: 2,
+                skipped: 3
+            })
         );
         assert_eq!(parse_summary_line("test x ... ok"), None);
         assert_eq!(parse_summary_line("1 passed"), None);
@@ -234,8 +276,14 @@ mod tests {
 
     #[test]
     fn unfinished_test_is_found() {
-        assert_eq!(unfinished_test("test a ... ok\ntest b ... \nfatal exception: x\n"), Some("b".into()));
-        assert_eq!(unfinished_test("test a ... ok\ntest b ... FAILED: why\n"), None);
+        assert_eq!(
+            unfinished_test("test a ... ok\ntest b ... \nfatal exception: x\n"),
+            Some("b".into())
+        );
+        assert_eq!(
+            unfinished_test("test a ... ok\ntest b ... FAILED: why\n"),
+            None
+        );
         assert_eq!(unfinished_test("banner only\n"), None);
     }
 
@@ -251,7 +299,10 @@ mod tests {
     #[test]
     fn qemu_args_pin_disk_slots_and_exit_on_panic() {
         let q = Qemu {
-            disks: vec![Disk::parse("x.img,ro").unwrap(), Disk::parse("y.img").unwrap()],
+            disks: vec![
+                Disk::parse("x.img,ro").unwrap(),
+                Disk::parse("y.img").unwrap(),
+            ],
             ..Qemu::default()
         };
         let a = q.args(Path::new("k.elf")).join(" ");

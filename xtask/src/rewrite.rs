@@ -42,7 +42,7 @@ fn find_block(c: &str) -> Option<(usize, usize)> {
 /// Returns the generated C with the memory model replaced.
 pub fn rewrite(c: &str) -> Result<String, RewriteError> {
     let (start, end) = find_block(c).ok_or(RewriteError::NoBlock)?;
-    let hash = fnv1a64(c[start..end].as_bytes());
+    let hash = fnv1a64(&c.as_bytes()[start..end]);
     if hash != PINNED_BLOCK_HASH {
         return Err(RewriteError::UnknownBlock { hash });
     }
@@ -56,7 +56,7 @@ pub fn rewrite(c: &str) -> Result<String, RewriteError> {
 /// The block's hash in `c`, for diagnostics.
 #[cfg(test)]
 pub fn block_hash(c: &str) -> Option<u64> {
-    find_block(c).map(|(s, e)| fnv1a64(c[s..e].as_bytes()))
+    find_block(c).map(|(s, e)| fnv1a64(&c.as_bytes()[s..e]))
 }
 
 #[cfg(test)]
@@ -73,14 +73,22 @@ mod tests {
     fn unknown_block_is_refused_with_its_hash() {
         let c = generated("something else\n#else\nother\n");
         let err = rewrite(&c).unwrap_err();
-        assert_eq!(err, RewriteError::UnknownBlock { hash: block_hash(&c).unwrap() });
+        assert_eq!(
+            err,
+            RewriteError::UnknownBlock {
+                hash: block_hash(&c).unwrap()
+            }
+        );
     }
 
     #[test]
     fn missing_block_is_refused() {
         assert_eq!(rewrite("int x;\n"), Err(RewriteError::NoBlock));
         // start marker without the follower line
-        assert_eq!(rewrite("#if WABT_BIG_ENDIAN\n#endif\n"), Err(RewriteError::NoBlock));
+        assert_eq!(
+            rewrite("#if WABT_BIG_ENDIAN\n#endif\n"),
+            Err(RewriteError::NoBlock)
+        );
     }
 
     #[test]
