@@ -13,6 +13,7 @@ pub fn all() -> Vec<Test> {
     all.extend(codegen::tests());
     all.extend(boot::tests());
     all.extend(fail::tests());
+    all.push(Test::new("hang::forever", hang_forever));
     all
 }
 
@@ -156,6 +157,14 @@ mod boot {
             "past end of RAM"
         );
         Ok(())
+    }
+}
+
+/// Never returns: selected only by name, so the xtask can show that a hung test is killed
+/// by its timeout and named.
+fn hang_forever() -> TestResult {
+    loop {
+        core::hint::spin_loop();
     }
 }
 

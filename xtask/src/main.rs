@@ -266,6 +266,9 @@ fn demangle(symbol: &str) -> String {
         .unwrap_or_else(|| symbol.to_string())
 }
 
+/// A Check status meaning "QEMU must be killed by the timeout".
+const MUST_TIME_OUT: i32 = -1;
+
 /// One whole boot with a known outcome: QEMU's exit status and texts the console must show.
 struct Check {
     name: &'static str,
@@ -393,6 +396,14 @@ const CHECKS: &[Check] = &[
         ],
     },
     Check {
+        name: "hung test is killed and named",
+        cpu: "m68040",
+        mem: "128M",
+        append: "test=hang::",
+        status: MUST_TIME_OUT,
+        expect: &["test hang::forever ... "],
+    },
+    Check {
         name: "-m 8M (too small)",
         cpu: "m68040",
         mem: "8M",
@@ -481,7 +492,11 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 cpu: check.cpu.into(),
                 mem: check.mem.into(),
                 append: check.append.into(),
-                timeout: Duration::from_secs(120),
+                timeout: Duration::from_secs(if check.status == MUST_TIME_OUT {
+                    5
+                } else {
+                    120
+                }),
                 ..Qemu::default()
             };
             let out = q.run(&elf, false)?;
@@ -490,7 +505,14 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 .iter()
                 .filter(|e| !out.console.contains(**e))
                 .collect();
-            let why = if out.status != Some(check.status) {
+            let why = if check.status == MUST_TIME_OUT {
+                match (out.timed_out, qemu::unfinished_test(&out.console)) {
+                    (true, Some(t)) if t == "hang::forever" && missing.is_empty() => None,
+                    (timed_out, t) => Some(format!(
+                        "expected a timeout naming hang::forever, got timed_out={timed_out} test={t:?}"
+                    )),
+                }
+            } else if out.status != Some(check.status) {
                 Some(format!(
                     "expected QEMU exit status {}, got {:?}",
                     check.status, out.status
