@@ -14,9 +14,12 @@ struct Z_machine_instance_t { int unused; };
 
 static Z_kernel_instance_t kernel;
 
-/* Saved and restored around exceptions by entry.S when set. Every CPU model this kernel
- * supports under QEMU has an FPU; the CPU probe may clear it. */
-u8 machine_fpu_present = 1;
+/* Saved and restored around exceptions by entry.S when set; set by the FPU probe at start. */
+u8 machine_fpu_present;
+
+/* A probe that may trap (cpu.S): where to resume, and whether it trapped. */
+u32 machine_probe_resume;
+u8 machine_probe_faulted;
 
 /* wasm leaf functions (the precompiled memcpy among them) use up to 128 bytes below the
  * shadow-stack pointer without moving it; Rust called from an exception must start below. */
@@ -98,6 +101,7 @@ void machine_start(void)
     }
     machine_memory_set_limit(ram_end);
 
+    machine_fpu_present = (u8)machine_probe_fpu();
     /* FPCR rounding precision = double: with it every FPU result is rounded to an IEEE double
      * (and f32 results rounded twice, which is exact for + - * / sqrt), as wasm demands. */
     if (machine_fpu_present)
@@ -176,6 +180,12 @@ void machine_trap(struct frame *f)
     u32 vector = (f->format_vector & 0x0fffu) >> 2;
     u32 format = f->format_vector >> 12;
 
+    /* A probe's expected trap (F-line or illegal): resume after the probed instruction. */
+    if (machine_probe_resume && (vector == 11 || vector == 4)) {
+        machine_probe_faulted = 1;
+        f->pc = machine_probe_resume;
+        return;
+    }
     if (vector >= 25 && vector <= 31) { /* autovectors: interrupt levels 1..7 */
         u32 saved = kernel.w2c___stack_pointer;
         kernel.w2c___stack_pointer = saved - RED_ZONE;
@@ -236,19 +246,17 @@ void Z_machineZ_mmio_write8(M *m, u32 a, u32 v) { (void)m; *(volatile u8 *)a = (
 void Z_machineZ_mmio_write16(M *m, u32 a, u32 v) { (void)m; *(volatile u16 *)a = (u16)v; }
 void Z_machineZ_mmio_write32(M *m, u32 a, u32 v) { (void)m; *(volatile u32 *)a = v; }
 
-/* Raise the IPL to 7 and return the previous SR, for irq_restore. */
-u32 Z_machineZ_irq_save(M *m)
+/* The interrupt mask level, SR bits 10-8. */
+u32 Z_machineZ_ipl_get(M *m)
 {
-    u32 sr = machine_get_sr();
     (void)m;
-    machine_set_sr(sr | SR_IPL_MASK);
-    return sr & SR_IPL_MASK;
+    return (machine_get_sr() & SR_IPL_MASK) >> 8;
 }
 
-void Z_machineZ_irq_restore(M *m, u32 ipl)
+void Z_machineZ_ipl_set(M *m, u32 level)
 {
     (void)m;
-    machine_set_sr((machine_get_sr() & ~SR_IPL_MASK) | (ipl & SR_IPL_MASK));
+    machine_set_sr((machine_get_sr() & ~SR_IPL_MASK) | ((level << 8) & SR_IPL_MASK));
 }
 
 void Z_machineZ_idle(M *m) { (void)m; machine_stop(); }
@@ -309,6 +317,55 @@ void Z_machineZ_unwind(M *m)
 }
 
 u32 Z_machineZ_last_trap_pc(M *m) { (void)m; return last_trap_pc; }
+
+/* ---- CPU and caches ------------------------------------------------------------------------ */
+
+u32 Z_machineZ_cpu_cacr_read(M *m) { (void)m; return machine_cacr_read(); }
+void Z_machineZ_cpu_cacr_write(M *m, u32 v) { (void)m; machine_cacr_write(v); }
+u32 Z_machineZ_cpu_fpu_present(M *m) { (void)m; return machine_fpu_present; }
+
+u32 Z_machineZ_cpu_cacr_probe(M *m)
+{
+    u32 sr = machine_get_sr(), mask;
+    (void)m;
+    machine_set_sr(sr | SR_IPL_MASK);
+    mask = machine_cacr_probe();
+    machine_set_sr(sr);
+    return mask;
+}
+
+u32 Z_machineZ_cpu_ttr_read(M *m, u32 which) { (void)m; return machine_ttr_read(which & 3); }
+void Z_machineZ_cpu_ttr_write(M *m, u32 which, u32 v) { (void)m; machine_ttr_write(which & 3, v); }
+
+/* One 68040 cache instruction. `kind` is the middle of its encoding,
+ * cache<<6 | push<<5 | scope<<3 (cache 1 DC, 2 IC, 3 both; scope 1 line, 2 page, 3 all);
+ * anything else is refused with 1. Rust calls this only on a CPU that has the instruction. */
+u32 Z_machineZ_cache_op(M *m, u32 kind, u32 addr)
+{
+    (void)m;
+    switch (kind) {
+    case 0x48: machine_cinvl_dc(addr); break;
+    case 0x88: machine_cinvl_ic(addr); break;
+    case 0xc8: machine_cinvl_bc(addr); break;
+    case 0x50: machine_cinvp_dc(addr); break;
+    case 0x90: machine_cinvp_ic(addr); break;
+    case 0xd0: machine_cinvp_bc(addr); break;
+    case 0x58: machine_cinva_dc(addr); break;
+    case 0x98: machine_cinva_ic(addr); break;
+    case 0xd8: machine_cinva_bc(addr); break;
+    case 0x68: machine_cpushl_dc(addr); break;
+    case 0xa8: machine_cpushl_ic(addr); break;
+    case 0xe8: machine_cpushl_bc(addr); break;
+    case 0x70: machine_cpushp_dc(addr); break;
+    case 0xb0: machine_cpushp_ic(addr); break;
+    case 0xf0: machine_cpushp_bc(addr); break;
+    case 0x78: machine_cpusha_dc(addr); break;
+    case 0xb8: machine_cpusha_ic(addr); break;
+    case 0xf8: machine_cpusha_bc(addr); break;
+    default: return 1;
+    }
+    return 0;
+}
 
 /* Deliberate machine faults for the kernel's fault= option. */
 void Z_machineZ_fault(M *m, u32 kind)

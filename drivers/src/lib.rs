@@ -9,5 +9,7 @@
 extern crate std;
 
 pub mod bus;
+pub mod goldfish_pic;
+pub mod goldfish_rtc;
 pub mod goldfish_tty;
 pub mod virt_ctrl;

@@ -4,6 +4,8 @@
 //! `=`, or a bad value is an error naming what was accepted; the caller prints it with
 //! [`usage`] and exits with failure. A later occurrence of a key overrides an earlier one.
 
+use crate::cache::Mode as CacheMode;
+use crate::cpu::Model;
 use core::fmt;
 
 /// Console verbosity, most severe first.
@@ -32,8 +34,18 @@ pub enum TestSelection<'a> {
     /// Every test except the deliberately failing `fail::` group.
     All,
     None,
-    /// Tests whose name contains this text (the `fail::` group included).
+    /// Tests whose name contains one of these comma-separated texts (the groups left out
+    /// of `all` included).
     Matching(&'a str),
+}
+
+impl TestSelection<'_> {
+    /// Whether `name` is selected by a `Matching` pattern list.
+    pub fn matches(pattern: &str, name: &str) -> bool {
+        pattern
+            .split(',')
+            .any(|p| !p.is_empty() && name.contains(p))
+    }
 }
 
 /// A deliberate failure, to show (and test) each failure report.
@@ -56,6 +68,10 @@ pub struct Options<'a> {
     pub test: TestSelection<'a>,
     pub log: Level,
     pub fault: Option<Fault>,
+    /// Cache mode for RAM; None: the model's default (copyback on the 68040).
+    pub cache: Option<CacheMode>,
+    /// The model QEMU was started with, when the runner says so (checked by the cpu tests).
+    pub expect_cpu: Option<Model>,
 }
 
 impl Fault {
@@ -77,6 +93,8 @@ impl Default for Options<'_> {
             test: TestSelection::All,
             log: Level::Info,
             fault: None,
+            cache: None,
+            expect_cpu: None,
         }
     }
 }
@@ -91,8 +109,8 @@ pub struct Spec {
 pub const SPECS: &[Spec] = &[
     Spec {
         key: "test",
-        values: "all | none | <text>",
-        help: "in-guest tests to run: all (default), none, or those whose name contains <text>",
+        values: "all | none | <text>[,<text>...]",
+        help: "in-guest tests to run: all (default), none, or those whose name contains a <text>",
     },
     Spec {
         key: "log",
@@ -103,6 +121,17 @@ pub const SPECS: &[Spec] = &[
         key: "fault",
         values: "panic | illegal | buserror | divzero | wasmtrap",
         help: "cause that failure after the banner, to see its report",
+    },
+    Spec {
+        key: "cache",
+        values: "copyback | writethrough | off",
+        help:
+            "RAM cache mode (68040 default copyback; the 68030 data cache is always write-through)",
+    },
+    Spec {
+        key: "cpu",
+        values: "68030 | 68040 | 68060",
+        help: "the -cpu QEMU was started with; the cpu tests check the probe agrees",
     },
 ];
 
@@ -186,6 +215,22 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 })
             }
+            "cache" => {
+                opts.cache = Some(match value {
+                    "copyback" => CacheMode::Copyback,
+                    "writethrough" => CacheMode::WriteThrough,
+                    "off" => CacheMode::Off,
+                    _ => return Err(bad()),
+                })
+            }
+            "cpu" => {
+                opts.expect_cpu = Some(match value.trim_start_matches('m') {
+                    "68030" => Model::M68030,
+                    "68040" => Model::M68040,
+                    "68060" => Model::M68060,
+                    _ => return Err(bad()),
+                })
+            }
             _ => unreachable!("every key in SPECS has a parser"),
         }
     }
@@ -219,6 +264,31 @@ mod tests {
         ] {
             assert_eq!(parse(&std::format!("fault={v}")).unwrap().fault, Some(f));
         }
+    }
+
+    #[test]
+    fn cache_and_cpu() {
+        let o = parse("cache=writethrough cpu=68030").unwrap();
+        assert_eq!(o.cache, Some(CacheMode::WriteThrough));
+        assert_eq!(o.expect_cpu, Some(Model::M68030));
+        assert_eq!(parse("cpu=m68040").unwrap().expect_cpu, Some(Model::M68040));
+        assert_eq!(parse("cache=off").unwrap().cache, Some(CacheMode::Off));
+        assert!(matches!(
+            parse("cpu=68020"),
+            Err(Error::BadValue { key: "cpu", .. })
+        ));
+        assert!(matches!(
+            parse("cache=wb"),
+            Err(Error::BadValue { key: "cache", .. })
+        ));
+    }
+
+    #[test]
+    fn test_patterns_are_comma_separated() {
+        assert!(TestSelection::matches("irq::,time::", "time::sleep"));
+        assert!(TestSelection::matches("irq::,time::", "irq::shared"));
+        assert!(!TestSelection::matches("irq::,time::", "codegen::x"));
+        assert!(!TestSelection::matches(",", "anything"));
     }
 
     #[test]

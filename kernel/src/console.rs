@@ -5,7 +5,7 @@
 //! length of one `print!` so lines from different contexts do not interleave.
 
 use crate::cmdline::Level;
-use crate::machine::{IrqGuard, MachineBus};
+use crate::machine::{self, MachineBus};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use drivers::goldfish_tty::GoldfishTty;
@@ -28,7 +28,7 @@ pub fn enabled(level: Level) -> bool {
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
-    let _masked = IrqGuard::new();
+    let _masked = machine::mask_interrupts();
     // SAFETY: TTY_BASE holds the board's TTY base or the one bootinfo reported.
     let mut tty = unsafe { GoldfishTty::new(MachineBus, TTY_BASE.load(Ordering::Relaxed)) };
     let _ = tty.write_fmt(args);

@@ -25,7 +25,7 @@ fn ctrl() -> VirtCtrl<MachineBus> {
 
 /// Ends the emulation: QEMU exits 0 on success, 1 on failure (with -action panic=exit-failure).
 pub fn exit(success: bool) -> ! {
-    let _masked = machine::IrqGuard::new();
+    let _masked = machine::mask_interrupts();
     ctrl().command(if success {
         Command::Halt
     } else {

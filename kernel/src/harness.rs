@@ -44,7 +44,7 @@ pub fn is_selected(selection: TestSelection, name: &str) -> bool {
     match selection {
         TestSelection::All => !name.starts_with(DELIBERATE_FAILURES) && !name.starts_with(HANG),
         TestSelection::None => false,
-        TestSelection::Matching(text) => name.contains(text),
+        TestSelection::Matching(pattern) => TestSelection::matches(pattern, name),
     }
 }
 

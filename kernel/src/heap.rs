@@ -4,7 +4,7 @@
 //! stores, so a spin lock taken by an interrupt handler while the interrupted code holds it
 //! would spin forever. The lock is kept only to satisfy `Sync`; it is never contended.
 
-use crate::machine::IrqGuard;
+use crate::machine;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 use linked_list_allocator::Heap;
@@ -18,7 +18,7 @@ static HEAP: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
 // the allocator returns blocks that satisfy the layout or null.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _masked = IrqGuard::new();
+        let _masked = machine::mask_interrupts();
         self.0
             .lock()
             .allocate_first_fit(layout)
@@ -26,7 +26,7 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _masked = IrqGuard::new();
+        let _masked = machine::mask_interrupts();
         if let Some(p) = NonNull::new(ptr) {
             // SAFETY: the caller returns a block this allocator gave out with this layout.
             unsafe { self.0.lock().deallocate(p, layout) }
@@ -41,21 +41,21 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// The range must be unused linear memory that nothing else will touch, and `init` must be
 /// called once, before the first allocation.
 pub unsafe fn init(start: *mut u8, size: usize) {
-    let _masked = IrqGuard::new();
+    let _masked = machine::mask_interrupts();
     // SAFETY: the caller's contract.
     unsafe { HEAP.0.lock().init(start, size) }
 }
 
 /// (bytes in use, bytes free).
 pub fn usage() -> (usize, usize) {
-    let _masked = IrqGuard::new();
+    let _masked = machine::mask_interrupts();
     let heap = HEAP.0.lock();
     (heap.used(), heap.free())
 }
 
 /// The heap's first address and size.
 pub fn region() -> (usize, usize) {
-    let _masked = IrqGuard::new();
+    let _masked = machine::mask_interrupts();
     let heap = HEAP.0.lock();
     (heap.bottom() as usize, heap.size())
 }

@@ -10,7 +10,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod bootinfo;
+pub mod cache;
 pub mod cmdline;
+pub mod cpu;
+pub mod ipl;
+pub mod irq;
+pub mod time;
 #[macro_use]
 pub mod harness;
 
@@ -34,9 +39,11 @@ pub mod machine;
 mod start;
 #[cfg(target_arch = "wasm32")]
 mod tests;
+#[cfg(target_arch = "wasm32")]
+mod tests_machine;
 
 #[cfg(target_arch = "wasm32")]
-pub use start::boot_info;
+pub use start::{boot_info, options};
 
 #[cfg(test)]
 mod host_tests {

@@ -4,6 +4,7 @@
 //! idle, physical addresses of linear memory, catching a failing test, deliberate faults).
 //! Policy lives in the callers; nothing here decides anything.
 
+use crate::ipl::{IplControl, IplGuard};
 use drivers::bus::Bus;
 
 #[link(wasm_import_module = "machine")]
@@ -14,8 +15,8 @@ extern "C" {
     fn mmio_write8(addr: u32, value: u32);
     fn mmio_write16(addr: u32, value: u32);
     fn mmio_write32(addr: u32, value: u32);
-    fn irq_save() -> u32;
-    fn irq_restore(ipl: u32);
+    fn ipl_get() -> u32;
+    fn ipl_set(level: u32);
     fn idle();
     fn linear_base() -> u32;
     fn ram_end() -> u32;
@@ -25,6 +26,14 @@ extern "C" {
     fn unwind();
     fn last_trap_pc() -> u32;
     fn fault(kind: u32);
+    fn cpu_cacr_read() -> u32;
+    fn cpu_cacr_write(value: u32);
+    fn cpu_cacr_probe() -> u32;
+    fn cpu_fpu_present() -> u32;
+    fn cpu_ttr_read(which: u32) -> u32;
+    fn cpu_ttr_write(which: u32, value: u32);
+    #[link_name = "cache_op"]
+    fn machine_cache_op(kind: u32, addr: u32) -> u32;
 }
 
 /// Register access through the machine layer's volatile loads and stores.
@@ -61,33 +70,38 @@ unsafe impl Bus for MachineBus {
     }
 }
 
-/// Interrupts masked (IPL 7) for the guard's lifetime; the previous level comes back on drop,
-/// so guards nest. Needed around anything shared with interrupt handlers, because atomics on
-/// wasm32v1-none are plain loads and stores.
-pub struct IrqGuard {
-    previous: u32,
-}
+/// The processor's interrupt mask, through the machine layer.
+pub struct MachineIpl;
 
-impl IrqGuard {
-    pub fn new() -> Self {
-        // SAFETY: raising the IPL has no memory effects.
-        IrqGuard {
-            previous: unsafe { irq_save() },
-        }
+impl IplControl for MachineIpl {
+    fn get(&self) -> u8 {
+        // SAFETY: reads SR.
+        unsafe { ipl_get() as u8 }
+    }
+    fn set(&self, level: u8) {
+        // SAFETY: changes only SR's interrupt mask.
+        unsafe { ipl_set(level.into()) }
     }
 }
 
-impl Default for IrqGuard {
-    fn default() -> Self {
-        Self::new()
-    }
+pub static MACHINE_IPL: MachineIpl = MachineIpl;
+
+/// A raised interrupt mask; see [`crate::ipl::IplGuard`].
+pub type IrqGuard = IplGuard<'static, MachineIpl>;
+
+/// Masks every interrupt until the guard drops. Needed around anything shared with
+/// interrupt handlers, because atomics on wasm32v1-none are plain loads and stores.
+pub fn mask_interrupts() -> IrqGuard {
+    IplGuard::raise(&MACHINE_IPL, 7)
 }
 
-impl Drop for IrqGuard {
-    fn drop(&mut self) {
-        // SAFETY: restores the level irq_save returned.
-        unsafe { irq_restore(self.previous) }
-    }
+/// Masks interrupts of `level` and below until the guard drops.
+pub fn raise_ipl(level: u8) -> IrqGuard {
+    IplGuard::raise(&MACHINE_IPL, level)
+}
+
+pub fn current_ipl() -> u8 {
+    MACHINE_IPL.get()
 }
 
 /// Stops the CPU until an interrupt arrives (68k `stop #0x2000`: the IPL is 0 afterwards).
@@ -168,4 +182,51 @@ pub enum MachineFault {
 pub fn cause_fault(kind: MachineFault) {
     // SAFETY: the exception it raises is reported and ends the kernel.
     unsafe { fault(kind as u32) }
+}
+
+/// The CACR as the CPU holds it.
+pub fn cacr_read() -> u32 {
+    // SAFETY: reading a control register has no effect.
+    unsafe { cpu_cacr_read() }
+}
+
+/// Writes the CACR. Callers (the cache module) choose bits valid for the identified model.
+pub fn cacr_write(value: u32) {
+    // SAFETY: the CACR only controls caches, which do not change memory contents when
+    // enabled, disabled or cleared in write-through mode; copyback users push first.
+    unsafe { cpu_cacr_write(value) }
+}
+
+/// The CACR's writable bits (all ones written, read back, caches left off).
+pub fn cacr_probe() -> u32 {
+    // SAFETY: runs with interrupts masked and leaves the caches off; called before they are
+    // ever enabled, so no dirty line can be lost.
+    unsafe { cpu_cacr_probe() }
+}
+
+/// Whether the boot-time FPU probe found an FPU.
+pub fn fpu_present() -> bool {
+    // SAFETY: reads a flag set at start-up.
+    unsafe { cpu_fpu_present() != 0 }
+}
+
+/// Reads a 68040 transparent translation register (0 ITT0, 1 ITT1, 2 DTT0, 3 DTT1).
+/// 68040/68060 only: the 68030 has no such registers (illegal instruction).
+pub fn ttr_read(which: u32) -> u32 {
+    // SAFETY: the cache module calls this on a 68040 only.
+    unsafe { cpu_ttr_read(which) }
+}
+
+/// Writes a 68040 transparent translation register; 68040/68060 only.
+pub fn ttr_write(which: u32, value: u32) {
+    // SAFETY: as ttr_read; the values only set cache modes with the MMU off.
+    unsafe { cpu_ttr_write(which, value) }
+}
+
+/// Executes one 68040 cache instruction (encoding byte from `cache::Step::encoding`).
+/// Returns true when the machine layer refused an unknown encoding.
+pub fn cache_op(kind: u32, addr: u32) -> bool {
+    // SAFETY: the cache module calls this on a 68040 only, with steps that never discard
+    // data outside the caller's range.
+    unsafe { machine_cache_op(kind, addr) != 0 }
 }

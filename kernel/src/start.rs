@@ -5,9 +5,12 @@
 //! the heap is laid over it; options are parsed after that (errors print with the heap up).
 
 use crate::bootinfo::{self, BootInfo};
+use crate::cache::{self, Mode as CacheMode};
 use crate::cmdline::{self, Fault, Options, TestSelection};
+use crate::cpu::{self, Identity, Model};
+use crate::ipl::IplControl;
 use crate::machine::{self, MachineFault};
-use crate::{console, fatal, harness, heap};
+use crate::{console, fatal, harness, heap, irq, time};
 use core::cell::UnsafeCell;
 
 const WASM_PAGE: u32 = 65536;
@@ -81,7 +84,7 @@ fn setup_memory(info: &BootInfo) {
     unsafe { heap::init(start as *mut u8, top - start) };
 }
 
-fn banner(info: &BootInfo, opts: &Options) {
+fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) {
     println!(
         "m68k virt kernel {} (Rust via wasm32v1-none + wasm2c)",
         env!("CARGO_PKG_VERSION")
@@ -91,12 +94,34 @@ fn banner(info: &BootInfo, opts: &Options) {
         None => print!("qemu version not reported"),
     }
     println!(", machine type {}", info.machine_type.unwrap_or(0));
+    println!("cpu {id}");
     println!(
-        "cpu (bootinfo) {}, fpu {}, mmu {}",
+        "  bootinfo claims cpu {}, fpu {}, mmu {}{}",
         bootinfo::cpu_name(info.cpu_type.unwrap_or(0)),
         bootinfo::cpu_name(info.fpu_type.unwrap_or(0)),
-        bootinfo::cpu_name(info.mmu_type.unwrap_or(0))
+        bootinfo::cpu_name(info.mmu_type.unwrap_or(0)),
+        if info.cpu_type != Some(id.model.bootinfo_bit()) {
+            " (wrong: QEMU 7.2 always says 68040)"
+        } else {
+            ""
+        }
     );
+    print!(
+        "caches {} (CACR {:#010x}",
+        cache_mode.name(),
+        machine::cacr_read()
+    );
+    if id.model == Model::M68040 {
+        print!(
+            "; ITT0 {:#010x} ITT1 {:#010x} DTT0 {:#010x} DTT1 {:#010x}",
+            machine::ttr_read(0),
+            machine::ttr_read(1),
+            machine::ttr_read(2),
+            machine::ttr_read(3)
+        );
+    }
+    println!(")");
+    println!("time {} (goldfish RTC #1)", time::wall_clock());
     for c in info.mem_chunks.as_slice() {
         println!(
             "ram {:#010x}-{:#010x} ({} MiB)",
@@ -191,7 +216,12 @@ pub extern "C" fn kernel_main() {
         }
     };
     console::set_level(opts.log);
-    banner(info, &opts);
+    OPTIONS.call_once(|| opts);
+
+    let id = identify_cpu();
+    let cache_mode = setup_caches(id, &opts);
+    start_interrupts_and_clock(info);
+    banner(info, &opts, id, cache_mode);
 
     if let Some(fault) = opts.fault {
         cause(fault);
@@ -201,14 +231,67 @@ pub extern "C" fn kernel_main() {
         fatal::exit(true);
     }
     let summary = harness::run(opts.test);
+    irq::print_stats();
     fatal::exit(summary.all_passed());
 }
 
-/// Interrupt entry from the machine layer. No device interrupt is enabled yet (the PIC
-/// driver comes with the interrupt work), so any interrupt here is unexpected: report it
-/// and stop rather than loop on a level-triggered line nobody clears.
-#[no_mangle]
-pub extern "C" fn irq_entry(level: u32) {
-    println!("\nfatal: unexpected interrupt at level {level}: no handler is registered yet");
-    fatal::exit(false);
+static OPTIONS: spin::Once<Options<'static>> = spin::Once::new();
+
+/// The parsed command line (available once boot has parsed it).
+pub fn options() -> &'static Options<'static> {
+    OPTIONS.get().expect("options are parsed at boot")
+}
+
+fn identify_cpu() -> Identity {
+    let id = match cpu::identify() {
+        Ok(id) => id,
+        Err(e) => {
+            println!("fatal: cannot identify the CPU: {e}");
+            fatal::exit(false);
+        }
+    };
+    if id.model == Model::M68060 {
+        // QEMU 7.2's 68060 traps cinv/cpush (F-line) and builds a broken 6-byte exception
+        // frame (both fixed in QEMU 9.0): neither cache maintenance nor exception reports
+        // can be trusted, so refuse rather than run without either.
+        println!(
+            "fatal: 68060 detected (CACR writable bits {:#010x}). Under QEMU 7.2 its cache \
+             instructions trap and its exception frames are broken (fixed in QEMU 9.0); \
+             this kernel supports -cpu m68040 and -cpu m68030.",
+            id.cacr_mask
+        );
+        fatal::exit(false);
+    }
+    if !id.fpu {
+        // GCC compiles wasm float operations to FPU instructions.
+        println!(
+            "fatal: no FPU answered; this kernel's float code needs a 68881/68882 or 68040 FPU"
+        );
+        fatal::exit(false);
+    }
+    id
+}
+
+fn setup_caches(id: Identity, opts: &Options) -> CacheMode {
+    let mode = match (id.model, opts.cache) {
+        (_, Some(CacheMode::Off)) => CacheMode::Off,
+        // The 68030 data cache can only write through.
+        (Model::M68030, _) => CacheMode::WriteThrough,
+        (_, Some(mode)) => mode,
+        (_, None) => CacheMode::Copyback,
+    };
+    cache::enable(mode);
+    mode
+}
+
+fn start_interrupts_and_clock(info: &BootInfo) {
+    let pic = info.pic.unwrap();
+    let rtc = info.rtc.unwrap();
+    irq::init(pic.base);
+    if let Err(e) = time::init(rtc.base, rtc.irq) {
+        println!("fatal: cannot start the clock: {e}");
+        fatal::exit(false);
+    }
+    // Entry left SR at 0x2700: from here on interrupts are taken.
+    machine::MACHINE_IPL.set(0);
 }

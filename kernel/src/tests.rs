@@ -12,6 +12,9 @@ pub fn all() -> Vec<Test> {
     let mut all = Vec::new();
     all.extend(codegen::tests());
     all.extend(boot::tests());
+    all.extend(crate::tests_machine::cpu_tests());
+    all.extend(crate::tests_machine::irq_tests());
+    all.extend(crate::tests_machine::time_tests());
     all.extend(fail::tests());
     all.push(Test::new("hang::forever", hang_forever));
     all

@@ -1,0 +1,120 @@
+/* boot/cpu.S: model-specific privileged instructions: CACR, the 68040's transparent
+ * translation registers and cache lines/pages, and the probes that tell models apart.
+ *
+ * Owns: only the instructions. Which one is safe on which CPU, and when to use it, is decided
+ * in Rust (kernel/src/cpu.rs, kernel/src/cache.rs): on a 68030 the 68040 instructions below
+ * take an F-line trap, so Rust never calls them there.
+ *
+ * Calling convention: GCC's m68k ABI (arguments on the stack, result in %d0; d0-d1/a0-a1
+ * may be clobbered).
+ */
+    .arch   68040
+    .text
+
+/* u32 machine_cacr_read(void) */
+    .globl  machine_cacr_read
+machine_cacr_read:
+    movec   %cacr, %d0
+    rts
+
+/* void machine_cacr_write(u32 value) */
+    .globl  machine_cacr_write
+machine_cacr_write:
+    move.l  4(%sp), %d0
+    movec   %d0, %cacr
+    rts
+
+/* u32 machine_cacr_probe(void): the CACR's writable bits (write all ones, read back), with
+ * the caches left off (CACR = 0). Interrupts must be masked: the caches are briefly on in
+ * whatever mode the ones select. The mask identifies the model: 68030 0x00003f1f,
+ * 68040 0x80008000, 68060 0xf8e0e000 under QEMU 7.2. */
+    .globl  machine_cacr_probe
+machine_cacr_probe:
+    moveq   #-1, %d0
+    movec   %d0, %cacr
+    movec   %cacr, %d0
+    moveq   #0, %d1
+    movec   %d1, %cacr
+    rts
+
+/* 68040 transparent translation registers (movec 0x004-0x007). 68040 and 68060 only. */
+    .globl  machine_ttr_read
+machine_ttr_read:                   /* u32 machine_ttr_read(u32 which): 0 itt0 .. 3 dtt1 */
+    move.l  4(%sp), %d1
+    cmp.l   #1, %d1
+    beq.s   1f
+    bhi.s   2f
+    movec   %itt0, %d0
+    rts
+1:  movec   %itt1, %d0
+    rts
+2:  cmp.l   #2, %d1
+    bne.s   3f
+    movec   %dtt0, %d0
+    rts
+3:  movec   %dtt1, %d0
+    rts
+
+    .globl  machine_ttr_write
+machine_ttr_write:                  /* void machine_ttr_write(u32 which, u32 value) */
+    move.l  4(%sp), %d1
+    move.l  8(%sp), %d0
+    cmp.l   #1, %d1
+    beq.s   1f
+    bhi.s   2f
+    movec   %d0, %itt0
+    rts
+1:  movec   %d0, %itt1
+    rts
+2:  cmp.l   #2, %d1
+    bne.s   3f
+    movec   %d0, %dtt0
+    rts
+3:  movec   %d0, %dtt1
+    rts
+
+/* 68040 cache maintenance, one function per instruction: void f(u32 physical_address).
+ * Encoding 0xF400 | cache<<6 | push<<5 | scope<<3 | An; machine.c maps Rust's request,
+ * given as that middle byte, to these. */
+    .macro  CACHEOP name, insn
+    .globl  \name
+\name:
+    move.l  4(%sp), %a0
+    \insn
+    rts
+    .endm
+
+    CACHEOP machine_cinvl_dc, "cinvl %dc,(%a0)"
+    CACHEOP machine_cinvl_ic, "cinvl %ic,(%a0)"
+    CACHEOP machine_cinvl_bc, "cinvl %bc,(%a0)"
+    CACHEOP machine_cinvp_dc, "cinvp %dc,(%a0)"
+    CACHEOP machine_cinvp_ic, "cinvp %ic,(%a0)"
+    CACHEOP machine_cinvp_bc, "cinvp %bc,(%a0)"
+    CACHEOP machine_cinva_dc, "cinva %dc"
+    CACHEOP machine_cinva_ic, "cinva %ic"
+    CACHEOP machine_cinva_bc, "cinva %bc"
+    CACHEOP machine_cpushl_dc, "cpushl %dc,(%a0)"
+    CACHEOP machine_cpushl_ic, "cpushl %ic,(%a0)"
+    CACHEOP machine_cpushl_bc, "cpushl %bc,(%a0)"
+    CACHEOP machine_cpushp_dc, "cpushp %dc,(%a0)"
+    CACHEOP machine_cpushp_ic, "cpushp %ic,(%a0)"
+    CACHEOP machine_cpushp_bc, "cpushp %bc,(%a0)"
+    CACHEOP machine_cpusha_dc, "cpusha %dc"
+    CACHEOP machine_cpusha_ic, "cpusha %ic"
+    CACHEOP machine_cpusha_bc, "cpusha %bc"
+
+/* u32 machine_probe_fpu(void): 1 if an FPU answers, 0 if reading FPCR takes an F-line trap.
+ * machine_trap resumes a faulting probe at machine_probe_resume with machine_probe_faulted
+ * set. Runs before the exception stub saves FPU state (machine_fpu_present is still 0). */
+    .globl  machine_probe_fpu
+machine_probe_fpu:
+    clr.b   machine_probe_faulted
+    lea     1f, %a0
+    move.l  %a0, machine_probe_resume
+    fmove.l %fpcr, %d0
+1:  clr.l   machine_probe_resume
+    moveq   #1, %d0
+    tst.b   machine_probe_faulted
+    beq.s   2f
+    moveq   #0, %d0
+2:  rts

@@ -1,0 +1,528 @@
+//! Cache control: one interface, the cheapest correct sequence for the identified CPU.
+//!
+//! Owns: the CACR enable bits per model and mode, the 68040 transparent translation registers
+//! (the cache mode of RAM and of the device window, with the MMU off), and range/whole-cache
+//! maintenance. The range planner for the 68040 is pure and host-tested; the executor runs
+//! its steps with machine-layer instructions.
+//!
+//! Rules the planner keeps:
+//! - CINV (discard) only on memory entirely inside the range: a partial line or page at an
+//!   edge may hold CPU data outside the range, so it is pushed (CPUSH), never discarded.
+//! - CPUSH on the 68040 writes dirty lines back *and* invalidates them, so a push is also a
+//!   push+invalidate; pushing more than asked is only slower, never wrong.
+//! - Never CINVA for a range (it would drop other dirty data): long ranges use CPUSHA.
+//!
+//! The 68030's data cache is write-through (push has nothing to do) and can only be cleared
+//! whole (CACR CD); the 68060 is refused at boot under QEMU 7.2 (see README).
+
+use crate::cpu::Model;
+
+pub const LINE: u32 = 16;
+pub const PAGE: u32 = 4096;
+/// A fully covered page costs about as much to maintain by page as this many line ops.
+pub const PAGE_OP_MIN_LINES: u32 = 32;
+/// From this many bytes on, one whole-cache push beats page-by-page work (4x the 68040's
+/// 4 KiB data cache).
+pub const ALL_OP_MIN_BYTES: u32 = 16 * 1024;
+
+/// What a range operation must achieve for the data at [addr, addr + len).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeOp {
+    /// Make memory hold the CPU's writes (before a device reads it).
+    Push,
+    /// Make the CPU's next read come from memory (before/after a device writes it).
+    Invalidate,
+    /// Both.
+    PushInvalidate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caches {
+    Data,
+    Instruction,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Line,
+    Page,
+    All,
+}
+
+/// One 68040 cache instruction: CPUSH when `push`, else CINV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub push: bool,
+    pub scope: Scope,
+    pub caches: Caches,
+    /// Physical address (ignored for Scope::All).
+    pub addr: u32,
+}
+
+impl Step {
+    /// The middle byte of the instruction's encoding (cache<<6 | push<<5 | scope<<3).
+    pub fn encoding(&self) -> u32 {
+        let cache = match self.caches {
+            Caches::Data => 1,
+            Caches::Instruction => 2,
+            Caches::Both => 3,
+        };
+        let scope = match self.scope {
+            Scope::Line => 1,
+            Scope::Page => 2,
+            Scope::All => 3,
+        };
+        cache << 6 | u32::from(self.push) << 5 | scope << 3
+    }
+}
+
+/// Plans `op` over [addr, addr + len) on the 68040's `caches`, calling `emit` per instruction.
+pub fn plan_040(op: RangeOp, caches: Caches, addr: u32, len: u32, emit: &mut dyn FnMut(Step)) {
+    if len == 0 {
+        return;
+    }
+    // u64: a range may end exactly at 4 GiB.
+    let (start, end) = (u64::from(addr), u64::from(addr) + u64::from(len));
+    let (line_size, page_size) = (u64::from(LINE), u64::from(PAGE));
+    // The I-cache holds no dirty data: discarding it anywhere is safe, pushing it is moot.
+    let discard_anywhere = caches == Caches::Instruction;
+    if len >= ALL_OP_MIN_BYTES {
+        emit(Step {
+            push: !discard_anywhere,
+            scope: Scope::All,
+            caches,
+            addr: 0,
+        });
+        return;
+    }
+    let mut page = start & !(page_size - 1);
+    while page < end {
+        let page_end = page + page_size;
+        let lo = start.max(page);
+        let hi = end.min(page_end);
+        let first_line = lo & !(line_size - 1);
+        let lines = (hi - first_line).div_ceil(line_size);
+        if lines >= u64::from(PAGE_OP_MIN_LINES) {
+            // Discard a page only when all of it is inside the range.
+            let whole_page = lo == page && hi == page_end;
+            let push = !discard_anywhere && (op != RangeOp::Invalidate || !whole_page);
+            emit(Step {
+                push,
+                scope: Scope::Page,
+                caches,
+                addr: page as u32,
+            });
+        } else {
+            let mut line = first_line;
+            while line < hi {
+                let whole_line = line >= start && line + line_size <= end;
+                let push = !discard_anywhere && (op != RangeOp::Invalidate || !whole_line);
+                emit(Step {
+                    push,
+                    scope: Scope::Line,
+                    caches,
+                    addr: line as u32,
+                });
+                line += line_size;
+            }
+        }
+        page = page_end;
+    }
+}
+
+/// Cache mode for RAM (kernel option `cache=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Copyback,
+    WriteThrough,
+    Off,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Copyback => "copyback",
+            Mode::WriteThrough => "writethrough",
+            Mode::Off => "off",
+        }
+    }
+}
+
+pub mod cacr030 {
+    pub const EI: u32 = 0x0001;
+    pub const FI: u32 = 0x0002;
+    pub const CEI: u32 = 0x0004;
+    pub const CI: u32 = 0x0008;
+    pub const IBE: u32 = 0x0010;
+    pub const ED: u32 = 0x0100;
+    pub const FD: u32 = 0x0200;
+    pub const CED: u32 = 0x0400;
+    pub const CD: u32 = 0x0800;
+    pub const DBE: u32 = 0x1000;
+    pub const WA: u32 = 0x2000;
+}
+
+pub mod cacr040 {
+    pub const DE: u32 = 0x8000_0000;
+    pub const IE: u32 = 0x0000_8000;
+}
+
+/// The CACR value that enables the caches in `mode` (burst fill and write-allocate on the
+/// 68030, whose data cache is write-through whatever `mode` says).
+pub fn cacr_enable_bits(model: Model, mode: Mode) -> u32 {
+    match (model, mode) {
+        (_, Mode::Off) => 0,
+        (Model::M68030, _) => {
+            use cacr030::*;
+            EI | IBE | ED | DBE | WA
+        }
+        (Model::M68040 | Model::M68060, _) => cacr040::DE | cacr040::IE,
+    }
+}
+
+/// 68040 transparent translation register values, with the MMU off:
+/// (ITT0, ITT1, DTT0, DTT1).
+///
+/// DTT0 maps the device window 0xff000000-0xffffffff cache-inhibited, serialized (device
+/// registers must be neither cached nor reordered); DTT1 maps 0x00000000-0x7fffffff (RAM) in
+/// `mode`. ITT0 lets instructions be cached from RAM; ITT1 keeps the device window uncached.
+/// All match supervisor and user accesses (S field = ignore).
+pub fn ttr_values(mode: Mode) -> [u32; 4] {
+    const ENABLE: u32 = 0x8000;
+    const S_IGNORE: u32 = 0x4000;
+    const CM_WRITETHROUGH: u32 = 0x00;
+    const CM_COPYBACK: u32 = 0x20;
+    const CM_INHIBIT_SERIALIZED: u32 = 0x40;
+    let ram = 0x007f_0000 | ENABLE | S_IGNORE; // base 0x00, mask 0x7f
+    let devices = 0xff00_0000 | ENABLE | S_IGNORE; // base 0xff, mask 0x00
+    let ram_mode = match mode {
+        Mode::Copyback => CM_COPYBACK,
+        Mode::WriteThrough => CM_WRITETHROUGH,
+        Mode::Off => CM_INHIBIT_SERIALIZED,
+    };
+    [
+        ram | CM_WRITETHROUGH,
+        devices | CM_INHIBIT_SERIALIZED,
+        devices | CM_INHIBIT_SERIALIZED,
+        ram | ram_mode,
+    ]
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use exec::*;
+
+#[cfg(target_arch = "wasm32")]
+mod exec {
+    use super::*;
+    use crate::machine;
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    /// The CACR enable bits as programmed (the 68030's CD/CI strobes are not kept).
+    static ENABLED: AtomicU32 = AtomicU32::new(0);
+
+    fn model() -> Model {
+        crate::cpu::identity().model
+    }
+
+    /// Sets the RAM/device cache modes (68040) and enables the caches in `mode`.
+    pub fn enable(mode: Mode) {
+        let model = model();
+        if model == Model::M68040 {
+            for (which, value) in ttr_values(mode).into_iter().enumerate() {
+                machine::ttr_write(which as u32, value);
+            }
+            // Nothing may be cached from before the modes were set.
+            execute(Step {
+                push: true,
+                scope: Scope::All,
+                caches: Caches::Both,
+                addr: 0,
+            });
+        }
+        let bits = cacr_enable_bits(model, mode);
+        let clear = if model == Model::M68030 {
+            cacr030::CD | cacr030::CI
+        } else {
+            0
+        };
+        ENABLED.store(bits, Ordering::Relaxed);
+        machine::cacr_write(bits | clear);
+    }
+
+    /// Pushes everything and turns the caches off.
+    pub fn disable() {
+        push_invalidate_all();
+        invalidate_instruction_all();
+        ENABLED.store(0, Ordering::Relaxed);
+        machine::cacr_write(0);
+    }
+
+    /// The CACR enable bits last programmed.
+    pub fn enabled_bits() -> u32 {
+        ENABLED.load(Ordering::Relaxed)
+    }
+
+    fn execute(step: Step) {
+        let refused = machine::cache_op(step.encoding(), step.addr);
+        debug_assert!(!refused, "machine layer refused cache step {step:?}");
+    }
+
+    fn data_range(op: RangeOp, addr: u32, len: u32) {
+        match model() {
+            Model::M68040 => plan_040(op, Caches::Data, addr, len, &mut |s| execute(s)),
+            Model::M68030 => {
+                // Write-through: memory already has every write; only discarding remains,
+                // and the 68030 can only clear its whole (256-byte) data cache.
+                if op != RangeOp::Push && len != 0 {
+                    machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD);
+                }
+            }
+            // Refused at boot; nothing can reach here.
+            Model::M68060 => {}
+        }
+    }
+
+    /// Writes the CPU's cached writes in [addr, addr + len) (physical) back to memory.
+    pub fn push_range(addr: u32, len: u32) {
+        data_range(RangeOp::Push, addr, len);
+    }
+
+    /// Makes the CPU's next reads of [addr, addr + len) come from memory. Partial lines at
+    /// the edges are pushed first, never discarded.
+    pub fn invalidate_range(addr: u32, len: u32) {
+        data_range(RangeOp::Invalidate, addr, len);
+    }
+
+    pub fn push_invalidate_range(addr: u32, len: u32) {
+        data_range(RangeOp::PushInvalidate, addr, len);
+    }
+
+    /// Pushes and invalidates the whole data cache.
+    pub fn push_invalidate_all() {
+        match model() {
+            Model::M68040 => execute(Step {
+                push: true,
+                scope: Scope::All,
+                caches: Caches::Data,
+                addr: 0,
+            }),
+            Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD),
+            Model::M68060 => {}
+        }
+    }
+
+    /// Discards the whole instruction cache (after writing code, e.g. a loaded module).
+    pub fn invalidate_instruction_all() {
+        match model() {
+            Model::M68040 => execute(Step {
+                push: false,
+                scope: Scope::All,
+                caches: Caches::Instruction,
+                addr: 0,
+            }),
+            Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CI),
+            Model::M68060 => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn plan(op: RangeOp, addr: u32, len: u32) -> Vec<Step> {
+        let mut v = Vec::new();
+        plan_040(op, Caches::Data, addr, len, &mut |s| v.push(s));
+        v
+    }
+
+    fn line(push: bool, addr: u32) -> Step {
+        Step {
+            push,
+            scope: Scope::Line,
+            caches: Caches::Data,
+            addr,
+        }
+    }
+
+    /// Every byte of the range is covered by some step, for every shape.
+    fn covers(steps: &[Step], addr: u32, len: u32) -> bool {
+        (addr..addr + len).all(|b| {
+            steps.iter().any(|s| match s.scope {
+                Scope::All => true,
+                Scope::Page => b & !(PAGE - 1) == s.addr,
+                Scope::Line => b & !(LINE - 1) == s.addr,
+            })
+        })
+    }
+
+    /// No step discards a byte outside the range.
+    fn discards_only_inside(steps: &[Step], addr: u32, len: u32) -> bool {
+        steps.iter().filter(|s| !s.push).all(|s| match s.scope {
+            Scope::All => false,
+            Scope::Page => s.addr >= addr && s.addr + PAGE <= addr + len,
+            Scope::Line => s.addr >= addr && s.addr + LINE <= addr + len,
+        })
+    }
+
+    #[test]
+    fn empty_range_does_nothing() {
+        assert!(plan(RangeOp::Invalidate, 0x1000, 0).is_empty());
+    }
+
+    #[test]
+    fn single_byte_invalidate_pushes_its_line() {
+        assert_eq!(
+            plan(RangeOp::Invalidate, 0x1003, 1),
+            vec![line(true, 0x1000)]
+        );
+    }
+
+    #[test]
+    fn aligned_lines_are_discarded_partial_edges_pushed() {
+        assert_eq!(
+            plan(RangeOp::Invalidate, 0x2008, 0x30),
+            vec![
+                line(true, 0x2000),
+                line(false, 0x2010),
+                line(false, 0x2020),
+                line(true, 0x2030)
+            ]
+        );
+        assert_eq!(
+            plan(RangeOp::Invalidate, 0x2000, 0x20),
+            vec![line(false, 0x2000), line(false, 0x2010)]
+        );
+    }
+
+    #[test]
+    fn push_uses_cpush_everywhere() {
+        assert!(plan(RangeOp::Push, 0x2000, 0x100).iter().all(|s| s.push));
+        assert!(plan(RangeOp::PushInvalidate, 0x2004, 0x100)
+            .iter()
+            .all(|s| s.push));
+    }
+
+    #[test]
+    fn whole_pages_use_page_ops_and_may_be_discarded() {
+        let steps = plan(RangeOp::Invalidate, 0x3000, 2 * PAGE);
+        assert_eq!(
+            steps,
+            vec![
+                Step {
+                    push: false,
+                    scope: Scope::Page,
+                    caches: Caches::Data,
+                    addr: 0x3000
+                },
+                Step {
+                    push: false,
+                    scope: Scope::Page,
+                    caches: Caches::Data,
+                    addr: 0x4000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn long_partial_page_is_pushed_by_page_not_discarded() {
+        // 0x3800..0x4c00: half of one page (128 lines) and a quarter of the next (64 lines).
+        let steps = plan(RangeOp::Invalidate, 0x3800, 0x1400);
+        assert_eq!(steps.len(), 2);
+        assert!(steps.iter().all(|s| s.scope == Scope::Page && s.push));
+    }
+
+    #[test]
+    fn long_ranges_push_all_never_discard_all() {
+        for op in [RangeOp::Push, RangeOp::Invalidate, RangeOp::PushInvalidate] {
+            assert_eq!(
+                plan(op, 0x10_0000, ALL_OP_MIN_BYTES),
+                vec![Step {
+                    push: true,
+                    scope: Scope::All,
+                    caches: Caches::Data,
+                    addr: 0
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn instruction_cache_is_discarded_anywhere() {
+        let mut v = Vec::new();
+        plan_040(
+            RangeOp::Invalidate,
+            Caches::Instruction,
+            0x1003,
+            0x20,
+            &mut |s| v.push(s),
+        );
+        assert!(v.iter().all(|s| !s.push && s.caches == Caches::Instruction));
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn every_shape_is_covered_and_discards_stay_inside() {
+        let starts = [0x1000u32, 0x1001, 0x100f, 0x1010, 0x17f8, 0x1ff0, 0x1fff];
+        let lens = [
+            1u32, 2, 15, 16, 17, 31, 33, 511, 512, 513, 4095, 4096, 4097, 8191, 12288, 16383,
+        ];
+        for &a in &starts {
+            for &l in &lens {
+                for op in [RangeOp::Push, RangeOp::Invalidate, RangeOp::PushInvalidate] {
+                    let steps = plan(op, a, l);
+                    assert!(covers(&steps, a, l), "{op:?} {a:#x}+{l}: {steps:?}");
+                    assert!(
+                        discards_only_inside(&steps, a, l),
+                        "{op:?} {a:#x}+{l}: {steps:?}"
+                    );
+                    if op != RangeOp::Invalidate {
+                        assert!(steps.iter().all(|s| s.push), "{op:?} {a:#x}+{l}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn range_at_top_of_memory_terminates() {
+        let steps = plan(RangeOp::Push, 0xffff_fff0, 0x10);
+        assert_eq!(steps, vec![line(true, 0xffff_fff0)]);
+    }
+
+    #[test]
+    fn encodings_match_the_reference() {
+        // cpushl %dc,(a0) = 0xF468; cinva %bc = 0xF4D8; cinvp %ic = 0xF490
+        assert_eq!(0xf400 | line(true, 0).encoding(), 0xf468);
+        let all = Step {
+            push: false,
+            scope: Scope::All,
+            caches: Caches::Both,
+            addr: 0,
+        };
+        assert_eq!(0xf400 | all.encoding(), 0xf4d8);
+        let page = Step {
+            push: false,
+            scope: Scope::Page,
+            caches: Caches::Instruction,
+            addr: 0,
+        };
+        assert_eq!(0xf400 | page.encoding(), 0xf490);
+    }
+
+    #[test]
+    fn enable_bits_and_ttrs() {
+        assert_eq!(cacr_enable_bits(Model::M68040, Mode::Copyback), 0x8000_8000);
+        assert_eq!(cacr_enable_bits(Model::M68030, Mode::Copyback), 0x3111);
+        assert_eq!(cacr_enable_bits(Model::M68030, Mode::Off), 0);
+        let [itt0, itt1, dtt0, dtt1] = ttr_values(Mode::Copyback);
+        assert_eq!(dtt0, 0xff00_c040, "devices: cache-inhibited, serialized");
+        assert_eq!(dtt1, 0x007f_c020, "RAM: copyback");
+        assert_eq!(ttr_values(Mode::WriteThrough)[3], 0x007f_c000);
+        assert_eq!((itt0, itt1), (0x007f_c000, 0xff00_c040));
+    }
+}

@@ -1,0 +1,442 @@
+//! In-guest tests of the machine: CPU identification, caches, interrupts, clock and timers.
+//! They pass on -cpu m68040 and -cpu m68030, and under -singlestep.
+
+use crate::cache::{self, cacr030, Mode as CacheMode};
+use crate::cpu::{self, Model};
+use crate::harness::{Failure, Test, TestResult};
+use crate::irq::{self, Handled, IrqError};
+use crate::machine::{self, MachineBus};
+use crate::time::{self, MILLIS, SECONDS};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use drivers::goldfish_rtc::GoldfishRtc;
+
+fn skip(why: &str) -> TestResult {
+    Err(Failure::Skipped(why.into()))
+}
+
+pub fn cpu_tests() -> Vec<Test> {
+    vec![
+        Test::new(
+            "cpu::identified_model_matches_qemu_cpu",
+            identified_model_matches_qemu_cpu,
+        ),
+        Test::new("cpu::fpu_is_present", fpu_is_present),
+        Test::new(
+            "cpu::cacr_reads_back_as_programmed",
+            cacr_reads_back_as_programmed,
+        ),
+        Test::new("cpu::ttrs_read_back_on_68040", ttrs_read_back_on_68040),
+        Test::new(
+            "cache::every_040_instruction_executes",
+            every_040_instruction_executes,
+        ),
+        Test::new("cache::range_ops_keep_data", range_ops_keep_data),
+    ]
+}
+
+fn identified_model_matches_qemu_cpu() -> TestResult {
+    let Some(expected) = crate::options().expect_cpu else {
+        return skip("no cpu= option (cargo xtask test passes the -cpu it used)");
+    };
+    ensure_eq!(cpu::identity().model, expected);
+    Ok(())
+}
+
+fn fpu_is_present() -> TestResult {
+    // QEMU gives every supported model an FPU; boot refuses to run without one.
+    ensure!(cpu::identity().fpu, "FPU probe found no FPU");
+    Ok(())
+}
+
+/// The enable bits the CACR holds (QEMU keeps the 68030's CD/CI strobe bits once written;
+/// real silicon reads them as zero).
+fn cacr_enable_bits_now() -> u32 {
+    machine::cacr_read() & !(cacr030::CD | cacr030::CI | cacr030::CED | cacr030::CEI)
+}
+
+fn cacr_reads_back_as_programmed() -> TestResult {
+    let model = cpu::identity().model;
+    let booted = cache::enabled_bits();
+    ensure_eq!(cacr_enable_bits_now(), booted);
+    let result = (|| {
+        cache::disable();
+        ensure_eq!(cacr_enable_bits_now(), 0);
+        for mode in [CacheMode::WriteThrough, CacheMode::Copyback] {
+            cache::enable(mode);
+            ensure_eq!(cacr_enable_bits_now(), cache::cacr_enable_bits(model, mode));
+        }
+        Ok(())
+    })();
+    // Put back the boot configuration whatever happened.
+    let mode = if booted == 0 {
+        CacheMode::Off
+    } else if model == Model::M68030 {
+        CacheMode::WriteThrough
+    } else {
+        crate::options().cache.unwrap_or(CacheMode::Copyback)
+    };
+    cache::enable(mode);
+    result
+}
+
+fn ttrs_read_back_on_68040() -> TestResult {
+    if cpu::identity().model != Model::M68040 {
+        return skip(
+            "only the 68040 has ITT/DTT registers (the 68030's are MMU registers QEMU lacks)",
+        );
+    }
+    let mode = crate::options().cache.unwrap_or(CacheMode::Copyback);
+    let expected = cache::ttr_values(mode);
+    for (which, want) in expected.into_iter().enumerate() {
+        ensure_eq!(machine::ttr_read(which as u32), want);
+    }
+    Ok(())
+}
+
+fn every_040_instruction_executes() -> TestResult {
+    if cpu::identity().model != Model::M68040 {
+        return skip("the 68030 has no CINV/CPUSH (they take an F-line trap); its cache is cleared through CACR");
+    }
+    let buf = vec![0xa5u8; 3 * cache::PAGE as usize];
+    let addr = machine::physical_address(buf.as_ptr());
+    let _masked = machine::mask_interrupts();
+    // Push everything first: the CINV forms below would otherwise discard dirty lines.
+    ensure!(!machine::cache_op(0xf8, 0), "cpusha %bc refused");
+    for cache in [1u32, 2, 3] {
+        for push in [0u32, 1] {
+            for scope in [1u32, 2, 3] {
+                let kind = cache << 6 | push << 5 | scope << 3;
+                ensure!(
+                    !machine::cache_op(kind, addr + cache::PAGE),
+                    "encoding {kind:#x} refused"
+                );
+            }
+        }
+    }
+    ensure!(
+        machine::cache_op(0x00, addr),
+        "an invalid encoding was accepted"
+    );
+    ensure!(buf.iter().all(|&b| b == 0xa5), "buffer changed");
+    Ok(())
+}
+
+fn range_ops_keep_data() -> TestResult {
+    let buf: Vec<u8> = (0..5 * cache::PAGE).map(|i| (i * 7) as u8).collect();
+    let base = machine::physical_address(buf.as_ptr());
+    let shapes = [
+        (0u32, 1u32),
+        (3, 1),
+        (0, 16),
+        (5, 40),
+        (15, 2),
+        (0, 4096),
+        (100, 8192),
+        (1, 20000),
+    ];
+    for (off, len) in shapes {
+        cache::push_range(base + off, len);
+        cache::invalidate_range(base + off, len);
+        cache::push_invalidate_range(base + off, len);
+    }
+    cache::push_invalidate_all();
+    ensure!(
+        buf.iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i as u32 * 7) as u8),
+        "data changed"
+    );
+    Ok(())
+}
+
+pub fn irq_tests() -> Vec<Test> {
+    vec![
+        Test::new(
+            "irq::shared_line_calls_every_handler",
+            shared_line_calls_every_handler,
+        ),
+        Test::new(
+            "irq::unclaimed_line_is_counted_and_disabled",
+            unclaimed_line_is_counted_and_disabled,
+        ),
+        Test::new(
+            "irq::empty_level_is_counted_and_survived",
+            empty_level_is_counted_and_survived,
+        ),
+        Test::new(
+            "irq::no_registration_from_interrupt_context",
+            no_registration_from_interrupt_context,
+        ),
+        Test::new(
+            "irq::timer_interrupts_are_counted",
+            timer_interrupts_are_counted,
+        ),
+    ]
+}
+
+/// RTC #1: a second interrupt source on PIC6 the kernel does not otherwise use.
+fn rtc1() -> (GoldfishRtc<MachineBus>, u32) {
+    let rtc = crate::boot_info().rtc.unwrap();
+    // SAFETY: RTC #1 sits 0x1000 above RTC #0 on the virt board; its irq is the next line.
+    (
+        unsafe { GoldfishRtc::new(MachineBus, rtc.base + 0x1000) },
+        rtc.irq + 1,
+    )
+}
+
+fn arm_rtc1_soon() {
+    let (rtc, _) = rtc1();
+    let _masked = machine::mask_interrupts();
+    rtc.set_interrupt_enabled(true);
+    rtc.arm(rtc.now_ns() + MILLIS);
+}
+
+fn shared_line_calls_every_handler() -> TestResult {
+    let (_, irq_no) = rtc1();
+    let not_mine_calls = Arc::new(AtomicU32::new(0));
+    let mine_calls = Arc::new(AtomicU32::new(0));
+    let before = irq::stats(irq_no).unwrap();
+    let a = {
+        let c = not_mine_calls.clone();
+        irq::register(irq_no, "test: not mine", move || {
+            c.fetch_add(1, Ordering::Relaxed);
+            Handled::NotMine
+        })
+        .map_err(|e| Failure::Failed(alloc::format!("{e}")))?
+    };
+    let b = {
+        let c = mine_calls.clone();
+        irq::register(irq_no, "test: rtc1", move || {
+            c.fetch_add(1, Ordering::Relaxed);
+            let (rtc, _) = rtc1();
+            rtc.clear_interrupt();
+            Handled::Yes
+        })
+        .map_err(|e| Failure::Failed(alloc::format!("{e}")))?
+    };
+    irq::enable(irq_no).unwrap();
+    arm_rtc1_soon();
+    let waited = time::wait_until(|| mine_calls.load(Ordering::Relaxed) > 0, SECONDS);
+    irq::disable(irq_no).unwrap();
+    irq::unregister(a);
+    irq::unregister(b);
+    ensure!(
+        waited.is_ok(),
+        "the rtc1 alarm never interrupted: {:?}",
+        waited
+    );
+    ensure!(
+        not_mine_calls.load(Ordering::Relaxed) >= 1,
+        "the 'not mine' handler was not called"
+    );
+    let after = irq::stats(irq_no).unwrap();
+    ensure!(after.count > before.count, "line count did not move");
+    ensure_eq!(after.unclaimed, before.unclaimed);
+    Ok(())
+}
+
+fn unclaimed_line_is_counted_and_disabled() -> TestResult {
+    let (rtc, irq_no) = rtc1();
+    let before = irq::stats(irq_no).unwrap().unclaimed;
+    let id = irq::register(irq_no, "test: nobody", || Handled::NotMine)
+        .map_err(|e| Failure::Failed(alloc::format!("{e}")))?;
+    irq::enable(irq_no).unwrap();
+    arm_rtc1_soon();
+    let waited = time::wait_until(|| irq::stats(irq_no).unwrap().unclaimed > before, SECONDS);
+    // The source is still up: clear it at the device, as a late driver would.
+    rtc.clear_interrupt();
+    let stats = irq::stats(irq_no).unwrap();
+    irq::unregister(id);
+    ensure!(
+        waited.is_ok(),
+        "no unclaimed interrupt was counted: {:?}",
+        waited
+    );
+    ensure!(
+        !stats.enabled,
+        "an unclaimed line must be disabled, or it interrupts forever"
+    );
+    Ok(())
+}
+
+fn empty_level_is_counted_and_survived() -> TestResult {
+    // Level 3 is PIC3 (virtio slots 32..63): nothing is attached there in the test runs.
+    let before = irq::empty_level_count(3);
+    {
+        let _masked = machine::mask_interrupts();
+        irq::irq_entry(3);
+    }
+    ensure_eq!(irq::empty_level_count(3), before + 1);
+    Ok(())
+}
+
+fn no_registration_from_interrupt_context() -> TestResult {
+    let result = Arc::new(spin::Mutex::new(None));
+    let r = result.clone();
+    time::after(MILLIS, move || {
+        *r.lock() = Some(irq::register(169, "from a timer", || Handled::Yes).map(|_| ()));
+    });
+    let waited = time::wait_until(|| result.lock().is_some(), SECONDS);
+    ensure!(waited.is_ok(), "the timer never ran");
+    let got = result.lock().take();
+    ensure_eq!(got, Some(Err(IrqError::InInterruptContext)));
+    Ok(())
+}
+
+fn timer_interrupts_are_counted() -> TestResult {
+    let rtc_irq = crate::boot_info().rtc.unwrap().irq;
+    let before = irq::stats(rtc_irq).unwrap().count;
+    time::sleep(2 * MILLIS);
+    let after = irq::stats(rtc_irq).unwrap();
+    ensure!(after.count > before, "sleep took no timer interrupt");
+    ensure!(
+        after.enabled && after.handlers == 1,
+        "timer line state {:?}",
+        after
+    );
+    Ok(())
+}
+
+pub fn time_tests() -> Vec<Test> {
+    vec![
+        Test::new(
+            "time::clock_is_monotonic_and_advances",
+            clock_is_monotonic_and_advances,
+        ),
+        Test::new(
+            "time::timer_fires_within_deadline_not_before",
+            timer_fires_within_deadline_not_before,
+        ),
+        Test::new(
+            "time::timers_fire_in_deadline_order",
+            timers_fire_in_deadline_order,
+        ),
+        Test::new(
+            "time::cancelled_timer_never_fires",
+            cancelled_timer_never_fires,
+        ),
+        Test::new(
+            "time::wait_until_times_out_with_an_error",
+            wait_until_times_out_with_an_error,
+        ),
+        Test::new(
+            "time::spin_until_times_out_with_an_error",
+            spin_until_times_out_with_an_error,
+        ),
+        Test::new("time::sleep_sleeps", sleep_sleeps),
+        Test::new("time::wall_clock_is_plausible", wall_clock_is_plausible),
+    ]
+}
+
+fn clock_is_monotonic_and_advances() -> TestResult {
+    let mut last = time::now();
+    for _ in 0..2000 {
+        let t = time::now();
+        ensure!(t >= last, "clock went back from {last} to {t}");
+        last = t;
+    }
+    let start = time::now();
+    let _ = time::spin_until(|| false, MILLIS);
+    ensure!(
+        time::now() - start >= MILLIS,
+        "1 ms of spinning took {} ns",
+        time::now() - start
+    );
+    Ok(())
+}
+
+/// Slack for a timer's lateness: QEMU's alarm is a host timer, and -singlestep is slow.
+const LATE_OK: u64 = 500 * MILLIS;
+
+fn timer_fires_within_deadline_not_before() -> TestResult {
+    let fired_at = Arc::new(AtomicU64::new(0));
+    let f = fired_at.clone();
+    let deadline = time::now() + 5 * MILLIS;
+    time::at(deadline, move || f.store(time::now(), Ordering::Relaxed));
+    let waited = time::wait_until(|| fired_at.load(Ordering::Relaxed) != 0, 2 * SECONDS);
+    ensure!(waited.is_ok(), "the timer did not fire: {:?}", waited);
+    let at = fired_at.load(Ordering::Relaxed);
+    ensure!(at >= deadline, "fired {} ns early", deadline - at);
+    ensure!(
+        at - deadline < LATE_OK,
+        "fired {} us late",
+        (at - deadline) / 1000
+    );
+    Ok(())
+}
+
+fn timers_fire_in_deadline_order() -> TestResult {
+    let order = Arc::new(spin::Mutex::new(Vec::new()));
+    let now = time::now();
+    for (tag, delay) in [
+        (1u32, 8 * MILLIS),
+        (2, 2 * MILLIS),
+        (3, 5 * MILLIS),
+        (4, 2 * MILLIS),
+    ] {
+        let o = order.clone();
+        time::at(now + delay, move || o.lock().push(tag));
+    }
+    let waited = time::wait_until(|| order.lock().len() == 4, 2 * SECONDS);
+    ensure!(waited.is_ok(), "only {:?} fired", *order.lock());
+    let got = {
+        let _masked = machine::mask_interrupts();
+        order.lock().clone()
+    };
+    ensure_eq!(got, vec![2, 4, 3, 1]);
+    Ok(())
+}
+
+fn cancelled_timer_never_fires() -> TestResult {
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let id = time::after(3 * MILLIS, move || f.store(true, Ordering::Relaxed));
+    ensure!(time::cancel(id), "cancel found no pending timer");
+    time::sleep(10 * MILLIS);
+    ensure!(!fired.load(Ordering::Relaxed), "a cancelled timer fired");
+    ensure!(!time::cancel(id), "cancelled twice");
+    Ok(())
+}
+
+fn wait_until_times_out_with_an_error() -> TestResult {
+    let pending_before = time::pending_timers();
+    let start = time::now();
+    let r = time::wait_until(|| false, 3 * MILLIS);
+    let elapsed = time::now() - start;
+    let Err(e) = r else {
+        return Err(Failure::Failed(
+            "a condition that never holds was reported as met".into(),
+        ));
+    };
+    ensure!(
+        e.waited >= 3 * MILLIS && elapsed >= 3 * MILLIS,
+        "gave up after {elapsed} ns"
+    );
+    ensure!(elapsed < 3 * MILLIS + LATE_OK, "took {elapsed} ns");
+    ensure_eq!(time::pending_timers(), pending_before);
+    Ok(())
+}
+
+fn spin_until_times_out_with_an_error() -> TestResult {
+    let r = time::spin_until(|| false, 2 * MILLIS);
+    ensure!(matches!(r, Err(e) if e.waited >= 2 * MILLIS), "{:?}", r);
+    Ok(())
+}
+
+fn sleep_sleeps() -> TestResult {
+    let start = time::now();
+    time::sleep(4 * MILLIS);
+    let slept = time::now() - start;
+    ensure!(slept >= 4 * MILLIS, "slept only {slept} ns");
+    ensure!(slept < 4 * MILLIS + LATE_OK, "slept {slept} ns");
+    Ok(())
+}
+
+fn wall_clock_is_plausible() -> TestResult {
+    let t = time::wall_clock();
+    ensure!(t.year >= 2024 && t.year < 2200, "wall clock says {t}");
+    Ok(())
+}
