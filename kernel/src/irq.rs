@@ -201,6 +201,11 @@ mod dispatch {
         DEPTH.load(Ordering::Relaxed) != 0
     }
 
+    /// How many interrupt dispatches are in progress (2 or more: nested).
+    pub fn nesting_depth() -> u32 {
+        DEPTH.load(Ordering::Relaxed)
+    }
+
     /// Dispatch for one CPU level (the machine layer's autovector entry).
     #[no_mangle]
     pub extern "C" fn irq_entry(level: u32) {

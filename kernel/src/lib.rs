@@ -15,6 +15,7 @@ pub mod cmdline;
 pub mod cpu;
 pub mod ipl;
 pub mod irq;
+pub mod line_editor;
 pub mod time;
 #[macro_use]
 pub mod harness;
@@ -41,6 +42,8 @@ mod start;
 mod tests;
 #[cfg(target_arch = "wasm32")]
 mod tests_machine;
+#[cfg(target_arch = "wasm32")]
+pub mod tty_input;
 
 #[cfg(target_arch = "wasm32")]
 pub use start::{boot_info, options};

@@ -292,6 +292,11 @@ fn start_interrupts_and_clock(info: &BootInfo) {
         println!("fatal: cannot start the clock: {e}");
         fatal::exit(false);
     }
+    let tty = info.tty.unwrap();
+    if let Err(e) = crate::tty_input::init(tty.base, tty.irq) {
+        println!("fatal: cannot set up console input: {e}");
+        fatal::exit(false);
+    }
     // Entry left SR at 0x2700: from here on interrupts are taken.
     machine::MACHINE_IPL.set(0);
 }

@@ -395,6 +395,15 @@ const CHECKS: &[Check] = &[
             "5 passed, 0 failed",
         ],
     },
+    fault(
+        "68060 is refused",
+        "m68060",
+        "",
+        &[
+            "fatal: 68060 detected (CACR writable bits 0xf8e0e000)",
+            "supports -cpu m68040 and -cpu m68030",
+        ],
+    ),
     Check {
         name: "hung test is killed and named",
         cpu: "m68040",
@@ -447,11 +456,27 @@ fn cmd_test(args: &[String]) -> Result<bool> {
     } else {
         vec!["m68040".into(), "m68030".into()]
     };
-    for cpu in &cpus {
-        let label = format!("guest suite {cpu}");
+    // Interrupt-sensitive groups again with one instruction per translated block, where an
+    // interrupt can land between any two instructions (normal TCG hides such races).
+    let mut runs: Vec<(String, String, bool)> = cpus
+        .iter()
+        .map(|c| (c.clone(), selection.clone(), o.qemu.singlestep))
+        .collect();
+    if o.filter.is_none() && !o.qemu.singlestep {
+        runs.extend(
+            cpus.iter()
+                .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
+        );
+    }
+    for (cpu, selection, singlestep) in &runs {
+        let label = format!(
+            "guest {selection} {cpu}{}",
+            if *singlestep { " -singlestep" } else { "" }
+        );
         let q = Qemu {
             cpu: cpu.clone(),
-            append: selection.clone(),
+            append: format!("{selection} cpu={}", cpu.trim_start_matches('m')),
+            singlestep: *singlestep,
             ..o.qemu.clone()
         };
         eprintln!(

@@ -42,7 +42,13 @@ pub struct Qemu {
     /// One guest instruction per translated block (QEMU 7.2's -singlestep), so interrupts
     /// can arrive between any two instructions.
     pub singlestep: bool,
+    /// Typed on the console (QEMU's stdin) as soon as QEMU starts.
+    pub input: Vec<u8>,
 }
+
+/// What the runner types on the guest console: the tty and nested-interrupt tests read it
+/// ("hellp", DEL, "o world", CR: the line editor must produce "hello world").
+pub const CONSOLE_FIXTURE: &[u8] = b"hellp\x7fo world\r";
 
 impl Default for Qemu {
     fn default() -> Self {
@@ -54,6 +60,7 @@ impl Default for Qemu {
             extra: Vec::new(),
             timeout: Duration::from_secs(300),
             singlestep: false,
+            input: CONSOLE_FIXTURE.to_vec(),
         }
     }
 }
@@ -123,12 +130,24 @@ impl Qemu {
     pub fn run(&self, elf: &Path, echo: bool) -> Result<Outcome> {
         let child = Command::new("qemu-system-m68k")
             .args(self.args(elf))
-            .stdin(Stdio::null())
+            .stdin(if self.input.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start qemu-system-m68k: {e}"))?;
         let mut child = KillOnDrop(child);
+        // Kept open until QEMU exits: at EOF QEMU's stdio backend would stop reading.
+        let mut stdin = child.0.stdin.take();
+        if let Some(s) = stdin.as_mut() {
+            s.write_all(&self.input)
+                .map_err(|e| format!("cannot type into QEMU's console: {e}"))?;
+            s.flush()
+                .map_err(|e| format!("cannot type into QEMU's console: {e}"))?;
+        }
         let console = Arc::new(Mutex::new(Vec::<u8>::new()));
         let mut readers = Vec::new();
         for (stream, is_stderr) in [
@@ -164,6 +183,7 @@ impl Qemu {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        drop(stdin);
         for r in readers {
             let _ = r.join();
         }

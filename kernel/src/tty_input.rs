@@ -1,0 +1,174 @@
+//! Console input: the goldfish TTY's receive interrupt drains its FIFO by DMA into a ring,
+//! and readers take bytes or whole edited lines from the ring, with timeouts.
+//!
+//! The DMA buffer is a static of whole cache lines used only by the interrupt handler. Before
+//! each READ_BUFFER the handler invalidates it (bus_dma's PREREAD: the next CPU read must
+//! come from memory); the CPU does not touch it until the (synchronous) copy is done, and
+//! POSTREAD has nothing to do on the 68k.
+//!
+//! The receive line is enabled on first use ([`start`]), so input typed before then stays in
+//! the device's FIFO.
+
+use crate::irq::{self, Handled, IrqError};
+use crate::line_editor::{Event, LineEditor};
+use crate::machine::{self, MachineBus};
+use crate::time::{self, Nanos, TimedOut};
+use alloc::string::String;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use drivers::goldfish_tty::GoldfishTty;
+
+const DMA_BYTES: usize = 64;
+
+#[repr(C, align(16))]
+struct DmaBuffer(UnsafeCell<[u8; DMA_BYTES]>);
+// SAFETY: only the TTY interrupt handler touches it, and it does not nest with itself.
+unsafe impl Sync for DmaBuffer {}
+static DMA: DmaBuffer = DmaBuffer(UnsafeCell::new([0; DMA_BYTES]));
+
+const RING: usize = 1024;
+struct Ring {
+    bytes: [u8; RING],
+    head: usize,
+    len: usize,
+    dropped: u32,
+}
+/// Filled at interrupt level 1, emptied by readers under the mask.
+static RX: spin::Mutex<Ring> = spin::Mutex::new(Ring {
+    bytes: [0; RING],
+    head: 0,
+    len: 0,
+    dropped: 0,
+});
+
+static TTY_BASE: AtomicU32 = AtomicU32::new(0xff00_8000);
+static TTY_IRQ: AtomicU32 = AtomicU32::new(39);
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+fn tty() -> GoldfishTty<MachineBus> {
+    // SAFETY: the base is bootinfo's TTY record.
+    unsafe { GoldfishTty::new(MachineBus, TTY_BASE.load(Ordering::Relaxed)) }
+}
+
+/// Registers the receive handler and turns on the device's receive interrupt; the PIC line
+/// stays off until [`start`].
+pub fn init(base: u32, irq_no: u32) -> Result<(), IrqError> {
+    TTY_BASE.store(base, Ordering::Relaxed);
+    TTY_IRQ.store(irq_no, Ordering::Relaxed);
+    irq::register(irq_no, "tty rx", receive_interrupt)?;
+    tty().set_rx_interrupt(true);
+    Ok(())
+}
+
+/// Enables the receive line (idempotent).
+pub fn start() {
+    if !STARTED.swap(true, Ordering::Relaxed) {
+        let _ = irq::enable(TTY_IRQ.load(Ordering::Relaxed));
+    }
+}
+
+pub fn irq_number() -> u32 {
+    TTY_IRQ.load(Ordering::Relaxed)
+}
+
+fn receive_interrupt() -> Handled {
+    let t = tty();
+    let mut handled = Handled::NotMine;
+    loop {
+        let ready = t.bytes_ready() as usize;
+        if ready == 0 {
+            return handled;
+        }
+        handled = Handled::Yes;
+        let n = ready.min(DMA_BYTES);
+        let buf = DMA.0.get() as *const u8;
+        let phys = machine::physical_address(buf);
+        // PREREAD: no cached copy of the buffer may answer the reads below.
+        crate::cache::invalidate_range(phys, DMA_BYTES as u32);
+        // SAFETY: the buffer is ours alone, prepared for a device write just above.
+        unsafe { t.read_buffer(phys, n as u32) };
+        // SAFETY: the device finished writing (READ_BUFFER is synchronous) and nothing else
+        // references the buffer.
+        let data: &[u8; DMA_BYTES] = unsafe { &*DMA.0.get() };
+        let data = &data[..n];
+        let _masked = machine::mask_interrupts();
+        let mut rx = RX.lock();
+        for &b in data {
+            if rx.len == RING {
+                rx.dropped += 1;
+                continue;
+            }
+            let tail = (rx.head + rx.len) % RING;
+            rx.bytes[tail] = b;
+            rx.len += 1;
+        }
+    }
+}
+
+fn take_byte() -> Option<u8> {
+    let _masked = machine::mask_interrupts();
+    let mut rx = RX.lock();
+    if rx.len == 0 {
+        return None;
+    }
+    let b = rx.bytes[rx.head];
+    rx.head = (rx.head + 1) % RING;
+    rx.len -= 1;
+    Some(b)
+}
+
+/// Bytes lost because the ring was full.
+pub fn dropped() -> u32 {
+    let _masked = machine::mask_interrupts();
+    RX.lock().dropped
+}
+
+/// Waits up to `timeout` until some input is in the ring.
+pub fn wait_for_input(timeout: Nanos) -> Result<(), TimedOut> {
+    start();
+    time::wait_until(
+        || {
+            let _masked = machine::mask_interrupts();
+            RX.lock().len > 0
+        },
+        timeout,
+    )
+}
+
+/// Waits up to `timeout` for one byte.
+pub fn read_byte(timeout: Nanos) -> Result<u8, TimedOut> {
+    start();
+    let mut got = None;
+    time::wait_until(
+        || {
+            got = take_byte();
+            got.is_some()
+        },
+        timeout,
+    )?;
+    Ok(got.expect("wait_until returned Ok only once a byte was taken"))
+}
+
+/// Reads one edited line (backspace works), echoing as a terminal expects when `echo`. The
+/// timeout applies to each byte, so a slow typist is not cut off.
+pub fn read_line(per_byte_timeout: Nanos, echo: bool) -> Result<String, TimedOut> {
+    let mut editor = LineEditor::new();
+    loop {
+        match editor.feed(read_byte(per_byte_timeout)?) {
+            Event::Line(line) => {
+                if echo {
+                    crate::println!();
+                }
+                return Ok(line);
+            }
+            Event::Echo(s) if echo => crate::print!("{s}"),
+            Event::EchoChar(c) if echo => crate::print!("{c}"),
+            _ => {}
+        }
+    }
+}
+
+/// Bytes waiting in the device FIFO (not yet moved to the ring).
+pub fn device_bytes_ready() -> u32 {
+    tty().bytes_ready()
+}
