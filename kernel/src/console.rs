@@ -36,8 +36,21 @@ pub fn _print(args: fmt::Arguments) {
 
 #[doc(hidden)]
 pub fn _log(level: Level, args: fmt::Arguments) {
-    if enabled(level) {
-        _print(format_args!("{}: {}\n", level.name(), args));
+    if !enabled(level) {
+        return;
+    }
+    // Wall-clock time (RTC #1) once the clock runs; before that, none.
+    match crate::time::wall_clock_if_running() {
+        Some(t) => _print(format_args!(
+            "[{:02}:{:02}:{:02}.{:03}] {}: {}\n",
+            t.hour,
+            t.minute,
+            t.second,
+            t.nanos / 1_000_000,
+            level.name(),
+            args
+        )),
+        None => _print(format_args!("{}: {}\n", level.name(), args)),
     }
 }
 

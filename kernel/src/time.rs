@@ -221,7 +221,9 @@ mod clock {
             r.set_interrupt_enabled(true);
         }
         irq::register(rtc0_irq, "rtc0 timer", alarm_interrupt)?;
-        irq::enable(rtc0_irq)
+        irq::enable(rtc0_irq)?;
+        RUNNING.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Nanoseconds since boot; never goes backwards.
@@ -232,6 +234,13 @@ mod clock {
         let t = raw.saturating_sub(s.boot_raw).max(s.last);
         s.last = t;
         t
+    }
+
+    static RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// Wall-clock time, once `init` has run (log lines use it).
+    pub fn wall_clock_if_running() -> Option<DateTime> {
+        RUNNING.load(Ordering::Relaxed).then(wall_clock)
     }
 
     /// Wall-clock time from RTC #1.
