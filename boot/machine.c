@@ -367,6 +367,14 @@ u32 Z_machineZ_cache_op(M *m, u32 kind, u32 addr)
     return 0;
 }
 
+/* An opaque call (this file is compiled apart from the kernel, without LTO) with a memory
+ * clobber: GCC may not keep linear memory values in registers across it. DMA syncs use it. */
+void Z_machineZ_barrier(M *m)
+{
+    (void)m;
+    __asm__ volatile("" ::: "memory");
+}
+
 /* Deliberate machine faults for the kernel's fault= option. */
 void Z_machineZ_fault(M *m, u32 kind)
 {

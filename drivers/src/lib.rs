@@ -5,10 +5,12 @@
 //! with its machine-layer imports and host tests implement with a simulated device.
 #![no_std]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod bus;
+pub mod dma;
 pub mod goldfish_pic;
 pub mod goldfish_rtc;
 pub mod goldfish_tty;

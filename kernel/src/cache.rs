@@ -268,6 +268,13 @@ mod exec {
         debug_assert!(!refused, "machine layer refused cache step {step:?}");
     }
 
+    /// Runs one 68040 data-cache step (from a plan) on the real cache.
+    pub fn execute_040_data(push: bool, scope: Scope, addr: u32) {
+        if model() == Model::M68040 {
+            execute(Step { push, scope, caches: Caches::Data, addr });
+        }
+    }
+
     fn data_range(op: RangeOp, addr: u32, len: u32) {
         match model() {
             Model::M68040 => plan_040(op, Caches::Data, addr, len, &mut |s| execute(s)),

@@ -7,6 +7,7 @@
 use crate::cache::Mode as CacheMode;
 use crate::cpu::Model;
 use core::fmt;
+use drivers::dma::{CpuCache, PostRead};
 
 /// Console verbosity, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +73,13 @@ pub struct Options<'a> {
     pub cache: Option<CacheMode>,
     /// The model QEMU was started with, when the runner says so (checked by the cpu tests).
     pub expect_cpu: Option<Model>,
+    /// The bus_dma auditor for the whole run.
+    pub dma_audit: bool,
+    /// Route DMA memory accesses through a model of this CPU's data cache.
+    pub dma_model: Option<CpuCache>,
+    pub dma_postread: PostRead,
+    /// Driver paths that honour it leave out their per-phase PREREAD.
+    pub dma_bug_drop_preread: bool,
 }
 
 impl Fault {
@@ -95,6 +103,10 @@ impl Default for Options<'_> {
             fault: None,
             cache: None,
             expect_cpu: None,
+            dma_audit: false,
+            dma_model: None,
+            dma_postread: PostRead::NoOp,
+            dma_bug_drop_preread: false,
         }
     }
 }
@@ -132,6 +144,26 @@ pub const SPECS: &[Spec] = &[
         key: "cpu",
         values: "68030 | 68040 | 68060",
         help: "the -cpu QEMU was started with; the cpu tests check the probe agrees",
+    },
+    Spec {
+        key: "dma_audit",
+        values: "off | on",
+        help: "check every DMA sync and access against the bus_dma rules, report violations",
+    },
+    Spec {
+        key: "dma_model",
+        values: "off | 030 | 040",
+        help: "route DMA memory accesses through a model of that data cache (stale data made visible)",
+    },
+    Spec {
+        key: "dma_postread",
+        values: "noop | invalidate",
+        help: "what POSTREAD does in the cache model (noop, as NetBSD and Linux on the m68k)",
+    },
+    Spec {
+        key: "dma_bug",
+        values: "none | drop-preread",
+        help: "break driver paths on purpose: leave out the PREREAD before each new read phase",
     },
 ];
 
@@ -223,6 +255,35 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 })
             }
+            "dma_audit" => {
+                opts.dma_audit = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad()),
+                }
+            }
+            "dma_model" => {
+                opts.dma_model = match value {
+                    "off" => None,
+                    "030" | "68030" => Some(CpuCache::M68030),
+                    "040" | "68040" => Some(CpuCache::M68040),
+                    _ => return Err(bad()),
+                }
+            }
+            "dma_postread" => {
+                opts.dma_postread = match value {
+                    "noop" => PostRead::NoOp,
+                    "invalidate" => PostRead::Invalidate,
+                    _ => return Err(bad()),
+                }
+            }
+            "dma_bug" => {
+                opts.dma_bug_drop_preread = match value {
+                    "none" => false,
+                    "drop-preread" => true,
+                    _ => return Err(bad()),
+                }
+            }
             "cpu" => {
                 opts.expect_cpu = Some(match value.trim_start_matches('m') {
                     "68030" => Model::M68030,
@@ -281,6 +342,17 @@ mod tests {
             parse("cache=wb"),
             Err(Error::BadValue { key: "cache", .. })
         ));
+    }
+
+    #[test]
+    fn dma_options() {
+        let o = parse("dma_audit=on dma_model=040 dma_postread=invalidate dma_bug=drop-preread").unwrap();
+        assert!(o.dma_audit && o.dma_bug_drop_preread);
+        assert_eq!(o.dma_model, Some(CpuCache::M68040));
+        assert_eq!(o.dma_postread, PostRead::Invalidate);
+        assert_eq!(parse("dma_model=030").unwrap().dma_model, Some(CpuCache::M68030));
+        assert!(matches!(parse("dma_model=060"), Err(Error::BadValue { key: "dma_model", .. })));
+        assert!(matches!(parse("dma_bug=yes"), Err(Error::BadValue { key: "dma_bug", .. })));
     }
 
     #[test]

@@ -99,7 +99,7 @@ macro_rules! ensure_eq {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use runner::{run, running_test};
+pub use runner::{defer_report, run, running_test};
 
 #[cfg(target_arch = "wasm32")]
 mod runner {
@@ -110,6 +110,14 @@ mod runner {
     use core::sync::atomic::{AtomicU32, Ordering};
 
     const NOT_RUNNING: u32 = u32::MAX;
+    static DEFERRED: spin::Mutex<Vec<alloc::string::String>> = spin::Mutex::new(Vec::new());
+
+    /// Text a test wants shown (a table, say), printed after the summary line so that the
+    /// one-line-per-test format stays intact. Thread context only.
+    pub fn defer_report(text: alloc::string::String) {
+        let _masked = machine::mask_interrupts();
+        DEFERRED.lock().push(text);
+    }
     static RUNNING: AtomicU32 = AtomicU32::new(NOT_RUNNING);
     static REGISTRY: spin::Once<Vec<Test>> = spin::Once::new();
     static OUTCOME: spin::Mutex<Option<TestResult>> = spin::Mutex::new(None);
@@ -175,6 +183,13 @@ mod runner {
             }
         }
         println!("{summary}");
+        let deferred = {
+            let _masked = machine::mask_interrupts();
+            core::mem::take(&mut *DEFERRED.lock())
+        };
+        for text in deferred {
+            print!("{text}");
+        }
         summary
     }
 }

@@ -13,6 +13,7 @@ pub mod bootinfo;
 pub mod cache;
 pub mod cmdline;
 pub mod cpu;
+pub mod dma_sync;
 pub mod ipl;
 pub mod irq;
 pub mod line_editor;
@@ -31,6 +32,8 @@ pub mod conformance {
 #[macro_use]
 pub mod console;
 #[cfg(target_arch = "wasm32")]
+pub mod dma_m68k;
+#[cfg(target_arch = "wasm32")]
 pub mod fatal;
 #[cfg(target_arch = "wasm32")]
 pub mod heap;
@@ -40,6 +43,8 @@ pub mod machine;
 mod start;
 #[cfg(target_arch = "wasm32")]
 mod tests;
+#[cfg(target_arch = "wasm32")]
+mod tests_dma;
 #[cfg(target_arch = "wasm32")]
 mod tests_machine;
 #[cfg(target_arch = "wasm32")]

@@ -26,6 +26,7 @@ extern "C" {
     fn unwind();
     fn last_trap_pc() -> u32;
     fn fault(kind: u32);
+    fn barrier();
     fn cpu_cacr_read() -> u32;
     fn cpu_cacr_write(value: u32);
     fn cpu_cacr_probe() -> u32;
@@ -229,4 +230,11 @@ pub fn cache_op(kind: u32, addr: u32) -> bool {
     // SAFETY: the cache module calls this on a 68040 only, with steps that never discard
     // data outside the caller's range.
     unsafe { machine_cache_op(kind, addr) != 0 }
+}
+
+/// A compiler barrier: an opaque call into the machine layer, across which GCC cannot move
+/// loads or stores of linear memory (toolchain.md rule 3). Every DMA sync makes one.
+pub fn compiler_barrier() {
+    // SAFETY: an empty function.
+    unsafe { barrier() }
 }

@@ -220,6 +220,7 @@ pub extern "C" fn kernel_main() {
 
     let id = identify_cpu();
     let cache_mode = setup_caches(id, &opts);
+    crate::dma_m68k::configure(&opts);
     start_interrupts_and_clock(info);
     banner(info, &opts, id, cache_mode);
 

@@ -16,6 +16,7 @@ pub fn all() -> Vec<Test> {
     all.extend(crate::tests_machine::irq_tests());
     all.extend(crate::tests_machine::time_tests());
     all.extend(crate::tests_machine::tty_tests());
+    all.extend(crate::tests_dma::tests());
     all.extend(fail::tests());
     all.push(Test::new("hang::forever", hang_forever));
     all

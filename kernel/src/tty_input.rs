@@ -1,30 +1,26 @@
 //! Console input: the goldfish TTY's receive interrupt drains its FIFO by DMA into a ring,
 //! and readers take bytes or whole edited lines from the ring, with timeouts.
 //!
-//! The DMA buffer is a static of whole cache lines used only by the interrupt handler. Before
-//! each READ_BUFFER the handler invalidates it (bus_dma's PREREAD: the next CPU read must
-//! come from memory); the CPU does not touch it until the (synchronous) copy is done, and
-//! POSTREAD has nothing to do on the 68k.
+//! The DMA buffer is a bus_dma region used only by the interrupt handler: PREREAD before each
+//! READ_BUFFER, POSTREAD after it, then the bytes are read through the region's accessors (so
+//! the auditor and the stale-cache model see this path too).
 //!
 //! The receive line is enabled on first use ([`start`]), so input typed before then stays in
 //! the device's FIFO.
 
-use crate::irq::{self, Handled, IrqError};
+use crate::dma_m68k::{M68kPlatform, DMA};
+use crate::irq::{self, Handled};
 use crate::line_editor::{Event, LineEditor};
 use crate::machine::{self, MachineBus};
 use crate::time::{self, Nanos, TimedOut};
+use alloc::format;
 use alloc::string::String;
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use drivers::dma::{Direction, DmaRegion, SyncOps};
 use drivers::goldfish_tty::GoldfishTty;
 
 const DMA_BYTES: usize = 64;
-
-#[repr(C, align(16))]
-struct DmaBuffer(UnsafeCell<[u8; DMA_BYTES]>);
-// SAFETY: only the TTY interrupt handler touches it, and it does not nest with itself.
-unsafe impl Sync for DmaBuffer {}
-static DMA: DmaBuffer = DmaBuffer(UnsafeCell::new([0; DMA_BYTES]));
+static RX_DMA: spin::Once<DmaRegion<M68kPlatform>> = spin::Once::new();
 
 const RING: usize = 1024;
 struct Ring {
@@ -52,10 +48,14 @@ fn tty() -> GoldfishTty<MachineBus> {
 
 /// Registers the receive handler and turns on the device's receive interrupt; the PIC line
 /// stays off until [`start`].
-pub fn init(base: u32, irq_no: u32) -> Result<(), IrqError> {
+pub fn init(base: u32, irq_no: u32) -> Result<(), String> {
     TTY_BASE.store(base, Ordering::Relaxed);
     TTY_IRQ.store(irq_no, Ordering::Relaxed);
-    irq::register(irq_no, "tty rx", receive_interrupt)?;
+    let region = DMA
+        .alloc("tty rx", DMA_BYTES as u32, Direction::FromDevice, false)
+        .map_err(|e| format!("{e}"))?;
+    RX_DMA.call_once(|| region);
+    irq::register(irq_no, "tty rx", receive_interrupt).map_err(|e| format!("{e}"))?;
     tty().set_rx_interrupt(true);
     Ok(())
 }
@@ -73,7 +73,9 @@ pub fn irq_number() -> u32 {
 
 fn receive_interrupt() -> Handled {
     let t = tty();
+    let Some(region) = RX_DMA.get() else { return Handled::NotMine };
     let mut handled = Handled::NotMine;
+    let mut data = [0u8; DMA_BYTES];
     loop {
         let ready = t.bytes_ready() as usize;
         if ready == 0 {
@@ -81,15 +83,13 @@ fn receive_interrupt() -> Handled {
         }
         handled = Handled::Yes;
         let n = ready.min(DMA_BYTES);
-        let buf = DMA.0.get() as *const u8;
-        let phys = machine::physical_address(buf);
-        // PREREAD: no cached copy of the buffer may answer the reads below.
-        crate::cache::invalidate_range(phys, DMA_BYTES as u32);
-        // SAFETY: the buffer is ours alone, prepared for a device write just above.
-        unsafe { t.read_buffer(phys, n as u32) };
-        // SAFETY: the device finished writing (READ_BUFFER is synchronous) and nothing else
-        // references the buffer.
-        let data: &[u8; DMA_BYTES] = unsafe { &*DMA.0.get() };
+        // PREREAD: the device is about to write the buffer.
+        region.sync(SyncOps::PREREAD, 0, DMA_BYTES as u32).expect("a whole-region sync");
+        // SAFETY: the region is ours alone, prepared for a device write just above.
+        unsafe { t.read_buffer(region.phys(), n as u32) };
+        // READ_BUFFER is synchronous: the device is done. POSTREAD, then read.
+        region.sync(SyncOps::POSTREAD, 0, n as u32).expect("within the region");
+        region.read(0, &mut data[..n]);
         let data = &data[..n];
         let _masked = machine::mask_interrupts();
         let mut rx = RX.lock();

@@ -1,0 +1,100 @@
+//! bus_dma on this machine: the platform half of `drivers::dma` (memory from the kernel heap,
+//! physical = linear base + wasm address, the m68k sync implementations of `dma_sync` run on
+//! the real cache) and the system's DMA tag.
+//!
+//! Kernel options: `dma_audit=on` turns the auditor on for the whole run (the self tests turn
+//! it on for their own DMA work anyway), `dma_model=030|040` routes DMA memory accesses through
+//! the stale-cache model, `dma_postread=invalidate` makes the model's POSTREAD invalidate, and
+//! `dma_bug=drop-preread` breaks the driver paths that honour it (to show the auditor at work).
+
+use crate::cpu::{self, Model};
+use crate::machine;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+use drivers::dma::{CacheStep, CpuCache, DmaTag, Platform, SyncOps};
+
+pub struct M68kPlatform;
+
+// SAFETY: memory comes from the kernel heap, which is linear memory: physically contiguous at
+// linear base + address, reachable by devices (no IOMMU, no MMU). `execute` runs the cache
+// instructions of the identified CPU; `barrier` is an opaque import call; `mask` raises the
+// interrupt mask to 7.
+unsafe impl Platform for M68kPlatform {
+    type Guard = machine::IrqGuard;
+
+    fn mask(&self) -> Self::Guard {
+        machine::mask_interrupts()
+    }
+
+    fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        let layout = Layout::from_size_align(size, align).ok()?;
+        // SAFETY: a non-zero size (callers ask for at least one byte).
+        NonNull::new(unsafe { alloc::alloc::alloc(layout) })
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, size: usize, align: usize) {
+        // SAFETY: the caller returns a block from `alloc` with this size and alignment.
+        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(size, align)) }
+    }
+
+    fn physical(&self, ptr: *const u8) -> u32 {
+        machine::physical_address(ptr)
+    }
+
+    fn pointer(&self, phys: u32) -> *mut u8 {
+        (phys - machine::linear_memory_base()) as usize as *mut u8
+    }
+
+    fn cpu(&self) -> Option<CpuCache> {
+        match cpu::identity().model {
+            Model::M68030 => Some(CpuCache::M68030),
+            Model::M68040 => Some(CpuCache::M68040),
+            Model::M68060 => None, // refused at boot
+        }
+    }
+
+    fn sync_steps(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, emit: &mut dyn FnMut(CacheStep)) {
+        crate::dma_sync::sync_steps(cpu, ops, phys, len, emit)
+    }
+
+    fn execute(&self, step: CacheStep) {
+        use crate::cache::{self, Scope};
+        match step {
+            // The 68030's only data-cache invalidate, and the 68040's push-all.
+            CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => cache::push_invalidate_all(),
+            CacheStep::Line { addr, push } => cache::execute_040_data(push, Scope::Line, addr),
+            CacheStep::Page { addr, push } => cache::execute_040_data(push, Scope::Page, addr),
+        }
+    }
+
+    fn barrier(&self) {
+        machine::compiler_barrier();
+    }
+}
+
+/// The system's DMA tag.
+pub static DMA: DmaTag<M68kPlatform> = DmaTag::new(M68kPlatform);
+
+static DROP_PREREAD: AtomicBool = AtomicBool::new(false);
+
+/// Whether `dma_bug=drop-preread` asks driver paths to leave out their per-phase PREREAD.
+pub fn bug_drop_preread() -> bool {
+    DROP_PREREAD.load(Ordering::Relaxed)
+}
+
+/// Prints each audit finding as it is made.
+pub fn print_report(r: &drivers::dma::audit::Report) {
+    crate::println!("{r}");
+}
+
+/// Applies the kernel options (at boot).
+pub fn configure(opts: &crate::cmdline::Options) {
+    DROP_PREREAD.store(opts.dma_bug_drop_preread, Ordering::Relaxed);
+    if opts.dma_audit {
+        DMA.set_audit(true, Some(print_report));
+    }
+    if let Some(cpu) = opts.dma_model {
+        DMA.set_model(Some(cpu), opts.dma_postread);
+    }
+}
