@@ -271,7 +271,12 @@ mod exec {
     /// Runs one 68040 data-cache step (from a plan) on the real cache.
     pub fn execute_040_data(push: bool, scope: Scope, addr: u32) {
         if model() == Model::M68040 {
-            execute(Step { push, scope, caches: Caches::Data, addr });
+            execute(Step {
+                push,
+                scope,
+                caches: Caches::Data,
+                addr,
+            });
         }
     }
 

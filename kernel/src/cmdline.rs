@@ -153,7 +153,8 @@ pub const SPECS: &[Spec] = &[
     Spec {
         key: "dma_model",
         values: "off | 030 | 040",
-        help: "route DMA memory accesses through a model of that data cache (stale data made visible)",
+        help:
+            "route DMA memory accesses through a model of that data cache (stale data made visible)",
     },
     Spec {
         key: "dma_postread",
@@ -346,13 +347,26 @@ mod tests {
 
     #[test]
     fn dma_options() {
-        let o = parse("dma_audit=on dma_model=040 dma_postread=invalidate dma_bug=drop-preread").unwrap();
+        let o = parse("dma_audit=on dma_model=040 dma_postread=invalidate dma_bug=drop-preread")
+            .unwrap();
         assert!(o.dma_audit && o.dma_bug_drop_preread);
         assert_eq!(o.dma_model, Some(CpuCache::M68040));
         assert_eq!(o.dma_postread, PostRead::Invalidate);
-        assert_eq!(parse("dma_model=030").unwrap().dma_model, Some(CpuCache::M68030));
-        assert!(matches!(parse("dma_model=060"), Err(Error::BadValue { key: "dma_model", .. })));
-        assert!(matches!(parse("dma_bug=yes"), Err(Error::BadValue { key: "dma_bug", .. })));
+        assert_eq!(
+            parse("dma_model=030").unwrap().dma_model,
+            Some(CpuCache::M68030)
+        );
+        assert!(matches!(
+            parse("dma_model=060"),
+            Err(Error::BadValue {
+                key: "dma_model",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("dma_bug=yes"),
+            Err(Error::BadValue { key: "dma_bug", .. })
+        ));
     }
 
     #[test]

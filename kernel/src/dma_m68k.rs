@@ -35,7 +35,9 @@ unsafe impl Platform for M68kPlatform {
 
     unsafe fn free(&self, ptr: NonNull<u8>, size: usize, align: usize) {
         // SAFETY: the caller returns a block from `alloc` with this size and alignment.
-        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(size, align)) }
+        unsafe {
+            alloc::alloc::dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(size, align))
+        }
     }
 
     fn physical(&self, ptr: *const u8) -> u32 {
@@ -54,7 +56,14 @@ unsafe impl Platform for M68kPlatform {
         }
     }
 
-    fn sync_steps(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, emit: &mut dyn FnMut(CacheStep)) {
+    fn sync_steps(
+        &self,
+        cpu: CpuCache,
+        ops: SyncOps,
+        phys: u32,
+        len: u32,
+        emit: &mut dyn FnMut(CacheStep),
+    ) {
         crate::dma_sync::sync_steps(cpu, ops, phys, len, emit)
     }
 

@@ -15,14 +15,26 @@ use drivers::dma::{CacheStep, CpuCache, SyncOps};
 
 fn to_cache_step(s: Step) -> CacheStep {
     match s.scope {
-        Scope::Line => CacheStep::Line { addr: s.addr, push: s.push },
-        Scope::Page => CacheStep::Page { addr: s.addr, push: s.push },
+        Scope::Line => CacheStep::Line {
+            addr: s.addr,
+            push: s.push,
+        },
+        Scope::Page => CacheStep::Page {
+            addr: s.addr,
+            push: s.push,
+        },
         Scope::All => CacheStep::PushInvalidateAll,
     }
 }
 
 /// The steps `ops` needs on `cpu` for [phys, phys + len).
-pub fn sync_steps(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, emit: &mut dyn FnMut(CacheStep)) {
+pub fn sync_steps(
+    cpu: CpuCache,
+    ops: SyncOps,
+    phys: u32,
+    len: u32,
+    emit: &mut dyn FnMut(CacheStep),
+) {
     if len == 0 {
         return;
     }
@@ -33,7 +45,10 @@ pub fn sync_steps(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, emit: &mut d
             }
         }
         CpuCache::M68040 => {
-            let op = match (ops.contains(SyncOps::PREREAD), ops.contains(SyncOps::PREWRITE)) {
+            let op = match (
+                ops.contains(SyncOps::PREREAD),
+                ops.contains(SyncOps::PREWRITE),
+            ) {
                 (true, true) => RangeOp::PushInvalidate,
                 (true, false) => RangeOp::Invalidate,
                 (false, true) => RangeOp::Push,
@@ -55,7 +70,14 @@ mod tests {
     const BASE: u32 = 0x0010_0000;
     const CPUS: [CpuCache; 2] = [CpuCache::M68030, CpuCache::M68040];
 
-    fn apply(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, model: &mut CacheModel, mem: &SimMemory) {
+    fn apply(
+        cpu: CpuCache,
+        ops: SyncOps,
+        phys: u32,
+        len: u32,
+        model: &mut CacheModel,
+        mem: &SimMemory,
+    ) {
         sync_steps(cpu, ops, phys, len, &mut |s| model.apply(s, mem));
     }
 
@@ -97,7 +119,11 @@ mod tests {
                 model.write(phys, &data, &mem);
                 apply(cpu, SyncOps::PREWRITE, phys, len, &mut model, &mem);
                 for (i, &d) in data.iter().enumerate() {
-                    assert_eq!(mem.get(phys + i as u32), d, "{cpu:?} {phys:#x}+{len}: byte {i}");
+                    assert_eq!(
+                        mem.get(phys + i as u32),
+                        d,
+                        "{cpu:?} {phys:#x}+{len}: byte {i}"
+                    );
                 }
             }
         }
@@ -121,11 +147,26 @@ mod tests {
                 let dev: Vec<u8> = (0..len).map(|i| (i % 253) as u8 ^ 0x5a).collect();
                 mem.device_write(phys, &dev);
                 apply(cpu, SyncOps::POSTREAD, phys, len, &mut model, &mem);
-                assert_eq!(read(&mut model, &mem, phys, len as usize), dev, "{cpu:?} {phys:#x}+{len}");
+                assert_eq!(
+                    read(&mut model, &mem, phys, len as usize),
+                    dev,
+                    "{cpu:?} {phys:#x}+{len}"
+                );
                 // The CPU's neighbouring writes survive (pushed, never discarded).
-                assert_eq!(read(&mut model, &mem, before, 1), [0xaa], "{cpu:?} {phys:#x}+{len} before");
-                assert_eq!(read(&mut model, &mem, after, 1), [0xbb], "{cpu:?} {phys:#x}+{len} after");
-                assert_eq!(model.discarded_dirty, 0, "{cpu:?} {phys:#x}+{len}: dirty data discarded");
+                assert_eq!(
+                    read(&mut model, &mem, before, 1),
+                    [0xaa],
+                    "{cpu:?} {phys:#x}+{len} before"
+                );
+                assert_eq!(
+                    read(&mut model, &mem, after, 1),
+                    [0xbb],
+                    "{cpu:?} {phys:#x}+{len} after"
+                );
+                assert_eq!(
+                    model.discarded_dirty, 0,
+                    "{cpu:?} {phys:#x}+{len}: dirty data discarded"
+                );
             }
         }
     }
@@ -139,10 +180,17 @@ mod tests {
                 let data: Vec<u8> = (0..len).map(|i| (i % 249) as u8 | 1).collect();
                 model.write(phys, &data, &mem);
                 apply(cpu, SyncOps::PRE, phys, len, &mut model, &mem);
-                assert_eq!(mem.bytes.borrow()[(phys - BASE + 0x1000) as usize..][..len as usize], data[..]);
+                assert_eq!(
+                    mem.bytes.borrow()[(phys - BASE + 0x1000) as usize..][..len as usize],
+                    data[..]
+                );
                 let dev: Vec<u8> = std::vec![0x33; len as usize];
                 mem.device_write(phys, &dev);
-                assert_eq!(read(&mut model, &mem, phys, len as usize), dev, "{cpu:?} {phys:#x}+{len}");
+                assert_eq!(
+                    read(&mut model, &mem, phys, len as usize),
+                    dev,
+                    "{cpu:?} {phys:#x}+{len}"
+                );
             }
         }
     }
@@ -211,7 +259,10 @@ mod tests {
                 }
             }
         }
-        Run { reads, audit: audit.reports().iter().map(|r| r.violation).collect() }
+        Run {
+            reads,
+            audit: audit.reports().iter().map(|r| r.violation).collect(),
+        }
     }
 
     /// PREREAD; then `iterations` of { POSTREAD; read ready word [; PREREAD] }.
@@ -260,7 +311,11 @@ mod tests {
                         match seq {
                             Sequencing::Corrected => {
                                 assert!(sees_it, "corrected loop stale: {model:?} {postread:?} write before act {at}");
-                                assert!(r.audit.is_empty(), "corrected loop flagged: {:?}", r.audit);
+                                assert!(
+                                    r.audit.is_empty(),
+                                    "corrected loop flagged: {:?}",
+                                    r.audit
+                                );
                             }
                             Sequencing::Naive => assert!(
                                 r.audit.contains(&Violation::RereadWithoutPreRead),
@@ -279,7 +334,11 @@ mod tests {
     /// Setup PREREAD; submit: POSTREAD, read flags(0) [PREREAD]; completion: POSTREAD, read
     /// idx(2), read element(4) (same line).
     fn two_phase(seq: Sequencing) -> Vec<Act> {
-        let mut acts = std::vec![Act::Sync(SyncOps::PREREAD), Act::Sync(SyncOps::POSTREAD), Act::Read(0)];
+        let mut acts = std::vec![
+            Act::Sync(SyncOps::PREREAD),
+            Act::Sync(SyncOps::POSTREAD),
+            Act::Read(0)
+        ];
         if seq == Sequencing::Corrected {
             acts.push(Act::Sync(SyncOps::PREREAD));
         }
@@ -303,16 +362,26 @@ mod tests {
                             let elem = r.reads[r.reads.len() - 1];
                             // Completion seen => the element written before it is seen too.
                             if idx == 1 {
-                                assert_eq!(elem, 0x77, "{seq:?} {model:?} {postread:?} {p1} {p2}: torn");
+                                assert_eq!(
+                                    elem, 0x77,
+                                    "{seq:?} {model:?} {postread:?} {p1} {p2}: torn"
+                                );
                             }
                             let device_done_before_read = p2 <= completion_read;
                             if device_done_before_read && idx != 1 {
                                 some_stale = true;
-                                assert!(seq == Sequencing::Naive, "corrected stale: {model:?} {postread:?} {p1} {p2}");
+                                assert!(
+                                    seq == Sequencing::Naive,
+                                    "corrected stale: {model:?} {postread:?} {p1} {p2}"
+                                );
                             }
                             match seq {
-                                Sequencing::Corrected => assert!(r.audit.is_empty(), "{:?}", r.audit),
-                                Sequencing::Naive => assert!(r.audit.contains(&Violation::RereadWithoutPreRead)),
+                                Sequencing::Corrected => {
+                                    assert!(r.audit.is_empty(), "{:?}", r.audit)
+                                }
+                                Sequencing::Naive => {
+                                    assert!(r.audit.contains(&Violation::RereadWithoutPreRead))
+                                }
                             }
                         }
                     }

@@ -233,7 +233,12 @@ pub extern "C" fn kernel_main() {
     }
     let summary = harness::run(opts.test);
     irq::print_stats();
-    fatal::exit(summary.all_passed());
+    // With dma_audit=on, any finding the tests did not ask for fails the run.
+    let findings = crate::dma_m68k::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
+    if findings > 0 {
+        println!("dma audit: {findings} finding(s) during the run (printed above): failing it");
+    }
+    fatal::exit(summary.all_passed() && findings == 0);
 }
 
 static OPTIONS: spin::Once<Options<'static>> = spin::Once::new();

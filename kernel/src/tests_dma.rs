@@ -21,8 +21,14 @@ use drivers::dma::{CpuCache, Direction, DmaRegion, Platform, PostRead, SyncOps};
 pub fn tests() -> Vec<Test> {
     vec![
         Test::new("dma::seed_matrix", seed_matrix),
-        Test::new("dma::driver_poll_path_is_audit_clean", driver_poll_path_is_audit_clean),
-        Test::new("dma::typestate_buffer_round_trip", typestate_buffer_round_trip),
+        Test::new(
+            "dma::driver_poll_path_is_audit_clean",
+            driver_poll_path_is_audit_clean,
+        ),
+        Test::new(
+            "dma::typestate_buffer_round_trip",
+            typestate_buffer_round_trip,
+        ),
         Test::new("dma::bad_syncs_are_errors", bad_syncs_are_errors),
     ]
 }
@@ -72,31 +78,45 @@ fn device_write(addr: usize, bytes: &[u8]) {
 /// One turn of a driver's polling loop on a ready word at offset 2. The corrected driver
 /// re-arms with PREREAD before the next read phase (unless dma_bug=drop-preread).
 fn driver_poll_once(region: &DmaRegion<M68kPlatform>, seq: Sequencing) -> bool {
-    region.sync(SyncOps::POSTREAD, 0, 4).expect("inside the region");
+    region
+        .sync(SyncOps::POSTREAD, 0, 4)
+        .expect("inside the region");
     let ready = region.read_u16_le(2) == 1;
     if !ready && seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
-        region.sync(SyncOps::PREREAD, 0, 4).expect("inside the region");
+        region
+            .sync(SyncOps::PREREAD, 0, 4)
+            .expect("inside the region");
     }
     ready
 }
 
 /// PREREAD; start the device (it sets the ready word 2 ms later); poll until ready.
 fn polling_loop(seq: Sequencing) -> Result<Outcome, Failure> {
-    let region = DMA.alloc("seed/poll", 64, Direction::FromDevice, false).map_err(err)?;
+    let region = DMA
+        .alloc("seed/poll", 64, Direction::FromDevice, false)
+        .map_err(err)?;
     region.sync(SyncOps::PREREAD, 0, 64).map_err(err)?;
     let addr = region.raw_pointer() as usize;
-    let device = time::after(2 * MILLIS, move || device_write(addr + 2, &1u16.to_le_bytes()));
+    let device = time::after(2 * MILLIS, move || {
+        device_write(addr + 2, &1u16.to_le_bytes())
+    });
     let r = time::spin_until(|| driver_poll_once(&region, seq), GIVE_UP);
     time::cancel(device);
-    Ok(if r.is_ok() { Outcome::Correct } else { Outcome::Stale })
+    Ok(if r.is_ok() {
+        Outcome::Correct
+    } else {
+        Outcome::Stale
+    })
 }
 
 /// The used ring's two read phases: `flags` at submit, `idx` (and the element) at completion.
 /// The device writes the element (step 1), then idx (step 2), then interrupts.
 fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
-    let region = DMA.alloc("seed/used", 64, Direction::FromDevice, false).map_err(err)?;
+    let region = DMA
+        .alloc("seed/used", 64, Direction::FromDevice, false)
+        .map_err(err)?;
     region.sync(SyncOps::PREREAD, 0, 64).map_err(err)?; // ring set up: the device owns it
-    // Submit: may we skip the notification? Read used->flags.
+                                                        // Submit: may we skip the notification? Read used->flags.
     region.sync(SyncOps::POSTREAD, 0, 4).map_err(err)?;
     let _flags = region.read_u16_le(0);
     if seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
@@ -119,13 +139,17 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
     let mut element = None;
     let r = time::spin_until(
         || {
-            region.sync(SyncOps::POSTREAD, 0, 8).expect("inside the region");
+            region
+                .sync(SyncOps::POSTREAD, 0, 8)
+                .expect("inside the region");
             if region.read_u16_le(2) == 1 {
                 element = Some(region.read_u32_le(4));
                 return true;
             }
             if seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
-                region.sync(SyncOps::PREREAD, 0, 8).expect("inside the region");
+                region
+                    .sync(SyncOps::PREREAD, 0, 8)
+                    .expect("inside the region");
             }
             false
         },
@@ -139,9 +163,21 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
 }
 
 /// Sets the tag up for one experiment and puts the boot configuration back afterwards.
-fn with_dma(model: Option<CpuCache>, postread: PostRead, sink: bool, f: impl FnOnce() -> TestResult) -> TestResult {
+fn with_dma(
+    model: Option<CpuCache>,
+    postread: PostRead,
+    sink: bool,
+    f: impl FnOnce() -> TestResult,
+) -> TestResult {
     DMA.set_audit(false, None);
-    DMA.set_audit(true, if sink { Some(dma_m68k::print_report) } else { None });
+    DMA.set_audit(
+        true,
+        if sink {
+            Some(dma_m68k::print_report)
+        } else {
+            None
+        },
+    );
     DMA.set_model(model, postread);
     let r = f();
     let opts = crate::options();
@@ -155,7 +191,11 @@ fn with_dma(model: Option<CpuCache>, postread: PostRead, sink: bool, f: impl FnO
 
 fn rereads_flagged() -> bool {
     DMA.with_auditor(|a| {
-        a.is_some_and(|a| a.reports().iter().any(|r| r.violation == Violation::RereadWithoutPreRead))
+        a.is_some_and(|a| {
+            a.reports()
+                .iter()
+                .any(|r| r.violation == Violation::RereadWithoutPreRead)
+        })
     })
 }
 
@@ -187,17 +227,26 @@ fn seed_matrix() -> TestResult {
                     Ok(())
                 })?;
                 let (poll, two, flagged) = cell.expect("set by the experiment");
-                let expect = if seq == Sequencing::Naive && postread == PostRead::NoOp && model.is_some() {
-                    Outcome::Stale
-                } else {
-                    Outcome::Correct
-                };
+                let expect =
+                    if seq == Sequencing::Naive && postread == PostRead::NoOp && model.is_some() {
+                        Outcome::Stale
+                    } else {
+                        Outcome::Correct
+                    };
                 let expect_flagged = seq == Sequencing::Naive;
                 let _ = writeln!(
                     table,
                     "  {:<10} {:<10} {:<20} {:<13} {:<16} {}",
-                    if seq == Sequencing::Naive { "naive" } else { "corrected" },
-                    if postread == PostRead::NoOp { "no-op" } else { "invalidate" },
+                    if seq == Sequencing::Naive {
+                        "naive"
+                    } else {
+                        "corrected"
+                    },
+                    if postread == PostRead::NoOp {
+                        "no-op"
+                    } else {
+                        "invalidate"
+                    },
                     model_name(model),
                     poll.name(),
                     two.name(),
@@ -219,7 +268,11 @@ fn seed_matrix() -> TestResult {
         }
     }
     crate::harness::defer_report(table);
-    ensure!(wrong.is_empty(), "cells differ from docs/dma-sync.md: {}", wrong.join("; "));
+    ensure!(
+        wrong.is_empty(),
+        "cells differ from docs/dma-sync.md: {}",
+        wrong.join("; ")
+    );
     Ok(())
 }
 
@@ -229,7 +282,10 @@ fn driver_poll_path_is_audit_clean() -> TestResult {
     with_dma(Some(CpuCache::M68030), PostRead::NoOp, true, || {
         let outcome = polling_loop(Sequencing::Corrected)?;
         let findings = DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
-        ensure!(findings == 0, "the auditor reported {findings} violation(s) on the driver path (printed above)");
+        ensure!(
+            findings == 0,
+            "the auditor reported {findings} violation(s) on the driver path (printed above)"
+        );
         ensure_eq!(outcome, Outcome::Correct);
         Ok(())
     })
@@ -237,36 +293,70 @@ fn driver_poll_path_is_audit_clean() -> TestResult {
 
 fn typestate_buffer_round_trip() -> TestResult {
     with_dma(Some(CpuCache::M68040), PostRead::NoOp, true, || {
-        let limits = drivers::dma::Limits { max_segments: 4, max_segment_size: 4096, boundary: 4096 };
+        let limits = drivers::dma::Limits {
+            max_segments: 4,
+            max_segment_size: 4096,
+            boundary: 4096,
+        };
         let mut buf = DMA.buffer("test/buffer", 8192).map_err(err)?;
         buf.as_mut_slice().fill(0x11);
         // The device reads it...
-        let out = buf.give_to_device(Direction::ToDevice, 8192, &limits).map_err(|(_, e)| err(e))?;
+        let out = buf
+            .give_to_device(Direction::ToDevice, 8192, &limits)
+            .map_err(|(_, e)| err(e))?;
         ensure_eq!(out.segments().len(), 2);
         let buf = out.take_back();
         // ...then writes it.
-        let inflight = buf.give_to_device(Direction::FromDevice, 8192, &limits).map_err(|(_, e)| err(e))?;
+        let inflight = buf
+            .give_to_device(Direction::FromDevice, 8192, &limits)
+            .map_err(|(_, e)| err(e))?;
         let seg = inflight.segments()[0];
         let ptr = DMA.platform().pointer(seg.addr);
         device_write(ptr as usize, &[0x22; 64]);
         let buf = inflight.take_back();
-        ensure!(buf.as_slice()[..64].iter().all(|&b| b == 0x22), "device data not seen");
-        ensure!(buf.as_slice()[64..].iter().all(|&b| b == 0x11), "untouched data changed");
-        let too_many = drivers::dma::Limits { max_segments: 1, ..limits };
-        ensure!(buf.give_to_device(Direction::ToDevice, 8192, &too_many).is_err(), "limits not enforced");
+        ensure!(
+            buf.as_slice()[..64].iter().all(|&b| b == 0x22),
+            "device data not seen"
+        );
+        ensure!(
+            buf.as_slice()[64..].iter().all(|&b| b == 0x11),
+            "untouched data changed"
+        );
+        let too_many = drivers::dma::Limits {
+            max_segments: 1,
+            ..limits
+        };
+        ensure!(
+            buf.give_to_device(Direction::ToDevice, 8192, &too_many)
+                .is_err(),
+            "limits not enforced"
+        );
         Ok(())
     })
 }
 
 fn bad_syncs_are_errors() -> TestResult {
     with_dma(None, PostRead::NoOp, false, || {
-        let region = DMA.alloc("test/bad", 32, Direction::FromDevice, false).map_err(err)?;
+        let region = DMA
+            .alloc("test/bad", 32, Direction::FromDevice, false)
+            .map_err(err)?;
         let mixed = region.sync(SyncOps::PREREAD | SyncOps::POSTREAD, 0, 4);
         ensure_eq!(mixed, Err(drivers::dma::DmaError::PreMixedWithPost));
         let outside = region.sync(SyncOps::PREREAD, 16, 32);
-        ensure!(matches!(outside, Err(drivers::dma::DmaError::OutsideRegion { .. })), "{:?}", outside);
-        let kinds: Vec<Violation> = DMA.with_auditor(|a| a.map_or(Vec::new(), |a| a.reports().iter().map(|r| r.violation).collect()));
-        ensure_eq!(kinds, vec![Violation::PreMixedWithPost, Violation::SyncOutsideRegion]);
+        ensure!(
+            matches!(outside, Err(drivers::dma::DmaError::OutsideRegion { .. })),
+            "{:?}",
+            outside
+        );
+        let kinds: Vec<Violation> = DMA.with_auditor(|a| {
+            a.map_or(Vec::new(), |a| {
+                a.reports().iter().map(|r| r.violation).collect()
+            })
+        });
+        ensure_eq!(
+            kinds,
+            vec![Violation::PreMixedWithPost, Violation::SyncOutsideRegion]
+        );
         Ok(())
     })
 }

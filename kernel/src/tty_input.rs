@@ -73,7 +73,9 @@ pub fn irq_number() -> u32 {
 
 fn receive_interrupt() -> Handled {
     let t = tty();
-    let Some(region) = RX_DMA.get() else { return Handled::NotMine };
+    let Some(region) = RX_DMA.get() else {
+        return Handled::NotMine;
+    };
     let mut handled = Handled::NotMine;
     let mut data = [0u8; DMA_BYTES];
     loop {
@@ -84,11 +86,15 @@ fn receive_interrupt() -> Handled {
         handled = Handled::Yes;
         let n = ready.min(DMA_BYTES);
         // PREREAD: the device is about to write the buffer.
-        region.sync(SyncOps::PREREAD, 0, DMA_BYTES as u32).expect("a whole-region sync");
+        region
+            .sync(SyncOps::PREREAD, 0, DMA_BYTES as u32)
+            .expect("a whole-region sync");
         // SAFETY: the region is ours alone, prepared for a device write just above.
         unsafe { t.read_buffer(region.phys(), n as u32) };
         // READ_BUFFER is synchronous: the device is done. POSTREAD, then read.
-        region.sync(SyncOps::POSTREAD, 0, n as u32).expect("within the region");
+        region
+            .sync(SyncOps::POSTREAD, 0, n as u32)
+            .expect("within the region");
         region.read(0, &mut data[..n]);
         let data = &data[..n];
         let _masked = machine::mask_interrupts();

@@ -396,6 +396,16 @@ const CHECKS: &[Check] = &[
         ],
     },
     fault(
+        "dropped PREREAD is caught by the auditor",
+        "m68030",
+        "test=dma::driver dma_bug=drop-preread",
+        &[
+            "dma audit: CPU re-read a line in a new read phase without a PREREAD/POSTREAD cycle",
+            "in seed/poll at offset 0x2, by kernel/src/tests_dma.rs:",
+            "0 passed, 1 failed",
+        ],
+    ),
+    fault(
         "68060 is refused",
         "m68060",
         "",
@@ -475,7 +485,11 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         );
         let q = Qemu {
             cpu: cpu.clone(),
-            append: format!("{selection} cpu={}", cpu.trim_start_matches('m')),
+            // The bus_dma auditor is always on in the self tests.
+            append: format!(
+                "{selection} cpu={} dma_audit=on",
+                cpu.trim_start_matches('m')
+            ),
             singlestep: *singlestep,
             ..o.qemu.clone()
         };
@@ -497,6 +511,20 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 s.passed + s.failed
             )),
         };
+        // The seed matrix the guest printed must be the one docs/dma-sync.md documents.
+        let verdict = verdict.or_else(|| {
+            if selection != "test=all" {
+                return None;
+            }
+            let documented = documented_matrix(&paths.root)?;
+            match printed_matrix(&out.console, documented.lines().count()) {
+                Some(printed) if printed == documented => None,
+                Some(printed) => Some(format!(
+                    "the printed dma sync matrix differs from docs/dma-sync.md:\n{printed}"
+                )),
+                None => Some("the guest printed no dma sync matrix".to_string()),
+            }
+        });
         match verdict {
             None => {
                 passed += 1;
@@ -566,6 +594,22 @@ fn cmd_test(args: &[String]) -> Result<bool> {
     }
     println!("xtask: {} passed, {} failed", passed, failed.len());
     Ok(failed.is_empty())
+}
+
+/// The matrix block of docs/dma-sync.md (between its `<!-- matrix -->` markers).
+fn documented_matrix(root: &Path) -> Option<String> {
+    let doc = std::fs::read_to_string(root.join("docs/dma-sync.md")).ok()?;
+    let start = doc.find("<!-- matrix -->\n```\n")? + "<!-- matrix -->\n```\n".len();
+    let end = start + doc[start..].find("```\n<!-- /matrix -->")?;
+    Some(doc[start..end].to_string())
+}
+
+/// The matrix the guest printed: `lines` lines from its title line.
+fn printed_matrix(console: &str, lines: usize) -> Option<String> {
+    let all: Vec<&str> = console.lines().collect();
+    let at = all.iter().position(|l| l.starts_with("dma sync matrix"))?;
+    let block = all.get(at..at + lines)?;
+    Some(block.iter().map(|l| format!("{l}\n")).collect())
 }
 
 fn cmd_gdb(args: &[String]) -> Result<bool> {

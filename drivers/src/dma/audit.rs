@@ -135,8 +135,18 @@ impl Auditor {
     /// Starts tracking a region; `device_writes` declares it device-written from the start.
     pub fn add_region(&mut self, id: u32, name: &'static str, len: u32, device_writes: bool) {
         let lines = len.div_ceil(LINE) as usize;
-        let state = LineState { device_writable: device_writes, ..LineState::default() };
-        self.regions.insert(id, RegionState { name, len, lines: alloc::vec![state; lines] });
+        let state = LineState {
+            device_writable: device_writes,
+            ..LineState::default()
+        };
+        self.regions.insert(
+            id,
+            RegionState {
+                name,
+                len,
+                lines: alloc::vec![state; lines],
+            },
+        );
     }
 
     pub fn remove_region(&mut self, id: u32) {
@@ -171,7 +181,14 @@ impl Auditor {
             return;
         }
         let region = self.regions.get(&id).map_or("?", |r| r.name);
-        let report = Report { violation, region, offset, caller, count: 1, detail };
+        let report = Report {
+            violation,
+            region,
+            offset,
+            caller,
+            count: 1,
+            detail,
+        };
         if let Some(sink) = self.sink {
             sink(&report);
         }
@@ -199,12 +216,27 @@ impl Auditor {
     ) -> Result<(), Violation> {
         let region_len = self.regions.get(&id).map_or(0, |r| r.len);
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
-            self.report(id, offset / LINE, Violation::PreMixedWithPost, offset, caller, alloc::format!("{ops:?}"));
+            self.report(
+                id,
+                offset / LINE,
+                Violation::PreMixedWithPost,
+                offset,
+                caller,
+                alloc::format!("{ops:?}"),
+            );
             return Err(Violation::PreMixedWithPost);
         }
         if offset.checked_add(len).is_none_or(|end| end > region_len) {
-            let detail = alloc::format!("{offset:#x}+{len:#x} in a region of {region_len:#x} bytes");
-            self.report(id, offset / LINE, Violation::SyncOutsideRegion, offset, caller, detail);
+            let detail =
+                alloc::format!("{offset:#x}+{len:#x} in a region of {region_len:#x} bytes");
+            self.report(
+                id,
+                offset / LINE,
+                Violation::SyncOutsideRegion,
+                offset,
+                caller,
+                detail,
+            );
             return Err(Violation::SyncOutsideRegion);
         }
         Ok(())
@@ -212,7 +244,9 @@ impl Auditor {
 
     /// Records a sync that passed `check_sync`.
     pub fn on_sync(&mut self, id: u32, ops: SyncOps, offset: u32, len: u32) {
-        let Some(r) = self.regions.get_mut(&id) else { return };
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
         for l in Self::lines(r.len, offset, len) {
             let s = &mut r.lines[l as usize];
             if ops.contains(SyncOps::PREWRITE) {
@@ -234,7 +268,9 @@ impl Auditor {
 
     /// A CPU read of [offset, offset + len) of region `id`.
     pub fn on_read(&mut self, id: u32, offset: u32, len: u32, caller: &'static Location<'static>) {
-        let Some(r) = self.regions.get_mut(&id) else { return };
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
         let mut found = Vec::new();
         for l in Self::lines(r.len, offset, len) {
             let s = &mut r.lines[l as usize];
@@ -242,11 +278,18 @@ impl Auditor {
                 continue;
             }
             if s.handed || s.cycle == 0 {
-                let why = if s.handed { "PREREAD done, POSTREAD missing" } else { "no PREREAD/POSTREAD cycle yet" };
+                let why = if s.handed {
+                    "PREREAD done, POSTREAD missing"
+                } else {
+                    "no PREREAD/POSTREAD cycle yet"
+                };
                 found.push((l, Violation::ReadWithoutPostRead, String::from(why)));
             } else if let Some((c, p)) = s.last_read {
                 if c == s.cycle && p < s.phase {
-                    let why = alloc::format!("previous read in read phase {p}, this one in {}; no PREREAD between", s.phase);
+                    let why = alloc::format!(
+                        "previous read in read phase {p}, this one in {}; no PREREAD between",
+                        s.phase
+                    );
                     found.push((l, Violation::RereadWithoutPreRead, why));
                 }
             }
@@ -259,7 +302,9 @@ impl Auditor {
 
     /// A CPU write of [offset, offset + len) of region `id`.
     pub fn on_write(&mut self, id: u32, offset: u32, len: u32, caller: &'static Location<'static>) {
-        let Some(r) = self.regions.get_mut(&id) else { return };
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
         let mut found = Vec::new();
         for l in Self::lines(r.len, offset, len) {
             let s = &mut r.lines[l as usize];
@@ -269,16 +314,40 @@ impl Auditor {
             }
         }
         for l in found {
-            self.report(id, l, Violation::WriteWhileDeviceOwns, offset, caller, String::new());
+            self.report(
+                id,
+                l,
+                Violation::WriteWhileDeviceOwns,
+                offset,
+                caller,
+                String::new(),
+            );
         }
     }
 
     /// The device may read [offset, offset + len) from now on (a notify, a descriptor handed over).
-    pub fn on_device_start(&mut self, id: u32, offset: u32, len: u32, caller: &'static Location<'static>) {
-        let Some(r) = self.regions.get_mut(&id) else { return };
-        let dirty: Vec<u32> = Self::lines(r.len, offset, len).filter(|&l| r.lines[l as usize].cpu_dirty).collect();
+    pub fn on_device_start(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+    ) {
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
+        let dirty: Vec<u32> = Self::lines(r.len, offset, len)
+            .filter(|&l| r.lines[l as usize].cpu_dirty)
+            .collect();
         for l in dirty {
-            self.report(id, l, Violation::DeviceStartWithoutPreWrite, l * LINE, caller, String::new());
+            self.report(
+                id,
+                l,
+                Violation::DeviceStartWithoutPreWrite,
+                l * LINE,
+                caller,
+                String::new(),
+            );
         }
     }
 }
@@ -341,7 +410,13 @@ mod tests {
         a.on_read(1, 0, 1, here()); // declared device-written, never synced
         a.on_sync(1, SyncOps::PREREAD, 16, 1);
         a.on_read(1, 16, 1, here()); // handed
-        assert_eq!(kinds(&a), [Violation::ReadWithoutPostRead, Violation::ReadWithoutPostRead]);
+        assert_eq!(
+            kinds(&a),
+            [
+                Violation::ReadWithoutPostRead,
+                Violation::ReadWithoutPostRead
+            ]
+        );
         // lines never handed to the device and not declared are the CPU's own
         let mut b = Auditor::new();
         b.add_region(2, "desc", 32, false);
@@ -377,15 +452,31 @@ mod tests {
             a.check_sync(1, SyncOps::PREREAD | SyncOps::POSTREAD, 0, 4, here()),
             Err(Violation::PreMixedWithPost)
         );
-        assert_eq!(a.check_sync(1, SyncOps::PREREAD, 30, 4, here()), Err(Violation::SyncOutsideRegion));
-        assert_eq!(a.check_sync(1, SyncOps::PREREAD, u32::MAX, 4, here()), Err(Violation::SyncOutsideRegion));
-        assert_eq!(a.check_sync(1, SyncOps::PREREAD | SyncOps::PREWRITE, 0, 32, here()), Ok(()));
+        assert_eq!(
+            a.check_sync(1, SyncOps::PREREAD, 30, 4, here()),
+            Err(Violation::SyncOutsideRegion)
+        );
+        assert_eq!(
+            a.check_sync(1, SyncOps::PREREAD, u32::MAX, 4, here()),
+            Err(Violation::SyncOutsideRegion)
+        );
+        assert_eq!(
+            a.check_sync(1, SyncOps::PREREAD | SyncOps::PREWRITE, 0, 32, here()),
+            Ok(())
+        );
         assert_eq!(
             kinds(&a),
-            [Violation::PreMixedWithPost, Violation::SyncOutsideRegion, Violation::SyncOutsideRegion]
+            [
+                Violation::PreMixedWithPost,
+                Violation::SyncOutsideRegion,
+                Violation::SyncOutsideRegion
+            ]
         );
         let text = std::format!("{}", a.reports()[1]);
-        assert!(text.contains("in r at offset 0x1e") && text.contains("audit.rs"), "{text}");
+        assert!(
+            text.contains("in r at offset 0x1e") && text.contains("audit.rs"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -107,7 +107,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const NONE: Limits = Limits { max_segments: usize::MAX, max_segment_size: u32::MAX, boundary: 0 };
+    pub const NONE: Limits = Limits {
+        max_segments: usize::MAX,
+        max_segment_size: u32::MAX,
+        boundary: 0,
+    };
 
     /// Splits [phys, phys + len) into segments that respect these limits.
     pub fn segments(&self, phys: u32, len: u32) -> Result<Vec<Segment>, DmaError> {
@@ -119,11 +123,17 @@ impl Limits {
                 let b = u64::from(self.boundary);
                 stop = stop.min((addr / b + 1) * b);
             }
-            out.push(Segment { addr: addr as u32, len: (stop - addr) as u32 });
+            out.push(Segment {
+                addr: addr as u32,
+                len: (stop - addr) as u32,
+            });
             addr = stop;
         }
         if out.len() > self.max_segments {
-            return Err(DmaError::TooManySegments { needed: out.len(), max: self.max_segments });
+            return Err(DmaError::TooManySegments {
+                needed: out.len(),
+                max: self.max_segments,
+            });
         }
         Ok(out)
     }
@@ -158,19 +168,37 @@ impl Direction {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmaError {
-    OutOfMemory { bytes: usize },
+    OutOfMemory {
+        bytes: usize,
+    },
     PreMixedWithPost,
-    OutsideRegion { offset: u32, len: u32, region_len: u32 },
-    TooManySegments { needed: usize, max: usize },
+    OutsideRegion {
+        offset: u32,
+        len: u32,
+        region_len: u32,
+    },
+    TooManySegments {
+        needed: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for DmaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DmaError::OutOfMemory { bytes } => write!(f, "no memory for {bytes} bytes of DMA memory"),
+            DmaError::OutOfMemory { bytes } => {
+                write!(f, "no memory for {bytes} bytes of DMA memory")
+            }
             DmaError::PreMixedWithPost => f.write_str("PRE and POST operations in one sync"),
-            DmaError::OutsideRegion { offset, len, region_len } => {
-                write!(f, "range {offset:#x}+{len:#x} outside a region of {region_len:#x} bytes")
+            DmaError::OutsideRegion {
+                offset,
+                len,
+                region_len,
+            } => {
+                write!(
+                    f,
+                    "range {offset:#x}+{len:#x} outside a region of {region_len:#x} bytes"
+                )
             }
             DmaError::TooManySegments { needed, max } => {
                 write!(f, "buffer needs {needed} segments, the device takes {max}")
@@ -201,7 +229,14 @@ pub unsafe trait Platform: Sync + 'static {
     /// The CPU whose real cache `execute` maintains; None on a coherent machine.
     fn cpu(&self) -> Option<CpuCache>;
     /// The cache steps `ops` needs on `cpu` for [phys, phys + len): its sync implementation.
-    fn sync_steps(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, emit: &mut dyn FnMut(CacheStep));
+    fn sync_steps(
+        &self,
+        cpu: CpuCache,
+        ops: SyncOps,
+        phys: u32,
+        len: u32,
+        emit: &mut dyn FnMut(CacheStep),
+    );
     fn execute(&self, step: CacheStep);
     fn barrier(&self);
 }
@@ -248,7 +283,10 @@ impl<P: Platform> DmaTag<P> {
         DmaTag {
             platform,
             flags: AtomicU8::new(0),
-            state: spin::Mutex::new(State { auditor: None, model: None }),
+            state: spin::Mutex::new(State {
+                auditor: None,
+                model: None,
+            }),
             next_id: AtomicU32::new(1),
         }
     }
@@ -307,10 +345,19 @@ impl<P: Platform> DmaTag<P> {
 
     /// Allocates a page-aligned, physically contiguous region. `coherent` is a hint only: it
     /// changes no sync the driver must make.
-    pub fn alloc(&'static self, name: &'static str, len: u32, dir: Direction, coherent: bool) -> Result<DmaRegion<P>, DmaError> {
+    pub fn alloc(
+        &'static self,
+        name: &'static str,
+        len: u32,
+        dir: Direction,
+        coherent: bool,
+    ) -> Result<DmaRegion<P>, DmaError> {
         const PAGE: usize = 4096;
         let size = (len as usize).max(1);
-        let ptr = self.platform.alloc(size, PAGE).ok_or(DmaError::OutOfMemory { bytes: size })?;
+        let ptr = self
+            .platform
+            .alloc(size, PAGE)
+            .ok_or(DmaError::OutOfMemory { bytes: size })?;
         // SAFETY: `size` fresh bytes; zeroed so no stale data reaches a device.
         unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -321,36 +368,64 @@ impl<P: Platform> DmaTag<P> {
             }
         }
         let phys = self.platform.physical(ptr.as_ptr());
-        Ok(DmaRegion { tag: self, id, ptr, phys, len, name, coherent })
+        Ok(DmaRegion {
+            tag: self,
+            id,
+            ptr,
+            phys,
+            len,
+            name,
+            coherent,
+        })
     }
 
     /// Allocates a streaming buffer, owned by the CPU.
     pub fn buffer(&'static self, name: &'static str, len: u32) -> Result<DmaBuffer<P>, DmaError> {
-        Ok(DmaBuffer { region: self.alloc(name, len, Direction::Bidirectional, false)? })
+        Ok(DmaBuffer {
+            region: self.alloc(name, len, Direction::Bidirectional, false)?,
+        })
     }
 
-    fn sync_range(&self, id: u32, phys: u32, region_len: u32, ops: SyncOps, offset: u32, len: u32, caller: &'static Location<'static>) -> Result<(), DmaError> {
+    fn sync_range(
+        &self,
+        region: &DmaRegion<P>,
+        ops: SyncOps,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+    ) -> Result<(), DmaError> {
+        let (id, phys, region_len) = (region.id, region.phys, region.len);
         let flags = self.flags.load(Ordering::Relaxed);
         if flags & AUDIT != 0 {
             let _m = self.platform.mask();
             if let Some(a) = self.state.lock().auditor.as_mut() {
-                a.check_sync(id, ops, offset, len, caller).map_err(|v| match v {
-                    Violation::PreMixedWithPost => DmaError::PreMixedWithPost,
-                    _ => DmaError::OutsideRegion { offset, len, region_len },
-                })?;
+                a.check_sync(id, ops, offset, len, caller)
+                    .map_err(|v| match v {
+                        Violation::PreMixedWithPost => DmaError::PreMixedWithPost,
+                        _ => DmaError::OutsideRegion {
+                            offset,
+                            len,
+                            region_len,
+                        },
+                    })?;
             }
         }
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             return Err(DmaError::PreMixedWithPost);
         }
         if offset.checked_add(len).is_none_or(|end| end > region_len) {
-            return Err(DmaError::OutsideRegion { offset, len, region_len });
+            return Err(DmaError::OutsideRegion {
+                offset,
+                len,
+                region_len,
+            });
         }
         let start = phys + offset;
         // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
         self.platform.barrier();
         if let Some(cpu) = self.platform.cpu() {
-            self.platform.sync_steps(cpu, ops, start, len, &mut |s| self.platform.execute(s));
+            self.platform
+                .sync_steps(cpu, ops, start, len, &mut |s| self.platform.execute(s));
         }
         if flags != 0 {
             let _m = self.platform.mask();
@@ -361,9 +436,13 @@ impl<P: Platform> DmaTag<P> {
             }
             if let Some((cpu, model, postread)) = st.model.as_mut() {
                 let mem = PlatformMemory(&self.platform);
-                self.platform.sync_steps(*cpu, ops, start, len, &mut |s| model.apply(s, &mem));
+                self.platform
+                    .sync_steps(*cpu, ops, start, len, &mut |s| model.apply(s, &mem));
                 if ops.contains(SyncOps::POSTREAD) && *postread == PostRead::Invalidate {
-                    self.platform.sync_steps(*cpu, SyncOps::PREREAD, start, len, &mut |s| model.apply(s, &mem));
+                    self.platform
+                        .sync_steps(*cpu, SyncOps::PREREAD, start, len, &mut |s| {
+                            model.apply(s, &mem)
+                        });
                 }
             }
         }
@@ -407,7 +486,12 @@ impl<P: Platform> DmaRegion<P> {
     }
 
     /// The segments of [offset, offset + len) under `limits`.
-    pub fn segments(&self, offset: u32, len: u32, limits: &Limits) -> Result<Vec<Segment>, DmaError> {
+    pub fn segments(
+        &self,
+        offset: u32,
+        len: u32,
+        limits: &Limits,
+    ) -> Result<Vec<Segment>, DmaError> {
         self.check(offset, len)?;
         limits.segments(self.phys + offset, len)
     }
@@ -415,7 +499,11 @@ impl<P: Platform> DmaRegion<P> {
     fn check(&self, offset: u32, len: u32) -> Result<(), DmaError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(DmaError::OutsideRegion { offset, len, region_len: self.len }),
+            _ => Err(DmaError::OutsideRegion {
+                offset,
+                len,
+                region_len: self.len,
+            }),
         }
     }
 
@@ -429,7 +517,8 @@ impl<P: Platform> DmaRegion<P> {
     /// Syncs [offset, offset + len) for `ops`.
     #[track_caller]
     pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
-        self.tag.sync_range(self.id, self.phys, self.len, ops, offset, len, Location::caller())
+        self.tag
+            .sync_range(self, ops, offset, len, Location::caller())
     }
 
     /// Tells the auditor the device may read [offset, offset + len) from now on (call before
@@ -452,7 +541,8 @@ impl<P: Platform> DmaRegion<P> {
         if flags == 0 {
             for (i, b) in buf.iter_mut().enumerate() {
                 // SAFETY: in bounds of this region's memory (checked above).
-                *b = unsafe { core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i)) };
+                *b =
+                    unsafe { core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i)) };
             }
             return;
         }
@@ -460,7 +550,13 @@ impl<P: Platform> DmaRegion<P> {
     }
 
     #[cold]
-    fn read_slow(&self, offset: u32, buf: &mut [u8], flags: u8, caller: &'static Location<'static>) {
+    fn read_slow(
+        &self,
+        offset: u32,
+        buf: &mut [u8],
+        flags: u8,
+        caller: &'static Location<'static>,
+    ) {
         let _m = self.tag.platform.mask();
         let mut st = self.tag.state.lock();
         let st = &mut *st;
@@ -470,11 +566,15 @@ impl<P: Platform> DmaRegion<P> {
             }
         }
         match st.model.as_mut() {
-            Some((_, model, _)) => model.read(self.phys + offset, buf, &PlatformMemory(&self.tag.platform)),
+            Some((_, model, _)) => {
+                model.read(self.phys + offset, buf, &PlatformMemory(&self.tag.platform))
+            }
             None => {
                 for (i, b) in buf.iter_mut().enumerate() {
                     // SAFETY: in bounds (checked by the caller).
-                    *b = unsafe { core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i)) };
+                    *b = unsafe {
+                        core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i))
+                    };
                 }
             }
         }
@@ -506,11 +606,17 @@ impl<P: Platform> DmaRegion<P> {
             }
         }
         match st.model.as_mut() {
-            Some((_, model, _)) => model.write(self.phys + offset, data, &PlatformMemory(&self.tag.platform)),
+            Some((_, model, _)) => model.write(
+                self.phys + offset,
+                data,
+                &PlatformMemory(&self.tag.platform),
+            ),
             None => {
                 for (i, &b) in data.iter().enumerate() {
                     // SAFETY: in bounds (checked by the caller).
-                    unsafe { core::ptr::write_volatile(self.ptr.as_ptr().add(offset as usize + i), b) };
+                    unsafe {
+                        core::ptr::write_volatile(self.ptr.as_ptr().add(offset as usize + i), b)
+                    };
                 }
             }
         }
@@ -579,7 +685,12 @@ impl<P: Platform> DmaRegion<P> {
                     let mut b = [0u8];
                     model.read(phys, &mut b, &mem);
                     // SAFETY: in bounds of the region.
-                    unsafe { core::ptr::write_volatile(self.ptr.as_ptr().add((offset + i) as usize), b[0]) };
+                    unsafe {
+                        core::ptr::write_volatile(
+                            self.ptr.as_ptr().add((offset + i) as usize),
+                            b[0],
+                        )
+                    };
                 }
             }
         }
@@ -595,7 +706,11 @@ impl<P: Platform> Drop for DmaRegion<P> {
             }
         }
         // SAFETY: allocated by `alloc` with this size and alignment; the region is gone.
-        unsafe { self.tag.platform.free(self.ptr, (self.len as usize).max(1), 4096) };
+        unsafe {
+            self.tag
+                .platform
+                .free(self.ptr, (self.len as usize).max(1), 4096)
+        };
     }
 }
 
@@ -617,14 +732,21 @@ impl<P: Platform> DmaBuffer<P> {
     }
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, and `&mut self` excludes other references.
-        unsafe { core::slice::from_raw_parts_mut(self.region.ptr.as_ptr(), self.region.len as usize) }
+        unsafe {
+            core::slice::from_raw_parts_mut(self.region.ptr.as_ptr(), self.region.len as usize)
+        }
     }
 
     /// Hands [0, len) to the device for a transfer in `dir`, after its PRE sync (PREWRITE if
     /// the device reads, PREREAD if it writes). The CPU cannot touch the data until
     /// [`DeviceOwned::take_back`].
     #[track_caller]
-    pub fn give_to_device(self, dir: Direction, len: u32, limits: &Limits) -> Result<DeviceOwned<P>, (Self, DmaError)> {
+    pub fn give_to_device(
+        self,
+        dir: Direction,
+        len: u32,
+        limits: &Limits,
+    ) -> Result<DeviceOwned<P>, (Self, DmaError)> {
         let segments = match self.region.segments(0, len, limits) {
             Ok(s) => s,
             Err(e) => return Err((self, e)),
@@ -632,7 +754,12 @@ impl<P: Platform> DmaBuffer<P> {
         if let Err(e) = self.region.sync(dir.pre(), 0, len) {
             return Err((self, e));
         }
-        Ok(DeviceOwned { region: Some(self.region), dir, len, segments })
+        Ok(DeviceOwned {
+            region: Some(self.region),
+            dir,
+            len,
+            segments,
+        })
     }
 }
 
@@ -658,7 +785,10 @@ impl<P: Platform> DeviceOwned<P> {
     /// After the device is done: the POST sync, then the CPU owns the buffer again.
     #[track_caller]
     pub fn take_back(mut self) -> DmaBuffer<P> {
-        let region = self.region.take().expect("a DeviceOwned holds its region until taken back");
+        let region = self
+            .region
+            .take()
+            .expect("a DeviceOwned holds its region until taken back");
         region
             .sync(self.dir.post(), 0, self.len)
             .expect("a range that passed give_to_device is valid");

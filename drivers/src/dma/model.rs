@@ -36,9 +36,17 @@ pub struct Geometry {
 
 impl Geometry {
     /// 68030: 256 bytes, 16 lines of 16 bytes, direct-mapped, write-through, filled on read.
-    pub const M68030: Geometry = Geometry { sets: 16, ways: 1, policy: WritePolicy::WriteThrough };
+    pub const M68030: Geometry = Geometry {
+        sets: 16,
+        ways: 1,
+        policy: WritePolicy::WriteThrough,
+    };
     /// 68040: 4 KiB, 64 sets x 4 ways x 16 bytes, copyback.
-    pub const M68040: Geometry = Geometry { sets: 64, ways: 4, policy: WritePolicy::Copyback };
+    pub const M68040: Geometry = Geometry {
+        sets: 64,
+        ways: 4,
+        policy: WritePolicy::Copyback,
+    };
 
     pub fn size(&self) -> u32 {
         self.sets * self.ways * LINE
@@ -94,7 +102,8 @@ impl CacheModel {
     }
 
     fn find(&self, line_addr: u32) -> Option<usize> {
-        self.ways(line_addr).find(|&i| self.lines[i].tag == Some(line_addr))
+        self.ways(line_addr)
+            .find(|&i| self.lines[i].tag == Some(line_addr))
     }
 
     /// Whether the model holds the line containing `phys`.
@@ -128,7 +137,12 @@ impl CacheModel {
         self.write_back(victim, mem);
         let mut data = [0u8; LINE as usize];
         mem.read(line_addr, &mut data);
-        self.lines[victim] = Line { tag: Some(line_addr), data, dirty: false, last_use: self.clock };
+        self.lines[victim] = Line {
+            tag: Some(line_addr),
+            data,
+            dirty: false,
+            last_use: self.clock,
+        };
         victim
     }
 
@@ -222,7 +236,10 @@ pub struct SimMemory {
 
 impl SimMemory {
     pub fn new(base: u32, len: usize) -> Self {
-        SimMemory { base, bytes: core::cell::RefCell::new(alloc::vec![0; len]) }
+        SimMemory {
+            base,
+            bytes: core::cell::RefCell::new(alloc::vec![0; len]),
+        }
     }
     /// A device write: straight to memory, past any cache.
     pub fn device_write(&self, phys: u32, data: &[u8]) {
@@ -262,7 +279,13 @@ pub(crate) mod tests {
             assert_eq!(read_u8(&mut m, &mem, 0x1004), 0);
             mem.device_write(0x1004, &[7]);
             assert_eq!(read_u8(&mut m, &mem, 0x1004), 0, "stale hit");
-            m.apply(CacheStep::Line { addr: 0x1000, push: false }, &mem);
+            m.apply(
+                CacheStep::Line {
+                    addr: 0x1000,
+                    push: false,
+                },
+                &mem,
+            );
             assert_eq!(read_u8(&mut m, &mem, 0x1004), 7);
         }
     }
@@ -276,7 +299,13 @@ pub(crate) mod tests {
         let mut cb = CacheModel::new(Geometry::M68040);
         cb.write(0x20, &[9], &mem);
         assert_eq!(mem.get(0x20), 0, "still only in the cache");
-        cb.apply(CacheStep::Line { addr: 0x20, push: true }, &mem);
+        cb.apply(
+            CacheStep::Line {
+                addr: 0x20,
+                push: true,
+            },
+            &mem,
+        );
         assert_eq!(mem.get(0x20), 9);
         assert!(!cb.holds(0x20), "cpush also invalidates on the 68040");
     }
@@ -286,7 +315,13 @@ pub(crate) mod tests {
         let mem = SimMemory::new(0, 8192);
         let mut cb = CacheModel::new(Geometry::M68040);
         cb.write(0x30, &[5], &mem);
-        cb.apply(CacheStep::Line { addr: 0x30, push: false }, &mem);
+        cb.apply(
+            CacheStep::Line {
+                addr: 0x30,
+                push: false,
+            },
+            &mem,
+        );
         assert_eq!(mem.get(0x30), 0);
         assert_eq!(cb.discarded_dirty, 1);
     }
@@ -325,7 +360,13 @@ pub(crate) mod tests {
         let mut m = CacheModel::new(Geometry::M68040);
         m.write(0x1010, &[1], &mem);
         read_u8(&mut m, &mem, 0x2010);
-        m.apply(CacheStep::Page { addr: 0x1000, push: true }, &mem);
+        m.apply(
+            CacheStep::Page {
+                addr: 0x1000,
+                push: true,
+            },
+            &mem,
+        );
         assert!(!m.holds(0x1010) && m.holds(0x2010));
         assert_eq!(mem.get(0x1010), 1);
         m.write(0x3000, &[4], &mem);
