@@ -719,6 +719,27 @@ pub struct DmaBuffer<P: Platform> {
     region: DmaRegion<P>,
 }
 
+impl<P: Platform> fmt::Debug for DmaBuffer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DmaBuffer({} at {:#x}, {} bytes)",
+            self.region.name, self.region.phys, self.region.len
+        )
+    }
+}
+
+impl<P: Platform> fmt::Debug for DeviceOwned<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DeviceOwned({:?}, {} segments)",
+            self.dir,
+            self.segments.len()
+        )
+    }
+}
+
 impl<P: Platform> DmaBuffer<P> {
     pub fn len(&self) -> u32 {
         self.region.len
@@ -804,5 +825,285 @@ impl<P: Platform> Drop for DeviceOwned<P> {
         if let Some(region) = self.region.take() {
             core::mem::forget(region);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod sim {
+    //! A host platform for tests: an arena of "physical" memory at 0x0100_0000 and a simple
+    //! line-granular sync implementation (PREWRITE pushes, PREREAD invalidates whole lines and
+    //! pushes partial ones), so that the model and auditor can be exercised on the host.
+    use super::*;
+    use core::sync::atomic::AtomicUsize;
+
+    pub const PHYS_BASE: u32 = 0x0100_0000;
+    const ARENA: usize = 1 << 20;
+
+    pub struct SimPlatform {
+        arena: usize,
+        next: AtomicUsize,
+        pub frees: AtomicUsize,
+    }
+
+    impl SimPlatform {
+        pub fn new() -> Self {
+            let layout = core::alloc::Layout::from_size_align(ARENA, 4096).unwrap();
+            // SAFETY: non-zero size; leaked for the test's lifetime.
+            let arena = unsafe { std::alloc::alloc_zeroed(layout) } as usize;
+            SimPlatform {
+                arena,
+                next: AtomicUsize::new(0),
+                frees: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    // SAFETY: the arena is real memory; "physical" addresses map 1:1 onto it; the host has no
+    // cache to maintain; tests are single-threaded, so `mask` has nothing to do.
+    unsafe impl Platform for SimPlatform {
+        type Guard = ();
+        fn mask(&self) {}
+        fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+            let start = self.next.load(Ordering::Relaxed).next_multiple_of(align);
+            if start + size > ARENA {
+                return None;
+            }
+            self.next.store(start + size, Ordering::Relaxed);
+            NonNull::new((self.arena + start) as *mut u8)
+        }
+        unsafe fn free(&self, _ptr: NonNull<u8>, _size: usize, _align: usize) {
+            self.frees.fetch_add(1, Ordering::Relaxed);
+        }
+        fn physical(&self, ptr: *const u8) -> u32 {
+            PHYS_BASE + (ptr as usize - self.arena) as u32
+        }
+        fn pointer(&self, phys: u32) -> *mut u8 {
+            (self.arena + (phys - PHYS_BASE) as usize) as *mut u8
+        }
+        fn cpu(&self) -> Option<CpuCache> {
+            None
+        }
+        fn sync_steps(
+            &self,
+            _cpu: CpuCache,
+            ops: SyncOps,
+            phys: u32,
+            len: u32,
+            emit: &mut dyn FnMut(CacheStep),
+        ) {
+            let (start, end) = (phys, phys + len);
+            let mut line = start & !(LINE - 1);
+            while line < end {
+                let whole = line >= start && line + LINE <= end;
+                if ops.contains(SyncOps::PREWRITE) || (ops.contains(SyncOps::PREREAD) && !whole) {
+                    emit(CacheStep::Line {
+                        addr: line,
+                        push: true,
+                    });
+                } else if ops.contains(SyncOps::PREREAD) {
+                    emit(CacheStep::Line {
+                        addr: line,
+                        push: false,
+                    });
+                }
+                line += LINE;
+            }
+        }
+        fn execute(&self, _step: CacheStep) {}
+        fn barrier(&self) {}
+    }
+
+    pub fn tag() -> &'static DmaTag<SimPlatform> {
+        std::boxed::Box::leak(std::boxed::Box::new(DmaTag::new(SimPlatform::new())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sim::{tag, PHYS_BASE};
+    use super::*;
+
+    fn device_write(r: &DmaRegion<sim::SimPlatform>, offset: u32, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: in bounds of the region's memory.
+            unsafe { core::ptr::write_volatile(r.raw_pointer().add(offset as usize + i), b) };
+        }
+    }
+
+    #[test]
+    fn segments_respect_every_limit() {
+        let l = Limits {
+            max_segments: 8,
+            max_segment_size: 0x800,
+            boundary: 0x1000,
+        };
+        let s = l.segments(0x0fff_0f00, 0x1200).unwrap();
+        assert_eq!(
+            s,
+            [
+                Segment {
+                    addr: 0x0fff_0f00,
+                    len: 0x100
+                },
+                Segment {
+                    addr: 0x0fff_1000,
+                    len: 0x800
+                },
+                Segment {
+                    addr: 0x0fff_1800,
+                    len: 0x800
+                },
+                Segment {
+                    addr: 0x0fff_2000,
+                    len: 0x100
+                },
+            ]
+        );
+        let tight = Limits {
+            max_segments: 3,
+            ..l
+        };
+        assert_eq!(
+            tight.segments(0x0fff_0f00, 0x1200),
+            Err(DmaError::TooManySegments { needed: 4, max: 3 })
+        );
+        assert_eq!(Limits::NONE.segments(0, 0), Ok(std::vec![]));
+        assert_eq!(Limits::NONE.segments(0xffff_f000, 0x1000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn regions_are_page_aligned_and_zeroed_with_physical_addresses() {
+        let t = tag();
+        let a = t.alloc("a", 100, Direction::ToDevice, false).unwrap();
+        let b = t.alloc("b", 100, Direction::ToDevice, true).unwrap();
+        assert_eq!(a.phys() % 4096, 0);
+        assert_eq!(b.phys(), a.phys() + 4096);
+        assert!(a.phys() >= PHYS_BASE && b.is_coherent_hint());
+        assert_eq!(a.read_u32_le(96), 0);
+        assert!(a.segments(90, 20, &Limits::NONE).is_err(), "past the end");
+    }
+
+    #[test]
+    fn accessors_are_little_endian_and_bounded() {
+        let t = tag();
+        let r = t.alloc("r", 32, Direction::Bidirectional, false).unwrap();
+        r.write_u32_le(4, 0x1122_3344);
+        r.write_u16_le(8, 0xaabb);
+        r.write_u64_le(16, 0x0102_0304_0506_0708);
+        let mut b = [0u8; 4];
+        r.read(4, &mut b);
+        assert_eq!(b, [0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(r.read_u16_le(8), 0xaabb);
+        assert_eq!(r.read_u64_le(16), 0x0102_0304_0506_0708);
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.read_u32_le(30))).is_err(),
+            "out of bounds must panic"
+        );
+    }
+
+    #[test]
+    fn sync_errors_and_audit_through_the_accessors() {
+        let t = tag();
+        t.set_audit(true, None);
+        let r = t.alloc("used", 64, Direction::FromDevice, false).unwrap();
+        assert_eq!(
+            r.sync(SyncOps::PREREAD | SyncOps::POSTWRITE, 0, 4),
+            Err(DmaError::PreMixedWithPost)
+        );
+        assert!(matches!(
+            r.sync(SyncOps::PREREAD, 60, 8),
+            Err(DmaError::OutsideRegion { .. })
+        ));
+        r.sync(SyncOps::PREREAD, 0, 64).unwrap();
+        r.sync(SyncOps::POSTREAD, 0, 4).unwrap();
+        let _ = r.read_u16_le(0);
+        r.sync(SyncOps::POSTREAD, 0, 4).unwrap();
+        let _ = r.read_u16_le(2);
+        let kinds: std::vec::Vec<Violation> =
+            t.with_auditor(|a| a.unwrap().reports().iter().map(|r| r.violation).collect());
+        assert_eq!(
+            kinds,
+            [
+                Violation::PreMixedWithPost,
+                Violation::SyncOutsideRegion,
+                Violation::RereadWithoutPreRead
+            ]
+        );
+        let text = t.with_auditor(|a| std::format!("{}", a.unwrap().reports()[2]));
+        assert!(
+            text.contains("in used at offset 0x2, by drivers/src/dma/mod.rs:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_model_makes_a_missing_preread_visible() {
+        let t = tag();
+        t.set_model(Some(CpuCache::M68030), PostRead::NoOp);
+        let r = t.alloc("poll", 16, Direction::FromDevice, false).unwrap();
+        r.sync(SyncOps::PREREAD, 0, 16).unwrap();
+        r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
+        assert_eq!(r.read_u8(0), 0);
+        device_write(&r, 0, &[1]);
+        r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
+        assert_eq!(
+            r.read_u8(0),
+            0,
+            "stale: no PREREAD since the line was filled"
+        );
+        r.sync(SyncOps::PREREAD, 0, 16).unwrap();
+        r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
+        assert_eq!(r.read_u8(0), 1);
+        t.set_model(Some(CpuCache::M68030), PostRead::Invalidate);
+        device_write(&r, 0, &[2]);
+        let _ = r.read_u8(0); // fills
+        device_write(&r, 0, &[3]);
+        r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
+        assert_eq!(
+            r.read_u8(0),
+            3,
+            "an invalidating POSTREAD hides the mistake"
+        );
+    }
+
+    #[test]
+    fn ownership_moves_with_the_syncs() {
+        let t = tag();
+        t.set_audit(true, None);
+        let mut buf = t.buffer("data", 64).unwrap();
+        buf.as_mut_slice().copy_from_slice(&[7; 64]);
+        let out = buf
+            .give_to_device(Direction::FromDevice, 64, &Limits::NONE)
+            .unwrap();
+        assert_eq!(
+            out.segments(),
+            &[Segment {
+                addr: out.segments()[0].addr,
+                len: 64
+            }]
+        );
+        let buf = out.take_back();
+        assert_eq!(buf.len(), 64);
+        let too_small = Limits {
+            max_segments: 1,
+            max_segment_size: 16,
+            boundary: 0,
+        };
+        let (buf, e) = buf
+            .give_to_device(Direction::ToDevice, 64, &too_small)
+            .err()
+            .unwrap();
+        assert_eq!(e, DmaError::TooManySegments { needed: 4, max: 1 });
+        let frees_before = t.platform().frees.load(Ordering::Relaxed);
+        let lost = buf
+            .give_to_device(Direction::ToDevice, 64, &Limits::NONE)
+            .unwrap();
+        drop(lost);
+        assert_eq!(
+            t.platform().frees.load(Ordering::Relaxed),
+            frees_before,
+            "a buffer dropped in the device's hands is leaked, never reused"
+        );
+        assert_eq!(t.with_auditor(|a| a.unwrap().total()), 0);
     }
 }
