@@ -15,3 +15,4 @@ pub mod goldfish_pic;
 pub mod goldfish_rtc;
 pub mod goldfish_tty;
 pub mod virt_ctrl;
+pub mod virtio;

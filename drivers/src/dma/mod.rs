@@ -883,6 +883,7 @@ pub(crate) mod sim {
         fn cpu(&self) -> Option<CpuCache> {
             None
         }
+
         fn sync_steps(
             &self,
             _cpu: CpuCache,

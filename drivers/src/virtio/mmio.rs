@@ -1,0 +1,386 @@
+//! virtio-mmio version 2 transport: probing, the status sequence, 64-bit feature negotiation,
+//! queue setup, notification, interrupt status, and generation-checked config reads.
+//!
+//! Registers are little-endian; on the big-endian 68k each 32-bit register access is
+//! byte-swapped. Config space is read a byte at a time (no width questions) and only after
+//! FEATURES_OK (before it, QEMU 7.2 stores config big-endian and reads it little-endian).
+//! Every wait is bounded: QEMU completes a reset inside the register write, so a few reads
+//! suffice; a device that does not settle within [`SETTLE_READS`] is an error.
+
+use crate::bus::Bus;
+use core::fmt;
+
+const MAGIC_VALUE: u32 = 0x000;
+const VERSION: u32 = 0x004;
+const DEVICE_ID: u32 = 0x008;
+const VENDOR_ID: u32 = 0x00c;
+const DEVICE_FEATURES: u32 = 0x010;
+const DEVICE_FEATURES_SEL: u32 = 0x014;
+const DRIVER_FEATURES: u32 = 0x020;
+const DRIVER_FEATURES_SEL: u32 = 0x024;
+const QUEUE_SEL: u32 = 0x030;
+const QUEUE_NUM_MAX: u32 = 0x034;
+const QUEUE_NUM: u32 = 0x038;
+const QUEUE_READY: u32 = 0x044;
+const QUEUE_NOTIFY: u32 = 0x050;
+const INTERRUPT_STATUS: u32 = 0x060;
+const INTERRUPT_ACK: u32 = 0x064;
+const STATUS: u32 = 0x070;
+const QUEUE_DESC_LOW: u32 = 0x080;
+const QUEUE_DESC_HIGH: u32 = 0x084;
+const QUEUE_DRIVER_LOW: u32 = 0x090;
+const QUEUE_DRIVER_HIGH: u32 = 0x094;
+const QUEUE_DEVICE_LOW: u32 = 0x0a0;
+const QUEUE_DEVICE_HIGH: u32 = 0x0a4;
+const CONFIG_GENERATION: u32 = 0x0fc;
+const CONFIG: u32 = 0x100;
+
+/// "virt" in little-endian.
+pub const MAGIC: u32 = 0x7472_6976;
+/// Register window of one slot.
+pub const SLOT_SIZE: u32 = 0x200;
+pub const SLOTS: u32 = 128;
+/// Register reads allowed for a reset or a config generation to settle.
+pub const SETTLE_READS: u32 = 1000;
+
+pub mod status {
+    pub const ACKNOWLEDGE: u32 = 1;
+    pub const DRIVER: u32 = 2;
+    pub const DRIVER_OK: u32 = 4;
+    pub const FEATURES_OK: u32 = 8;
+    pub const DEVICE_NEEDS_RESET: u32 = 64;
+    pub const FAILED: u32 = 128;
+}
+
+pub mod feature {
+    pub const INDIRECT_DESC: u64 = 1 << 28;
+    pub const EVENT_IDX: u64 = 1 << 29;
+    pub const VERSION_1: u64 = 1 << 32;
+    pub const RING_RESET: u64 = 1 << 40;
+}
+
+/// InterruptStatus bits.
+pub const INT_USED_BUFFER: u32 = 1;
+pub const INT_CONFIG_CHANGE: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportError {
+    BadMagic {
+        found: u32,
+    },
+    /// MMIO version 1 (legacy) or unknown.
+    UnsupportedVersion {
+        version: u32,
+    },
+    /// The device does not offer VIRTIO_F_VERSION_1: legacy-only devices are refused.
+    Legacy,
+    /// FEATURES_OK did not stick: the device refused the negotiated features.
+    FeaturesRejected {
+        features: u64,
+    },
+    ResetTimeout,
+    QueueUnavailable {
+        queue: u16,
+    },
+    QueueAlreadyReady {
+        queue: u16,
+    },
+    /// Config space kept changing while being read.
+    ConfigUnstable,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::BadMagic { found } => {
+                write!(f, "no virtio-mmio magic (read {found:#010x})")
+            }
+            TransportError::UnsupportedVersion { version } => {
+                write!(
+                    f,
+                    "virtio-mmio version {version}: only version 2 (modern) is supported"
+                )
+            }
+            TransportError::Legacy => f.write_str(
+                "the device offers no VIRTIO_F_VERSION_1: legacy-only devices are not supported",
+            ),
+            TransportError::FeaturesRejected { features } => {
+                write!(
+                    f,
+                    "the device refused features {features:#x} (FEATURES_OK did not stick)"
+                )
+            }
+            TransportError::ResetTimeout => {
+                write!(f, "the device did not reset within {SETTLE_READS} reads")
+            }
+            TransportError::QueueUnavailable { queue } => {
+                write!(f, "queue {queue} is not available (QueueNumMax 0)")
+            }
+            TransportError::QueueAlreadyReady { queue } => {
+                write!(f, "queue {queue} is already in use")
+            }
+            TransportError::ConfigUnstable => {
+                write!(
+                    f,
+                    "config space changed on every one of {SETTLE_READS} reads"
+                )
+            }
+        }
+    }
+}
+
+/// What a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub slot: u32,
+    pub base: u32,
+    pub irq: u32,
+    pub device_id: u32,
+    pub vendor_id: u32,
+    pub version: u32,
+}
+
+pub struct MmioTransport<B: Bus> {
+    bus: B,
+    pub info: DeviceInfo,
+}
+
+/// Reads slot `slot`'s identity: Ok(None) for an empty slot (device id 0).
+pub fn probe<B: Bus>(
+    bus: &B,
+    base: u32,
+    irq: u32,
+    slot: u32,
+) -> Result<Option<DeviceInfo>, TransportError> {
+    let r = |off: u32| bus.read32(base + off).swap_bytes();
+    let magic = r(MAGIC_VALUE);
+    if magic != MAGIC {
+        return Err(TransportError::BadMagic { found: magic });
+    }
+    let device_id = r(DEVICE_ID);
+    if device_id == 0 {
+        return Ok(None);
+    }
+    Ok(Some(DeviceInfo {
+        slot,
+        base,
+        irq,
+        device_id,
+        vendor_id: r(VENDOR_ID),
+        version: r(VERSION),
+    }))
+}
+
+impl<B: Bus> MmioTransport<B> {
+    /// # Safety
+    ///
+    /// `info.base` must be the register window of a virtio-mmio slot, owned by the caller.
+    pub unsafe fn new(bus: B, info: DeviceInfo) -> Result<Self, TransportError> {
+        if info.version != 2 {
+            return Err(TransportError::UnsupportedVersion {
+                version: info.version,
+            });
+        }
+        Ok(MmioTransport { bus, info })
+    }
+
+    fn read(&self, off: u32) -> u32 {
+        self.bus.read32(self.info.base + off).swap_bytes()
+    }
+
+    fn write(&self, off: u32, v: u32) {
+        self.bus.write32(self.info.base + off, v.swap_bytes());
+    }
+
+    pub fn status(&self) -> u32 {
+        self.read(STATUS)
+    }
+
+    fn add_status(&self, bits: u32) {
+        self.write(STATUS, self.status() | bits);
+    }
+
+    pub fn fail(&self) {
+        self.add_status(status::FAILED);
+    }
+
+    /// Writes 0 to Status and waits (bounded) for it to read back 0.
+    pub fn reset(&self) -> Result<(), TransportError> {
+        self.write(STATUS, 0);
+        for _ in 0..SETTLE_READS {
+            if self.status() == 0 {
+                return Ok(());
+            }
+        }
+        Err(TransportError::ResetTimeout)
+    }
+
+    /// Both feature words the device offers.
+    pub fn device_features(&self) -> u64 {
+        self.write(DEVICE_FEATURES_SEL, 0);
+        let low = self.read(DEVICE_FEATURES);
+        self.write(DEVICE_FEATURES_SEL, 1);
+        let high = self.read(DEVICE_FEATURES);
+        u64::from(high) << 32 | u64::from(low)
+    }
+
+    /// Reset, ACKNOWLEDGE, DRIVER, then negotiate: `choose` gets the offered features and
+    /// returns the ones the driver wants; the result is limited to what was offered, must
+    /// include VERSION_1, and is confirmed with FEATURES_OK. Returns the negotiated set.
+    /// On failure the device is left with FAILED set.
+    pub fn begin_init(&self, choose: impl FnOnce(u64) -> u64) -> Result<u64, TransportError> {
+        self.reset()?;
+        self.add_status(status::ACKNOWLEDGE);
+        self.add_status(status::DRIVER);
+        let offered = self.device_features();
+        if offered & feature::VERSION_1 == 0 {
+            self.fail();
+            return Err(TransportError::Legacy);
+        }
+        let features = (choose(offered) & offered) | feature::VERSION_1;
+        self.write(DRIVER_FEATURES_SEL, 0);
+        self.write(DRIVER_FEATURES, features as u32);
+        self.write(DRIVER_FEATURES_SEL, 1);
+        self.write(DRIVER_FEATURES, (features >> 32) as u32);
+        self.add_status(status::FEATURES_OK);
+        if self.status() & status::FEATURES_OK == 0 {
+            self.fail();
+            return Err(TransportError::FeaturesRejected { features });
+        }
+        Ok(features)
+    }
+
+    /// The largest queue `queue` supports (0: none).
+    pub fn queue_max(&self, queue: u16) -> u16 {
+        self.write(QUEUE_SEL, queue.into());
+        self.read(QUEUE_NUM_MAX).min(u32::from(u16::MAX)) as u16
+    }
+
+    /// Gives queue `queue` of `size` entries its three areas and makes it ready.
+    pub fn setup_queue(
+        &self,
+        queue: u16,
+        size: u16,
+        desc: u32,
+        driver: u32,
+        device: u32,
+    ) -> Result<(), TransportError> {
+        self.write(QUEUE_SEL, queue.into());
+        if self.read(QUEUE_READY) != 0 {
+            return Err(TransportError::QueueAlreadyReady { queue });
+        }
+        if self.read(QUEUE_NUM_MAX) == 0 {
+            return Err(TransportError::QueueUnavailable { queue });
+        }
+        self.write(QUEUE_NUM, size.into());
+        self.write(QUEUE_DESC_LOW, desc);
+        self.write(QUEUE_DESC_HIGH, 0);
+        self.write(QUEUE_DRIVER_LOW, driver);
+        self.write(QUEUE_DRIVER_HIGH, 0);
+        self.write(QUEUE_DEVICE_LOW, device);
+        self.write(QUEUE_DEVICE_HIGH, 0);
+        self.write(QUEUE_READY, 1);
+        Ok(())
+    }
+
+    pub fn driver_ok(&self) {
+        self.add_status(status::DRIVER_OK);
+    }
+
+    pub fn needs_reset(&self) -> bool {
+        self.status() & status::DEVICE_NEEDS_RESET != 0
+    }
+
+    pub fn notify(&self, queue: u16) {
+        self.write(QUEUE_NOTIFY, queue.into());
+    }
+
+    pub fn interrupt_status(&self) -> u32 {
+        self.read(INTERRUPT_STATUS)
+    }
+
+    pub fn ack_interrupt(&self, bits: u32) {
+        self.write(INTERRUPT_ACK, bits);
+    }
+
+    /// Reads `buf.len()` config bytes at `offset`, retrying while ConfigGeneration changes.
+    pub fn read_config(&self, offset: u32, buf: &mut [u8]) -> Result<(), TransportError> {
+        for _ in 0..SETTLE_READS {
+            let before = self.read(CONFIG_GENERATION);
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = self.bus.read8(self.info.base + CONFIG + offset + i as u32);
+            }
+            if self.read(CONFIG_GENERATION) == before {
+                return Ok(());
+            }
+        }
+        Err(TransportError::ConfigUnstable)
+    }
+}
+
+/// Whether the device wants a notification after the driver moved the avail index from `old`
+/// to `new`, given its `event` (avail_event): virtio's vring_need_event, wrap-safe in u16.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::fake::FakeBus;
+
+    #[test]
+    fn need_event_is_wrap_safe() {
+        assert!(need_event(0, 1, 0));
+        assert!(!need_event(1, 1, 0), "event ahead of what was published");
+        assert!(need_event(5, 8, 3));
+        assert!(!need_event(9, 8, 3));
+        assert!(need_event(0xffff, 1, 0xfffe), "across the wrap");
+        assert!(need_event(0xfffe, 0, 0xfffd));
+        assert!(!need_event(2, 1, 0xffff));
+        assert!(!need_event(0, 0, 0), "nothing published");
+    }
+
+    fn le(bus: &FakeBus, addr: u32, v: u32) {
+        bus.regs.borrow_mut().insert(addr, v.swap_bytes());
+    }
+
+    #[test]
+    fn probe_reads_little_endian_registers() {
+        let bus = FakeBus::default();
+        le(&bus, 0xff01_0000, MAGIC);
+        le(&bus, 0xff01_0004, 2);
+        le(&bus, 0xff01_0008, 2);
+        le(&bus, 0xff01_000c, 0x554d_4551);
+        let info = probe(&bus, 0xff01_0000, 40, 0).unwrap().unwrap();
+        assert_eq!(
+            (info.device_id, info.version, info.vendor_id),
+            (2, 2, 0x554d_4551)
+        );
+        le(&bus, 0xff01_0208, 0);
+        le(&bus, 0xff01_0200, MAGIC);
+        assert_eq!(probe(&bus, 0xff01_0200, 41, 1), Ok(None), "empty slot");
+        assert_eq!(
+            probe(&bus, 0xff01_0400, 42, 2),
+            Err(TransportError::BadMagic { found: 0 })
+        );
+    }
+
+    #[test]
+    fn legacy_mmio_version_is_refused() {
+        let info = DeviceInfo {
+            slot: 0,
+            base: 0,
+            irq: 40,
+            device_id: 2,
+            vendor_id: 0,
+            version: 1,
+        };
+        // SAFETY: a fake bus.
+        let r = unsafe { MmioTransport::new(FakeBus::default(), info) };
+        assert!(matches!(
+            r,
+            Err(TransportError::UnsupportedVersion { version: 1 })
+        ));
+    }
+}

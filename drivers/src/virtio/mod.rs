@@ -1,0 +1,8 @@
+//! virtio: the mmio transport and the split virtqueue (machine-independent).
+pub mod mmio;
+pub mod queue;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;

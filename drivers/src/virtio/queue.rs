@@ -1,0 +1,531 @@
+//! The split virtqueue, with every ring access under bus_dma's rules and nothing trusted from
+//! the device.
+//!
+//! Memory: one region the device reads (descriptor table, then the avail ring with
+//! `used_event` at its end), one it writes (the used ring with `avail_event` at its end), and
+//! optionally one of indirect descriptor tables. The free list and the chains in flight are
+//! kept on the CPU side: the driver never reads back what it gave the device.
+//!
+//! Sync points (each names the rule that requires it):
+//! - before publishing: PREWRITE of the descriptors and avail entries written (the device
+//!   may read them as soon as it sees the new idx);
+//! - after storing avail->idx: PREWRITE of idx, before deciding whether to notify (the device
+//!   must see it no later than the notification, and the decision reads what the device wrote
+//!   after seeing it);
+//! - every read of the used ring (flags or avail_event at publish, idx at completion, each
+//!   element, each poll, each interrupt) is its own read phase: PREREAD then POSTREAD, then
+//!   the read. POSTREAD alone does not refresh a line on the 68k (docs/dma-sync.md);
+//! - used_event and avail->flags written by the driver: PREWRITE.
+//!
+//! Device values are validated: a used id that is not a chain head in flight, a length beyond
+//! the chain's writable bytes, or a used idx that moves by more than the queue size mark the
+//! queue broken with the reason; every later call returns that error.
+
+use super::mmio::need_event;
+use crate::dma::{Direction, DmaError, DmaRegion, DmaTag, Platform, SyncOps};
+use alloc::vec::Vec;
+use core::fmt;
+
+const DESC_SIZE: u32 = 16;
+const DESC_F_NEXT: u16 = 1;
+const DESC_F_WRITE: u16 = 2;
+const DESC_F_INDIRECT: u16 = 4;
+/// avail->flags: the driver does not want interrupts (a hint).
+pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// used->flags: the device does not want notifications (a hint).
+pub const USED_F_NO_NOTIFY: u16 = 1;
+/// Buffers per indirect table.
+pub const MAX_INDIRECT: usize = 16;
+
+/// One buffer of a chain, as the device will see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffer {
+    pub addr: u32,
+    pub len: u32,
+    /// The device writes it (else it reads it).
+    pub device_writes: bool,
+}
+
+/// Something the device did that the protocol forbids. The queue is broken afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceFault {
+    /// A used element's id is not a descriptor index.
+    IdOutOfRange { id: u32, size: u16 },
+    /// A used element names a descriptor that heads no chain in flight (or completes one twice).
+    IdNotInFlight { id: u32 },
+    /// A used element reports more bytes written than the chain's writable buffers hold.
+    LenTooLarge { id: u32, len: u32, writable: u32 },
+    /// used->idx moved by more than the queue holds.
+    IdxJump { from: u16, to: u16, size: u16 },
+}
+
+impl fmt::Display for DeviceFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DeviceFault::IdOutOfRange { id, size } => {
+                write!(f, "used id {id} outside a queue of {size}")
+            }
+            DeviceFault::IdNotInFlight { id } => write!(
+                f,
+                "used id {id} is not a request in flight (duplicate completion?)"
+            ),
+            DeviceFault::LenTooLarge { id, len, writable } => {
+                write!(
+                    f,
+                    "used len {len} for id {id} exceeds its {writable} writable bytes"
+                )
+            }
+            DeviceFault::IdxJump { from, to, size } => {
+                write!(f, "used idx jumped from {from} to {to}, more than the {size} entries in the queue")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// Not enough free descriptors for the chain.
+    Full {
+        needed: usize,
+        free: u16,
+    },
+    EmptyChain,
+    /// Device-readable buffers must come before device-writable ones.
+    ReadableAfterWritable,
+    /// The device misbehaved earlier; the queue is unusable until reset.
+    Broken(DeviceFault),
+    Dma(DmaError),
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueError::Full { needed, free } => {
+                write!(f, "queue full: {needed} descriptors needed, {free} free")
+            }
+            QueueError::EmptyChain => f.write_str("a chain needs at least one buffer"),
+            QueueError::ReadableAfterWritable => {
+                f.write_str("device-readable buffer after a device-writable one")
+            }
+            QueueError::Broken(fault) => write!(f, "device broken: {fault}"),
+            QueueError::Dma(e) => write!(f, "DMA: {e}"),
+        }
+    }
+}
+
+impl From<DmaError> for QueueError {
+    fn from(e: DmaError) -> Self {
+        QueueError::Dma(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    token: u32,
+    /// Descriptors the chain holds in the table (1 when indirect).
+    descs: u16,
+    writable: u32,
+}
+
+/// Counters, for statistics and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    pub chains: u64,
+    pub publishes: u64,
+    pub notifications: u64,
+    pub suppressed: u64,
+    pub completions: u64,
+    pub used_idx_reads: u64,
+}
+
+pub struct SplitQueue<P: Platform> {
+    index: u16,
+    size: u16,
+    ring: DmaRegion<P>,
+    used: DmaRegion<P>,
+    indirect: Option<DmaRegion<P>>,
+    event_idx: bool,
+    /// CPU-side free list links (never read back from the table).
+    next: Vec<u16>,
+    free_head: u16,
+    num_free: u16,
+    in_flight: Vec<Option<InFlight>>,
+    /// Next avail idx to publish, and the one last published.
+    avail_idx: u16,
+    published: u16,
+    /// Range of avail entries / descriptors written since the last publish (for the PREWRITE).
+    dirty: bool,
+    last_used: u16,
+    /// used->idx as last read (consumed up to last_used).
+    device_used: u16,
+    broken: Option<DeviceFault>,
+    pub stats: QueueStats,
+}
+
+impl<P: Platform> SplitQueue<P> {
+    /// Allocates the rings for queue `index` of `size` entries (a power of two).
+    pub fn new(
+        tag: &'static DmaTag<P>,
+        names: [&'static str; 3],
+        index: u16,
+        size: u16,
+        event_idx: bool,
+        indirect: bool,
+    ) -> Result<Self, QueueError> {
+        assert!(
+            size.is_power_of_two(),
+            "queue size {size} is not a power of two"
+        );
+        let q = u32::from(size);
+        let ring = tag.alloc(
+            names[0],
+            DESC_SIZE * q + 6 + 2 * q,
+            Direction::ToDevice,
+            false,
+        )?;
+        let used = tag.alloc(names[1], 6 + 8 * q, Direction::FromDevice, false)?;
+        let indirect = if indirect {
+            Some(tag.alloc(
+                names[2],
+                q * MAX_INDIRECT as u32 * DESC_SIZE,
+                Direction::ToDevice,
+                false,
+            )?)
+        } else {
+            None
+        };
+        let next = (0..size).map(|i| i.wrapping_add(1)).collect();
+        let q = SplitQueue {
+            index,
+            size,
+            ring,
+            used,
+            indirect,
+            event_idx,
+            next,
+            free_head: 0,
+            num_free: size,
+            in_flight: alloc::vec![None; size as usize],
+            avail_idx: 0,
+            published: 0,
+            dirty: false,
+            last_used: 0,
+            device_used: 0,
+            broken: None,
+            stats: QueueStats::default(),
+        };
+        // The whole ring starts zeroed (alloc) and goes to the device as such.
+        q.ring.sync(SyncOps::PREWRITE, 0, q.ring.len())?;
+        if let Some(ind) = &q.indirect {
+            ind.sync(SyncOps::PREWRITE, 0, ind.len())?;
+        }
+        // Hand the used ring to the device before it may write.
+        q.used.sync(SyncOps::PREREAD, 0, q.used.len())?;
+        Ok(q)
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+    pub fn num_free(&self) -> u16 {
+        self.num_free
+    }
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.iter().filter(|c| c.is_some()).count()
+    }
+    pub fn broken(&self) -> Option<DeviceFault> {
+        self.broken
+    }
+    /// (descriptor table, avail ring, used ring) physical addresses, for the transport.
+    pub fn addresses(&self) -> (u32, u32, u32) {
+        (
+            self.ring.phys(),
+            self.ring.phys() + self.avail_off(),
+            self.used.phys(),
+        )
+    }
+    pub fn event_idx(&self) -> bool {
+        self.event_idx
+    }
+
+    pub(crate) fn avail_off(&self) -> u32 {
+        DESC_SIZE * u32::from(self.size)
+    }
+    pub(crate) fn avail_ring_off(&self, slot: u16) -> u32 {
+        self.avail_off() + 4 + 2 * u32::from(slot % self.size)
+    }
+    pub(crate) fn used_event_off(&self) -> u32 {
+        self.avail_off() + 4 + 2 * u32::from(self.size)
+    }
+    pub(crate) fn used_elem_off(&self, slot: u16) -> u32 {
+        4 + 8 * u32::from(slot % self.size)
+    }
+    pub(crate) fn avail_event_off(&self) -> u32 {
+        4 + 8 * u32::from(self.size)
+    }
+
+    fn check(&self) -> Result<(), QueueError> {
+        match self.broken {
+            Some(f) => Err(QueueError::Broken(f)),
+            None => Ok(()),
+        }
+    }
+
+    fn fault(&mut self, f: DeviceFault) -> QueueError {
+        self.broken = Some(f);
+        QueueError::Broken(f)
+    }
+
+    fn write_desc(region: &DmaRegion<P>, off: u32, b: &Buffer, flags: u16, next: u16) {
+        region.write_u64_le(off, u64::from(b.addr));
+        region.write_u32_le(off + 8, b.len);
+        region.write_u16_le(
+            off + 12,
+            flags | if b.device_writes { DESC_F_WRITE } else { 0 },
+        );
+        region.write_u16_le(off + 14, next);
+    }
+
+    /// Queues a chain (not yet visible to the device: see [`publish`](Self::publish)).
+    /// `token` comes back with its completion.
+    pub fn add(&mut self, bufs: &[Buffer], token: u32) -> Result<u16, QueueError> {
+        self.check()?;
+        if bufs.is_empty() {
+            return Err(QueueError::EmptyChain);
+        }
+        if bufs
+            .windows(2)
+            .any(|w| w[0].device_writes && !w[1].device_writes)
+        {
+            return Err(QueueError::ReadableAfterWritable);
+        }
+        let writable: u32 = bufs.iter().filter(|b| b.device_writes).map(|b| b.len).sum();
+        let use_indirect = self.indirect.is_some() && bufs.len() > 1 && bufs.len() <= MAX_INDIRECT;
+        let needed = if use_indirect { 1 } else { bufs.len() };
+        if usize::from(self.num_free) < needed {
+            return Err(QueueError::Full {
+                needed,
+                free: self.num_free,
+            });
+        }
+        let head = self.free_head;
+        if use_indirect {
+            let table = self.indirect.as_ref().expect("checked above");
+            let base = u32::from(head) * MAX_INDIRECT as u32 * DESC_SIZE;
+            for (i, b) in bufs.iter().enumerate() {
+                let last = i + 1 == bufs.len();
+                let flags = if last { 0 } else { DESC_F_NEXT };
+                Self::write_desc(table, base + i as u32 * DESC_SIZE, b, flags, (i + 1) as u16);
+            }
+            // Rule: the table reaches memory before the device can follow the descriptor.
+            table.sync(SyncOps::PREWRITE, base, bufs.len() as u32 * DESC_SIZE)?;
+            let whole = Buffer {
+                addr: table.phys() + base,
+                len: bufs.len() as u32 * DESC_SIZE,
+                device_writes: false,
+            };
+            Self::write_desc(
+                &self.ring,
+                u32::from(head) * DESC_SIZE,
+                &whole,
+                DESC_F_INDIRECT,
+                0,
+            );
+            self.free_head = self.next[head as usize];
+        } else {
+            let mut d = head;
+            for (i, b) in bufs.iter().enumerate() {
+                let last = i + 1 == bufs.len();
+                let next = self.next[d as usize];
+                Self::write_desc(
+                    &self.ring,
+                    u32::from(d) * DESC_SIZE,
+                    b,
+                    if last { 0 } else { DESC_F_NEXT },
+                    next,
+                );
+                if last {
+                    self.free_head = next;
+                } else {
+                    d = next;
+                }
+            }
+        }
+        self.num_free -= needed as u16;
+        self.in_flight[head as usize] = Some(InFlight {
+            token,
+            descs: needed as u16,
+            writable,
+        });
+        self.ring
+            .write_u16_le(self.avail_ring_off(self.avail_idx), head);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.dirty = true;
+        self.stats.chains += 1;
+        Ok(head)
+    }
+
+    /// One read phase of the used ring at [off, off + len): PREREAD, POSTREAD, read.
+    fn used_read_u16(&self, off: u32) -> Result<u16, QueueError> {
+        self.used.sync(SyncOps::PREREAD, off, 2)?;
+        self.used.sync(SyncOps::POSTREAD, off, 2)?;
+        Ok(self.used.read_u16_le(off))
+    }
+
+    /// Makes every added chain visible to the device; returns whether it wants a
+    /// notification (the caller then writes QueueNotify). Several chains, one decision.
+    pub fn publish(&mut self) -> Result<bool, QueueError> {
+        self.check()?;
+        if !self.dirty {
+            return Ok(false);
+        }
+        // Rule: descriptors and avail entries reach memory before the new idx does.
+        self.ring.sync(
+            SyncOps::PREWRITE,
+            0,
+            self.avail_off() + 4 + 2 * u32::from(self.size),
+        )?;
+        let idx_off = self.avail_off() + 2;
+        self.ring.write_u16_le(idx_off, self.avail_idx);
+        // Rule: idx reaches memory before the notification decision and the notification.
+        self.ring.sync(SyncOps::PREWRITE, idx_off, 2)?;
+        self.ring.device_start(0, self.ring.len());
+        if let Some(t) = &self.indirect {
+            t.device_start(0, t.len());
+        }
+        let old = self.published;
+        self.published = self.avail_idx;
+        self.dirty = false;
+        self.stats.publishes += 1;
+        // Rule: reading used->flags / avail_event is its own read phase.
+        let notify = if self.event_idx {
+            let event = self.used_read_u16(self.avail_event_off())?;
+            need_event(event, self.avail_idx, old)
+        } else {
+            self.used_read_u16(0)? & USED_F_NO_NOTIFY == 0
+        };
+        if notify {
+            self.stats.notifications += 1;
+        } else {
+            self.stats.suppressed += 1;
+        }
+        Ok(notify)
+    }
+
+    /// Whether the device has completions the driver has not taken (a read phase of idx).
+    pub fn has_used(&mut self) -> Result<bool, QueueError> {
+        self.check()?;
+        self.refresh_used_idx()?;
+        Ok(self.device_used != self.last_used)
+    }
+
+    fn refresh_used_idx(&mut self) -> Result<(), QueueError> {
+        // Rule: each poll, each interrupt reads used->idx in a read phase of its own.
+        let idx = self.used_read_u16(2)?;
+        self.stats.used_idx_reads += 1;
+        if idx.wrapping_sub(self.last_used) > self.size {
+            return Err(self.fault(DeviceFault::IdxJump {
+                from: self.last_used,
+                to: idx,
+                size: self.size,
+            }));
+        }
+        self.device_used = idx;
+        Ok(())
+    }
+
+    /// Takes the next completion: (token, bytes the device wrote). Ok(None) when there is
+    /// none. Reads used->idx only when everything it announced earlier has been taken.
+    pub fn pop_used(&mut self) -> Result<Option<(u32, u32)>, QueueError> {
+        self.check()?;
+        if self.device_used == self.last_used {
+            self.refresh_used_idx()?;
+            if self.device_used == self.last_used {
+                return Ok(None);
+            }
+        }
+        // Rule: the element (written before idx) is read in a read phase of its own: its line
+        // may hold an element of the previous lap, read before.
+        let off = self.used_elem_off(self.last_used);
+        self.used.sync(SyncOps::PREREAD, off, 8)?;
+        self.used.sync(SyncOps::POSTREAD, off, 8)?;
+        let id = self.used.read_u32_le(off);
+        let len = self.used.read_u32_le(off + 4);
+        if id >= u32::from(self.size) {
+            return Err(self.fault(DeviceFault::IdOutOfRange {
+                id,
+                size: self.size,
+            }));
+        }
+        let Some(chain) = self.in_flight[id as usize] else {
+            return Err(self.fault(DeviceFault::IdNotInFlight { id }));
+        };
+        if len > chain.writable {
+            return Err(self.fault(DeviceFault::LenTooLarge {
+                id,
+                len,
+                writable: chain.writable,
+            }));
+        }
+        self.in_flight[id as usize] = None;
+        // Return the chain's descriptors to the free list (CPU-side links only).
+        let head = id as u16;
+        let mut tail = head;
+        for _ in 1..chain.descs {
+            tail = self.next[tail as usize];
+        }
+        self.next[tail as usize] = self.free_head;
+        self.free_head = head;
+        self.num_free += chain.descs;
+        self.last_used = self.last_used.wrapping_add(1);
+        self.stats.completions += 1;
+        Ok(Some((chain.token, len)))
+    }
+
+    /// Asks the device not to interrupt (a hint: interrupts may still come).
+    pub fn disable_interrupts(&mut self) -> Result<(), QueueError> {
+        if !self.event_idx {
+            let off = self.avail_off();
+            self.ring.write_u16_le(off, AVAIL_F_NO_INTERRUPT);
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+        }
+        // With EVENT_IDX, used_event is simply not advanced.
+        Ok(())
+    }
+
+    /// Asks for an interrupt at the next completion, then re-checks the used ring: a
+    /// completion that arrived before the request took effect raises no interrupt, so the
+    /// caller must process it. Returns whether completions are waiting.
+    pub fn enable_interrupts(&mut self) -> Result<bool, QueueError> {
+        self.check()?;
+        if self.event_idx {
+            let off = self.used_event_off();
+            self.ring.write_u16_le(off, self.last_used);
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+        } else {
+            let off = self.avail_off();
+            self.ring.write_u16_le(off, 0);
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+        }
+        self.has_used()
+    }
+
+    /// Tokens of every chain still in flight, forgotten (after a reset or when broken).
+    pub fn abandon_all(&mut self) -> Vec<u32> {
+        let tokens: Vec<u32> = self
+            .in_flight
+            .iter_mut()
+            .filter_map(|c| c.take().map(|c| c.token))
+            .collect();
+        tokens
+    }
+
+    /// The ring regions, for a simulated device (test builds only).
+    #[cfg(test)]
+    pub(crate) fn regions(&self) -> (&DmaRegion<P>, &DmaRegion<P>, Option<&DmaRegion<P>>) {
+        (&self.ring, &self.used, self.indirect.as_ref())
+    }
+}

@@ -1,0 +1,381 @@
+//! Host tests of the split virtqueue against a simulated device, with the bus_dma auditor on
+//! and every driver access going through a copyback cache model: a missing PREWRITE would
+//! leave the device reading zeros, a missing PREREAD would leave the driver reading stale
+//! lines, and either would also be reported.
+
+use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, AVAIL_F_NO_INTERRUPT};
+use super::sim::SimDevice;
+use crate::dma::sim::{tag, SimPlatform};
+use crate::dma::{CpuCache, DmaTag, PostRead};
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+struct Rig {
+    tag: &'static DmaTag<SimPlatform>,
+    q: SplitQueue<SimPlatform>,
+    dev: SimDevice,
+}
+
+fn rig(size: u16, event_idx: bool, indirect: bool) -> Rig {
+    let tag = tag();
+    tag.set_audit(true, None);
+    tag.set_model(Some(CpuCache::M68040), PostRead::NoOp);
+    let q = SplitQueue::new(
+        tag,
+        ["vq ring", "vq used", "vq indirect"],
+        0,
+        size,
+        event_idx,
+        indirect,
+    )
+    .unwrap();
+    Rig {
+        tag,
+        q,
+        dev: SimDevice::default(),
+    }
+}
+
+impl Rig {
+    fn assert_clean(&self) {
+        let reports: Vec<String> = self.tag.with_auditor(|a| {
+            a.unwrap()
+                .reports()
+                .iter()
+                .map(|r| std::format!("{r}"))
+                .collect()
+        });
+        assert!(reports.is_empty(), "auditor: {reports:#?}");
+    }
+    fn fetch(&mut self) -> Vec<super::sim::Chain> {
+        self.dev.fetch(&self.q, self.tag.platform())
+    }
+    fn drain(&mut self) -> Vec<(u32, u32)> {
+        let mut v = Vec::new();
+        while let Some(c) = self.q.pop_used().unwrap() {
+            v.push(c);
+        }
+        v
+    }
+}
+
+/// A request-like chain: `n` buffers, the last device-writable.
+fn req(n: usize, base: u32) -> Vec<Buffer> {
+    (0..n)
+        .map(|i| Buffer {
+            addr: base + i as u32 * 0x1000,
+            len: 512,
+            device_writes: i + 1 == n,
+        })
+        .collect()
+}
+
+#[test]
+fn in_order_completion() {
+    let mut r = rig(8, false, false);
+    let heads: Vec<u16> = (0..2)
+        .map(|t| r.q.add(&req(3, 0x10_0000 * (t + 1)), 100 + t).unwrap())
+        .collect();
+    assert_eq!(r.q.num_free(), 2);
+    assert!(
+        r.q.publish().unwrap(),
+        "notify: the device did not suppress"
+    );
+    let chains = r.fetch();
+    assert_eq!(chains.len(), 2);
+    assert_eq!(
+        chains[0].bufs,
+        req(3, 0x10_0000),
+        "the device reads what the driver wrote"
+    );
+    assert_eq!(chains[1].head, heads[1]);
+    for c in &chains {
+        r.dev.complete(&r.q, c.head, 200);
+    }
+    assert_eq!(r.drain(), vec![(100, 200), (101, 200)]);
+    assert_eq!(r.q.num_free(), 8);
+    assert_eq!(r.q.pop_used().unwrap(), None);
+    r.assert_clean();
+}
+
+#[test]
+fn out_of_order_completion() {
+    let mut r = rig(8, false, false);
+    for t in 0..4 {
+        r.q.add(&req(2, 0x20_0000 * (t + 1)), t).unwrap();
+    }
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    for i in [2usize, 0, 3, 1] {
+        r.dev.complete(&r.q, chains[i].head, i as u32);
+    }
+    assert_eq!(r.drain(), vec![(2, 2), (0, 0), (3, 3), (1, 1)]);
+    // Descriptors freed out of order are reused correctly.
+    for t in 0..4 {
+        r.q.add(&req(2, 0x30_0000), 10 + t).unwrap();
+    }
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    assert_eq!(chains.len(), 4);
+    assert!(chains.iter().all(|c| c.bufs == req(2, 0x30_0000)));
+    r.assert_clean();
+}
+
+#[test]
+fn a_batch_is_one_publish_and_one_notification() {
+    let mut r = rig(16, false, false);
+    for t in 0..5 {
+        r.q.add(&req(1, 0x1000 * (t + 1)), t).unwrap();
+    }
+    assert!(r.q.publish().unwrap());
+    assert_eq!((r.q.stats.publishes, r.q.stats.notifications), (1, 1));
+    assert!(!r.q.publish().unwrap(), "nothing new: no notification");
+    assert_eq!(r.fetch().len(), 5);
+    r.assert_clean();
+}
+
+#[test]
+fn completions_written_piecemeal_are_taken_only_after_idx() {
+    let mut r = rig(8, false, false);
+    r.q.add(&req(2, 0x4000), 7).unwrap();
+    r.q.publish().unwrap();
+    let c = r.fetch();
+    // Step 1: the element only. The driver must not take it yet.
+    r.dev.write_element(&r.q, 0, c[0].head.into(), 64);
+    assert_eq!(r.q.pop_used().unwrap(), None);
+    assert!(!r.q.has_used().unwrap());
+    // Step 2: idx. Now it is there, with the element written in step 1.
+    r.dev.write_used_idx(&r.q, 1);
+    assert_eq!(r.q.pop_used().unwrap(), Some((7, 64)));
+    r.assert_clean();
+}
+
+#[test]
+fn indices_wrap_past_65535() {
+    let mut r = rig(8, true, false);
+    let mut next_token = 0u32;
+    let mut seen = 0u32;
+    while seen < 70_000 {
+        for _ in 0..3 {
+            r.q.add(&req(2, 0x8000), next_token).unwrap();
+            next_token += 1;
+        }
+        r.q.publish().unwrap();
+        for c in r.fetch() {
+            r.dev.complete(&r.q, c.head, 1);
+        }
+        for (token, len) in r.drain() {
+            assert_eq!(
+                (token, len),
+                (seen, 1),
+                "completions in order across the wrap"
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        r.dev.used_idx < 8000,
+        "used idx wrapped ({})",
+        r.dev.used_idx
+    );
+    assert_eq!(r.q.num_free(), 8);
+    r.assert_clean();
+}
+
+#[test]
+fn event_idx_decides_notifications() {
+    let mut r = rig(8, true, false);
+    r.dev.set_avail_event(&r.q, 0);
+    r.q.add(&req(1, 0x1000), 0).unwrap();
+    assert!(r.q.publish().unwrap(), "avail_event 0 crossed by 0 -> 1");
+    r.dev.set_avail_event(&r.q, 5);
+    r.q.add(&req(1, 0x1000), 1).unwrap();
+    assert!(
+        !r.q.publish().unwrap(),
+        "avail_event 5 not crossed by 1 -> 2"
+    );
+    r.q.add(&req(1, 0x1000), 2).unwrap();
+    r.q.add(&req(1, 0x1000), 3).unwrap();
+    r.q.add(&req(1, 0x1000), 4).unwrap();
+    r.q.add(&req(1, 0x1000), 5).unwrap();
+    assert!(r.q.publish().unwrap(), "avail_event 5 crossed by 2 -> 6");
+    assert_eq!((r.q.stats.notifications, r.q.stats.suppressed), (2, 1));
+    // used_event tells the device where to interrupt.
+    for c in r.fetch() {
+        r.dev.complete(&r.q, c.head, 0);
+    }
+    assert_eq!(r.drain().len(), 6);
+    assert!(!r.q.enable_interrupts().unwrap());
+    assert_eq!(r.dev.used_event(&r.q), 6);
+    r.assert_clean();
+}
+
+#[test]
+fn suppression_flags_both_ways() {
+    let mut r = rig(8, false, false);
+    r.dev.set_no_notify(&r.q, true);
+    r.q.add(&req(1, 0x1000), 0).unwrap();
+    assert!(!r.q.publish().unwrap(), "device said NO_NOTIFY");
+    r.dev.set_no_notify(&r.q, false);
+    r.q.add(&req(1, 0x1000), 1).unwrap();
+    assert!(r.q.publish().unwrap());
+    r.q.disable_interrupts().unwrap();
+    assert_eq!(r.dev.avail_flags(&r.q), AVAIL_F_NO_INTERRUPT);
+    // A completion lands while interrupts are off: enabling them must report it.
+    let c = r.fetch();
+    r.dev.complete(&r.q, c[0].head, 0);
+    assert!(
+        r.q.enable_interrupts().unwrap(),
+        "the re-check after enabling must see the completion"
+    );
+    assert_eq!(r.dev.avail_flags(&r.q), 0);
+    r.dev.complete(&r.q, c[1].head, 0);
+    assert_eq!(r.drain().len(), 2);
+    r.assert_clean();
+}
+
+#[test]
+fn indirect_chains_take_one_descriptor() {
+    let mut r = rig(4, false, true);
+    for t in 0..4 {
+        r.q.add(&req(5, 0x50_0000 + t * 0x10_0000), t).unwrap();
+    }
+    assert_eq!(r.q.num_free(), 0);
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    assert_eq!(
+        chains[3].bufs,
+        req(5, 0x80_0000),
+        "the device follows the indirect table"
+    );
+    for c in &chains {
+        r.dev.complete(&r.q, c.head, 512);
+    }
+    assert_eq!(r.drain().len(), 4);
+    assert_eq!(r.q.num_free(), 4);
+    // One buffer needs no table.
+    r.q.add(&req(1, 0x1000), 9).unwrap();
+    assert_eq!(r.q.num_free(), 3);
+    r.assert_clean();
+}
+
+#[test]
+fn bad_chains_are_refused() {
+    let mut r = rig(4, false, false);
+    assert_eq!(r.q.add(&[], 0), Err(QueueError::EmptyChain));
+    let bad = [
+        Buffer {
+            addr: 0x1000,
+            len: 4,
+            device_writes: true,
+        },
+        Buffer {
+            addr: 0x2000,
+            len: 4,
+            device_writes: false,
+        },
+    ];
+    assert_eq!(r.q.add(&bad, 0), Err(QueueError::ReadableAfterWritable));
+    r.q.add(&req(3, 0x1000), 0).unwrap();
+    assert_eq!(
+        r.q.add(&req(2, 0x1000), 1),
+        Err(QueueError::Full { needed: 2, free: 1 })
+    );
+    r.assert_clean();
+}
+
+/// Publishes one request and returns the rig and its head.
+fn one_in_flight(writable: u32) -> (Rig, u16) {
+    let mut r = rig(8, false, false);
+    let bufs = [
+        Buffer {
+            addr: 0x1000,
+            len: 16,
+            device_writes: false,
+        },
+        Buffer {
+            addr: 0x2000,
+            len: writable,
+            device_writes: true,
+        },
+    ];
+    r.q.add(&bufs, 42).unwrap();
+    r.q.publish().unwrap();
+    let head = r.fetch()[0].head;
+    (r, head)
+}
+
+fn assert_broken(r: &mut Rig, fault: DeviceFault) {
+    assert_eq!(r.q.pop_used(), Err(QueueError::Broken(fault)));
+    assert_eq!(r.q.broken(), Some(fault));
+    assert_eq!(
+        r.q.add(&req(1, 0x1000), 1),
+        Err(QueueError::Broken(fault)),
+        "stays broken"
+    );
+    assert_eq!(
+        r.q.abandon_all(),
+        vec![42],
+        "requests in flight can be failed"
+    );
+}
+
+#[test]
+fn used_id_out_of_range() {
+    let (mut r, _) = one_in_flight(512);
+    r.dev.write_element(&r.q, 0, 9, 0);
+    r.dev.write_used_idx(&r.q, 1);
+    assert_broken(&mut r, DeviceFault::IdOutOfRange { id: 9, size: 8 });
+}
+
+#[test]
+fn used_id_not_in_flight() {
+    let (mut r, head) = one_in_flight(512);
+    let other = (head + 1) % 8; // a descriptor inside the chain, not its head
+    r.dev.write_element(&r.q, 0, other.into(), 0);
+    r.dev.write_used_idx(&r.q, 1);
+    assert_broken(&mut r, DeviceFault::IdNotInFlight { id: other.into() });
+}
+
+#[test]
+fn duplicate_completion() {
+    let (mut r, head) = one_in_flight(512);
+    r.dev.complete(&r.q, head, 1);
+    r.dev.complete(&r.q, head, 1);
+    assert_eq!(r.q.pop_used(), Ok(Some((42, 1))));
+    assert_eq!(
+        r.q.pop_used(),
+        Err(QueueError::Broken(DeviceFault::IdNotInFlight {
+            id: head.into()
+        }))
+    );
+}
+
+#[test]
+fn used_len_too_large() {
+    let (mut r, head) = one_in_flight(512);
+    r.dev.complete(&r.q, head, 513);
+    assert_broken(
+        &mut r,
+        DeviceFault::LenTooLarge {
+            id: head.into(),
+            len: 513,
+            writable: 512,
+        },
+    );
+}
+
+#[test]
+fn used_idx_jump() {
+    let (mut r, _) = one_in_flight(512);
+    r.dev.write_used_idx(&r.q, 9);
+    assert_broken(
+        &mut r,
+        DeviceFault::IdxJump {
+            from: 0,
+            to: 9,
+            size: 8,
+        },
+    );
+}
