@@ -17,6 +17,28 @@ pub unsafe trait Bus {
     fn write32(&self, addr: u32, value: u32);
 }
 
+// SAFETY: forwards each call to the referenced bus, one access per call.
+unsafe impl<B: Bus> Bus for &B {
+    fn read8(&self, addr: u32) -> u8 {
+        (**self).read8(addr)
+    }
+    fn read16(&self, addr: u32) -> u16 {
+        (**self).read16(addr)
+    }
+    fn read32(&self, addr: u32) -> u32 {
+        (**self).read32(addr)
+    }
+    fn write8(&self, addr: u32, value: u8) {
+        (**self).write8(addr, value)
+    }
+    fn write16(&self, addr: u32, value: u16) {
+        (**self).write16(addr, value)
+    }
+    fn write32(&self, addr: u32, value: u32) {
+        (**self).write32(addr, value)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     //! A recording bus for host tests: a register file plus the log of every access.

@@ -80,6 +80,8 @@ pub struct Options<'a> {
     pub dma_postread: PostRead,
     /// Driver paths that honour it leave out their per-phase PREREAD.
     pub dma_bug_drop_preread: bool,
+    /// virtio slots the runner attached block devices to (bit n = slot n).
+    pub disks: u128,
 }
 
 impl Fault {
@@ -107,6 +109,7 @@ impl Default for Options<'_> {
             dma_model: None,
             dma_postread: PostRead::NoOp,
             dma_bug_drop_preread: false,
+            disks: 0,
         }
     }
 }
@@ -160,6 +163,11 @@ pub const SPECS: &[Spec] = &[
         key: "dma_postread",
         values: "noop | invalidate",
         help: "what POSTREAD does in the cache model (noop, as NetBSD and Linux on the m68k)",
+    },
+    Spec {
+        key: "disks",
+        values: "<slot>[,<slot>...]",
+        help: "virtio slots holding the runner's scratch disks: the virtio tests check the probe finds them, read their pattern and OVERWRITE sector 1000",
     },
     Spec {
         key: "dma_bug",
@@ -256,6 +264,16 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 })
             }
+            "disks" => {
+                let mut mask = 0u128;
+                for item in value.split(',') {
+                    match item.parse::<u32>() {
+                        Ok(slot) if slot < 128 => mask |= 1 << slot,
+                        _ => return Err(bad()),
+                    }
+                }
+                opts.disks = mask;
+            }
             "dma_audit" => {
                 opts.dma_audit = match value {
                     "on" => true,
@@ -342,6 +360,19 @@ mod tests {
         assert!(matches!(
             parse("cache=wb"),
             Err(Error::BadValue { key: "cache", .. })
+        ));
+    }
+
+    #[test]
+    fn disk_slots() {
+        assert_eq!(parse("disks=0,1,127").unwrap().disks, 1 | 2 | 1 << 127);
+        assert!(matches!(
+            parse("disks=128"),
+            Err(Error::BadValue { key: "disks", .. })
+        ));
+        assert!(matches!(
+            parse("disks=0,,1"),
+            Err(Error::BadValue { key: "disks", .. })
         ));
     }
 

@@ -48,7 +48,11 @@ mod tests_dma;
 #[cfg(target_arch = "wasm32")]
 mod tests_machine;
 #[cfg(target_arch = "wasm32")]
+mod tests_virtio;
+#[cfg(target_arch = "wasm32")]
 pub mod tty_input;
+#[cfg(target_arch = "wasm32")]
+pub mod virtio_probe;
 
 #[cfg(target_arch = "wasm32")]
 pub use start::{boot_info, options};

@@ -222,7 +222,10 @@ pub extern "C" fn kernel_main() {
     let cache_mode = setup_caches(id, &opts);
     crate::dma_m68k::configure(&opts);
     start_interrupts_and_clock(info);
+    let virtio = info.virtio.unwrap();
+    crate::virtio_probe::probe_all(virtio.base, virtio.irq);
     banner(info, &opts, id, cache_mode);
+    crate::virtio_probe::print_banner();
 
     if let Some(fault) = opts.fault {
         cause(fault);

@@ -166,6 +166,16 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
     o.qemu.extra = o.passthrough.clone();
     deps::ensure(&[Need::Build, Need::Run])?;
     let elf = build()?;
+    // Without --disk, attach scratch disks (and say so with disks=): the virtio tests may
+    // overwrite those, never a disk the user named.
+    let _scratch = if o.qemu.disks.is_empty() {
+        let s = ScratchDisks::create()?;
+        o.qemu.disks = s.disks.clone();
+        o.qemu.append = format!("{} {}", o.qemu.append, s.option());
+        Some(s)
+    } else {
+        None
+    };
     eprintln!("xtask: qemu-system-m68k {}", o.qemu.args(&elf).join(" "));
     let out = o.qemu.run(&elf, true)?;
     Ok(report_run("run", &elf, &o.qemu, &out))
@@ -264,6 +274,59 @@ fn demangle(symbol: &str) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| symbol.to_string())
+}
+
+/// Scratch disk images for guest runs, in a temporary directory removed on drop. Sector s
+/// holds byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i (the virtio tests check it).
+struct ScratchDisks {
+    dir: std::path::PathBuf,
+    disks: Vec<Disk>,
+}
+
+impl ScratchDisks {
+    /// Sizes in 512-byte sectors: slot 0 16 MiB, slot 1 1 MiB.
+    const SECTORS: [u64; 2] = [32768, 2048];
+
+    fn create() -> Result<ScratchDisks> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm".into()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("m68k-xtask-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut disks = Vec::new();
+        for (slot, sectors) in Self::SECTORS.iter().enumerate() {
+            let file = dir.join(format!("disk{slot}.img"));
+            let mut bytes = Vec::with_capacity(*sectors as usize * 512);
+            for s in 0..*sectors {
+                bytes.extend((0..512u64).map(|i| (s.wrapping_mul(31) ^ i ^ 0xa5) as u8));
+            }
+            std::fs::write(&file, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            disks.push(Disk {
+                file,
+                read_only: false,
+            });
+        }
+        Ok(ScratchDisks { dir, disks })
+    }
+
+    /// The kernel option naming their slots.
+    fn option(&self) -> String {
+        let slots: Vec<String> = (0..self.disks.len()).map(|i| i.to_string()).collect();
+        format!("disks={}", slots.join(","))
+    }
+}
+
+impl Drop for ScratchDisks {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A Check status meaning "QEMU must be killed by the timeout".
@@ -478,6 +541,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
         );
     }
+    let scratch = ScratchDisks::create()?;
     for (cpu, selection, singlestep) in &runs {
         let label = format!(
             "guest {selection} {cpu}{}",
@@ -487,9 +551,11 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             cpu: cpu.clone(),
             // The bus_dma auditor is always on in the self tests.
             append: format!(
-                "{selection} cpu={} dma_audit=on",
-                cpu.trim_start_matches('m')
+                "{selection} cpu={} dma_audit=on {}",
+                cpu.trim_start_matches('m'),
+                scratch.option()
             ),
+            disks: scratch.disks.clone(),
             singlestep: *singlestep,
             ..o.qemu.clone()
         };

@@ -119,7 +119,7 @@ impl Qemu {
             a.push("-device".into());
             // Pinned slots: without bus=, the first device lands in the last slot.
             a.push(format!(
-                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i}"
+                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i},serial=m68k-disk{i}"
             ));
         }
         a.extend(self.extra.iter().cloned());

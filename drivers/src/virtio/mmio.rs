@@ -140,6 +140,17 @@ pub struct DeviceInfo {
     pub version: u32,
 }
 
+/// Why a device interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterruptCause {
+    /// The used ring moved.
+    pub used_buffer: bool,
+    /// Config space changed: re-read it (generation-checked).
+    pub config_changed: bool,
+    /// The device set DEVICE_NEEDS_RESET: fail what is in flight and reset it.
+    pub needs_reset: bool,
+}
+
 pub struct MmioTransport<B: Bus> {
     bus: B,
     pub info: DeviceInfo,
@@ -303,6 +314,23 @@ impl<B: Bus> MmioTransport<B> {
         self.write(INTERRUPT_ACK, bits);
     }
 
+    /// The interrupt handler's first step: read InterruptStatus, acknowledge what was read,
+    /// and say why the device interrupted. The caller then processes the used ring, and
+    /// re-checks it after re-arming (the ack may have swallowed a notification raised
+    /// meanwhile). None: the device did not interrupt (a shared line: "not mine").
+    pub fn take_interrupt(&self) -> Option<InterruptCause> {
+        let s = self.interrupt_status();
+        if s == 0 {
+            return None;
+        }
+        self.ack_interrupt(s);
+        Some(InterruptCause {
+            used_buffer: s & INT_USED_BUFFER != 0,
+            config_changed: s & INT_CONFIG_CHANGE != 0,
+            needs_reset: self.needs_reset(),
+        })
+    }
+
     /// Reads `buf.len()` config bytes at `offset`, retrying while ConfigGeneration changes.
     pub fn read_config(&self, offset: u32, buf: &mut [u8]) -> Result<(), TransportError> {
         for _ in 0..SETTLE_READS {
@@ -363,6 +391,44 @@ mod tests {
         assert_eq!(
             probe(&bus, 0xff01_0400, 42, 2),
             Err(TransportError::BadMagic { found: 0 })
+        );
+    }
+
+    fn device(bus: &FakeBus, features: u64) -> MmioTransport<&FakeBus> {
+        le(bus, 0x10, features as u32); // DEVICE_FEATURES (the fake ignores the select)
+        let info = DeviceInfo {
+            slot: 0,
+            base: 0,
+            irq: 40,
+            device_id: 2,
+            vendor_id: 0,
+            version: 2,
+        };
+        // SAFETY: a fake bus.
+        unsafe { MmioTransport::new(bus, info) }.unwrap()
+    }
+
+    #[test]
+    fn a_device_without_version_1_is_refused_and_failed() {
+        let bus = FakeBus::default();
+        let t = device(&bus, 0x3000_6e54);
+        assert_eq!(t.begin_init(|f| f), Err(TransportError::Legacy));
+        assert_ne!(t.status() & status::FAILED, 0, "FAILED is set");
+        assert!(std::format!("{}", TransportError::Legacy).contains("legacy-only"));
+    }
+
+    #[test]
+    fn interrupt_cause_is_read_and_acknowledged() {
+        let bus = FakeBus::default();
+        let t = device(&bus, 0);
+        assert_eq!(t.take_interrupt(), None, "not mine");
+        le(&bus, 0x60, INT_USED_BUFFER | INT_CONFIG_CHANGE);
+        le(&bus, 0x70, status::DEVICE_NEEDS_RESET);
+        let c = t.take_interrupt().unwrap();
+        assert!(c.used_buffer && c.config_changed && c.needs_reset);
+        assert_eq!(
+            bus.writes_to(0x64),
+            std::vec![(INT_USED_BUFFER | INT_CONFIG_CHANGE).swap_bytes()]
         );
     }
 

@@ -159,6 +159,9 @@ pub struct SplitQueue<P: Platform> {
     /// used->idx as last read (consumed up to last_used).
     device_used: u16,
     broken: Option<DeviceFault>,
+    /// The driver asked for interrupts (with EVENT_IDX, each completion taken moves
+    /// used_event along so the next one interrupts too).
+    interrupts_wanted: bool,
     pub stats: QueueStats,
 }
 
@@ -212,6 +215,7 @@ impl<P: Platform> SplitQueue<P> {
             last_used: 0,
             device_used: 0,
             broken: None,
+            interrupts_wanted: false,
             stats: QueueStats::default(),
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
@@ -482,11 +486,18 @@ impl<P: Platform> SplitQueue<P> {
         self.num_free += chain.descs;
         self.last_used = self.last_used.wrapping_add(1);
         self.stats.completions += 1;
+        if self.event_idx && self.interrupts_wanted {
+            // Interrupt again at the next completion (as Linux's virtqueue_get_buf does).
+            let off = self.used_event_off();
+            self.ring.write_u16_le(off, self.last_used);
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+        }
         Ok(Some((chain.token, len)))
     }
 
     /// Asks the device not to interrupt (a hint: interrupts may still come).
     pub fn disable_interrupts(&mut self) -> Result<(), QueueError> {
+        self.interrupts_wanted = false;
         if !self.event_idx {
             let off = self.avail_off();
             self.ring.write_u16_le(off, AVAIL_F_NO_INTERRUPT);
@@ -501,6 +512,7 @@ impl<P: Platform> SplitQueue<P> {
     /// caller must process it. Returns whether completions are waiting.
     pub fn enable_interrupts(&mut self) -> Result<bool, QueueError> {
         self.check()?;
+        self.interrupts_wanted = true;
         if self.event_idx {
             let off = self.used_event_off();
             self.ring.write_u16_le(off, self.last_used);

@@ -208,6 +208,14 @@ fn event_idx_decides_notifications() {
     assert_eq!(r.drain().len(), 6);
     assert!(!r.q.enable_interrupts().unwrap());
     assert_eq!(r.dev.used_event(&r.q), 6);
+    // With interrupts wanted, every completion taken moves used_event along.
+    r.q.add(&req(1, 0x1000), 6).unwrap();
+    r.q.publish().unwrap();
+    for c in r.fetch() {
+        r.dev.complete(&r.q, c.head, 0);
+    }
+    assert_eq!(r.drain().len(), 1);
+    assert_eq!(r.dev.used_event(&r.q), 7);
     r.assert_clean();
 }
 

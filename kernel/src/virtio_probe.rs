@@ -1,0 +1,101 @@
+//! virtio-mmio devices on the virt board: all 128 slots probed at boot, the findings kept for
+//! drivers and printed in the banner.
+
+use crate::machine::MachineBus;
+use alloc::string::String;
+use alloc::vec::Vec;
+use drivers::virtio::mmio::{self, DeviceInfo, SLOTS, SLOT_SIZE};
+
+/// What one occupied (or unreadable) slot holds.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    Device(DeviceInfo),
+    /// Present but unusable (bad magic, legacy transport), with why.
+    Refused {
+        slot: u32,
+        base: u32,
+        why: String,
+    },
+}
+
+static FOUND: spin::Once<Vec<Slot>> = spin::Once::new();
+
+pub fn device_name(id: u32) -> &'static str {
+    match id {
+        1 => "network card",
+        2 => "block device",
+        3 => "console",
+        4 => "entropy source",
+        5 => "memory balloon",
+        8 => "SCSI host",
+        9 => "9p transport",
+        16 => "GPU",
+        18 => "input",
+        19 => "socket",
+        _ => "device",
+    }
+}
+
+/// Probes every slot from `base` (slot i at base + i * 0x200, irq `irq0` + i).
+pub fn probe_all(base: u32, irq0: u32) -> &'static [Slot] {
+    FOUND.call_once(|| {
+        let mut found = Vec::new();
+        for slot in 0..SLOTS {
+            let b = base + slot * SLOT_SIZE;
+            match mmio::probe(&MachineBus, b, irq0 + slot, slot) {
+                Ok(None) => {}
+                Ok(Some(info)) if info.version != 2 => found.push(Slot::Refused {
+                    slot,
+                    base: b,
+                    why: alloc::format!(
+                        "virtio-mmio version {} (legacy): only version 2 is supported",
+                        info.version
+                    ),
+                }),
+                Ok(Some(info)) => found.push(Slot::Device(info)),
+                Err(e) => found.push(Slot::Refused {
+                    slot,
+                    base: b,
+                    why: alloc::format!("{e}"),
+                }),
+            }
+        }
+        found
+    })
+}
+
+/// The usable devices found at boot.
+pub fn devices() -> impl Iterator<Item = &'static DeviceInfo> {
+    FOUND
+        .get()
+        .map_or(&[][..], |v| &v[..])
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Device(d) => Some(d),
+            Slot::Refused { .. } => None,
+        })
+}
+
+pub fn print_banner() {
+    let found = FOUND.get().map_or(&[][..], |v| &v[..]);
+    if found.is_empty() {
+        crate::println!("virtio: no devices in the {SLOTS} slots");
+    }
+    for s in found {
+        match s {
+            Slot::Device(d) => crate::println!(
+                "virtio slot {:3} at {:#010x} irq {}: {} (id {}), vendor {:#010x}, version {}",
+                d.slot,
+                d.base,
+                d.irq,
+                device_name(d.device_id),
+                d.device_id,
+                d.vendor_id,
+                d.version
+            ),
+            Slot::Refused { slot, base, why } => {
+                crate::println!("virtio slot {slot:3} at {base:#010x}: refused: {why}")
+            }
+        }
+    }
+}
