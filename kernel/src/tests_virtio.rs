@@ -28,6 +28,10 @@ pub fn tests() -> Vec<Test> {
         ),
         Test::new("virtio::blk_requests_polled", blk_requests_polled),
         Test::new("virtio::blk_requests_interrupt", blk_requests_interrupt),
+        Test::new(
+            "virtio::needs_reset_is_detected_and_recovered",
+            needs_reset_is_detected_and_recovered,
+        ),
     ]
 }
 
@@ -84,6 +88,8 @@ struct Blk {
     mode: Mode,
     interrupted: Arc<AtomicBool>,
     interrupts: Arc<AtomicU32>,
+    /// Set from the interrupt handler when the device asked for a reset.
+    needs_reset: Arc<AtomicBool>,
     handler: Option<irq::HandlerId>,
 }
 
@@ -122,17 +128,25 @@ impl Blk {
             mode,
             interrupted: Arc::new(AtomicBool::new(false)),
             interrupts: Arc::new(AtomicU32::new(0)),
+            needs_reset: Arc::new(AtomicBool::new(false)),
             handler: None,
         };
         if mode == Mode::Interrupt {
             // SAFETY: the same slot, used by the handler for InterruptStatus/ACK only.
             let regs = unsafe { MmioTransport::new(MachineBus, info) }.map_err(err)?;
-            let (flag, count) = (blk.interrupted.clone(), blk.interrupts.clone());
+            let (flag, count, reset) = (
+                blk.interrupted.clone(),
+                blk.interrupts.clone(),
+                blk.needs_reset.clone(),
+            );
             let id = irq::register(info.irq, "test: virtio-blk", move || {
                 // Read InterruptStatus and ack; the waiter processes and re-checks the ring.
-                let Some(_cause) = regs.take_interrupt() else {
+                let Some(cause) = regs.take_interrupt() else {
                     return Handled::NotMine;
                 };
+                if cause.needs_reset {
+                    reset.store(true, Ordering::Relaxed);
+                }
                 count.fetch_add(1, Ordering::Relaxed);
                 flag.store(true, Ordering::Relaxed);
                 Handled::Yes
@@ -161,6 +175,23 @@ impl Blk {
         data: DmaBuffer<M68kPlatform>,
         dir: Direction,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Failure> {
+        self.request_at(kind, sector, data, dir, None)
+            .map_err(|e| match e {
+                Outcome::Failed(f) => f,
+                Outcome::NeedsReset => err("the device asked for a reset"),
+            })
+    }
+
+    /// As `request`; `bogus_len` replaces the data buffer's length as the device sees it
+    /// (to make the device fail). A device that sets DEVICE_NEEDS_RESET ends the wait at once.
+    fn request_at(
+        &mut self,
+        kind: u32,
+        sector: u64,
+        data: DmaBuffer<M68kPlatform>,
+        dir: Direction,
+        bogus_len: Option<u32>,
+    ) -> Result<(u8, DmaBuffer<M68kPlatform>), Outcome> {
         self.header.write_u32_le(0, kind);
         self.header.write_u32_le(4, 0);
         self.header.write_u64_le(8, sector);
@@ -178,7 +209,7 @@ impl Blk {
         for s in inflight.segments() {
             bufs.push(Buffer {
                 addr: s.addr,
-                len: s.len,
+                len: bogus_len.unwrap_or(s.len),
                 device_writes: dir == Direction::FromDevice,
             });
         }
@@ -187,15 +218,23 @@ impl Blk {
             len: 1,
             device_writes: true,
         });
-        self.queue.add(&bufs, 1).map_err(err)?;
-        if self.queue.publish().map_err(err)? {
+        self.queue
+            .add(&bufs, 1)
+            .map_err(|e| Outcome::Failed(err(e)))?;
+        if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? {
             self.transport.notify(0);
         }
         let queue = &mut self.queue;
+        let transport = &self.transport;
+        let needs_reset = &self.needs_reset;
         let mut done = None;
         let waited = match self.mode {
             Mode::Polled => time::spin_until(
                 || match queue.pop_used() {
+                    Ok(None) if transport.needs_reset() => {
+                        needs_reset.store(true, Ordering::Relaxed);
+                        true
+                    }
                     Ok(Some(c)) => {
                         done = Some(Ok(c));
                         true
@@ -209,6 +248,9 @@ impl Blk {
                 SECONDS,
             ),
             Mode::Interrupt => loop {
+                if needs_reset.load(Ordering::Relaxed) {
+                    break Ok(());
+                }
                 match queue.pop_used() {
                     Ok(Some(c)) => {
                         done = Some(Ok(c));
@@ -236,12 +278,38 @@ impl Blk {
                 }
             },
         };
+        if self.needs_reset.load(Ordering::Relaxed) {
+            // The device gave up on the ring: what is in flight will never complete. Its
+            // buffer is not taken back (DeviceOwned leaks it rather than reuse memory the
+            // device may still write).
+            drop(inflight);
+            return Err(Outcome::NeedsReset);
+        }
         let data = inflight.take_back();
-        waited.map_err(|e| err(format!("request type {kind} not completed: {e}")))?;
-        let (_token, _len) = done.expect("set on success").map_err(err)?;
-        self.header.sync(SyncOps::POSTWRITE, 0, 16).map_err(err)?;
-        self.status.sync(SyncOps::POSTREAD, 0, 1).map_err(err)?;
+        waited
+            .map_err(|e| Outcome::Failed(err(format!("request type {kind} not completed: {e}"))))?;
+        let (_token, _len) = done
+            .expect("set on success")
+            .map_err(|e| Outcome::Failed(err(e)))?;
+        self.header
+            .sync(SyncOps::POSTWRITE, 0, 16)
+            .map_err(|e| Outcome::Failed(err(e)))?;
+        self.status
+            .sync(SyncOps::POSTREAD, 0, 1)
+            .map_err(|e| Outcome::Failed(err(e)))?;
         Ok((self.status.read_u8(0), data))
+    }
+}
+
+/// How a request ended, when not with a status byte.
+enum Outcome {
+    Failed(Failure),
+    NeedsReset,
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Failed(f)
     }
 }
 
@@ -367,4 +435,44 @@ fn blk_requests_polled() -> TestResult {
 
 fn blk_requests_interrupt() -> TestResult {
     blk_requests(Mode::Interrupt)
+}
+
+/// A zero-length buffer makes QEMU's device give up on the ring ("zero sized buffers are
+/// not allowed": virtio_error sets DEVICE_NEEDS_RESET and raises a config interrupt). The driver must see it, fail
+/// the request instead of waiting out its timeout, reset the device and carry on.
+fn needs_reset_is_detected_and_recovered() -> TestResult {
+    let expected = expected_disks();
+    if expected == 0 {
+        return Err(Failure::Skipped(
+            "no disks attached (cargo xtask test attaches them)".into(),
+        ));
+    }
+    let info = *virtio_probe::devices()
+        .find(|d| d.device_id == 2 && expected & (1 << d.slot) != 0)
+        .ok_or_else(|| err("no attached disk was found"))?;
+    for mode in [Mode::Interrupt, Mode::Polled] {
+        let mut blk = Blk::open(info, false, mode)?;
+        let buf = DMA.buffer("test bogus", 512).map_err(err)?;
+        let start = time::now();
+        match blk.request_at(T_IN, 0, buf, Direction::FromDevice, Some(0)) {
+            Err(Outcome::NeedsReset) => {}
+            Err(Outcome::Failed(f)) => return Err(f),
+            Ok((status, _)) => {
+                return Err(err(format!(
+                    "a bogus buffer completed with status {status}"
+                )))
+            }
+        }
+        ensure!(
+            time::now() - start < SECONDS / 2,
+            "detected only after {} us",
+            (time::now() - start) / 1000
+        );
+        ensure!(blk.transport.needs_reset(), "DEVICE_NEEDS_RESET not set");
+        drop(blk);
+        // Reset and re-initialise: the device works again.
+        let mut blk = Blk::open(info, false, mode)?;
+        exercise(&mut blk, info.slot)?;
+    }
+    Ok(())
 }
