@@ -170,9 +170,9 @@ mod dispatch {
             l.handlers[id.slot].swap(ptr::null_mut(), Ordering::Relaxed)
         };
         if !old.is_null() && thread_context {
-            // SAFETY: the pointer came from Box::into_raw in register; with the slot cleared
-            // under the mask no dispatch can still be using it (dispatch runs to completion
-            // above thread context, and thread context is here).
+            // No dispatch can still use it: dispatches run to completion above thread
+            // context, and the slot was cleared under the mask.
+            // SAFETY: the pointer came from Box::into_raw in register.
             drop(unsafe { Box::from_raw(old) });
         }
     }

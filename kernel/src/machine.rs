@@ -157,11 +157,11 @@ pub fn catch(index: u32) -> Caught {
     match unsafe { catch_test(index) } {
         0 => Caught::Returned,
         1 => Caught::Panicked,
-        // SAFETY: reads a value stored by the trap.
-        code => Caught::Trapped {
-            code: code - 2,
-            pc: unsafe { last_trap_pc() },
-        },
+        code => {
+            // SAFETY: reads a value stored by the trap.
+            let pc = unsafe { last_trap_pc() };
+            Caught::Trapped { code: code - 2, pc }
+        }
     }
 }
 

@@ -163,7 +163,7 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
 }
 
 /// Sets the tag up for one experiment and puts the boot configuration back afterwards.
-fn with_dma(
+pub(crate) fn with_dma(
     model: Option<CpuCache>,
     postread: PostRead,
     sink: bool,

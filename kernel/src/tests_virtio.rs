@@ -379,51 +379,46 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     Ok(())
 }
 
-fn blk_requests(mode: Mode) -> TestResult {
+/// The first scratch disk the runner attached (and so may be written).
+fn scratch_disk() -> Result<DeviceInfo, Failure> {
     let expected = expected_disks();
     if expected == 0 {
         return Err(Failure::Skipped(
             "no disks attached (cargo xtask test attaches them)".into(),
         ));
     }
-    let info = *virtio_probe::devices()
+    virtio_probe::devices()
         .find(|d| d.device_id == 2 && expected & (1 << d.slot) != 0)
-        .ok_or_else(|| err("no attached disk was found"))?;
+        .copied()
+        .ok_or_else(|| err("no attached disk was found"))
+}
+
+fn blk_requests(mode: Mode) -> TestResult {
+    let info = scratch_disk()?;
     for model in [None, Some(CpuCache::M68030), Some(CpuCache::M68040)] {
         for event_idx in [false, true] {
-            let opts = crate::options();
-            DMA.set_audit(false, None);
-            DMA.set_audit(true, Some(crate::dma_m68k::print_report));
-            DMA.set_model(model, PostRead::NoOp);
-            let result = Blk::open(info, event_idx, mode).and_then(|mut blk| {
-                let r = exercise(&mut blk, info.slot);
-                if mode == Mode::Interrupt
-                    && r.is_ok()
-                    && blk.interrupts.load(Ordering::Relaxed) == 0
-                {
-                    return Err(err("interrupt mode completed without a single interrupt"));
-                }
-                r
-            });
-            let findings = DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
-            DMA.set_audit(false, None);
-            if opts.dma_audit {
-                DMA.set_audit(true, Some(crate::dma_m68k::print_report));
-            }
-            DMA.set_model(opts.dma_model, opts.dma_postread);
             let label = format!(
                 "model {}, EVENT_IDX {}",
                 model.map_or("coherent", |m| m.name()),
                 if event_idx { "on" } else { "off" }
             );
-            result.map_err(|e| match e {
+            crate::tests_dma::with_dma(model, PostRead::NoOp, true, || {
+                let mut blk = Blk::open(info, event_idx, mode)?;
+                exercise(&mut blk, info.slot)?;
+                if mode == Mode::Interrupt && blk.interrupts.load(Ordering::Relaxed) == 0 {
+                    return Err(err("interrupt mode completed without a single interrupt"));
+                }
+                let findings = DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
+                ensure!(
+                    findings == 0,
+                    "the auditor reported {findings} finding(s) (printed above)"
+                );
+                Ok(())
+            })
+            .map_err(|e| match e {
                 Failure::Failed(why) => Failure::Failed(format!("{label}: {why}")),
                 other => other,
             })?;
-            ensure!(
-                findings == 0,
-                "{label}: the auditor reported {findings} finding(s) (printed above)"
-            );
         }
     }
     Ok(())
@@ -437,19 +432,11 @@ fn blk_requests_interrupt() -> TestResult {
     blk_requests(Mode::Interrupt)
 }
 
-/// A zero-length buffer makes QEMU's device give up on the ring ("zero sized buffers are
-/// not allowed": virtio_error sets DEVICE_NEEDS_RESET and raises a config interrupt). The driver must see it, fail
-/// the request instead of waiting out its timeout, reset the device and carry on.
+/// A zero-length buffer makes QEMU's device give up on the ring ("zero sized buffers are not
+/// allowed": virtio_error sets DEVICE_NEEDS_RESET and raises a config interrupt). The driver
+/// must see it, fail the request instead of waiting out its timeout, reset and carry on.
 fn needs_reset_is_detected_and_recovered() -> TestResult {
-    let expected = expected_disks();
-    if expected == 0 {
-        return Err(Failure::Skipped(
-            "no disks attached (cargo xtask test attaches them)".into(),
-        ));
-    }
-    let info = *virtio_probe::devices()
-        .find(|d| d.device_id == 2 && expected & (1 << d.slot) != 0)
-        .ok_or_else(|| err("no attached disk was found"))?;
+    let info = scratch_disk()?;
     for mode in [Mode::Interrupt, Mode::Polled] {
         let mut blk = Blk::open(info, false, mode)?;
         let buf = DMA.buffer("test bogus", 512).map_err(err)?;
