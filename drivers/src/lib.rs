@@ -9,6 +9,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod blk;
 pub mod bus;
 pub mod dma;
 pub mod goldfish_pic;

@@ -32,6 +32,8 @@ pub mod conformance {
 #[macro_use]
 pub mod console;
 #[cfg(target_arch = "wasm32")]
+pub mod disks;
+#[cfg(target_arch = "wasm32")]
 pub mod dma_m68k;
 #[cfg(target_arch = "wasm32")]
 pub mod fatal;
@@ -43,6 +45,8 @@ pub mod machine;
 mod start;
 #[cfg(target_arch = "wasm32")]
 mod tests;
+#[cfg(target_arch = "wasm32")]
+mod tests_blk;
 #[cfg(target_arch = "wasm32")]
 mod tests_dma;
 #[cfg(target_arch = "wasm32")]

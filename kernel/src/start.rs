@@ -226,6 +226,7 @@ pub extern "C" fn kernel_main() {
     crate::virtio_probe::probe_all(virtio.base, virtio.irq);
     banner(info, &opts, id, cache_mode);
     crate::virtio_probe::print_banner();
+    crate::disks::print_banner();
 
     if let Some(fault) = opts.fault {
         cause(fault);

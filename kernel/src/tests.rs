@@ -18,6 +18,7 @@ pub fn all() -> Vec<Test> {
     all.extend(crate::tests_machine::tty_tests());
     all.extend(crate::tests_dma::tests());
     all.extend(crate::tests_virtio::tests());
+    all.extend(crate::tests_blk::tests());
     all.extend(fail::tests());
     all.push(Test::new("hang::forever", hang_forever));
     all

@@ -541,8 +541,9 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
         );
     }
-    let scratch = ScratchDisks::create()?;
     for (cpu, selection, singlestep) in &runs {
+        // Fresh scratch disks per run: the guest tests overwrite them.
+        let scratch = ScratchDisks::create()?;
         let label = format!(
             "guest {selection} {cpu}{}",
             if *singlestep { " -singlestep" } else { "" }

@@ -1,0 +1,253 @@
+//! Block devices: a generic front end (what ld(4) is to its back ends) and the virtio-blk
+//! back end.
+//!
+//! The front end is [`BlockDevice`]: read, write and flush by sector with any buffer whose
+//! length is a multiple of 512, split to the device's limits, with statistics. Every wait
+//! goes through a [`Waiter`] the kernel provides (clock, idle, timeouts).
+
+pub mod config;
+pub mod virtio_blk;
+
+use core::fmt;
+
+use crate::dma::DmaError;
+use crate::virtio::mmio::TransportError;
+use crate::virtio::queue::{DeviceFault, QueueError};
+
+pub const SECTOR: u32 = 512;
+
+/// How completions are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionMode {
+    /// The device's interrupt wakes the waiter (shared-line safe).
+    Interrupt,
+    /// The driver polls the used ring (ld's dump path; before interrupts are up).
+    Polled,
+}
+
+impl CompletionMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CompletionMode::Interrupt => "interrupt",
+            CompletionMode::Polled => "polled",
+        }
+    }
+}
+
+/// Everything a block request can fail with, each with a distinct message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlkError {
+    /// The request reaches past the end of the disk.
+    OutOfRange {
+        sector: u64,
+        sectors: u64,
+        capacity: u64,
+    },
+    /// The buffer length is not a multiple of 512 bytes.
+    Unaligned {
+        len: usize,
+    },
+    /// A zero-length transfer.
+    Empty,
+    /// A write (or discard, write-zeroes) to a read-only disk.
+    ReadOnly,
+    /// No such disk.
+    NoDevice,
+    /// The device reported an I/O error (status IOERR).
+    Io {
+        sector: u64,
+    },
+    /// The device does not support this request (status UNSUPP, or not negotiated).
+    Unsupported,
+    /// The device broke the protocol earlier; it must be reset.
+    Broken(DeviceFault),
+    /// The device asked for a reset (DEVICE_NEEDS_RESET).
+    NeedsReset,
+    /// The device returned a status byte that is none of OK, IOERR, UNSUPP.
+    BadStatus {
+        status: u8,
+    },
+    /// No completion within the timeout; the request's memory is kept from reuse.
+    Timeout {
+        waited_us: u64,
+    },
+    /// The device reported fewer bytes than the request asked for.
+    ShortTransfer {
+        expected: u32,
+        got: u32,
+    },
+    /// The device refused initialisation.
+    Init(TransportError),
+    /// A config value out of range.
+    Config(config::ConfigError),
+    Dma(DmaError),
+    Queue(QueueError),
+}
+
+impl fmt::Display for BlkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlkError::OutOfRange {
+                sector,
+                sectors,
+                capacity,
+            } => write!(
+                f,
+                "sectors {sector}..{} are past the end of the disk ({capacity} sectors)",
+                sector.saturating_add(*sectors)
+            ),
+            BlkError::Unaligned { len } => {
+                write!(f, "buffer of {len} bytes is not a multiple of {SECTOR}")
+            }
+            BlkError::Empty => f.write_str("zero-length request"),
+            BlkError::ReadOnly => f.write_str("the disk is read-only"),
+            BlkError::NoDevice => f.write_str("no such disk"),
+            BlkError::Io { sector } => write!(
+                f,
+                "I/O error reported by the device (request at sector {sector})"
+            ),
+            BlkError::Unsupported => f.write_str("the device does not support this request"),
+            BlkError::Broken(fault) => write!(f, "the device is broken: {fault}"),
+            BlkError::NeedsReset => {
+                f.write_str("the device asked to be reset (DEVICE_NEEDS_RESET)")
+            }
+            BlkError::BadStatus { status } => {
+                write!(f, "the device returned status byte {status:#x}")
+            }
+            BlkError::Timeout { waited_us } => write!(f, "no completion after {waited_us} us"),
+            BlkError::ShortTransfer { expected, got } => {
+                write!(f, "the device transferred {got} of {expected} bytes")
+            }
+            BlkError::Init(e) => write!(f, "initialisation failed: {e}"),
+            BlkError::Config(e) => write!(f, "{e}"),
+            BlkError::Dma(e) => write!(f, "DMA: {e}"),
+            BlkError::Queue(e) => write!(f, "virtqueue: {e}"),
+        }
+    }
+}
+
+impl From<QueueError> for BlkError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Broken(f) => BlkError::Broken(f),
+            QueueError::Dma(d) => BlkError::Dma(d),
+            other => BlkError::Queue(other),
+        }
+    }
+}
+
+impl From<DmaError> for BlkError {
+    fn from(e: DmaError) -> Self {
+        BlkError::Dma(e)
+    }
+}
+
+/// Per-disk counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub requests: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub errors: u64,
+    pub interrupts: u64,
+    pub polls: u64,
+    pub kicks: u64,
+}
+
+/// The clock and the two ways of waiting, from the kernel.
+pub trait Waiter: Sync {
+    fn now_ns(&self) -> u64;
+    /// Sleeps between checks (woken by interrupts); false on timeout.
+    fn sleep_until(&self, cond: &mut dyn FnMut() -> bool, timeout_ns: u64) -> bool;
+    /// Polls; false on timeout.
+    fn spin_until(&self, cond: &mut dyn FnMut() -> bool, timeout_ns: u64) -> bool;
+}
+
+/// The generic front end.
+pub trait BlockDevice {
+    /// Size in 512-byte sectors.
+    fn capacity(&self) -> u64;
+    fn read_only(&self) -> bool;
+    /// Reads `buf.len()` bytes (a multiple of 512) from `sector` on.
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError>;
+    /// Writes `buf` (a multiple of 512 bytes) from `sector` on.
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlkError>;
+    /// Makes completed writes durable.
+    fn flush(&mut self) -> Result<(), BlkError>;
+    fn stats(&self) -> DiskStats;
+}
+
+/// Checks a transfer's shape against the disk: Ok(sectors).
+pub fn check_range(sector: u64, len: usize, capacity: u64) -> Result<u64, BlkError> {
+    if len == 0 {
+        return Err(BlkError::Empty);
+    }
+    if !len.is_multiple_of(SECTOR as usize) {
+        return Err(BlkError::Unaligned { len });
+    }
+    let sectors = (len / SECTOR as usize) as u64;
+    match sector.checked_add(sectors) {
+        Some(end) if end <= capacity => Ok(sectors),
+        _ => Err(BlkError::OutOfRange {
+            sector,
+            sectors,
+            capacity,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_checks() {
+        assert_eq!(check_range(0, 512, 10), Ok(1));
+        assert_eq!(check_range(8, 1024, 10), Ok(2));
+        assert_eq!(
+            check_range(9, 1024, 10),
+            Err(BlkError::OutOfRange {
+                sector: 9,
+                sectors: 2,
+                capacity: 10
+            })
+        );
+        assert_eq!(
+            check_range(u64::MAX, 512, 10),
+            Err(BlkError::OutOfRange {
+                sector: u64::MAX,
+                sectors: 1,
+                capacity: 10
+            })
+        );
+        assert_eq!(check_range(0, 0, 10), Err(BlkError::Empty));
+        assert_eq!(
+            check_range(0, 100, 10),
+            Err(BlkError::Unaligned { len: 100 })
+        );
+    }
+
+    #[test]
+    fn errors_have_distinct_messages() {
+        use std::collections::BTreeSet;
+        use std::format;
+        let all = [
+            BlkError::OutOfRange {
+                sector: 1,
+                sectors: 2,
+                capacity: 3,
+            },
+            BlkError::Unaligned { len: 1 },
+            BlkError::Empty,
+            BlkError::ReadOnly,
+            BlkError::NoDevice,
+            BlkError::Io { sector: 5 },
+            BlkError::Unsupported,
+            BlkError::NeedsReset,
+            BlkError::BadStatus { status: 9 },
+            BlkError::Timeout { waited_us: 7 },
+        ];
+        let texts: BTreeSet<std::string::String> = all.iter().map(|e| format!("{e}")).collect();
+        assert_eq!(texts.len(), all.len());
+    }
+}

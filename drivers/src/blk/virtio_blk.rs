@@ -1,0 +1,727 @@
+//! virtio-blk back end, shaped like NetBSD's ld_virtio: a pool of pre-allocated request slots
+//! sized from the queue, each with its header, its status byte (in a cache line of its own,
+//! never shared with CPU-written fields) and its data buffer.
+//!
+//! Per request, the bus_dma sequence (the reason for each is the rule in docs/dma-sync.md):
+//! - submit: header PREWRITE (the device reads it); data PREWRITE for a write, PREREAD for a
+//!   read (inside `give_to_device`); status PREREAD (the device writes it);
+//! - completion: header POSTWRITE; data POSTWRITE/POSTREAD (inside `take_back`); status
+//!   POSTREAD; then the status byte is read and checked.
+//!
+//! Completion modes: interrupt (the kernel registers [`IrqShared::handle`] on the disk's line;
+//! it reads InterruptStatus, acks, and wakes the waiter; "not mine" when the status is clear)
+//! or polled (the used ring is polled, each turn its own PREREAD/POSTREAD read phase inside
+//! the virtqueue). Every wait is bounded by the request timeout.
+
+use super::config::{feature, offset, BlkConfig};
+use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waiter, SECTOR};
+use crate::bus::Bus;
+use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
+use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
+use crate::virtio::queue::{Buffer, SplitQueue};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const T_GET_ID: u32 = 8;
+
+const S_OK: u8 = 0;
+const S_IOERR: u8 = 1;
+const S_UNSUPP: u8 = 2;
+/// Written before each request; a device that completes without writing status leaves it.
+const S_UNWRITTEN: u8 = 0xff;
+
+/// Bytes per header slot and per status slot (a status byte owns its 16-byte cache line).
+const SLOT_STRIDE: u32 = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+    GetId,
+}
+
+impl Op {
+    fn kind(self) -> u32 {
+        match self {
+            Op::Read => T_IN,
+            Op::Write => T_OUT,
+            Op::Flush => T_FLUSH,
+            Op::GetId => T_GET_ID,
+        }
+    }
+    fn direction(self) -> Direction {
+        match self {
+            Op::Write => Direction::ToDevice,
+            _ => Direction::FromDevice,
+        }
+    }
+}
+
+/// How to open a disk.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    pub mode: CompletionMode,
+    pub event_idx: bool,
+    pub indirect: bool,
+    /// Requests in flight at most (also bounded by the queue).
+    pub queue_depth: u16,
+    /// Bytes per request at most (also bounded by SIZE_MAX x SEG_MAX).
+    pub max_transfer: u32,
+    pub timeout_ns: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            mode: CompletionMode::Interrupt,
+            event_idx: true,
+            indirect: true,
+            queue_depth: 32,
+            max_transfer: 64 * 1024,
+            timeout_ns: 5_000_000_000,
+        }
+    }
+}
+
+/// What the interrupt handler shares with the driver: the device's interrupt registers and
+/// flags. Safe to call from interrupt context; touches no ring memory.
+pub struct IrqShared<B: Bus> {
+    regs: MmioTransport<B>,
+    pending: AtomicBool,
+    needs_reset: AtomicBool,
+    config_changed: AtomicBool,
+    interrupts: AtomicU32,
+}
+
+impl<B: Bus> IrqShared<B> {
+    /// The interrupt handler: true when this device raised the line.
+    pub fn handle(&self) -> bool {
+        let Some(cause) = self.regs.take_interrupt() else {
+            return false;
+        };
+        if cause.needs_reset {
+            self.needs_reset.store(true, Ordering::Relaxed);
+        }
+        if cause.config_changed {
+            self.config_changed.store(true, Ordering::Relaxed);
+        }
+        self.interrupts.fetch_add(1, Ordering::Relaxed);
+        self.pending.store(true, Ordering::Relaxed);
+        true
+    }
+}
+
+struct Slot<P: Platform> {
+    buffer: Option<DmaBuffer<P>>,
+    inflight: Option<DeviceOwned<P>>,
+    op: Op,
+    sector: u64,
+    /// Data bytes requested.
+    len: u32,
+    token: u64,
+}
+
+pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
+    transport: MmioTransport<B>,
+    shared: Arc<IrqShared<B>>,
+    queue: SplitQueue<P>,
+    features: u64,
+    config: BlkConfig,
+    headers: DmaRegion<P>,
+    status: DmaRegion<P>,
+    slots: Vec<Slot<P>>,
+    free: Vec<u16>,
+    limits: Limits,
+    max_transfer: u32,
+    opts: OpenOptions,
+    waiter: &'static dyn Waiter,
+    serial: [u8; 20],
+    stats: DiskStats,
+    /// Tags each synchronous operation's tokens, so that completions of an operation that
+    /// gave up (timeout) are never taken for another's.
+    generation: u64,
+}
+
+/// Token layout for the synchronous paths: generation above bit 40, byte offset below.
+const GEN_SHIFT: u32 = 40;
+const OFFSET_MASK: u64 = (1 << GEN_SHIFT) - 1;
+
+impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
+    /// Resets and initialises the device in `info`'s slot (a block device).
+    ///
+    /// # Safety
+    ///
+    /// `info` must describe a virtio-mmio slot that nothing else drives.
+    pub unsafe fn open(
+        tag: &'static DmaTag<P>,
+        bus: B,
+        info: DeviceInfo,
+        opts: OpenOptions,
+        waiter: &'static dyn Waiter,
+    ) -> Result<Self, BlkError> {
+        if info.device_id != 2 {
+            return Err(BlkError::NoDevice);
+        }
+        // SAFETY: the caller's contract.
+        let transport = unsafe { MmioTransport::new(bus.clone(), info) }.map_err(BlkError::Init)?;
+        // SAFETY: the same slot, used only for InterruptStatus/ACK and Status.
+        let regs = unsafe { MmioTransport::new(bus, info) }.map_err(BlkError::Init)?;
+        let mut wanted = feature::all_supported();
+        if !opts.event_idx {
+            wanted &= !feature::EVENT_IDX;
+        }
+        if !opts.indirect {
+            wanted &= !feature::INDIRECT_DESC;
+        }
+        let features = transport
+            .begin_init(|offered| offered & wanted)
+            .map_err(BlkError::Init)?;
+        let mut raw = [0u8; offset::LEN];
+        transport.read_config(0, &mut raw).map_err(BlkError::Init)?;
+        let config = match BlkConfig::parse(&raw, features) {
+            Ok(c) => c,
+            Err(e) => {
+                transport.fail();
+                return Err(BlkError::Config(e));
+            }
+        };
+        let max = transport.queue_max(0).min(256);
+        if max == 0 {
+            transport.fail();
+            return Err(BlkError::Init(mmio::TransportError::QueueUnavailable {
+                queue: 0,
+            }));
+        }
+        let size = 1u16 << (15 - max.leading_zeros());
+        let queue = SplitQueue::new(
+            tag,
+            ["vblk ring", "vblk used", "vblk indirect"],
+            0,
+            size,
+            features & feature::EVENT_IDX != 0,
+            features & feature::INDIRECT_DESC != 0,
+        )?;
+        let (d, a, u) = queue.addresses();
+        transport
+            .setup_queue(0, size, d, a, u)
+            .map_err(BlkError::Init)?;
+        // Request limits: SEG_MAX counts data segments; SIZE_MAX bounds each.
+        let seg_max = config.seg_max.unwrap_or(1).min(64) as usize;
+        let size_max = config.size_max.unwrap_or(u32::MAX);
+        let limits = Limits {
+            max_segments: seg_max,
+            max_segment_size: size_max,
+            boundary: 0,
+        };
+        let by_limits = u64::from(size_max)
+            .saturating_mul(seg_max as u64)
+            .min(u64::from(u32::MAX)) as u32;
+        let max_transfer = opts.max_transfer.min(by_limits) / SECTOR * SECTOR;
+        // Without indirect descriptors a request takes 2 + segments descriptors.
+        let descs_per_request = if features & feature::INDIRECT_DESC != 0 {
+            1
+        } else {
+            2 + seg_max as u16
+        };
+        let depth = opts.queue_depth.min(size / descs_per_request).max(1);
+        let headers = tag.alloc(
+            "vblk headers",
+            u32::from(depth) * SLOT_STRIDE,
+            Direction::ToDevice,
+            false,
+        )?;
+        let status = tag.alloc(
+            "vblk status",
+            u32::from(depth) * SLOT_STRIDE,
+            Direction::FromDevice,
+            false,
+        )?;
+        let mut slots = Vec::with_capacity(depth.into());
+        for _ in 0..depth {
+            slots.push(Slot {
+                buffer: Some(tag.buffer("vblk data", max_transfer.max(SECTOR))?),
+                inflight: None,
+                op: Op::Read,
+                sector: 0,
+                len: 0,
+                token: 0,
+            });
+        }
+        let shared = Arc::new(IrqShared {
+            regs,
+            pending: AtomicBool::new(false),
+            needs_reset: AtomicBool::new(false),
+            config_changed: AtomicBool::new(false),
+            interrupts: AtomicU32::new(0),
+        });
+        transport.driver_ok();
+        let mut blk = VirtioBlk {
+            transport,
+            shared,
+            queue,
+            features,
+            config,
+            headers,
+            status,
+            slots,
+            free: (0..depth).rev().collect(),
+            limits,
+            max_transfer,
+            opts,
+            waiter,
+            serial: [0; 20],
+            stats: DiskStats::default(),
+            generation: 0,
+        };
+        blk.set_mode(opts.mode)?;
+        blk.serial = blk.get_id()?;
+        Ok(blk)
+    }
+
+    /// The interrupt side, for the kernel to register on the disk's line.
+    pub fn irq_shared(&self) -> Arc<IrqShared<B>> {
+        self.shared.clone()
+    }
+    pub fn info(&self) -> DeviceInfo {
+        self.transport.info
+    }
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+    pub fn config(&self) -> &BlkConfig {
+        &self.config
+    }
+    pub fn serial(&self) -> &[u8] {
+        let end = self
+            .serial
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.serial.len());
+        &self.serial[..end]
+    }
+    pub fn mode(&self) -> CompletionMode {
+        self.opts.mode
+    }
+    pub fn queue_depth(&self) -> usize {
+        self.slots.len()
+    }
+    pub fn max_transfer(&self) -> u32 {
+        self.max_transfer
+    }
+    pub fn queue_stats(&self) -> crate::virtio::queue::QueueStats {
+        self.queue.stats
+    }
+
+    /// Switches completion mode; no request may be in flight.
+    pub fn set_mode(&mut self, mode: CompletionMode) -> Result<(), BlkError> {
+        self.opts.mode = mode;
+        match mode {
+            CompletionMode::Polled => self.queue.disable_interrupts()?,
+            CompletionMode::Interrupt => {
+                self.queue.enable_interrupts()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn supports(&self, op: Op) -> bool {
+        match op {
+            Op::Flush => self.features & feature::FLUSH != 0,
+            _ => true,
+        }
+    }
+
+    /// Queues one request (not yet visible to the device: see [`kick`](Self::kick)).
+    /// `fill` writes a write's data into the request's buffer. Returns the slot.
+    pub fn submit(
+        &mut self,
+        op: Op,
+        sector: u64,
+        len: u32,
+        token: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u16, BlkError> {
+        if self.queue.broken().is_some() || self.shared.needs_reset.load(Ordering::Relaxed) {
+            return Err(self
+                .queue
+                .broken()
+                .map_or(BlkError::NeedsReset, BlkError::Broken));
+        }
+        if !self.supports(op) {
+            return Err(BlkError::Unsupported);
+        }
+        if op == Op::Write && self.read_only() {
+            return Err(BlkError::ReadOnly);
+        }
+        if matches!(op, Op::Read | Op::Write) {
+            check_range(sector, len as usize, self.config.capacity)?;
+            if len > self.max_transfer {
+                return Err(BlkError::Queue(crate::virtio::queue::QueueError::Full {
+                    needed: 0,
+                    free: 0,
+                }));
+            }
+        }
+        let slot =
+            self.free
+                .pop()
+                .ok_or(BlkError::Queue(crate::virtio::queue::QueueError::Full {
+                    needed: 1,
+                    free: 0,
+                }))?;
+        let s = u32::from(slot);
+        let result = (|| {
+            // Header: written by the CPU, read by the device.
+            self.headers.write_u32_le(s * SLOT_STRIDE, op.kind());
+            self.headers.write_u32_le(s * SLOT_STRIDE + 4, 0);
+            self.headers.write_u64_le(s * SLOT_STRIDE + 8, sector);
+            self.headers.sync(SyncOps::PREWRITE, s * SLOT_STRIDE, 16)?;
+            // Status: a sentinel the device must overwrite, then the line is the device's.
+            self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
+            self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)?;
+            let entry = &mut self.slots[slot as usize];
+            let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
+            let data_len = match op {
+                Op::Read | Op::Write => len,
+                Op::GetId => 20,
+                Op::Flush => 0,
+            };
+            if op == Op::Write {
+                fill(&mut buf.as_mut_slice()[..len as usize]);
+            }
+            let mut bufs = Vec::with_capacity(self.limits.max_segments.min(64) + 2);
+            bufs.push(Buffer {
+                addr: self.headers.phys() + s * SLOT_STRIDE,
+                len: 16,
+                device_writes: false,
+            });
+            if data_len > 0 {
+                // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
+                let owned = buf
+                    .give_to_device(op.direction(), data_len, &self.limits)
+                    .map_err(|(b, e)| {
+                        entry.buffer = Some(b);
+                        BlkError::Dma(e)
+                    })?;
+                for seg in owned.segments() {
+                    bufs.push(Buffer {
+                        addr: seg.addr,
+                        len: seg.len,
+                        device_writes: op.direction() == Direction::FromDevice,
+                    });
+                }
+                entry.inflight = Some(owned);
+            } else {
+                entry.buffer = Some(buf);
+            }
+            bufs.push(Buffer {
+                addr: self.status.phys() + s * SLOT_STRIDE,
+                len: 1,
+                device_writes: true,
+            });
+            entry.op = op;
+            entry.sector = sector;
+            entry.len = data_len;
+            entry.token = token;
+            self.queue.add(&bufs, s)?;
+            Ok(slot)
+        })();
+        if result.is_err() {
+            self.release_unsubmitted(slot);
+        }
+        self.stats.requests += 1;
+        result
+    }
+
+    /// Puts a slot whose request never reached the queue back in the pool.
+    fn release_unsubmitted(&mut self, slot: u16) {
+        let entry = &mut self.slots[slot as usize];
+        if let Some(owned) = entry.inflight.take() {
+            entry.buffer = Some(owned.take_back());
+        }
+        if entry.buffer.is_some() {
+            self.free.push(slot);
+        }
+    }
+
+    /// Makes the queued requests visible and notifies the device if it wants it.
+    pub fn kick(&mut self) -> Result<(), BlkError> {
+        if self.queue.publish()? {
+            self.transport.notify(self.queue.index());
+            self.stats.kicks += 1;
+        }
+        Ok(())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Waits (bounded) until at least one completion can be reaped.
+    pub fn wait(&mut self) -> Result<(), BlkError> {
+        let start = self.waiter.now_ns();
+        let timeout = self.opts.timeout_ns;
+        let shared = self.shared.clone();
+        let queue = &mut self.queue;
+        let mut failure = None;
+        let mut polls = 0u64;
+        let met = match self.opts.mode {
+            CompletionMode::Polled => self.waiter.spin_until(
+                &mut || {
+                    polls += 1;
+                    match queue.has_used() {
+                        Ok(true) => true,
+                        Ok(false) if shared.regs.needs_reset() => {
+                            shared.needs_reset.store(true, Ordering::Relaxed);
+                            true
+                        }
+                        Ok(false) => false,
+                        Err(e) => {
+                            failure = Some(BlkError::from(e));
+                            true
+                        }
+                    }
+                },
+                timeout,
+            ),
+            CompletionMode::Interrupt => loop {
+                if shared.needs_reset.load(Ordering::Relaxed) {
+                    break true;
+                }
+                // Re-arm, then re-check: a completion that landed before the re-arm took
+                // effect raises no interrupt (the ack may have swallowed it too).
+                match queue.enable_interrupts() {
+                    Ok(true) => break true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        failure = Some(BlkError::from(e));
+                        break true;
+                    }
+                }
+                let remaining = timeout.saturating_sub(self.waiter.now_ns() - start);
+                if !self.waiter.sleep_until(
+                    &mut || shared.pending.swap(false, Ordering::Relaxed),
+                    remaining,
+                ) {
+                    break false;
+                }
+            },
+        };
+        self.stats.polls += polls;
+        self.stats.interrupts = u64::from(self.shared.interrupts.load(Ordering::Relaxed));
+        if let Some(e) = failure {
+            self.stats.errors += 1;
+            return Err(e);
+        }
+        if self.shared.needs_reset.load(Ordering::Relaxed) {
+            self.stats.errors += 1;
+            return Err(BlkError::NeedsReset);
+        }
+        if !met {
+            self.stats.errors += 1;
+            return Err(BlkError::Timeout {
+                waited_us: (self.waiter.now_ns() - start) / 1000,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes every completion: `done(token, op, result)` gets a read's data as a slice.
+    pub fn reap(
+        &mut self,
+        mut done: impl FnMut(u64, Op, Result<&[u8], BlkError>),
+    ) -> Result<usize, BlkError> {
+        let mut n = 0;
+        while let Some((slot, written)) = self.queue.pop_used()? {
+            let s = slot;
+            // Header: the device has read it.
+            self.headers.sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, 16)?;
+            let entry = &mut self.slots[slot as usize];
+            // Data: POSTREAD/POSTWRITE inside take_back.
+            let buf = match entry.inflight.take() {
+                Some(owned) => owned.take_back(),
+                None => entry.buffer.take().expect("a slot owns its buffer"),
+            };
+            let (op, token, len, sector) = (entry.op, entry.token, entry.len, entry.sector);
+            // Status: POSTREAD, then read it.
+            self.status.sync(SyncOps::POSTREAD, s * SLOT_STRIDE, 1)?;
+            let status = self.status.read_u8(s * SLOT_STRIDE);
+            // A read's used length counts its data and the status byte.
+            let data_written = written.saturating_sub(1);
+            let result = match status {
+                S_OK if matches!(op, Op::Read | Op::GetId) && data_written < len => {
+                    Err(BlkError::ShortTransfer {
+                        expected: len,
+                        got: data_written,
+                    })
+                }
+                S_OK => Ok(()),
+                S_IOERR => Err(BlkError::Io { sector }),
+                S_UNSUPP => Err(BlkError::Unsupported),
+                other => Err(BlkError::BadStatus { status: other }),
+            };
+            match result {
+                Ok(()) => {
+                    match op {
+                        Op::Read => self.stats.bytes_read += u64::from(len),
+                        Op::Write => self.stats.bytes_written += u64::from(len),
+                        _ => {}
+                    }
+                    let data_len = if matches!(op, Op::Read | Op::GetId) {
+                        len as usize
+                    } else {
+                        0
+                    };
+                    done(token, op, Ok(&buf.as_slice()[..data_len]));
+                }
+                Err(e) => {
+                    self.stats.errors += 1;
+                    done(token, op, Err(e));
+                }
+            }
+            self.slots[slot as usize].buffer = Some(buf);
+            self.free.push(slot as u16);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// One request, start to finish.
+    fn run_one(
+        &mut self,
+        op: Op,
+        sector: u64,
+        len: u32,
+        fill: impl FnOnce(&mut [u8]),
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<(), BlkError> {
+        self.generation += 1;
+        let me = self.generation << GEN_SHIFT;
+        self.submit(op, sector, len, me, fill)?;
+        self.kick()?;
+        let mut result = None;
+        while result.is_none() {
+            self.wait()?;
+            self.reap(|token, _, r| {
+                if token == me {
+                    result = Some(r.map(&mut out));
+                }
+            })?;
+        }
+        result.expect("loop ends when set")
+    }
+
+    /// The device's serial (GET_ID), up to 20 bytes.
+    pub fn get_id(&mut self) -> Result<[u8; 20], BlkError> {
+        let mut id = [0u8; 20];
+        self.run_one(Op::GetId, 0, 20, |_| {}, |d| id.copy_from_slice(&d[..20]))?;
+        Ok(id)
+    }
+
+    /// Reads or writes `buf` in requests of at most `max_transfer`, as many in flight as
+    /// the pool allows.
+    fn transfer(
+        &mut self,
+        op: Op,
+        sector: u64,
+        read_into: Option<&mut [u8]>,
+        write_from: Option<&[u8]>,
+    ) -> Result<(), BlkError> {
+        let len = read_into
+            .as_ref()
+            .map(|b| b.len())
+            .or(write_from.map(|b| b.len()))
+            .unwrap_or(0);
+        check_range(sector, len, self.config.capacity)?;
+        let chunk = self.max_transfer as usize;
+        self.generation += 1;
+        let gen = self.generation << GEN_SHIFT;
+        let mut next = 0usize;
+        let mut outstanding = 0usize;
+        let mut first_error = None;
+        let mut read_into = read_into;
+        while next < len || outstanding > 0 {
+            while next < len && !self.free.is_empty() && first_error.is_none() {
+                let n = chunk.min(len - next);
+                let s = sector + (next / SECTOR as usize) as u64;
+                let src = write_from.map(|w| &w[next..next + n]);
+                self.submit(op, s, n as u32, gen | next as u64, |dst| {
+                    if let Some(src) = src {
+                        dst.copy_from_slice(src);
+                    }
+                })?;
+                next += n;
+                outstanding += 1;
+            }
+            self.kick()?;
+            if outstanding == 0 {
+                break;
+            }
+            self.wait()?;
+            let dst = &mut read_into;
+            let mut mine = 0;
+            self.reap(|token, _, r| {
+                // A completion of an earlier operation that gave up is not ours.
+                if token & !OFFSET_MASK != gen {
+                    return;
+                }
+                mine += 1;
+                match r {
+                    Ok(data) => {
+                        if let Some(dst) = dst.as_mut() {
+                            let at = (token & OFFSET_MASK) as usize;
+                            dst[at..at + data.len()].copy_from_slice(data);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            })?;
+            outstanding -= mine;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
+    fn capacity(&self) -> u64 {
+        self.config.capacity
+    }
+    fn read_only(&self) -> bool {
+        self.features & feature::RO != 0
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        self.transfer(Op::Read, sector, Some(buf), None)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlkError> {
+        if self.read_only() {
+            return Err(BlkError::ReadOnly);
+        }
+        self.transfer(Op::Write, sector, None, Some(buf))
+    }
+    fn flush(&mut self) -> Result<(), BlkError> {
+        if !self.supports(Op::Flush) {
+            // No FLUSH feature: the device has no volatile write cache to flush.
+            return Ok(());
+        }
+        self.run_one(Op::Flush, 0, 0, |_| {}, |_| {})
+    }
+    fn stats(&self) -> DiskStats {
+        self.stats
+    }
+}
+
+impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
+    fn drop(&mut self) {
+        let _ = self.transport.reset();
+    }
+}

@@ -1,0 +1,122 @@
+//! Block devices on this machine: the virtio-blk driver wired to the kernel's DMA tag, clock
+//! and interrupts.
+
+use crate::dma_m68k::{M68kPlatform, DMA};
+use crate::irq::{self, Handled, HandlerId};
+use crate::machine::MachineBus;
+use crate::time;
+use alloc::string::String;
+use core::ops::{Deref, DerefMut};
+use drivers::blk::config::feature;
+use drivers::blk::virtio_blk::{OpenOptions, VirtioBlk};
+use drivers::blk::{BlkError, BlockDevice, CompletionMode, Waiter};
+use drivers::virtio::mmio::DeviceInfo;
+
+/// The kernel's clock and waits, for drivers.
+pub struct KernelWaiter;
+
+impl Waiter for KernelWaiter {
+    fn now_ns(&self) -> u64 {
+        time::now()
+    }
+    fn sleep_until(&self, cond: &mut dyn FnMut() -> bool, timeout_ns: u64) -> bool {
+        time::wait_until(cond, timeout_ns).is_ok()
+    }
+    fn spin_until(&self, cond: &mut dyn FnMut() -> bool, timeout_ns: u64) -> bool {
+        time::spin_until(cond, timeout_ns).is_ok()
+    }
+}
+
+pub static WAITER: KernelWaiter = KernelWaiter;
+
+pub type VirtioDisk = VirtioBlk<MachineBus, M68kPlatform>;
+
+/// An open disk with its interrupt handler registered (removed on drop).
+pub struct Disk {
+    blk: VirtioDisk,
+    handler: Option<HandlerId>,
+}
+
+impl Deref for Disk {
+    type Target = VirtioDisk;
+    fn deref(&self) -> &VirtioDisk {
+        &self.blk
+    }
+}
+
+impl DerefMut for Disk {
+    fn deref_mut(&mut self) -> &mut VirtioDisk {
+        &mut self.blk
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        if let Some(id) = self.handler.take() {
+            irq::unregister(id);
+        }
+    }
+}
+
+/// Opens the virtio-blk device in `info`'s slot. Its interrupt handler is registered on the
+/// slot's line (shared-line safe: "not mine" when its InterruptStatus is clear) whatever the
+/// mode, so the mode can be switched later.
+pub fn open(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
+    // SAFETY: slots come from the boot probe, and callers open each slot once at a time.
+    let blk = unsafe { VirtioBlk::open(&DMA, MachineBus, info, opts, &WAITER) }?;
+    let shared = blk.irq_shared();
+    let handler = irq::register(info.irq, "virtio-blk", move || {
+        if shared.handle() {
+            Handled::Yes
+        } else {
+            Handled::NotMine
+        }
+    })
+    .map_err(|_| BlkError::NoDevice)?;
+    let _ = irq::enable(info.irq);
+    Ok(Disk {
+        blk,
+        handler: Some(handler),
+    })
+}
+
+/// Feature names negotiated, for the banner.
+pub fn feature_names(features: u64) -> String {
+    let mut s = String::new();
+    for (bit, name) in feature::SUPPORTED {
+        if features & bit != 0 {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(name);
+        }
+    }
+    s
+}
+
+/// Opens every block device briefly (GET_ID only: nothing is written) and prints it.
+pub fn print_banner() {
+    for info in crate::virtio_probe::devices().filter(|d| d.device_id == 2) {
+        let opts = OpenOptions {
+            mode: CompletionMode::Polled,
+            ..OpenOptions::default()
+        };
+        match open(*info, opts) {
+            Ok(d) => {
+                let serial = String::from_utf8_lossy(d.serial());
+                crate::println!(
+                    "disk slot {} irq {}: {} sectors ({} MiB){}, serial \"{serial}\", queue depth {}, {} KiB per request, modes interrupt+polled",
+                    info.slot,
+                    info.irq,
+                    d.capacity(),
+                    d.capacity() >> 11,
+                    if d.read_only() { ", read-only" } else { "" },
+                    d.queue_depth(),
+                    d.max_transfer() / 1024
+                );
+                crate::println!("  features: {}", feature_names(d.features()));
+            }
+            Err(e) => crate::println!("disk slot {} irq {}: cannot open: {e}", info.slot, info.irq),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! In-guest tests of the virtio-blk driver on the runner's scratch disks (slot 0: 16 MiB,
+//! slot 1: 1 MiB; `disks=` names them). They overwrite those disks.
+
+use crate::disks::{self, Disk};
+use crate::harness::{Failure, Test, TestResult};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use drivers::blk::virtio_blk::{Op, OpenOptions};
+use drivers::blk::{BlkError, BlockDevice, CompletionMode, SECTOR};
+use drivers::virtio::mmio::DeviceInfo;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test::new("blk::bad_requests_are_refused", bad_requests_are_refused),
+        Test::new("blk::flush_and_get_id", flush_and_get_id),
+        Test::new("blk::whole_disk_pattern_interrupt", || {
+            whole_disk_pattern(CompletionMode::Interrupt)
+        }),
+        Test::new("blk::whole_disk_pattern_polled", || {
+            whole_disk_pattern(CompletionMode::Polled)
+        }),
+        Test::new("blk::random_io_against_shadow_interrupt", || {
+            random_io(CompletionMode::Interrupt)
+        }),
+        Test::new("blk::random_io_against_shadow_polled", || {
+            random_io(CompletionMode::Polled)
+        }),
+        Test::new(
+            "blk::two_disks_on_one_interrupt_level",
+            two_disks_on_one_interrupt_level,
+        ),
+    ]
+}
+
+fn err(e: impl core::fmt::Display) -> Failure {
+    Failure::Failed(format!("{e}"))
+}
+
+/// The scratch disk in `slot`, or a skip when the runner attached none.
+fn scratch(slot: u32) -> Result<DeviceInfo, Failure> {
+    let disks = crate::options().disks;
+    if disks & (1 << slot) == 0 {
+        return Err(Failure::Skipped(format!(
+            "no scratch disk in slot {slot} (cargo xtask test attaches them)"
+        )));
+    }
+    crate::virtio_probe::devices()
+        .find(|d| d.slot == slot && d.device_id == 2)
+        .copied()
+        .ok_or_else(|| err(format!("scratch disk in slot {slot} not found")))
+}
+
+fn open(slot: u32, mode: CompletionMode, event_idx: bool) -> Result<Disk, Failure> {
+    let opts = OpenOptions {
+        mode,
+        event_idx,
+        ..OpenOptions::default()
+    };
+    disks::open(scratch(slot)?, opts).map_err(err)
+}
+
+/// Byte `i` of sector `s` for a given seed: sector number and seed mixed into every byte.
+fn pattern(seed: u32, s: u64, i: usize) -> u8 {
+    let h = (s as u32).wrapping_mul(2_654_435_761) ^ seed;
+    (h >> ((i % 4) * 8)) as u8 ^ i as u8
+}
+
+fn bad_requests_are_refused() -> TestResult {
+    let mut d = open(1, CompletionMode::Interrupt, true)?;
+    let cap = d.capacity();
+    let mut buf = vec![0u8; 1024];
+    ensure_eq!(
+        d.read(cap - 1, &mut buf),
+        Err(BlkError::OutOfRange {
+            sector: cap - 1,
+            sectors: 2,
+            capacity: cap
+        })
+    );
+    ensure_eq!(
+        d.read(0, &mut buf[..100]),
+        Err(BlkError::Unaligned { len: 100 })
+    );
+    ensure_eq!(d.write(0, &[]), Err(BlkError::Empty));
+    ensure_eq!(
+        d.read(u64::MAX, &mut buf[..512]),
+        Err(BlkError::OutOfRange {
+            sector: u64::MAX,
+            sectors: 1,
+            capacity: cap
+        })
+    );
+    // Still usable.
+    d.read(cap - 2, &mut buf).map_err(err)?;
+    Ok(())
+}
+
+fn flush_and_get_id() -> TestResult {
+    let mut d = open(0, CompletionMode::Polled, false)?;
+    ensure_eq!(d.serial(), b"m68k-disk0");
+    ensure_eq!(d.get_id().map_err(err)?[..10], *b"m68k-disk0");
+    d.flush().map_err(err)?;
+    ensure!(d.stats().errors == 0, "errors {:?}", d.stats());
+    Ok(())
+}
+
+fn whole_disk_pattern(mode: CompletionMode) -> TestResult {
+    let mut d = open(0, mode, true)?;
+    let cap = d.capacity();
+    let seed = crate::time::now() as u32 | 1;
+    let chunk_sectors = 2048u64; // 1 MiB per call: the driver splits it into requests
+    let mut buf = vec![0u8; (chunk_sectors * 512) as usize];
+    let mut s = 0;
+    while s < cap {
+        let n = chunk_sectors.min(cap - s);
+        let b = &mut buf[..(n * 512) as usize];
+        for (k, byte) in b.iter_mut().enumerate() {
+            *byte = pattern(seed, s + (k / 512) as u64, k % 512);
+        }
+        d.write(s, b)
+            .map_err(|e| err(format!("write at {s}: {e}")))?;
+        s += n;
+    }
+    d.flush().map_err(err)?;
+    let mut s = 0;
+    while s < cap {
+        let n = chunk_sectors.min(cap - s);
+        let b = &mut buf[..(n * 512) as usize];
+        b.fill(0);
+        d.read(s, b).map_err(|e| err(format!("read at {s}: {e}")))?;
+        for (k, &byte) in b.iter().enumerate() {
+            let (sector, at) = (s + (k / 512) as u64, k % 512);
+            ensure!(
+                byte == pattern(seed, sector, at),
+                "sector {sector} byte {at}: {byte:#x}, expected {:#x}",
+                pattern(seed, sector, at)
+            );
+        }
+        s += n;
+    }
+    let st = d.stats();
+    ensure_eq!(st.bytes_written, cap * 512);
+    ensure_eq!(st.bytes_read, cap * 512);
+    if mode == CompletionMode::Interrupt {
+        ensure!(st.interrupts > 0, "no interrupt in interrupt mode: {st:?}");
+    } else {
+        ensure!(st.polls > 0, "no poll in polled mode: {st:?}");
+    }
+    Ok(())
+}
+
+struct Lcg(u32);
+impl Lcg {
+    fn next(&mut self, below: u32) -> u32 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (self.0 >> 8) % below
+    }
+}
+
+/// Batches of 1..32 non-overlapping random reads and writes in flight at once, checked
+/// against a shadow copy of the disk, with EVENT_IDX negotiated and refused.
+fn random_io(mode: CompletionMode) -> TestResult {
+    for event_idx in [true, false] {
+        let mut d = open(1, mode, event_idx)?;
+        let cap = d.capacity();
+        let mut shadow = vec![0u8; (cap * 512) as usize];
+        d.read(0, &mut shadow).map_err(err)?;
+        let mut rng = Lcg(0x5eed ^ u32::from(event_idx));
+        let max_sectors = (d.max_transfer() / SECTOR).min(64);
+        for round in 0..60 {
+            let qd = 1 + rng.next(d.queue_depth().min(32) as u32) as usize;
+            let mut taken: Vec<(u64, u64)> = Vec::new();
+            let mut reads: Vec<(u64, u64)> = Vec::new();
+            for i in 0..qd {
+                let n = 1 + u64::from(rng.next(max_sectors));
+                let s = u64::from(rng.next((cap - n) as u32));
+                if taken.iter().any(|&(a, b)| s < b && a < s + n) {
+                    continue;
+                }
+                taken.push((s, s + n));
+                let token = i as u64;
+                if rng.next(2) == 0 {
+                    let fill_byte = rng.next(256) as u8;
+                    let range = (s * 512) as usize..((s + n) * 512) as usize;
+                    for (k, b) in shadow[range.clone()].iter_mut().enumerate() {
+                        *b = fill_byte ^ (k as u8);
+                    }
+                    let src = &shadow[range];
+                    d.submit(Op::Write, s, (n * 512) as u32, token, |dst| {
+                        dst.copy_from_slice(src)
+                    })
+                    .map_err(err)?;
+                } else {
+                    d.submit(Op::Read, s, (n * 512) as u32, token, |_| {})
+                        .map_err(err)?;
+                    reads.push((token, s));
+                }
+            }
+            d.kick().map_err(err)?;
+            let mut outstanding = taken.len();
+            let mut mismatch = None;
+            while outstanding > 0 {
+                d.wait().map_err(|e| err(format!("round {round}: {e}")))?;
+                let shadow = &shadow;
+                let reads = &reads;
+                outstanding -= d
+                    .reap(|token, op, r| match (op, r) {
+                        (Op::Read, Ok(data)) => {
+                            let s = reads
+                                .iter()
+                                .find(|(t, _)| *t == token)
+                                .map(|(_, s)| *s)
+                                .unwrap_or(0);
+                            let at = (s * 512) as usize;
+                            if data != &shadow[at..at + data.len()] && mismatch.is_none() {
+                                mismatch = Some(format!(
+                                    "read of sector {s} ({} bytes) differs from the shadow",
+                                    data.len()
+                                ));
+                            }
+                        }
+                        (_, Err(e)) => mismatch = Some(format!("{op:?}: {e}")),
+                        _ => {}
+                    })
+                    .map_err(err)?;
+            }
+            if let Some(m) = mismatch {
+                return Err(err(format!(
+                    "EVENT_IDX {event_idx}, round {round}, QD {qd}: {m}"
+                )));
+            }
+        }
+        // Whole-disk check at the end.
+        let mut all = vec![0u8; (cap * 512) as usize];
+        d.read(0, &mut all).map_err(err)?;
+        ensure!(
+            all == shadow,
+            "EVENT_IDX {event_idx}: the disk differs from the shadow copy"
+        );
+    }
+    Ok(())
+}
+
+/// Slots 0 and 1 share PIC2, so CPU level 2: one dispatch serves both disks' bits.
+fn two_disks_on_one_interrupt_level() -> TestResult {
+    let mut a = open(0, CompletionMode::Interrupt, true)?;
+    let mut b = open(1, CompletionMode::Interrupt, true)?;
+    let data_a = vec![0xa1u8; 64 * 1024];
+    let data_b = vec![0xb2u8; 64 * 1024];
+    for round in 0..20u64 {
+        a.submit(Op::Write, round * 128, data_a.len() as u32, 1, |d| {
+            d.copy_from_slice(&data_a)
+        })
+        .map_err(err)?;
+        b.submit(Op::Write, round * 16, data_b.len() as u32, 2, |d| {
+            d.copy_from_slice(&data_b)
+        })
+        .map_err(err)?;
+        a.kick().map_err(err)?;
+        b.kick().map_err(err)?;
+        for d in [&mut a, &mut b] {
+            let mut got = 0;
+            while got == 0 {
+                d.wait().map_err(err)?;
+                got += d.reap(|_, _, r| assert!(r.is_ok())).map_err(err)?;
+            }
+        }
+    }
+    let mut check = vec![0u8; 64 * 1024];
+    a.read(19 * 128, &mut check).map_err(err)?;
+    ensure!(check == data_a, "disk 0 data wrong");
+    b.read(19 * 16, &mut check).map_err(err)?;
+    ensure!(check == data_b, "disk 1 data wrong");
+    ensure!(
+        a.stats().interrupts > 0 && b.stats().interrupts > 0,
+        "{:?} {:?}",
+        a.stats(),
+        b.stats()
+    );
+    Ok(())
+}
