@@ -276,6 +276,22 @@ fn demangle(symbol: &str) -> String {
         .unwrap_or_else(|| symbol.to_string())
 }
 
+/// I/O errors for the faulty scratch disk (slot 3): reads covering sector 100 and writes
+/// covering sector 200 fail with EIO, every time. The kernel's blk tests rely on exactly this.
+const BLKDEBUG_RULES: &str = "\
+[inject-error]
+event = \"read_aio\"
+errno = \"5\"
+sector = \"100\"
+once = \"off\"
+
+[inject-error]
+event = \"write_aio\"
+errno = \"5\"
+sector = \"200\"
+once = \"off\"
+";
+
 /// Scratch disk images for guest runs, in a temporary directory removed on drop. Sector s
 /// holds byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i (the virtio tests check it).
 struct ScratchDisks {
@@ -284,8 +300,9 @@ struct ScratchDisks {
 }
 
 impl ScratchDisks {
-    /// Sizes in 512-byte sectors: slot 0 16 MiB, slot 1 1 MiB.
-    const SECTORS: [u64; 2] = [32768, 2048];
+    /// Sizes in 512-byte sectors: slot 0 16 MiB, slots 1-3 1 MiB each (slot 2 read-only,
+    /// slot 3 behind blkdebug, see BLKDEBUG_RULES).
+    const SECTORS: [u64; 4] = [32768, 2048, 2048, 2048];
 
     fn create() -> Result<ScratchDisks> {
         let nanos = std::time::SystemTime::now()
@@ -308,9 +325,21 @@ impl ScratchDisks {
             }
             std::fs::write(&file, bytes)
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            let (read_only, serial, blkdebug) = match slot {
+                2 => (true, None, None),
+                3 => {
+                    let rules = dir.join("blkdebug.conf");
+                    std::fs::write(&rules, BLKDEBUG_RULES)
+                        .map_err(|e| format!("cannot write {}: {e}", rules.display()))?;
+                    (false, Some("m68k-faulty3".to_string()), Some(rules))
+                }
+                _ => (false, None, None),
+            };
             disks.push(Disk {
                 file,
-                read_only: false,
+                read_only,
+                serial,
+                blkdebug,
             });
         }
         Ok(ScratchDisks { dir, disks })
@@ -540,6 +569,15 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             cpus.iter()
                 .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
         );
+        // The disk groups again with DMA memory behind the 68030 stale-cache model: any
+        // missing sync shows up as stale data (and the auditor still watches).
+        runs.extend(cpus.iter().map(|c| {
+            (
+                c.clone(),
+                "test=virtio::,blk:: dma_model=030".to_string(),
+                false,
+            )
+        }));
     }
     for (cpu, selection, singlestep) in &runs {
         // Fresh scratch disks per run: the guest tests overwrite them.

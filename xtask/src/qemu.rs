@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 pub struct Disk {
     pub file: PathBuf,
     pub read_only: bool,
+    /// GET_ID answer (default m68k-disk<slot>).
+    pub serial: Option<String>,
+    /// A QEMU blkdebug rules file: I/O errors injected as it says.
+    pub blkdebug: Option<PathBuf>,
 }
 
 impl Disk {
@@ -27,6 +31,8 @@ impl Disk {
         Ok(Disk {
             file: PathBuf::from(file),
             read_only,
+            serial: None,
+            blkdebug: None,
         })
     }
 }
@@ -112,14 +118,21 @@ impl Qemu {
         for (i, d) in self.disks.iter().enumerate() {
             let ro = if d.read_only { ",readonly=on" } else { "" };
             a.push("-drive".into());
-            a.push(format!(
-                "if=none,id=hd{i},file={},format=raw{ro}",
-                d.file.display()
-            ));
+            // blkdebug goes under the raw format driver: raw announces its reads and writes
+            // to its file child, so blkdebug on top of raw would never see them.
+            a.push(match &d.blkdebug {
+                Some(rules) => format!(
+                    "if=none,id=hd{i},format=raw,file.driver=blkdebug,file.config={},file.image.filename={}{ro}",
+                    rules.display(),
+                    d.file.display()
+                ),
+                None => format!("if=none,id=hd{i},file={},format=raw{ro}", d.file.display()),
+            });
             a.push("-device".into());
             // Pinned slots: without bus=, the first device lands in the last slot.
+            let serial = d.serial.clone().unwrap_or_else(|| format!("m68k-disk{i}"));
             a.push(format!(
-                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i},serial=m68k-disk{i}"
+                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i},serial={serial}"
             ));
         }
         a.extend(self.extra.iter().cloned());

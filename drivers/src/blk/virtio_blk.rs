@@ -27,6 +27,10 @@ const T_IN: u32 = 0;
 const T_OUT: u32 = 1;
 const T_FLUSH: u32 = 4;
 const T_GET_ID: u32 = 8;
+const T_DISCARD: u32 = 11;
+const T_WRITE_ZEROES: u32 = 13;
+/// write-zeroes segment flag: the device may deallocate the range.
+const WZ_UNMAP: u32 = 1;
 
 const S_OK: u8 = 0;
 const S_IOERR: u8 = 1;
@@ -43,6 +47,10 @@ pub enum Op {
     Write,
     Flush,
     GetId,
+    /// The range may be dropped by the device (contents afterwards unspecified).
+    Discard,
+    /// The range reads as zeros afterwards.
+    WriteZeroes,
 }
 
 impl Op {
@@ -52,13 +60,19 @@ impl Op {
             Op::Write => T_OUT,
             Op::Flush => T_FLUSH,
             Op::GetId => T_GET_ID,
+            Op::Discard => T_DISCARD,
+            Op::WriteZeroes => T_WRITE_ZEROES,
         }
     }
     fn direction(self) -> Direction {
         match self {
-            Op::Write => Direction::ToDevice,
+            Op::Write | Op::Discard | Op::WriteZeroes => Direction::ToDevice,
             _ => Direction::FromDevice,
         }
+    }
+    /// Whether it changes the disk (refused on a read-only one).
+    fn writes(self) -> bool {
+        matches!(self, Op::Write | Op::Discard | Op::WriteZeroes)
     }
 }
 
@@ -332,6 +346,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     fn supports(&self, op: Op) -> bool {
         match op {
             Op::Flush => self.features & feature::FLUSH != 0,
+            Op::Discard => self.features & feature::DISCARD != 0,
+            Op::WriteZeroes => self.features & feature::WRITE_ZEROES != 0,
             _ => true,
         }
     }
@@ -355,8 +371,23 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if !self.supports(op) {
             return Err(BlkError::Unsupported);
         }
-        if op == Op::Write && self.read_only() {
+        if op.writes() && self.read_only() {
             return Err(BlkError::ReadOnly);
+        }
+        if matches!(op, Op::Discard | Op::WriteZeroes) {
+            // `len` is in bytes here too: the range's size.
+            check_range(sector, len as usize, self.config.capacity)?;
+            let limit = match op {
+                Op::Discard => self.config.max_discard_sectors,
+                _ => self.config.max_write_zeroes_sectors,
+            };
+            if u64::from(len / SECTOR) > u64::from(limit.unwrap_or(0)) {
+                return Err(BlkError::OutOfRange {
+                    sector,
+                    sectors: u64::from(len / SECTOR),
+                    capacity: self.config.capacity,
+                });
+            }
         }
         if matches!(op, Op::Read | Op::Write) {
             check_range(sector, len as usize, self.config.capacity)?;
@@ -390,9 +421,19 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 Op::Read | Op::Write => len,
                 Op::GetId => 20,
                 Op::Flush => 0,
+                // One segment: le64 sector, le32 sectors, le32 flags.
+                Op::Discard | Op::WriteZeroes => 16,
             };
-            if op == Op::Write {
-                fill(&mut buf.as_mut_slice()[..len as usize]);
+            match op {
+                Op::Write => fill(&mut buf.as_mut_slice()[..len as usize]),
+                Op::Discard | Op::WriteZeroes => {
+                    let seg = &mut buf.as_mut_slice()[..16];
+                    seg[0..8].copy_from_slice(&sector.to_le_bytes());
+                    seg[8..12].copy_from_slice(&(len / SECTOR).to_le_bytes());
+                    let flags = if op == Op::WriteZeroes { WZ_UNMAP } else { 0 };
+                    seg[12..16].copy_from_slice(&flags.to_le_bytes());
+                }
+                _ => {}
             }
             let mut bufs = Vec::with_capacity(self.limits.max_segments.min(64) + 2);
             bufs.push(Buffer {
@@ -617,6 +658,16 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             })?;
         }
         result.expect("loop ends when set")
+    }
+
+    /// Discards `sectors` sectors from `sector` (contents afterwards unspecified).
+    pub fn discard(&mut self, sector: u64, sectors: u32) -> Result<(), BlkError> {
+        self.run_one(Op::Discard, sector, sectors * SECTOR, |_| {}, |_| {})
+    }
+
+    /// Makes `sectors` sectors from `sector` read as zeros.
+    pub fn write_zeroes(&mut self, sector: u64, sectors: u32) -> Result<(), BlkError> {
+        self.run_one(Op::WriteZeroes, sector, sectors * SECTOR, |_| {}, |_| {})
     }
 
     /// The device's serial (GET_ID), up to 20 bytes.
