@@ -42,6 +42,10 @@ pub fn tests() -> Vec<Test> {
         }),
         Test::new("blk::discard_and_write_zeroes", discard_and_write_zeroes),
         Test::new("blk::missing_disk_is_an_error", missing_disk_is_an_error),
+        Test::new(
+            "blk::timeout_is_an_error_and_the_disk_recovers",
+            timeout_is_an_error_and_the_disk_recovers,
+        ),
     ]
 }
 
@@ -412,4 +416,44 @@ fn missing_disk_is_an_error() -> TestResult {
         Err(e) => Err(err(format!("expected NoDevice, got {e}"))),
         Ok(_) => Err(err("an empty slot opened as a disk")),
     }
+}
+
+/// With a timeout far below QEMU's completion latency, a read fails with Timeout (not a
+/// hang, not a silent partial result); its late completion is not taken for a later
+/// request's, and with the normal timeout back the disk reads correctly.
+fn timeout_is_an_error_and_the_disk_recovers() -> TestResult {
+    for mode in [CompletionMode::Interrupt, CompletionMode::Polled] {
+        let mut d = open(1, mode, true)?;
+        let a: Vec<u8> = (0..64 * 1024).map(|i| 0xa0 ^ i as u8).collect();
+        let b: Vec<u8> = (0..512).map(|i| 0xb0 ^ (i as u8).wrapping_mul(3)).collect();
+        d.write(1000, &a).map_err(err)?;
+        d.write(1500, &b).map_err(err)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        d.set_timeout(1);
+        let mut timed_out = false;
+        for _ in 0..50 {
+            match d.read(1000, &mut buf) {
+                Err(BlkError::Timeout { .. }) => {
+                    timed_out = true;
+                    break;
+                }
+                Ok(()) => {} // the device beat a 1 ns timeout: try again
+                Err(e) => return Err(err(format!("{mode:?}: unexpected {e}"))),
+            }
+        }
+        ensure!(
+            timed_out,
+            "{mode:?}: 50 reads never timed out with a 1 ns timeout"
+        );
+        // The timed-out read completes late; its data must not land in this one.
+        d.set_timeout(5_000_000_000);
+        let mut check = vec![0u8; 512];
+        d.read(1500, &mut check)
+            .map_err(|e| err(format!("{mode:?} after a timeout: {e}")))?;
+        ensure!(
+            check == b,
+            "{mode:?}: a read after a timeout returned another request's data"
+        );
+    }
+    Ok(())
 }

@@ -331,6 +331,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         self.queue.stats
     }
 
+    /// Sets how long a wait for a completion may take.
+    pub fn set_timeout(&mut self, timeout_ns: u64) {
+        self.opts.timeout_ns = timeout_ns;
+    }
+
     /// Switches completion mode; no request may be in flight.
     pub fn set_mode(&mut self, mode: CompletionMode) -> Result<(), BlkError> {
         self.opts.mode = mode;
