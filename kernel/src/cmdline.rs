@@ -82,6 +82,15 @@ pub struct Options<'a> {
     pub dma_bug_drop_preread: bool,
     /// virtio slots the runner attached block devices to (bit n = slot n).
     pub disks: u128,
+    /// The block I/O benchmark to run after the tests.
+    pub bench: Bench,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bench {
+    None,
+    Quick,
+    Full,
 }
 
 impl Fault {
@@ -110,6 +119,7 @@ impl Default for Options<'_> {
             dma_postread: PostRead::NoOp,
             dma_bug_drop_preread: false,
             disks: 0,
+            bench: Bench::None,
         }
     }
 }
@@ -168,6 +178,11 @@ pub const SPECS: &[Spec] = &[
         key: "disks",
         values: "<slot>[,<slot>...]",
         help: "virtio slots holding the runner's scratch disks: the virtio tests check the probe finds them, read their pattern and OVERWRITE sector 1000",
+    },
+    Spec {
+        key: "bench",
+        values: "none | quick | full",
+        help: "after the tests, benchmark the scratch disk in slot 0 (log format in the README)",
     },
     Spec {
         key: "dma_bug",
@@ -263,6 +278,14 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     "off" => CacheMode::Off,
                     _ => return Err(bad()),
                 })
+            }
+            "bench" => {
+                opts.bench = match value {
+                    "none" => Bench::None,
+                    "quick" => Bench::Quick,
+                    "full" => Bench::Full,
+                    _ => return Err(bad()),
+                }
             }
             "disks" => {
                 let mut mask = 0u128;

@@ -32,6 +32,8 @@ pub mod conformance {
 #[macro_use]
 pub mod console;
 #[cfg(target_arch = "wasm32")]
+pub mod bench;
+#[cfg(target_arch = "wasm32")]
 pub mod disks;
 #[cfg(target_arch = "wasm32")]
 pub mod dma_m68k;

@@ -231,18 +231,26 @@ pub extern "C" fn kernel_main() {
     if let Some(fault) = opts.fault {
         cause(fault);
     }
-    if opts.test == TestSelection::None {
+    let tests_ok = if opts.test == TestSelection::None {
         println!("no tests requested (test=none)");
-        fatal::exit(true);
+        true
+    } else {
+        harness::run(opts.test).all_passed()
+    };
+    let bench_ok = match opts.bench {
+        cmdline::Bench::None => true,
+        cmdline::Bench::Quick => crate::bench::run(crate::bench::Matrix::Quick),
+        cmdline::Bench::Full => crate::bench::run(crate::bench::Matrix::Full),
+    };
+    if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
+        irq::print_stats();
     }
-    let summary = harness::run(opts.test);
-    irq::print_stats();
     // With dma_audit=on, any finding the tests did not ask for fails the run.
     let findings = crate::dma_m68k::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
     if findings > 0 {
         println!("dma audit: {findings} finding(s) during the run (printed above): failing it");
     }
-    fatal::exit(summary.all_passed() && findings == 0);
+    fatal::exit(tests_ok && bench_ok && findings == 0);
 }
 
 static OPTIONS: spin::Once<Options<'static>> = spin::Once::new();

@@ -1,0 +1,496 @@
+//! The in-guest block I/O benchmark (kernel option `bench=quick|full`).
+//!
+//! For each cell of the matrix it drives the scratch disk in slot 0 for a byte or time
+//! budget and logs one line (format in README "Benchmark log format"):
+//!
+//!   bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on
+//!     ops=... bytes=... ns=... iops=... mib_s=... lat_p50_us=... lat_p99_us=...
+//!     kicks_per_op=... irqs_per_op=... polls_per_op=... clock=rtc
+//!
+//! `impl=driver` is the virtio-blk driver's queued interface; `impl=floor` is the simplest
+//! loop the same pipeline builds (descriptors built once and reused, no request pool, no
+//! auditor, polled, a notification per batch), so driver overhead = driver / floor, measured
+//! in the same run. `op=getid` is a null request's round trip.
+
+use crate::dma_m68k::{M68kPlatform, DMA};
+use crate::machine::MachineBus;
+use crate::time;
+use crate::disks;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use drivers::blk::virtio_blk::{Op, OpenOptions};
+use drivers::blk::{BlkError, CompletionMode, SECTOR};
+use drivers::dma::{Direction, DmaRegion, SyncOps};
+use drivers::virtio::mmio::{DeviceInfo, MmioTransport};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Matrix {
+    Quick,
+    Full,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Impl {
+    Driver,
+    Floor,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pattern {
+    Seq,
+    Rand,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BenchOp {
+    Read,
+    Write,
+    GetId,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    imp: Impl,
+    pattern: Pattern,
+    op: BenchOp,
+    bs: u32,
+    qd: usize,
+    mode: CompletionMode,
+    event_idx: bool,
+}
+
+struct Budget {
+    bytes: u64,
+    ns: u64,
+    ops: u64,
+}
+
+fn cells(matrix: Matrix) -> Vec<Cell> {
+    let (patterns, ops, sizes, qds): (&[Pattern], &[BenchOp], &[u32], &[usize]) = match matrix {
+        Matrix::Quick => (&[Pattern::Rand], &[BenchOp::Read], &[4096, 65536], &[1, 16]),
+        Matrix::Full => (
+            &[Pattern::Seq, Pattern::Rand],
+            &[BenchOp::Read, BenchOp::Write],
+            &[512, 4096, 65536, 1 << 20],
+            &[1, 4, 16, 32],
+        ),
+    };
+    let mut v = Vec::new();
+    for &pattern in patterns {
+        for &op in ops {
+            for &bs in sizes {
+                for &qd in qds {
+                    v.push(Cell {
+                        imp: Impl::Floor,
+                        pattern,
+                        op,
+                        bs,
+                        qd,
+                        mode: CompletionMode::Polled,
+                        event_idx: false,
+                    });
+                    for mode in [CompletionMode::Interrupt, CompletionMode::Polled] {
+                        let eidx: &[bool] = if matrix == Matrix::Quick {
+                            &[true]
+                        } else {
+                            &[true, false]
+                        };
+                        for &event_idx in eidx {
+                            v.push(Cell {
+                                imp: Impl::Driver,
+                                pattern,
+                                op,
+                                bs,
+                                qd,
+                                mode,
+                                event_idx,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The null request: GET_ID at QD 1, through the floor and the driver.
+    for imp in [Impl::Floor, Impl::Driver] {
+        v.push(Cell {
+            imp,
+            pattern: Pattern::Seq,
+            op: BenchOp::GetId,
+            bs: 20,
+            qd: 1,
+            mode: CompletionMode::Polled,
+            event_idx: false,
+        });
+    }
+    v
+}
+
+struct Lcg(u32);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        self.0
+    }
+}
+
+/// Sector of the next request.
+struct Offsets {
+    pattern: Pattern,
+    span: u64,
+    next: u64,
+    rng: Lcg,
+}
+
+impl Offsets {
+    fn new(pattern: Pattern, capacity: u64, bs: u32) -> Self {
+        Offsets {
+            pattern,
+            span: capacity / u64::from(bs / SECTOR).max(1),
+            next: 0,
+            rng: Lcg(12345),
+        }
+    }
+    fn take(&mut self, bs: u32) -> u64 {
+        let unit = u64::from(bs / SECTOR).max(1);
+        let k = match self.pattern {
+            Pattern::Seq => {
+                let k = self.next;
+                self.next = (self.next + 1) % self.span;
+                k
+            }
+            Pattern::Rand => u64::from(self.rng.next() >> 4) % self.span,
+        };
+        k * unit
+    }
+}
+
+/// What a cell measured.
+struct Result_ {
+    ops: u64,
+    ns: u64,
+    lat_ns: Vec<u64>,
+    kicks: u64,
+    irqs: u64,
+    polls: u64,
+}
+
+fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as u64 - 1) * p / 100) as usize]
+}
+
+fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, BlkError> {
+    let opts = OpenOptions {
+        mode: cell.mode,
+        event_idx: cell.event_idx,
+        queue_depth: cell.qd as u16,
+        max_transfer: cell.bs.max(SECTOR),
+        ..OpenOptions::default()
+    };
+    let mut d = disks::open(info, opts)?;
+    let cap = drivers::blk::BlockDevice::capacity(&*d);
+    let mut offsets = Offsets::new(cell.pattern, cap, cell.bs);
+    let before = drivers::blk::BlockDevice::stats(&*d);
+    let mut starts = vec![0u64; cell.qd];
+    let mut free: Vec<usize> = (0..cell.qd).collect();
+    let mut lat = Vec::new();
+    let mut ops = 0u64;
+    let t0 = time::now();
+    let (op, len) = match cell.op {
+        BenchOp::Read => (Op::Read, cell.bs),
+        BenchOp::Write => (Op::Write, cell.bs),
+        BenchOp::GetId => (Op::GetId, 20),
+    };
+    loop {
+        let elapsed = time::now() - t0;
+        let done =
+            ops * u64::from(cell.bs) >= budget.bytes || elapsed >= budget.ns || ops >= budget.ops;
+        if !done {
+            while let Some(slot) = free.pop() {
+                let sector = if op == Op::GetId {
+                    0
+                } else {
+                    offsets.take(cell.bs)
+                };
+                starts[slot] = time::now();
+                d.submit(op, sector, len, slot as u64, |_| {})?;
+            }
+            d.kick()?;
+        }
+        if free.len() == cell.qd {
+            break;
+        }
+        d.wait()?;
+        let now = time::now();
+        let mut err = None;
+        d.reap(|token, _, r| {
+            if let Err(e) = r {
+                err = Some(e);
+            }
+            lat.push(now - starts[token as usize]);
+            free.push(token as usize);
+            ops += 1;
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    let ns = time::now() - t0;
+    let after = drivers::blk::BlockDevice::stats(&*d);
+    Ok(Result_ {
+        ops,
+        ns,
+        lat_ns: lat,
+        kicks: after.kicks - before.kicks,
+        irqs: after.interrupts - before.interrupts,
+        polls: after.polls - before.polls,
+    })
+}
+
+/// The floor: one virtqueue driven by hand. Chain i is descriptors 3i..3i+2 (header, data,
+/// status), built once. Per op: the header's sector, its PREWRITE, the data's PRE sync; per
+/// batch: the avail entries, idx, a notification. Completion: used idx polled with its
+/// PREREAD/POSTREAD read phase, then each element.
+fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, String> {
+    let e = |x: &dyn core::fmt::Display| format!("{x}");
+    // SAFETY: the bench owns the scratch disk's slot while it runs.
+    let t = unsafe { MmioTransport::new(MachineBus, info) }.map_err(|x| e(&x))?;
+    t.begin_init(|_| 0).map_err(|x| e(&x))?;
+    let mut raw = [0u8; 8];
+    t.read_config(0, &mut raw).map_err(|x| e(&x))?;
+    let capacity = u64::from_le_bytes(raw);
+    let size = 128u16.min(t.queue_max(0));
+    let size = 1u16 << (15 - size.leading_zeros());
+    let q = u32::from(size);
+    let qd = cell.qd.min((size / 3) as usize);
+    let alloc = |name, len, dir| DMA.alloc(name, len, dir, false).map_err(|x| e(&x));
+    let ring: DmaRegion<M68kPlatform> =
+        alloc("floor ring", 16 * q + 6 + 2 * q, Direction::ToDevice)?;
+    let used = alloc("floor used", 6 + 8 * q, Direction::FromDevice)?;
+    let hdr = alloc("floor headers", 16 * qd as u32, Direction::ToDevice)?;
+    let status = alloc("floor status", 16 * qd as u32, Direction::FromDevice)?;
+    let data_len = if cell.op == BenchOp::GetId {
+        20
+    } else {
+        cell.bs
+    };
+    let data = alloc("floor data", data_len * qd as u32, Direction::Bidirectional)?;
+    let (kind, data_dev_writes) = match cell.op {
+        BenchOp::Read => (0u32, true),
+        BenchOp::Write => (1, false),
+        BenchOp::GetId => (8, true),
+    };
+    for i in 0..qd as u32 {
+        let d = 3 * i;
+        let descs = [
+            (hdr.phys() + 16 * i, 16u32, 1u16, d + 1),
+            (
+                data.phys() + data_len * i,
+                data_len,
+                1 | if data_dev_writes { 2 } else { 0 },
+                d + 2,
+            ),
+            (status.phys() + 16 * i, 1, 2, 0),
+        ];
+        for (k, (addr, len, flags, next)) in descs.into_iter().enumerate() {
+            let off = (d + k as u32) * 16;
+            ring.write_u64_le(off, u64::from(addr));
+            ring.write_u32_le(off + 8, len);
+            ring.write_u16_le(off + 12, flags);
+            ring.write_u16_le(off + 14, next as u16);
+        }
+        hdr.write_u32_le(16 * i, kind);
+    }
+    ring.sync(SyncOps::PREWRITE, 0, ring.len())
+        .map_err(|x| e(&x))?;
+    used.sync(SyncOps::PREREAD, 0, used.len())
+        .map_err(|x| e(&x))?;
+    t.setup_queue(0, size, ring.phys(), ring.phys() + 16 * q, used.phys())
+        .map_err(|x| e(&x))?;
+    t.driver_ok();
+    let avail = 16 * q;
+    let mut offsets = Offsets::new(cell.pattern, capacity, cell.bs);
+    let (mut avail_idx, mut last_used) = (0u16, 0u16);
+    let mut starts = vec![0u64; qd];
+    let mut pending: Vec<u16> = (0..qd as u16).collect();
+    let mut outstanding = 0usize;
+    let (mut lat, mut ops, mut kicks, mut polls) = (Vec::new(), 0u64, 0u64, 0u64);
+    let t0 = time::now();
+    loop {
+        let stop = ops * u64::from(cell.bs) >= budget.bytes
+            || time::now() - t0 >= budget.ns
+            || ops >= budget.ops;
+        if !stop && !pending.is_empty() {
+            for &i in &pending {
+                let i32_ = u32::from(i);
+                if cell.op != BenchOp::GetId {
+                    hdr.write_u64_le(16 * i32_ + 8, offsets.take(cell.bs));
+                }
+                hdr.sync(SyncOps::PREWRITE, 16 * i32_, 16)
+                    .map_err(|x| e(&x))?;
+                let dsync = if data_dev_writes {
+                    SyncOps::PREREAD
+                } else {
+                    SyncOps::PREWRITE
+                };
+                data.sync(dsync, data_len * i32_, data_len)
+                    .map_err(|x| e(&x))?;
+                status
+                    .sync(SyncOps::PREREAD, 16 * i32_, 1)
+                    .map_err(|x| e(&x))?;
+                ring.write_u16_le(avail + 4 + 2 * u32::from(avail_idx % size), 3 * i);
+                avail_idx = avail_idx.wrapping_add(1);
+                starts[i as usize] = time::now();
+                outstanding += 1;
+            }
+            pending.clear();
+            ring.sync(SyncOps::PREWRITE, avail + 4, 2 * q)
+                .map_err(|x| e(&x))?;
+            ring.write_u16_le(avail + 2, avail_idx);
+            ring.sync(SyncOps::PREWRITE, avail + 2, 2)
+                .map_err(|x| e(&x))?;
+            t.notify(0);
+            kicks += 1;
+        }
+        if outstanding == 0 {
+            break;
+        }
+        let idx = loop {
+            polls += 1;
+            used.sync(SyncOps::PREREAD, 2, 2).map_err(|x| e(&x))?;
+            used.sync(SyncOps::POSTREAD, 2, 2).map_err(|x| e(&x))?;
+            let idx = used.read_u16_le(2);
+            if idx != last_used {
+                break idx;
+            }
+            if time::now() - t0 > budget.ns + 5 * time::SECONDS {
+                return Err("floor: no completion within 5 s".into());
+            }
+        };
+        let now = time::now();
+        while last_used != idx {
+            let off = 4 + 8 * u32::from(last_used % size);
+            used.sync(SyncOps::PREREAD, off, 8).map_err(|x| e(&x))?;
+            used.sync(SyncOps::POSTREAD, off, 8).map_err(|x| e(&x))?;
+            let head = used.read_u32_le(off);
+            let i = (head / 3) as usize;
+            if head % 3 != 0 || i >= qd {
+                return Err(format!("floor: device returned id {head}"));
+            }
+            status
+                .sync(SyncOps::POSTREAD, 16 * i as u32, 1)
+                .map_err(|x| e(&x))?;
+            if status.read_u8(16 * i as u32) != 0 {
+                return Err("floor: request failed".into());
+            }
+            lat.push(now - starts[i]);
+            pending.push(i as u16);
+            outstanding -= 1;
+            ops += 1;
+            last_used = last_used.wrapping_add(1);
+        }
+    }
+    let ns = time::now() - t0;
+    let _ = t.reset();
+    Ok(Result_ {
+        ops,
+        ns,
+        lat_ns: lat,
+        kicks,
+        irqs: 0,
+        polls,
+    })
+}
+
+fn log_line(cell: &Cell, r: &mut Result_) {
+    r.lat_ns.sort_unstable();
+    let ns = r.ns.max(1);
+    let bytes = r.ops * u64::from(cell.bs);
+    let ops = r.ops.max(1);
+    // Fixed-point with integers only (no float formatting in the hot kernel path).
+    let iops = r.ops * 1_000_000_000 / ns;
+    let mib_s_x10 = bytes * 10_000_000_000 / ns / (1 << 20);
+    let per = |n: u64| format!("{}.{:03}", n / ops, n % ops * 1000 / ops);
+    let us = |n: u64| format!("{}.{}", n / 1000, n % 1000 / 100);
+    println!(
+        "bench disk=0 impl={} pattern={} op={} bs={} qd={} mode={} event_idx={} ops={} bytes={} ns={} iops={} mib_s={}.{} lat_p50_us={} lat_p99_us={} kicks_per_op={} irqs_per_op={} polls_per_op={} clock=rtc",
+        match cell.imp {
+            Impl::Driver => "driver",
+            Impl::Floor => "floor",
+        },
+        match cell.pattern {
+            Pattern::Seq => "seq",
+            Pattern::Rand => "rand",
+        },
+        match cell.op {
+            BenchOp::Read => "read",
+            BenchOp::Write => "write",
+            BenchOp::GetId => "getid",
+        },
+        cell.bs,
+        cell.qd,
+        match cell.mode {
+            CompletionMode::Interrupt => "intr",
+            CompletionMode::Polled => "polled",
+        },
+        if cell.event_idx { "on" } else { "off" },
+        r.ops,
+        bytes,
+        r.ns,
+        iops,
+        mib_s_x10 / 10,
+        mib_s_x10 % 10,
+        us(percentile(&r.lat_ns, 50)),
+        us(percentile(&r.lat_ns, 99)),
+        per(r.kicks),
+        per(r.irqs),
+        per(r.polls)
+    );
+}
+
+/// Runs the matrix on the scratch disk in slot 0; false if a cell failed.
+pub fn run(matrix: Matrix) -> bool {
+    let disks = crate::options().disks;
+    let Some(info) = crate::virtio_probe::devices()
+        .find(|d| d.slot == 0 && d.device_id == 2 && disks & 1 != 0)
+        .copied()
+    else {
+        println!("bench: no scratch disk in slot 0 (disks=0): nothing to measure");
+        return false;
+    };
+    let budget = match matrix {
+        Matrix::Quick => Budget {
+            bytes: 8 << 20,
+            ns: 300 * time::MILLIS,
+            ops: 20_000,
+        },
+        Matrix::Full => Budget {
+            bytes: 64 << 20,
+            ns: time::SECONDS,
+            ops: 200_000,
+        },
+    };
+    let all = cells(matrix);
+    let mut ok = true;
+    for (n, cell) in all.iter().enumerate() {
+        println!("bench progress {}/{}", n + 1, all.len());
+        let r = match cell.imp {
+            Impl::Driver => run_driver(info, cell, &budget).map_err(|e| format!("{e}")),
+            Impl::Floor => run_floor(info, cell, &budget),
+        };
+        match r {
+            Ok(mut r) => log_line(cell, &mut r),
+            Err(e) => {
+                println!("bench error: {cell:?}: {e}");
+                ok = false;
+            }
+        }
+    }
+    println!("bench done {} cells", all.len());
+    ok
+}
