@@ -12,10 +12,10 @@
 //! auditor, polled, a notification per batch), so driver overhead = driver / floor, measured
 //! in the same run. `op=getid` is a null request's round trip.
 
+use crate::disks;
 use crate::dma_m68k::{M68kPlatform, DMA};
 use crate::machine::MachineBus;
 use crate::time;
-use crate::disks;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;

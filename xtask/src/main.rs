@@ -3,6 +3,7 @@
 //! Everything strange about the compilation route (wasm, wasm2c, the memory rewrite, GCC and
 //! ld for the m68k) is kept here and in boot/; the kernel and drivers are ordinary Rust.
 
+mod bench;
 mod deps;
 mod pipeline;
 mod qemu;
@@ -32,6 +33,7 @@ commands:
                             only tests whose name contains it
   qemu [options] -- ARGS    build and boot with extra QEMU arguments
   gdb [options]             boot stopped under QEMU's gdb stub and attach gdb-multiarch
+  bench [bench options]     the block I/O benchmark: table, target/bench/bench.{json,csv,svg}
 
 options (run, qemu, gdb; --cpu and --timeout also for test):
   --cpu MODEL        m68040 (default) or m68030
@@ -40,11 +42,20 @@ options (run, qemu, gdb; --cpu and --timeout also for test):
   --disk FILE[,ro]   attach FILE as a virtio-blk disk (repeatable; slots 0, 1, ...)
   --timeout SECS     wall-clock limit for one QEMU run (default 300)
   --singlestep       one guest instruction per translated block (interrupts anywhere)
+
+bench options:
+  --quick            the small matrix (a few minutes); default: the full one
+  --runs N           runs to take medians over (default 3)
+  --icount           -icount shift=0 -rtc clock=vm: guest instructions as the clock
+  --aio threads|io_uring   QEMU's AIO backend for the disk (default threads)
+  --compare FILE     flag regressions against a previous bench.json
+  --cpu MODEL, --timeout SECS as above
 ";
 
 struct Options {
     qemu: Qemu,
     cpu_given: bool,
+    append_given: bool,
     filter: Option<String>,
     passthrough: Vec<String>,
 }
@@ -53,6 +64,7 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
     let mut o = Options {
         qemu: Qemu::default(),
         cpu_given: false,
+        append_given: false,
         filter: None,
         passthrough: Vec::new(),
     };
@@ -81,6 +93,7 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                 i += 2;
             }
             "--append" => {
+                o.append_given = true;
                 o.qemu.append = value(i, "--append")?;
                 i += 2;
             }
@@ -122,6 +135,7 @@ fn main() -> ExitCode {
         Some("qemu") => cmd_run(&args[1..], true),
         Some("test") => cmd_test(&args[1..]),
         Some("gdb") => cmd_gdb(&args[1..]),
+        Some("bench") => cmd_bench(&args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(true)
@@ -172,6 +186,10 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
         let s = ScratchDisks::create()?;
         o.qemu.disks = s.disks.clone();
         o.qemu.append = format!("{} {}", o.qemu.append, s.option());
+        if !o.append_given && !passthrough {
+            // The default run ends with the small benchmark matrix on the scratch disk.
+            o.qemu.append.push_str(" bench=quick");
+        }
         Some(s)
     } else {
         None
@@ -340,6 +358,7 @@ impl ScratchDisks {
                 read_only,
                 serial,
                 blkdebug,
+                aio: None,
             });
         }
         Ok(ScratchDisks { dir, disks })
@@ -743,4 +762,141 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
     status
         .map(|s| s.success())
         .map_err(|e| format!("cannot run gdb-multiarch: {e}"))
+}
+
+fn cmd_bench(args: &[String]) -> Result<bool> {
+    let (mut quick, mut icount, mut runs, mut aio, mut compare) =
+        (false, false, 3usize, "threads".to_string(), None);
+    let mut q = Qemu {
+        mem: "256M".into(),
+        timeout: Duration::from_secs(3600),
+        ..Qemu::default()
+    };
+    let mut i = 0;
+    let value = |i: usize, name: &str| -> Result<String> {
+        args.get(i + 1)
+            .cloned()
+            .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => quick = true,
+            "--icount" => icount = true,
+            "--runs" => {
+                let v = value(i, "--runs")?;
+                runs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--runs: '{v}' is not a positive number"))?;
+                i += 1;
+            }
+            "--aio" => {
+                aio = value(i, "--aio")?;
+                if aio != "threads" && aio != "io_uring" {
+                    return fail(format!("--aio: '{aio}' is neither threads nor io_uring"));
+                }
+                i += 1;
+            }
+            "--compare" => {
+                compare = Some(value(i, "--compare")?);
+                i += 1;
+            }
+            "--cpu" => {
+                q.cpu = value(i, "--cpu")?;
+                i += 1;
+            }
+            "--timeout" => {
+                let v = value(i, "--timeout")?;
+                q.timeout = Duration::from_secs(
+                    v.parse()
+                        .map_err(|_| format!("--timeout: '{v}' is not a number"))?,
+                );
+                i += 1;
+            }
+            a => return fail(format!("unknown bench option '{a}'\n\n{USAGE}")),
+        }
+        i += 1;
+    }
+    // Read the comparison first: a bad file should fail before minutes of benchmarking.
+    let previous = match &compare {
+        Some(f) => Some(bench::read_json(
+            &std::fs::read_to_string(f).map_err(|e| format!("--compare {f}: {e}"))?,
+        )?),
+        None => None,
+    };
+    deps::ensure(&[Need::Build, Need::Run])?;
+    let elf = build()?;
+    let out_dir = Paths::new().root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    if icount {
+        q.extra
+            .extend(["-icount", "shift=0", "-rtc", "clock=vm"].map(String::from));
+    }
+    let clock = if icount {
+        "icount (-icount shift=0 -rtc clock=vm: 1 guest ns = 1 instruction)"
+    } else {
+        "rtc (host time)"
+    };
+    let mut all = Vec::new();
+    for run in 1..=runs {
+        let scratch = ScratchDisks::create()?;
+        q.disks = scratch.disks.clone();
+        for d in &mut q.disks {
+            d.aio = Some(aio.clone());
+        }
+        q.append = format!(
+            "test=none bench={} {}",
+            if quick { "quick" } else { "full" },
+            scratch.option()
+        );
+        eprintln!(
+            "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): qemu-system-m68k {}",
+            q.args(&elf).join(" ")
+        );
+        let out = q.run(&elf, true)?;
+        if out.status != Some(0) {
+            explain_failure("bench", &elf, &q, &out, Some("the benchmark run failed"));
+            return Ok(false);
+        }
+        let records = bench::parse_log(&out.console)?;
+        if records.is_empty() {
+            return fail("the benchmark printed no records".to_string());
+        }
+        std::fs::write(out_dir.join(format!("run{run}.log")), &out.console)
+            .map_err(|e| format!("{e}"))?;
+        all.push(records);
+    }
+    let cells = bench::summarize(&all);
+    let table = bench::table(&cells, clock);
+    println!("\n{table}");
+    let write = |name: &str, text: String| -> Result<()> {
+        let p = out_dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
+    write("bench.json", bench::json(&cells, clock, &aio))?;
+    write("bench.csv", bench::csv(&cells))?;
+    write("bench.svg", bench::svg(&cells))?;
+    write("table.txt", table)?;
+    println!(
+        "xtask: wrote {}/bench.{{json,csv,svg}} and table.txt",
+        out_dir.display()
+    );
+    if let Some(previous) = previous {
+        let regs = bench::regressions(&previous, &cells);
+        if regs.is_empty() {
+            println!(
+                "xtask: no regression beyond noise against {}",
+                compare.unwrap_or_default()
+            );
+        } else {
+            println!("xtask: regressions beyond noise:");
+            for r in &regs {
+                println!("  {r}");
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

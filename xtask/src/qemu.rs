@@ -16,6 +16,8 @@ pub struct Disk {
     pub serial: Option<String>,
     /// A QEMU blkdebug rules file: I/O errors injected as it says.
     pub blkdebug: Option<PathBuf>,
+    /// QEMU's AIO backend for the image (threads when None).
+    pub aio: Option<String>,
 }
 
 impl Disk {
@@ -33,6 +35,7 @@ impl Disk {
             read_only,
             serial: None,
             blkdebug: None,
+            aio: None,
         })
     }
 }
@@ -116,7 +119,13 @@ impl Qemu {
             a.push("-singlestep".into());
         }
         for (i, d) in self.disks.iter().enumerate() {
-            let ro = if d.read_only { ",readonly=on" } else { "" };
+            let ro = match &d.aio {
+                Some(aio) => format!(
+                    "{},aio={aio}",
+                    if d.read_only { ",readonly=on" } else { "" }
+                ),
+                None => (if d.read_only { ",readonly=on" } else { "" }).to_string(),
+            };
             a.push("-drive".into());
             // blkdebug goes under the raw format driver: raw announces its reads and writes
             // to its file child, so blkdebug on top of raw would never see them.

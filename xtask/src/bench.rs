@@ -1,0 +1,534 @@
+//! `cargo xtask bench`: runs the in-guest benchmark, parses its log lines, and reports:
+//! a table (MiB/s, IOPS, ratio to the floor), bench.json, bench.csv, bench.svg, and a
+//! comparison with a previous bench.json.
+
+use crate::Result;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One cell's measurement, as the guest logged it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub imp: String,
+    pub pattern: String,
+    pub op: String,
+    pub bs: u64,
+    pub qd: u64,
+    pub mode: String,
+    pub event_idx: String,
+    pub ops: u64,
+    pub bytes: u64,
+    pub ns: u64,
+    pub iops: f64,
+    pub mib_s: f64,
+    pub lat_p50_us: f64,
+    pub lat_p99_us: f64,
+    pub kicks_per_op: f64,
+    pub irqs_per_op: f64,
+    pub polls_per_op: f64,
+    pub clock: String,
+}
+
+/// The keys every line must carry, in the documented order.
+pub const KEYS: &[&str] = &[
+    "disk",
+    "impl",
+    "pattern",
+    "op",
+    "bs",
+    "qd",
+    "mode",
+    "event_idx",
+    "ops",
+    "bytes",
+    "ns",
+    "iops",
+    "mib_s",
+    "lat_p50_us",
+    "lat_p99_us",
+    "kicks_per_op",
+    "irqs_per_op",
+    "polls_per_op",
+    "clock",
+];
+
+impl Record {
+    /// Identity of a cell: everything but the measurements.
+    pub fn key(&self) -> String {
+        format!(
+            "{} {} {} bs={} qd={} {} eidx={}",
+            self.imp, self.pattern, self.op, self.bs, self.qd, self.mode, self.event_idx
+        )
+    }
+    /// The floor cell this driver cell is compared with.
+    pub fn floor_key(&self) -> String {
+        format!(
+            "floor {} {} bs={} qd={} polled eidx=off",
+            self.pattern, self.op, self.bs, self.qd
+        )
+    }
+}
+
+/// Parses one console line: Ok(None) if it is not a benchmark record, Err if it claims to be
+/// one (`bench disk=`) but is malformed.
+pub fn parse_line(line: &str) -> std::result::Result<Option<Record>, String> {
+    let Some(rest) = line.trim().strip_prefix("bench ") else {
+        return Ok(None);
+    };
+    if !rest.starts_with("disk=") {
+        return Ok(None); // progress and summary lines
+    }
+    let mut fields = BTreeMap::new();
+    for token in rest.split_whitespace() {
+        let (k, v) = token
+            .split_once('=')
+            .ok_or_else(|| format!("'{token}' is not key=value"))?;
+        if !KEYS.contains(&k) {
+            return Err(format!("unknown key '{k}'"));
+        }
+        if fields.insert(k, v).is_some() {
+            return Err(format!("key '{k}' appears twice"));
+        }
+    }
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .copied()
+            .ok_or_else(|| format!("missing key '{k}'"))
+    };
+    let int = |k: &str| -> std::result::Result<u64, String> {
+        let v = get(k)?;
+        v.parse()
+            .map_err(|_| format!("{k}='{v}' is not an integer"))
+    };
+    let num = |k: &str| -> std::result::Result<f64, String> {
+        let v = get(k)?;
+        v.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("{k}='{v}' is not a number"))
+    };
+    let one_of = |k: &str, allowed: &[&str]| -> std::result::Result<String, String> {
+        let v = get(k)?;
+        if allowed.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{k}='{v}' is not one of {allowed:?}"))
+        }
+    };
+    Ok(Some(Record {
+        imp: one_of("impl", &["driver", "floor"])?,
+        pattern: one_of("pattern", &["seq", "rand"])?,
+        op: one_of("op", &["read", "write", "getid"])?,
+        bs: int("bs")?,
+        qd: int("qd")?,
+        mode: one_of("mode", &["intr", "polled"])?,
+        event_idx: one_of("event_idx", &["on", "off"])?,
+        ops: int("ops")?,
+        bytes: int("bytes")?,
+        ns: int("ns")?,
+        iops: num("iops")?,
+        mib_s: num("mib_s")?,
+        lat_p50_us: num("lat_p50_us")?,
+        lat_p99_us: num("lat_p99_us")?,
+        kicks_per_op: num("kicks_per_op")?,
+        irqs_per_op: num("irqs_per_op")?,
+        polls_per_op: num("polls_per_op")?,
+        clock: one_of("clock", &["rtc"])?,
+    }))
+}
+
+/// Every record of a console log; a malformed record line is an error naming its line.
+pub fn parse_log(text: &str) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        match parse_line(line) {
+            Ok(Some(r)) => out.push(r),
+            Ok(None) => {}
+            Err(e) => return Err(format!("benchmark log line {}: {e}\n  {line}", n + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// A cell over several runs.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub first: Record,
+    pub iops: Vec<f64>,
+    pub mib_s: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        0.0
+    } else if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    }
+}
+
+fn spread(v: &[f64]) -> f64 {
+    let m = median(v);
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if m > 0.0 {
+        (hi - lo) / m * 100.0
+    } else {
+        0.0
+    }
+}
+
+impl Summary {
+    pub fn iops(&self) -> f64 {
+        median(&self.iops)
+    }
+    pub fn mib_s(&self) -> f64 {
+        median(&self.mib_s)
+    }
+    /// (max - min) / median of IOPS, in percent.
+    pub fn spread_pct(&self) -> f64 {
+        spread(&self.iops)
+    }
+}
+
+/// Groups the records of several runs by cell, keeping the guest's order.
+pub fn summarize(runs: &[Vec<Record>]) -> Vec<Summary> {
+    let mut order = Vec::new();
+    let mut by: BTreeMap<String, Summary> = BTreeMap::new();
+    for run in runs {
+        for r in run {
+            let e = by.entry(r.key()).or_insert_with(|| {
+                order.push(r.key());
+                Summary {
+                    first: r.clone(),
+                    iops: Vec::new(),
+                    mib_s: Vec::new(),
+                }
+            });
+            e.iops.push(r.iops);
+            e.mib_s.push(r.mib_s);
+        }
+    }
+    order.into_iter().map(|k| by.remove(&k).unwrap()).collect()
+}
+
+pub fn table(cells: &[Summary], clock: &str) -> String {
+    let floors: BTreeMap<String, &Summary> = cells
+        .iter()
+        .filter(|c| c.first.imp == "floor")
+        .map(|c| (c.first.key(), c))
+        .collect();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "clock: {clock}; medians of {} run(s); spread = (max-min)/median of IOPS",
+        cells.first().map_or(0, |c| c.iops.len())
+    );
+    let _ = writeln!(
+        t,
+        "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10} {:>10} {:>7} {:>9} {:>7} {:>7} {:>8}",
+        "impl",
+        "pat",
+        "op",
+        "bs",
+        "qd",
+        "mode",
+        "eidx",
+        "IOPS",
+        "MiB/s",
+        "spread",
+        "vs floor",
+        "kicks",
+        "irqs",
+        "p99 us"
+    );
+    for c in cells {
+        let r = &c.first;
+        let ratio = match (r.imp.as_str(), floors.get(&r.floor_key())) {
+            ("driver", Some(f)) if f.iops() > 0.0 => format!("{:.2}x", c.iops() / f.iops()),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            t,
+            "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10.0} {:>10.1} {:>6.1}% {:>9} {:>7.3} {:>7.3} {:>8.1}",
+            r.imp, r.pattern, r.op, r.bs, r.qd, r.mode, r.event_idx, c.iops(), c.mib_s(), c.spread_pct(), ratio,
+            r.kicks_per_op, r.irqs_per_op, r.lat_p99_us
+        );
+    }
+    t
+}
+
+pub fn json(cells: &[Summary], clock: &str, aio: &str) -> String {
+    let mut j = String::from("[\n");
+    for (i, c) in cells.iter().enumerate() {
+        let r = &c.first;
+        let _ = write!(
+            j,
+            "  {{\"key\": \"{}\", \"impl\": \"{}\", \"pattern\": \"{}\", \"op\": \"{}\", \"bs\": {}, \"qd\": {}, \"mode\": \"{}\", \"event_idx\": \"{}\", \"iops\": {:.1}, \"mib_s\": {:.2}, \"spread_pct\": {:.2}, \"runs\": {}, \"lat_p50_us\": {}, \"lat_p99_us\": {}, \"kicks_per_op\": {}, \"irqs_per_op\": {}, \"polls_per_op\": {}, \"clock\": \"{}\", \"aio\": \"{}\"}}",
+            r.key(), r.imp, r.pattern, r.op, r.bs, r.qd, r.mode, r.event_idx, c.iops(), c.mib_s(), c.spread_pct(),
+            c.iops.len(), r.lat_p50_us, r.lat_p99_us, r.kicks_per_op, r.irqs_per_op, r.polls_per_op, clock, aio
+        );
+        j.push_str(if i + 1 < cells.len() { ",\n" } else { "\n" });
+    }
+    j.push_str("]\n");
+    j
+}
+
+pub fn csv(cells: &[Summary]) -> String {
+    let mut s = String::from("impl,pattern,op,bs,qd,mode,event_idx,iops,mib_s,spread_pct,lat_p50_us,lat_p99_us,kicks_per_op,irqs_per_op,polls_per_op\n");
+    for c in cells {
+        let r = &c.first;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{:.1},{:.2},{:.2},{},{},{},{},{}",
+            r.imp,
+            r.pattern,
+            r.op,
+            r.bs,
+            r.qd,
+            r.mode,
+            r.event_idx,
+            c.iops(),
+            c.mib_s(),
+            c.spread_pct(),
+            r.lat_p50_us,
+            r.lat_p99_us,
+            r.kicks_per_op,
+            r.irqs_per_op,
+            r.polls_per_op
+        );
+    }
+    s
+}
+
+/// Throughput against block size, one line per implementation/mode/queue depth, for the
+/// first (pattern, op) of the data that has several block sizes.
+pub fn svg(cells: &[Summary]) -> String {
+    let (w, h, left, bottom, top, right) = (760.0, 440.0, 70.0, 50.0, 30.0, 200.0);
+    let data: Vec<&Summary> = cells.iter().filter(|c| c.first.op != "getid").collect();
+    let Some(first) = data.first() else {
+        return String::from("<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n");
+    };
+    let (pat, op) = (first.first.pattern.clone(), first.first.op.clone());
+    let data: Vec<&Summary> = data
+        .into_iter()
+        .filter(|c| c.first.pattern == pat && c.first.op == op)
+        .collect();
+    let mut sizes: Vec<u64> = data.iter().map(|c| c.first.bs).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let ymax = data.iter().map(|c| c.mib_s()).fold(1.0f64, f64::max) * 1.1;
+    let x = |bs: u64| {
+        let i = sizes.iter().position(|&s| s == bs).unwrap_or(0) as f64;
+        left + i * (w - left - right) / (sizes.len().max(2) - 1) as f64
+    };
+    let y = |v: f64| h - bottom - v / ymax * (h - bottom - top);
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"18\">{pat} {op}: MiB/s against block size</text>"
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+        h - bottom,
+        w - right,
+        h - bottom
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>",
+        h - bottom
+    );
+    for &bs in &sizes {
+        let label = if bs >= 1 << 20 {
+            format!("{}M", bs >> 20)
+        } else if bs >= 1024 {
+            format!("{}K", bs >> 10)
+        } else {
+            format!("{bs}")
+        };
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
+            x(bs),
+            h - bottom + 18.0
+        );
+    }
+    for k in 0..=4 {
+        let v = ymax * f64::from(k) / 4.0;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.0}</text>",
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
+    let colors = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+        "#7f7f7f", "#bcbd22",
+    ];
+    let mut series: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    for c in &data {
+        let r = &c.first;
+        let name = format!("{} {} qd={} eidx={}", r.imp, r.mode, r.qd, r.event_idx);
+        series.entry(name).or_default().push((r.bs, c.mib_s()));
+    }
+    for (i, (name, mut pts)) in series.into_iter().enumerate() {
+        pts.sort_unstable_by_key(|p| p.0);
+        let color = colors[i % colors.len()];
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(bs, v)| format!("{:.1},{:.1}", x(bs), y(v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        let ly = top + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/>",
+            w - right + 10.0,
+            ly - 4.0
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{ly}\">{name}</text>",
+            w - right + 26.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// (key, iops, spread_pct) from a bench.json this module wrote.
+pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
+    let field = |obj: &str, k: &str| -> Option<String> {
+        let at = obj.find(&format!("\"{k}\": "))? + k.len() + 4;
+        let rest = &obj[at..];
+        Some(if let Some(r) = rest.strip_prefix('"') {
+            r[..r.find('"')?].to_string()
+        } else {
+            rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+                .trim()
+                .to_string()
+        })
+    };
+    let mut out = Vec::new();
+    for obj in text.split('{').skip(1) {
+        let key = field(obj, "key").ok_or("bench.json: an entry without \"key\"")?;
+        let iops = field(obj, "iops")
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("bench.json: no iops for {key}"))?;
+        let spread = field(obj, "spread_pct")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        out.push((key, iops, spread));
+    }
+    Ok(out)
+}
+
+/// Cells whose IOPS fell by more than the larger of 10% and the two runs' spreads.
+pub fn regressions(previous: &[(String, f64, f64)], now: &[Summary]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in now {
+        if let Some((_, old, old_spread)) = previous.iter().find(|(k, _, _)| *k == c.first.key()) {
+            let noise = 10f64.max(*old_spread).max(c.spread_pct());
+            let change = (c.iops() - old) / old.max(1.0) * 100.0;
+            if change < -noise {
+                out.push(format!(
+                    "{}: {:.0} -> {:.0} IOPS ({change:.1}%, noise {noise:.1}%)",
+                    c.first.key(),
+                    old,
+                    c.iops()
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+bench progress 1/2
+bench disk=0 impl=floor pattern=rand op=read bs=4096 qd=16 mode=polled event_idx=off ops=2057 bytes=8425472 ns=18897000 iops=108853 mib_s=425.2 lat_p50_us=78.0 lat_p99_us=253.0 kicks_per_op=0.099 irqs_per_op=0.000 polls_per_op=2.364 clock=rtc
+test boot::something ... ok
+bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on ops=2048 bytes=8388608 ns=32899000 iops=62251 mib_s=243.1 lat_p50_us=125.0 lat_p99_us=202.0 kicks_per_op=0.062 irqs_per_op=0.062 polls_per_op=0.000 clock=rtc
+bench done 2 cells
+";
+
+    #[test]
+    fn parses_a_captured_log() {
+        let r = parse_log(LOG).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].imp, "driver");
+        assert_eq!((r[1].bs, r[1].qd, r[1].iops), (4096, 16, 62251.0));
+        assert_eq!(r[1].floor_key(), r[0].key());
+        let s = summarize(&[r.clone(), r]);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].iops(), 62251.0);
+        assert!(table(&s, "rtc").contains("0.57x"), "{}", table(&s, "rtc"));
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected_with_a_reason() {
+        let bad = [
+            ("bench disk=0 impl=driver", "missing key 'pattern'"),
+            (
+                "bench disk=0 impl=turbo pattern=seq",
+                "impl='turbo' is not one of",
+            ),
+            ("bench disk=0 bogus=1", "unknown key 'bogus'"),
+            ("bench disk=0 impl", "'impl' is not key=value"),
+            ("bench disk=0 disk=1", "key 'disk' appears twice"),
+        ];
+        for (line, why) in bad {
+            let e = parse_log(line).unwrap_err();
+            assert!(e.contains(why) && e.contains("line 1"), "{line}: {e}");
+        }
+        let num = LOG
+            .lines()
+            .nth(1)
+            .unwrap()
+            .replace("iops=108853", "iops=fast");
+        assert!(parse_line(&num)
+            .unwrap_err()
+            .contains("iops='fast' is not a number"));
+    }
+
+    #[test]
+    fn json_round_trip_and_regressions() {
+        let s = summarize(&[parse_log(LOG).unwrap()]);
+        let j = json(&s, "rtc", "threads");
+        let back = read_json(&j).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].1, 62251.0);
+        let mut worse = s.clone();
+        worse[1].iops = vec![40000.0];
+        assert_eq!(regressions(&back, &worse).len(), 1);
+        assert!(regressions(&back, &s).is_empty());
+    }
+
+    #[test]
+    fn svg_and_csv_have_every_cell() {
+        let s = summarize(&[parse_log(LOG).unwrap()]);
+        assert_eq!(csv(&s).lines().count(), 3);
+        let svg = svg(&s);
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("polyline")
+                && svg.contains("driver intr qd=16")
+        );
+    }
+}
