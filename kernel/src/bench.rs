@@ -5,7 +5,8 @@
 //!
 //!   bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on
 //!     ops=... bytes=... ns=... iops=... mib_s=... lat_p50_us=... lat_p99_us=...
-//!     kicks_per_op=... irqs_per_op=... polls_per_op=... clock=rtc
+//!     kicks_per_op=... irqs_per_op=... polls_per_op=... submit_ns_per_op=...
+//!     complete_ns_per_op=... clock=rtc
 //!
 //! `impl=driver` is the virtio-blk driver's queued interface; `impl=floor` is the simplest
 //! loop the same pipeline builds (descriptors built once and reused, no request pool, no
@@ -171,6 +172,10 @@ impl Offsets {
 struct Result_ {
     ops: u64,
     ns: u64,
+    /// Time in the driver's own path: queueing requests (incl. the notification), and
+    /// taking completions; waiting and polling excluded.
+    submit_ns: u64,
+    complete_ns: u64,
     lat_ns: Vec<u64>,
     kicks: u64,
     irqs: u64,
@@ -200,6 +205,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
     let mut free: Vec<usize> = (0..cell.qd).collect();
     let mut lat = Vec::new();
     let mut ops = 0u64;
+    let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
     let t0 = time::now();
     let (op, len) = match cell.op {
         BenchOp::Read => (Op::Read, cell.bs),
@@ -211,16 +217,18 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
         let done =
             ops * u64::from(cell.bs) >= budget.bytes || elapsed >= budget.ns || ops >= budget.ops;
         if !done {
+            let t = time::now();
             while let Some(slot) = free.pop() {
                 let sector = if op == Op::GetId {
                     0
                 } else {
                     offsets.take(cell.bs)
                 };
-                starts[slot] = time::now();
+                starts[slot] = t;
                 d.submit(op, sector, len, slot as u64, |_| {})?;
             }
             d.kick()?;
+            submit_ns += time::now() - t;
         }
         if free.len() == cell.qd {
             break;
@@ -236,6 +244,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
             free.push(token as usize);
             ops += 1;
         })?;
+        complete_ns += time::now() - now;
         if let Some(e) = err {
             return Err(e);
         }
@@ -245,6 +254,8 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
     Ok(Result_ {
         ops,
         ns,
+        submit_ns,
+        complete_ns,
         lat_ns: lat,
         kicks: after.kicks - before.kicks,
         irqs: after.interrupts - before.interrupts,
@@ -320,12 +331,14 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
     let mut pending: Vec<u16> = (0..qd as u16).collect();
     let mut outstanding = 0usize;
     let (mut lat, mut ops, mut kicks, mut polls) = (Vec::new(), 0u64, 0u64, 0u64);
+    let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
     let t0 = time::now();
     loop {
         let stop = ops * u64::from(cell.bs) >= budget.bytes
             || time::now() - t0 >= budget.ns
             || ops >= budget.ops;
         if !stop && !pending.is_empty() {
+            let started = time::now();
             for &i in &pending {
                 let i32_ = u32::from(i);
                 if cell.op != BenchOp::GetId {
@@ -356,6 +369,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
                 .map_err(|x| e(&x))?;
             t.notify(0);
             kicks += 1;
+            submit_ns += time::now() - started;
         }
         if outstanding == 0 {
             break;
@@ -394,12 +408,15 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
             ops += 1;
             last_used = last_used.wrapping_add(1);
         }
+        complete_ns += time::now() - now;
     }
     let ns = time::now() - t0;
     let _ = t.reset();
     Ok(Result_ {
         ops,
         ns,
+        submit_ns,
+        complete_ns,
         lat_ns: lat,
         kicks,
         irqs: 0,
@@ -418,7 +435,7 @@ fn log_line(cell: &Cell, r: &mut Result_) {
     let per = |n: u64| format!("{}.{:03}", n / ops, n % ops * 1000 / ops);
     let us = |n: u64| format!("{}.{}", n / 1000, n % 1000 / 100);
     println!(
-        "bench disk=0 impl={} pattern={} op={} bs={} qd={} mode={} event_idx={} ops={} bytes={} ns={} iops={} mib_s={}.{} lat_p50_us={} lat_p99_us={} kicks_per_op={} irqs_per_op={} polls_per_op={} clock=rtc",
+        "bench disk=0 impl={} pattern={} op={} bs={} qd={} mode={} event_idx={} ops={} bytes={} ns={} iops={} mib_s={}.{} lat_p50_us={} lat_p99_us={} kicks_per_op={} irqs_per_op={} polls_per_op={} submit_ns_per_op={} complete_ns_per_op={} clock=rtc",
         match cell.imp {
             Impl::Driver => "driver",
             Impl::Floor => "floor",
@@ -449,7 +466,9 @@ fn log_line(cell: &Cell, r: &mut Result_) {
         us(percentile(&r.lat_ns, 99)),
         per(r.kicks),
         per(r.irqs),
-        per(r.polls)
+        per(r.polls),
+        r.submit_ns / ops,
+        r.complete_ns / ops
     );
 }
 

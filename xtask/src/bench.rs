@@ -26,6 +26,9 @@ pub struct Record {
     pub kicks_per_op: f64,
     pub irqs_per_op: f64,
     pub polls_per_op: f64,
+    /// Guest time per request in the driver's own path (ns; instructions under --icount).
+    pub submit_ns_per_op: u64,
+    pub complete_ns_per_op: u64,
     pub clock: String,
 }
 
@@ -49,6 +52,8 @@ pub const KEYS: &[&str] = &[
     "kicks_per_op",
     "irqs_per_op",
     "polls_per_op",
+    "submit_ns_per_op",
+    "complete_ns_per_op",
     "clock",
 ];
 
@@ -134,6 +139,8 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Record>, String> {
         kicks_per_op: num("kicks_per_op")?,
         irqs_per_op: num("irqs_per_op")?,
         polls_per_op: num("polls_per_op")?,
+        submit_ns_per_op: int("submit_ns_per_op")?,
+        complete_ns_per_op: int("complete_ns_per_op")?,
         clock: one_of("clock", &["rtc"])?,
     }))
 }
@@ -231,7 +238,7 @@ pub fn table(cells: &[Summary], clock: &str) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10} {:>10} {:>7} {:>9} {:>7} {:>7} {:>8}",
+        "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10} {:>10} {:>7} {:>9} {:>7} {:>7} {:>8} {:>10}",
         "impl",
         "pat",
         "op",
@@ -245,7 +252,8 @@ pub fn table(cells: &[Summary], clock: &str) -> String {
         "vs floor",
         "kicks",
         "irqs",
-        "p99 us"
+        "p99 us",
+        "own ns/op"
     );
     for c in cells {
         let r = &c.first;
@@ -255,9 +263,9 @@ pub fn table(cells: &[Summary], clock: &str) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10.0} {:>10.1} {:>6.1}% {:>9} {:>7.3} {:>7.3} {:>8.1}",
+            "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10.0} {:>10.1} {:>6.1}% {:>9} {:>7.3} {:>7.3} {:>8.1} {:>10}",
             r.imp, r.pattern, r.op, r.bs, r.qd, r.mode, r.event_idx, c.iops(), c.mib_s(), c.spread_pct(), ratio,
-            r.kicks_per_op, r.irqs_per_op, r.lat_p99_us
+            r.kicks_per_op, r.irqs_per_op, r.lat_p99_us, r.submit_ns_per_op + r.complete_ns_per_op
         );
     }
     t
@@ -462,9 +470,9 @@ mod tests {
 
     const LOG: &str = "\
 bench progress 1/2
-bench disk=0 impl=floor pattern=rand op=read bs=4096 qd=16 mode=polled event_idx=off ops=2057 bytes=8425472 ns=18897000 iops=108853 mib_s=425.2 lat_p50_us=78.0 lat_p99_us=253.0 kicks_per_op=0.099 irqs_per_op=0.000 polls_per_op=2.364 clock=rtc
+bench disk=0 impl=floor pattern=rand op=read bs=4096 qd=16 mode=polled event_idx=off ops=2057 bytes=8425472 ns=18897000 iops=108853 mib_s=425.2 lat_p50_us=78.0 lat_p99_us=253.0 kicks_per_op=0.099 irqs_per_op=0.000 polls_per_op=2.364 submit_ns_per_op=900 complete_ns_per_op=800 clock=rtc
 test boot::something ... ok
-bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on ops=2048 bytes=8388608 ns=32899000 iops=62251 mib_s=243.1 lat_p50_us=125.0 lat_p99_us=202.0 kicks_per_op=0.062 irqs_per_op=0.062 polls_per_op=0.000 clock=rtc
+bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on ops=2048 bytes=8388608 ns=32899000 iops=62251 mib_s=243.1 lat_p50_us=125.0 lat_p99_us=202.0 kicks_per_op=0.062 irqs_per_op=0.062 polls_per_op=0.000 submit_ns_per_op=2000 complete_ns_per_op=1500 clock=rtc
 bench done 2 cells
 ";
 
