@@ -258,23 +258,77 @@ pub struct DmaTag<P: Platform> {
     next_id: AtomicU32,
 }
 
+/// Copies `buf.len()` bytes from memory at `src` in the widest naturally aligned volatile
+/// units (4, 2, then 1 bytes). A device reads and writes its 16- and 32-bit ring fields
+/// whole, concurrently with the CPU: a field accessed byte by byte can be seen torn (an
+/// avail->idx half-written, a used->idx half-read), so aligned fields must move in one access.
+///
+/// # Safety
+///
+/// `[src, src + buf.len())` must be readable memory.
+unsafe fn copy_from_memory(src: *const u8, buf: &mut [u8]) {
+    let mut i = 0;
+    while i < buf.len() {
+        let p = src.wrapping_add(i);
+        let left = buf.len() - i;
+        if left >= 4 && (p as usize) % 4 == 0 {
+            // SAFETY: in range (caller), aligned (checked).
+            let v = unsafe { core::ptr::read_volatile(p as *const u32) };
+            buf[i..i + 4].copy_from_slice(&v.to_ne_bytes());
+            i += 4;
+        } else if left >= 2 && (p as usize) % 2 == 0 {
+            // SAFETY: as above.
+            let v = unsafe { core::ptr::read_volatile(p as *const u16) };
+            buf[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+            i += 2;
+        } else {
+            // SAFETY: as above.
+            buf[i] = unsafe { core::ptr::read_volatile(p) };
+            i += 1;
+        }
+    }
+}
+
+/// Copies `data` to memory at `dst` in the widest naturally aligned volatile units.
+///
+/// # Safety
+///
+/// `[dst, dst + data.len())` must be writable memory.
+unsafe fn copy_to_memory(dst: *mut u8, data: &[u8]) {
+    let mut i = 0;
+    while i < data.len() {
+        let p = dst.wrapping_add(i);
+        let left = data.len() - i;
+        if left >= 4 && (p as usize) % 4 == 0 {
+            let v = u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+            // SAFETY: in range (caller), aligned (checked).
+            unsafe { core::ptr::write_volatile(p as *mut u32, v) };
+            i += 4;
+        } else if left >= 2 && (p as usize) % 2 == 0 {
+            // SAFETY: as above.
+            unsafe {
+                core::ptr::write_volatile(p as *mut u16, u16::from_ne_bytes([data[i], data[i + 1]]))
+            };
+            i += 2;
+        } else {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(p, data[i]) };
+            i += 1;
+        }
+    }
+}
+
 /// Physical memory through the platform, for the cache model.
 struct PlatformMemory<'a, P: Platform>(&'a P);
 
 impl<P: Platform> model::Memory for PlatformMemory<'_, P> {
     fn read(&self, phys: u32, buf: &mut [u8]) {
-        let p = self.0.pointer(phys);
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: the model only touches lines of DMA regions, which are mapped memory.
-            *b = unsafe { core::ptr::read_volatile(p.add(i)) };
-        }
+        // SAFETY: the model only touches lines of DMA regions, which are mapped memory.
+        unsafe { copy_from_memory(self.0.pointer(phys), buf) }
     }
     fn write(&self, phys: u32, data: &[u8]) {
-        let p = self.0.pointer(phys);
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_volatile(p.add(i), b) };
-        }
+        // SAFETY: as above.
+        unsafe { copy_to_memory(self.0.pointer(phys), data) }
     }
 }
 
@@ -539,11 +593,8 @@ impl<P: Platform> DmaRegion<P> {
         self.in_bounds(offset, buf.len());
         let flags = self.tag.flags.load(Ordering::Relaxed);
         if flags == 0 {
-            for (i, b) in buf.iter_mut().enumerate() {
-                // SAFETY: in bounds of this region's memory (checked above).
-                *b =
-                    unsafe { core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i)) };
-            }
+            // SAFETY: in bounds of this region's memory (checked above).
+            unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
             return;
         }
         self.read_slow(offset, buf, flags, Location::caller());
@@ -570,12 +621,8 @@ impl<P: Platform> DmaRegion<P> {
                 model.read(self.phys + offset, buf, &PlatformMemory(&self.tag.platform))
             }
             None => {
-                for (i, b) in buf.iter_mut().enumerate() {
-                    // SAFETY: in bounds (checked by the caller).
-                    *b = unsafe {
-                        core::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i))
-                    };
-                }
+                // SAFETY: in bounds (checked by the caller).
+                unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
             }
         }
     }
@@ -586,10 +633,8 @@ impl<P: Platform> DmaRegion<P> {
         self.in_bounds(offset, data.len());
         let flags = self.tag.flags.load(Ordering::Relaxed);
         if flags == 0 {
-            for (i, &b) in data.iter().enumerate() {
-                // SAFETY: in bounds of this region's memory (checked above).
-                unsafe { core::ptr::write_volatile(self.ptr.as_ptr().add(offset as usize + i), b) };
-            }
+            // SAFETY: in bounds of this region's memory (checked above).
+            unsafe { copy_to_memory(self.ptr.as_ptr().add(offset as usize), data) };
             return;
         }
         self.write_slow(offset, data, flags, Location::caller());
@@ -612,12 +657,8 @@ impl<P: Platform> DmaRegion<P> {
                 &PlatformMemory(&self.tag.platform),
             ),
             None => {
-                for (i, &b) in data.iter().enumerate() {
-                    // SAFETY: in bounds (checked by the caller).
-                    unsafe {
-                        core::ptr::write_volatile(self.ptr.as_ptr().add(offset as usize + i), b)
-                    };
-                }
+                // SAFETY: in bounds (checked by the caller).
+                unsafe { copy_to_memory(self.ptr.as_ptr().add(offset as usize), data) };
             }
         }
     }
