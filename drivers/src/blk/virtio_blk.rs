@@ -38,6 +38,33 @@ const S_UNSUPP: u8 = 2;
 /// Written before each request; a device that completes without writing status leaves it.
 const S_UNWRITTEN: u8 = 0xff;
 
+/// A request's descriptors, built on the stack.
+struct BufList {
+    bufs: [Buffer; 66],
+    n: usize,
+}
+
+impl BufList {
+    fn new() -> Self {
+        BufList {
+            bufs: [Buffer {
+                addr: 0,
+                len: 0,
+                device_writes: false,
+            }; 66],
+            n: 0,
+        }
+    }
+    fn push(&mut self, b: Buffer) {
+        // SEG_MAX is capped at 64 when the device is opened, so 66 always suffice.
+        self.bufs[self.n] = b;
+        self.n += 1;
+    }
+    fn as_slice(&self) -> &[Buffer] {
+        &self.bufs[..self.n]
+    }
+}
+
 /// Bytes per header slot and per status slot (a status byte owns its 16-byte cache line).
 const SLOT_STRIDE: u32 = 16;
 
@@ -440,7 +467,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 }
                 _ => {}
             }
-            let mut bufs = Vec::with_capacity(self.limits.max_segments.min(64) + 2);
+            // Header, up to 64 data segments, status: on the stack, no allocation per request.
+            let mut bufs = BufList::new();
             bufs.push(Buffer {
                 addr: self.headers.phys() + s * SLOT_STRIDE,
                 len: 16,
@@ -474,7 +502,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             entry.sector = sector;
             entry.len = data_len;
             entry.token = token;
-            self.queue.add(&bufs, s)?;
+            self.queue.add(bufs.as_slice(), s)?;
             Ok(slot)
         })();
         if result.is_err() {

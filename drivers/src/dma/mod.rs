@@ -271,12 +271,12 @@ unsafe fn copy_from_memory(src: *const u8, buf: &mut [u8]) {
     while i < buf.len() {
         let p = src.wrapping_add(i);
         let left = buf.len() - i;
-        if left >= 4 && (p as usize) % 4 == 0 {
+        if left >= 4 && (p as usize).is_multiple_of(4) {
             // SAFETY: in range (caller), aligned (checked).
             let v = unsafe { core::ptr::read_volatile(p as *const u32) };
             buf[i..i + 4].copy_from_slice(&v.to_ne_bytes());
             i += 4;
-        } else if left >= 2 && (p as usize) % 2 == 0 {
+        } else if left >= 2 && (p as usize).is_multiple_of(2) {
             // SAFETY: as above.
             let v = unsafe { core::ptr::read_volatile(p as *const u16) };
             buf[i..i + 2].copy_from_slice(&v.to_ne_bytes());
@@ -299,12 +299,12 @@ unsafe fn copy_to_memory(dst: *mut u8, data: &[u8]) {
     while i < data.len() {
         let p = dst.wrapping_add(i);
         let left = data.len() - i;
-        if left >= 4 && (p as usize) % 4 == 0 {
+        if left >= 4 && (p as usize).is_multiple_of(4) {
             let v = u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
             // SAFETY: in range (caller), aligned (checked).
             unsafe { core::ptr::write_volatile(p as *mut u32, v) };
             i += 4;
-        } else if left >= 2 && (p as usize) % 2 == 0 {
+        } else if left >= 2 && (p as usize).is_multiple_of(2) {
             // SAFETY: as above.
             unsafe {
                 core::ptr::write_volatile(p as *mut u16, u16::from_ne_bytes([data[i], data[i + 1]]))
@@ -776,7 +776,7 @@ impl<P: Platform> fmt::Debug for DeviceOwned<P> {
             f,
             "DeviceOwned({:?}, {} segments)",
             self.dir,
-            self.segments.len()
+            self.segments().len()
         )
     }
 }
@@ -809,9 +809,19 @@ impl<P: Platform> DmaBuffer<P> {
         len: u32,
         limits: &Limits,
     ) -> Result<DeviceOwned<P>, (Self, DmaError)> {
-        let segments = match self.region.segments(0, len, limits) {
-            Ok(s) => s,
-            Err(e) => return Err((self, e)),
+        // One segment (the common case) is kept inline: no allocation per transfer.
+        let phys = self.region.phys;
+        let fits_one = len <= limits.max_segment_size
+            && limits.max_segments >= 1
+            && (limits.boundary == 0
+                || phys / limits.boundary == (phys + len.max(1) - 1) / limits.boundary);
+        let segments = if fits_one && len <= self.region.len {
+            Segments::One(Segment { addr: phys, len })
+        } else {
+            match self.region.segments(0, len, limits) {
+                Ok(s) => Segments::Many(s),
+                Err(e) => return Err((self, e)),
+            }
         };
         if let Err(e) = self.region.sync(dir.pre(), 0, len) {
             return Err((self, e));
@@ -833,12 +843,20 @@ pub struct DeviceOwned<P: Platform> {
     region: Option<DmaRegion<P>>,
     dir: Direction,
     len: u32,
-    segments: Vec<Segment>,
+    segments: Segments,
+}
+
+enum Segments {
+    One(Segment),
+    Many(Vec<Segment>),
 }
 
 impl<P: Platform> DeviceOwned<P> {
     pub fn segments(&self) -> &[Segment] {
-        &self.segments
+        match &self.segments {
+            Segments::One(s) => core::slice::from_ref(s),
+            Segments::Many(v) => v,
+        }
     }
     pub fn direction(&self) -> Direction {
         self.dir

@@ -155,6 +155,8 @@ pub struct SplitQueue<P: Platform> {
     published: u16,
     /// Range of avail entries / descriptors written since the last publish (for the PREWRITE).
     dirty: bool,
+    /// Lowest and highest descriptor written since the last publish (what it must PREWRITE).
+    dirty_descs: Option<(u16, u16)>,
     last_used: u16,
     /// used->idx as last read (consumed up to last_used).
     device_used: u16,
@@ -212,6 +214,7 @@ impl<P: Platform> SplitQueue<P> {
             avail_idx: 0,
             published: 0,
             dirty: false,
+            dirty_descs: None,
             last_used: 0,
             device_used: 0,
             broken: None,
@@ -283,6 +286,36 @@ impl<P: Platform> SplitQueue<P> {
         QueueError::Broken(f)
     }
 
+    fn note_dirty_desc(&mut self, d: u16) {
+        self.dirty_descs = Some(match self.dirty_descs {
+            Some((lo, hi)) => (lo.min(d), hi.max(d)),
+            None => (d, d),
+        });
+    }
+
+    /// Runs `f(offset, len)` for the ring entries of `[from, to)` (indices mod the queue
+    /// size, so at most two contiguous pieces), with `stride` bytes per entry from `base`.
+    fn ring_pieces(
+        &self,
+        from: u16,
+        to: u16,
+        base: u32,
+        stride: u32,
+        mut f: impl FnMut(u32, u32) -> Result<(), QueueError>,
+    ) -> Result<(), QueueError> {
+        let n = u32::from(to.wrapping_sub(from)).min(u32::from(self.size));
+        if n == 0 {
+            return Ok(());
+        }
+        let start = u32::from(from % self.size);
+        let first = n.min(u32::from(self.size) - start);
+        f(base + stride * start, stride * first)?;
+        if n > first {
+            f(base, stride * (n - first))?;
+        }
+        Ok(())
+    }
+
     fn write_desc(region: &DmaRegion<P>, off: u32, b: &Buffer, flags: u16, next: u16) {
         region.write_u64_le(off, u64::from(b.addr));
         region.write_u32_le(off + 8, b.len);
@@ -338,6 +371,7 @@ impl<P: Platform> SplitQueue<P> {
                 DESC_F_INDIRECT,
                 0,
             );
+            self.note_dirty_desc(head);
             self.free_head = self.next[head as usize];
         } else {
             let mut d = head;
@@ -351,6 +385,7 @@ impl<P: Platform> SplitQueue<P> {
                     if last { 0 } else { DESC_F_NEXT },
                     next,
                 );
+                self.note_dirty_desc(d);
                 if last {
                     self.free_head = next;
                 } else {
@@ -386,11 +421,23 @@ impl<P: Platform> SplitQueue<P> {
         if !self.dirty {
             return Ok(false);
         }
-        // Rule: descriptors and avail entries reach memory before the new idx does.
-        self.ring.sync(
-            SyncOps::PREWRITE,
-            0,
-            self.avail_off() + 4 + 2 * u32::from(self.size),
+        // Rule: descriptors and avail entries reach memory before the new idx does. Only
+        // what was written since the last publish.
+        if let Some((lo, hi)) = self.dirty_descs.take() {
+            let (lo, hi) = (u32::from(lo), u32::from(hi));
+            self.ring
+                .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)?;
+        }
+        let ring = &self.ring;
+        self.ring_pieces(
+            self.published,
+            self.avail_idx,
+            self.avail_off() + 4,
+            2,
+            |off, len| {
+                ring.sync(SyncOps::PREWRITE, off, len)
+                    .map_err(QueueError::from)
+            },
         )?;
         let idx_off = self.avail_off() + 2;
         self.ring.write_u16_le(idx_off, self.avail_idx);
@@ -437,6 +484,15 @@ impl<P: Platform> SplitQueue<P> {
                 size: self.size,
             }));
         }
+        // Rule: the elements idx announces (written before it) are read in a read phase of
+        // their own, opened here for all of them at once: their lines may hold elements of
+        // the previous lap, read before.
+        let used = &self.used;
+        self.ring_pieces(self.last_used, idx, 4, 8, |off, len| {
+            used.sync(SyncOps::PREREAD, off, len)?;
+            used.sync(SyncOps::POSTREAD, off, len)
+                .map_err(QueueError::from)
+        })?;
         self.device_used = idx;
         Ok(())
     }
@@ -453,9 +509,8 @@ impl<P: Platform> SplitQueue<P> {
         }
         // Rule: the element (written before idx) is read in a read phase of its own: its line
         // may hold an element of the previous lap, read before.
+        // The element's read phase was opened when idx was read (refresh_used_idx).
         let off = self.used_elem_off(self.last_used);
-        self.used.sync(SyncOps::PREREAD, off, 8)?;
-        self.used.sync(SyncOps::POSTREAD, off, 8)?;
         let id = self.used.read_u32_le(off);
         let len = self.used.read_u32_le(off + 4);
         if id >= u32::from(self.size) {
