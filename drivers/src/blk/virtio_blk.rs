@@ -38,30 +38,43 @@ const S_UNSUPP: u8 = 2;
 /// Written before each request; a device that completes without writing status leaves it.
 const S_UNWRITTEN: u8 = 0xff;
 
-/// A request's descriptors, built on the stack.
-struct BufList {
-    bufs: [Buffer; 66],
-    n: usize,
+/// A request's descriptors: header, data segments, status. Up to 8 live on the stack (no
+/// allocation for the common request); more spill to the heap.
+enum BufList {
+    Inline([Buffer; 8], usize),
+    Heap(Vec<Buffer>),
 }
 
 impl BufList {
     fn new() -> Self {
-        BufList {
-            bufs: [Buffer {
+        BufList::Inline(
+            [Buffer {
                 addr: 0,
                 len: 0,
                 device_writes: false,
-            }; 66],
-            n: 0,
-        }
+            }; 8],
+            0,
+        )
     }
     fn push(&mut self, b: Buffer) {
-        // SEG_MAX is capped at 64 when the device is opened, so 66 always suffice.
-        self.bufs[self.n] = b;
-        self.n += 1;
+        match self {
+            BufList::Inline(bufs, n) if *n < bufs.len() => {
+                bufs[*n] = b;
+                *n += 1;
+            }
+            BufList::Inline(bufs, n) => {
+                let mut v = bufs[..*n].to_vec();
+                v.push(b);
+                *self = BufList::Heap(v);
+            }
+            BufList::Heap(v) => v.push(b),
+        }
     }
     fn as_slice(&self) -> &[Buffer] {
-        &self.bufs[..self.n]
+        match self {
+            BufList::Inline(bufs, n) => &bufs[..*n],
+            BufList::Heap(v) => v,
+        }
     }
 }
 
@@ -440,9 +453,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let s = u32::from(slot);
         let result = (|| {
             // Header: written by the CPU, read by the device.
-            self.headers.write_u32_le(s * SLOT_STRIDE, op.kind());
-            self.headers.write_u32_le(s * SLOT_STRIDE + 4, 0);
-            self.headers.write_u64_le(s * SLOT_STRIDE + 8, sector);
+            // {le32 type, le32 reserved, le64 sector}, in one write.
+            let mut h = [0u8; 16];
+            h[0..4].copy_from_slice(&op.kind().to_le_bytes());
+            h[8..16].copy_from_slice(&sector.to_le_bytes());
+            self.headers.write(s * SLOT_STRIDE, &h);
             self.headers.sync(SyncOps::PREWRITE, s * SLOT_STRIDE, 16)?;
             // Status: a sentinel the device must overwrite, then the line is the device's.
             self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
@@ -467,7 +482,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 }
                 _ => {}
             }
-            // Header, up to 64 data segments, status: on the stack, no allocation per request.
             let mut bufs = BufList::new();
             bufs.push(Buffer {
                 addr: self.headers.phys() + s * SLOT_STRIDE,

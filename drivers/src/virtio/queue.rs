@@ -316,14 +316,16 @@ impl<P: Platform> SplitQueue<P> {
         Ok(())
     }
 
+    /// One descriptor, written as one 16-byte store sequence: {le64 addr, le32 len,
+    /// le16 flags, le16 next}.
     fn write_desc(region: &DmaRegion<P>, off: u32, b: &Buffer, flags: u16, next: u16) {
-        region.write_u64_le(off, u64::from(b.addr));
-        region.write_u32_le(off + 8, b.len);
-        region.write_u16_le(
-            off + 12,
-            flags | if b.device_writes { DESC_F_WRITE } else { 0 },
-        );
-        region.write_u16_le(off + 14, next);
+        let flags = flags | if b.device_writes { DESC_F_WRITE } else { 0 };
+        let mut d = [0u8; 16];
+        d[0..8].copy_from_slice(&u64::from(b.addr).to_le_bytes());
+        d[8..12].copy_from_slice(&b.len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..16].copy_from_slice(&next.to_le_bytes());
+        region.write(off, &d);
     }
 
     /// Queues a chain (not yet visible to the device: see [`publish`](Self::publish)).
