@@ -713,6 +713,33 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         }
     }
 
+    // 4. the benchmark's quick matrix completes and every record parses (unfiltered runs)
+    if o.filter.is_none() {
+        let scratch = ScratchDisks::create()?;
+        let q = Qemu {
+            append: format!("test=none bench=quick {}", scratch.option()),
+            disks: scratch.disks.clone(),
+            timeout: Duration::from_secs(300),
+            ..Qemu::default()
+        };
+        let out = q.run(&elf, false)?;
+        let why = match (out.status, bench::parse_log(&out.console)) {
+            (_, Err(e)) => Some(e),
+            (Some(0), Ok(r)) if !r.is_empty() && !out.console.contains("bench error") => None,
+            (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
+        };
+        match why {
+            None => {
+                passed += 1;
+                eprintln!("xtask: check benchmark quick matrix ... ok");
+            }
+            Some(why) => {
+                explain_failure("check benchmark", &elf, &q, &out, Some(&why));
+                failed.push("check benchmark".into());
+            }
+        }
+    }
+
     for f in &failed {
         eprintln!("xtask: FAILED: {f}");
     }
