@@ -169,7 +169,7 @@ impl Offsets {
 }
 
 /// What a cell measured.
-struct Result_ {
+struct Measured {
     ops: u64,
     ns: u64,
     /// Time in the driver's own path: queueing requests (incl. the notification), and
@@ -189,7 +189,7 @@ fn percentile(sorted: &[u64], p: u64) -> u64 {
     sorted[((sorted.len() as u64 - 1) * p / 100) as usize]
 }
 
-fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, BlkError> {
+fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, BlkError> {
     let opts = OpenOptions {
         mode: cell.mode,
         event_idx: cell.event_idx,
@@ -251,7 +251,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
     }
     let ns = time::now() - t0;
     let after = drivers::blk::BlockDevice::stats(&*d);
-    Ok(Result_ {
+    Ok(Measured {
         ops,
         ns,
         submit_ns,
@@ -267,7 +267,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_,
 /// status), built once. Per op: the header's sector, its PREWRITE, the data's PRE sync; per
 /// batch: the avail entries, idx, a notification. Completion: used idx polled with its
 /// PREREAD/POSTREAD read phase, then each element.
-fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, String> {
+fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, String> {
     let e = |x: &dyn core::fmt::Display| format!("{x}");
     // SAFETY: the bench owns the scratch disk's slot while it runs.
     let t = unsafe { MmioTransport::new(MachineBus, info) }.map_err(|x| e(&x))?;
@@ -340,21 +340,21 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
         if !stop && !pending.is_empty() {
             let started = time::now();
             for &i in &pending {
-                let i32_ = u32::from(i);
+                let slot = u32::from(i);
                 if cell.op != BenchOp::GetId {
-                    hdr.write_u64_le(16 * i32_ + 8, offsets.take(cell.bs));
+                    hdr.write_u64_le(16 * slot + 8, offsets.take(cell.bs));
                 }
-                hdr.sync(SyncOps::PREWRITE, 16 * i32_, 16)
+                hdr.sync(SyncOps::PREWRITE, 16 * slot, 16)
                     .map_err(|x| e(&x))?;
                 let dsync = if data_dev_writes {
                     SyncOps::PREREAD
                 } else {
                     SyncOps::PREWRITE
                 };
-                data.sync(dsync, data_len * i32_, data_len)
+                data.sync(dsync, data_len * slot, data_len)
                     .map_err(|x| e(&x))?;
                 status
-                    .sync(SyncOps::PREREAD, 16 * i32_, 1)
+                    .sync(SyncOps::PREREAD, 16 * slot, 1)
                     .map_err(|x| e(&x))?;
                 ring.write_u16_le(avail + 4 + 2 * u32::from(avail_idx % size), 3 * i);
                 avail_idx = avail_idx.wrapping_add(1);
@@ -412,7 +412,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
     }
     let ns = time::now() - t0;
     let _ = t.reset();
-    Ok(Result_ {
+    Ok(Measured {
         ops,
         ns,
         submit_ns,
@@ -424,7 +424,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Result_, 
     })
 }
 
-fn log_line(cell: &Cell, r: &mut Result_) {
+fn log_line(cell: &Cell, r: &mut Measured) {
     r.lat_ns.sort_unstable();
     let ns = r.ns.max(1);
     let bytes = r.ops * u64::from(cell.bs);
