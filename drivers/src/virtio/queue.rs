@@ -164,6 +164,10 @@ pub struct SplitQueue<P: Platform> {
     /// The driver asked for interrupts (with EVENT_IDX, each completion taken moves
     /// used_event along so the next one interrupts too).
     interrupts_wanted: bool,
+    /// What memory holds in used_event and avail->flags, as last written (None: not yet):
+    /// a store and its PREWRITE are skipped when the value is already there.
+    used_event_mem: Option<u16>,
+    avail_flags_mem: Option<u16>,
     pub stats: QueueStats,
 }
 
@@ -219,6 +223,8 @@ impl<P: Platform> SplitQueue<P> {
             device_used: 0,
             broken: None,
             interrupts_wanted: false,
+            used_event_mem: None,
+            avail_flags_mem: None,
             stats: QueueStats::default(),
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
@@ -545,9 +551,7 @@ impl<P: Platform> SplitQueue<P> {
         self.stats.completions += 1;
         if self.event_idx && self.interrupts_wanted {
             // Interrupt again at the next completion (as Linux's virtqueue_get_buf does).
-            let off = self.used_event_off();
-            self.ring.write_u16_le(off, self.last_used);
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.set_used_event(self.last_used)?;
         }
         Ok(Some((chain.token, len)))
     }
@@ -556,9 +560,7 @@ impl<P: Platform> SplitQueue<P> {
     pub fn disable_interrupts(&mut self) -> Result<(), QueueError> {
         self.interrupts_wanted = false;
         if !self.event_idx {
-            let off = self.avail_off();
-            self.ring.write_u16_le(off, AVAIL_F_NO_INTERRUPT);
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?;
         }
         // With EVENT_IDX, used_event is simply not advanced.
         Ok(())
@@ -571,15 +573,35 @@ impl<P: Platform> SplitQueue<P> {
         self.check()?;
         self.interrupts_wanted = true;
         if self.event_idx {
-            let off = self.used_event_off();
-            self.ring.write_u16_le(off, self.last_used);
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.set_used_event(self.last_used)?;
         } else {
-            let off = self.avail_off();
-            self.ring.write_u16_le(off, 0);
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.set_avail_flags(0)?;
         }
         self.has_used()
+    }
+
+    /// Stores used_event (read by the device) and pushes it, unless memory holds it already.
+    fn set_used_event(&mut self, v: u16) -> Result<(), QueueError> {
+        if self.used_event_mem != Some(v) {
+            let off = self.used_event_off();
+            self.ring.write_u16_le(off, v);
+            // Rule: the device reads it.
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.used_event_mem = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Stores avail->flags (read by the device) and pushes it, unless memory holds it already.
+    fn set_avail_flags(&mut self, v: u16) -> Result<(), QueueError> {
+        if self.avail_flags_mem != Some(v) {
+            let off = self.avail_off();
+            self.ring.write_u16_le(off, v);
+            // Rule: the device reads it.
+            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            self.avail_flags_mem = Some(v);
+        }
+        Ok(())
     }
 
     /// Tokens of every chain still in flight, forgotten (after a reset or when broken).
