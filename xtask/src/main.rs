@@ -60,6 +60,13 @@ struct Options {
     passthrough: Vec<String>,
 }
 
+/// The value after the option at `args[i]`.
+fn option_value(args: &[String], i: usize, name: &str) -> Result<String> {
+    args.get(i + 1)
+        .cloned()
+        .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+}
+
 fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
     let mut o = Options {
         qemu: Qemu::default(),
@@ -70,11 +77,7 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
     };
     o.qemu.append = "test=all".into();
     let mut i = 0;
-    let value = |i: usize, name: &str| -> Result<String> {
-        args.get(i + 1)
-            .cloned()
-            .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-    };
+    let value = |i: usize, name: &str| option_value(args, i, name);
     while i < args.len() {
         match args[i].as_str() {
             "--cpu" => {
@@ -800,11 +803,7 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
         ..Qemu::default()
     };
     let mut i = 0;
-    let value = |i: usize, name: &str| -> Result<String> {
-        args.get(i + 1)
-            .cloned()
-            .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-    };
+    let value = |i: usize, name: &str| option_value(args, i, name);
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => quick = true,
