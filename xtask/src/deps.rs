@@ -101,6 +101,9 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
             Need::Gdb => GDB_TOOLS,
         };
         for t in tools {
+            if matches!(need, Need::Run) && crate::qemu::chosen_explicitly() {
+                continue;
+            }
             if !on_path(t.program) && !packages.contains(&t.package) {
                 packages.push(t.package);
             }

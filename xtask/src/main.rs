@@ -12,6 +12,7 @@ mod rewrite;
 use deps::Need;
 use pipeline::Paths;
 use qemu::{Disk, Outcome, Qemu};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -35,13 +36,21 @@ commands:
   gdb [options]             boot stopped under QEMU's gdb stub and attach gdb-multiarch
   bench [bench options]     the block I/O benchmark: table, target/bench/bench.{json,csv,svg}
 
+options for every command that boots:
+  --qemu PATH        the qemu-system-m68k to run (default: $XTASK_QEMU, else the one on PATH);
+                     its version is printed and picks -singlestep or -accel tcg,one-insn-per-tb=on
+
 options (run, qemu, gdb; --cpu and --timeout also for test):
-  --cpu MODEL        m68040 (default) or m68030
+  --cpu MODEL        m68040 (default), m68030, m68020, m68060 (QEMU >= 9.0); the board's other
+                     models (m68000, m68010, cfv4e, m5206, m5208, any) boot to a refusal
   --mem SIZE         guest RAM, QEMU syntax (default 128M)
-  --append \"...\"     kernel command line (default: test=all; see README for the options)
+  --append \"...\"     kernel command line (default: test=all; see README for the options);
+                     the xtask adds dma_audit=on and its disks= only where you set neither
   --disk FILE[,ro]   attach FILE as a virtio-blk disk (repeatable; slots 0, 1, ...)
   --timeout SECS     wall-clock limit for one QEMU run (default 300)
   --singlestep       one guest instruction per translated block (interrupts anywhere)
+
+A signal (Ctrl-C, SIGTERM, SIGHUP) stops QEMU, removes the scratch disks and exits 130.
 
 bench options:
   --quick            the small matrix (a few minutes); default: the full one
@@ -51,6 +60,25 @@ bench options:
   --compare FILE     flag regressions against a previous bench.json
   --cpu MODEL, --timeout SECS as above
 ";
+
+/// Every -cpu QEMU's virt board accepts (QEMU 7.2 and 10: `-M virt -cpu help`); the kernel
+/// runs on the 68020-68060 and refuses the others with one line.
+const BOARD_CPUS: &[&str] = &[
+    "m68040", "m68030", "m68020", "m68060", "m68000", "m68010", "any", "cfv4e", "m5206", "m5208",
+];
+
+/// Adds `key=value` to a kernel command line unless the user's text already sets `key`: the
+/// user's options are never overridden (the kernel refuses a key given twice).
+fn with_default(append: &str, key: &str, value: &str) -> String {
+    let set = append
+        .split_ascii_whitespace()
+        .any(|t| t.split_once('=').map(|(k, _)| k) == Some(key));
+    match (set, append.trim().is_empty()) {
+        (true, _) => append.to_string(),
+        (false, true) => format!("{key}={value}"),
+        (false, false) => format!("{} {key}={value}", append.trim_end()),
+    }
+}
 
 struct Options {
     qemu: Qemu,
@@ -82,9 +110,10 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
         match args[i].as_str() {
             "--cpu" => {
                 let cpu = value(i, "--cpu")?;
-                if !["m68030", "m68040", "m68060"].contains(&cpu.as_str()) {
+                if !BOARD_CPUS.contains(&cpu.as_str()) {
                     return fail(format!(
-                        "--cpu: unknown model '{cpu}' (m68030, m68040, m68060)"
+                        "--cpu: unknown model '{cpu}' (the virt board takes {})",
+                        BOARD_CPUS.join(", ")
                     ));
                 }
                 o.qemu.cpu = cpu;
@@ -130,9 +159,61 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
     Ok(o)
 }
 
+/// The command line as UTF-8 strings, or an error naming the argument that is not.
+fn utf8_args(raw: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|bad| {
+                format!(
+                    "argument {} is not valid UTF-8 ({}): the kernel command line and paths must be text",
+                    i + 1,
+                    bad.to_string_lossy()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Takes `--qemu PATH` (anywhere before `--`) out of the arguments.
+fn take_qemu_option(args: &mut Vec<String>) -> Result<Option<String>> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let Some(i) = args[..end].iter().position(|a| a == "--qemu") else {
+        return Ok(None);
+    };
+    let path = option_value(args, i, "--qemu")?;
+    if path.is_empty() {
+        return fail("--qemu needs a path to a qemu-system-m68k".to_string());
+    }
+    args.drain(i..i + 2);
+    Ok(Some(path))
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
+    let result = utf8_args(std::env::args_os().skip(1)).and_then(|mut args| {
+        let qemu = take_qemu_option(&mut args)?;
+        if let Some(path) = qemu::requested(qemu) {
+            qemu::select(path)?;
+        }
+        qemu::catch_signals()?;
+        dispatch(&args)
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(msg) if msg == qemu::INTERRUPTED_MSG => {
+            eprintln!("\nxtask: {msg}");
+            ExitCode::from(130)
+        }
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<bool> {
+    match args.first().map(String::as_str) {
         Some("build") => cmd_build(&args[1..]),
         Some("run") => cmd_run(&args[1..], false),
         Some("qemu") => cmd_run(&args[1..], true),
@@ -145,14 +226,6 @@ fn main() -> ExitCode {
         }
         Some(other) => fail(format!("unknown command '{other}'\n\n{USAGE}")),
         None => fail(USAGE.to_string()),
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(msg) => {
-            eprintln!("xtask: error: {msg}");
-            ExitCode::FAILURE
-        }
     }
 }
 
@@ -188,7 +261,7 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
     let _scratch = if o.qemu.disks.is_empty() {
         let s = ScratchDisks::create()?;
         o.qemu.disks = s.disks.clone();
-        o.qemu.append = format!("{} {}", o.qemu.append, s.option());
+        o.qemu.append = with_default(&o.qemu.append, "disks", &s.slots());
         if !o.append_given && !passthrough {
             // The default run ends with the small benchmark matrix on the scratch disk.
             o.qemu.append.push_str(" bench=quick");
@@ -197,7 +270,9 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
     } else {
         None
     };
-    eprintln!("xtask: qemu-system-m68k {}", o.qemu.args(&elf).join(" "));
+    // The same auditor setting as the self tests (README: on unless the user sets it).
+    o.qemu.append = with_default(&o.qemu.append, "dma_audit", "on");
+    eprintln!("xtask: {}", o.qemu.command_line(&elf)?);
     let out = o.qemu.run(&elf, true)?;
     Ok(report_run("run", &elf, &o.qemu, &out))
 }
@@ -216,38 +291,59 @@ fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option
     let paths = Paths::new();
     let log_dir = paths.out.join("logs");
     let _ = std::fs::create_dir_all(&log_dir);
-    let log = log_dir.join(format!("{}.log", label.replace([' ', '/', '='], "_")));
-    let _ = std::fs::write(&log, &out.console);
+    let log = log_dir.join(format!("{}.log", label.replace([' ', '/', '=', ','], "_")));
+    let mut text = out.console.clone();
+    if !out.stderr.is_empty() {
+        text.push_str("\n--- QEMU's own messages (stderr) ---\n");
+        text.push_str(&out.stderr);
+    }
+    let _ = std::fs::write(&log, text);
     eprintln!("\nxtask: {label}: FAILED");
-    if out.timed_out {
-        eprintln!(
-            "  QEMU did not finish within {} s and was killed",
-            q.timeout.as_secs()
-        );
-    } else {
-        match out.status {
-            Some(code) => eprintln!("  QEMU exited with status {code}"),
-            None => eprintln!("  QEMU was killed by a signal"),
-        }
-    }
-    if let Some(why) = why {
-        eprintln!("  {why}");
-    }
-    if let Some(test) = qemu::unfinished_test(&out.console) {
-        eprintln!("  test running at the end: {test}");
-    }
-    for line in symbolize_reports(elf, &out.console) {
+    for line in failure_report(q, out, why, &symbolize_reports(elf, &out.console), &log) {
         eprintln!("  {line}");
     }
+}
+
+/// The lines of a failure report: what failed comes first (the tests by name, the test that
+/// never finished), then how QEMU ended and why the run counts as failed, then the context.
+fn failure_report(
+    q: &Qemu,
+    out: &Outcome,
+    why: Option<&str>,
+    symbols: &[String],
+    log: &Path,
+) -> Vec<String> {
+    let mut r: Vec<String> = out
+        .console
+        .lines()
+        .filter(|l| l.starts_with("test ") && l.contains(" ... FAILED"))
+        .map(String::from)
+        .collect();
+    if let Some(test) = qemu::unfinished_test(&out.console) {
+        r.push(format!("test running at the end: {test}"));
+    }
+    r.push(if out.timed_out {
+        format!(
+            "QEMU did not finish within {} s and was killed",
+            q.timeout.as_secs()
+        )
+    } else {
+        match out.status {
+            Some(code) => format!("QEMU exited with status {code}"),
+            None => "QEMU was killed by a signal".to_string(),
+        }
+    });
+    r.extend(why.map(String::from));
+    r.extend(symbols.iter().cloned());
+    r.extend(out.stderr.lines().take(10).map(|l| format!("qemu: {l}")));
     let tail: Vec<&str> = out.console.lines().rev().take(40).collect();
-    eprintln!(
-        "  console (last {} lines; all of it in {}):",
+    r.push(format!(
+        "console (last {} lines; all of it in {}):",
         tail.len(),
         log.display()
-    );
-    for l in tail.iter().rev() {
-        eprintln!("  | {l}");
-    }
+    ));
+    r.extend(tail.iter().rev().map(|l| format!("| {l}")));
+    r
 }
 
 /// Turns every `pc=0x...` in failure reports into the function that holds it.
@@ -316,7 +412,8 @@ once = \"off\"
 /// Scratch disk images for guest runs, in a temporary directory removed on drop. Sector s
 /// holds byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i (the virtio tests check it).
 struct ScratchDisks {
-    dir: std::path::PathBuf,
+    /// Removed on drop, which every exit path reaches (errors, timeouts, signals).
+    _dir: tempfile::TempDir,
     disks: Vec<Disk>,
 }
 
@@ -326,17 +423,16 @@ impl ScratchDisks {
     const SECTORS: [u64; 4] = [32768, 2048, 2048, 2048];
 
     fn create() -> Result<ScratchDisks> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let base = if Path::new("/dev/shm").is_dir() {
             "/dev/shm".into()
         } else {
             std::env::temp_dir()
         };
-        let dir = base.join(format!("m68k-xtask-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("m68k-xtask-")
+            .tempdir_in(&base)
+            .map_err(|e| format!("cannot create a scratch folder in {}: {e}", base.display()))?;
+        let dir = tmp.path().to_path_buf();
         let mut disks = Vec::new();
         for (slot, sectors) in Self::SECTORS.iter().enumerate() {
             let file = dir.join(format!("disk{slot}.img"));
@@ -364,21 +460,33 @@ impl ScratchDisks {
                 aio: None,
             });
         }
-        Ok(ScratchDisks { dir, disks })
+        Ok(ScratchDisks { _dir: tmp, disks })
+    }
+
+    /// Their slots, for the kernel option `disks=`.
+    fn slots(&self) -> String {
+        let slots: Vec<String> = (0..self.disks.len()).map(|i| i.to_string()).collect();
+        slots.join(",")
     }
 
     /// The kernel option naming their slots.
     fn option(&self) -> String {
-        let slots: Vec<String> = (0..self.disks.len()).map(|i| i.to_string()).collect();
-        format!("disks={}", slots.join(","))
+        format!("disks={}", self.slots())
     }
 }
 
-impl Drop for ScratchDisks {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The CPUs the whole suite runs on under QEMU `version`: the 68060 needs QEMU >= 9.0
+/// (before, its exception frames are broken and the kernel refuses it).
+fn suite_cpus(version: qemu::Version) -> &'static [&'static str] {
+    if version >= M68060_QEMU {
+        &["m68040", "m68030", "m68020", "m68060"]
+    } else {
+        &["m68040", "m68030", "m68020"]
     }
 }
+
+/// The first QEMU whose 68060 the kernel runs on.
+const M68060_QEMU: qemu::Version = qemu::Version::new(9, 0, 0);
 
 /// A Check status meaning "QEMU must be killed by the timeout".
 const MUST_TIME_OUT: i32 = -1;
@@ -391,7 +499,14 @@ struct Check {
     append: &'static str,
     status: i32,
     expect: &'static [&'static str],
+    /// QEMU versions the check applies to: `min <= version < below`.
+    qemu: (qemu::Version, qemu::Version),
 }
+
+const ANY_QEMU: (qemu::Version, qemu::Version) = (
+    qemu::Version::new(0, 0, 0),
+    qemu::Version::new(u32::MAX, 0, 0),
+);
 
 const fn fault(
     name: &'static str,
@@ -406,6 +521,7 @@ const fn fault(
         append,
         status: 1,
         expect,
+        qemu: ANY_QEMU,
     }
 }
 
@@ -497,6 +613,7 @@ const CHECKS: &[Check] = &[
         append: "test=boot::",
         status: 0,
         expect: &["linear memory at 0x00800000, 24 MiB", "5 passed, 0 failed"],
+        qemu: ANY_QEMU,
     },
     Check {
         name: "-m 1G",
@@ -508,6 +625,7 @@ const CHECKS: &[Check] = &[
             "linear memory at 0x00800000, 1016 MiB",
             "5 passed, 0 failed",
         ],
+        qemu: ANY_QEMU,
     },
     fault(
         "dropped PREREAD is caught by the auditor",
@@ -519,15 +637,18 @@ const CHECKS: &[Check] = &[
             "0 passed, 1 failed",
         ],
     ),
-    fault(
-        "68060 is refused",
-        "m68060",
-        "",
-        &[
-            "fatal: 68060 detected (CACR writable bits 0xf8e0e000)",
-            "supports -cpu m68040 and -cpu m68030",
-        ],
-    ),
+    Check {
+        qemu: (ANY_QEMU.0, M68060_QEMU),
+        ..fault(
+            "68060 is refused before QEMU 9.0",
+            "m68060",
+            "",
+            &[
+                "fatal: 68060 detected (CACR writable bits 0xf8e0e000)",
+                "supports -cpu m68040 and -cpu m68030",
+            ],
+        )
+    },
     Check {
         name: "hung test is killed and named",
         cpu: "m68040",
@@ -535,6 +656,7 @@ const CHECKS: &[Check] = &[
         append: "test=hang::",
         status: MUST_TIME_OUT,
         expect: &["test hang::forever ... "],
+        qemu: ANY_QEMU,
     },
     Check {
         name: "-m 8M (too small)",
@@ -543,6 +665,7 @@ const CHECKS: &[Check] = &[
         append: "",
         status: 1,
         expect: &["fatal: RAM ends at 0x00800000", "give QEMU more memory"],
+        qemu: ANY_QEMU,
     },
 ];
 
@@ -575,11 +698,18 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .filter
         .clone()
         .map_or("test=all".to_string(), |f| format!("test={f}"));
+    let version = qemu::binary()?.version;
     let cpus: Vec<String> = if o.cpu_given {
         vec![o.qemu.cpu.clone()]
     } else {
-        vec!["m68040".into(), "m68030".into()]
+        suite_cpus(version).iter().map(|c| c.to_string()).collect()
     };
+    // The interrupt groups and the cache-model pass on the two CPUs with data caches.
+    let cached_cpus: Vec<String> = cpus
+        .iter()
+        .filter(|c| ["m68040", "m68030"].contains(&c.as_str()))
+        .cloned()
+        .collect();
     // Interrupt-sensitive groups again with one instruction per translated block, where an
     // interrupt can land between any two instructions (normal TCG hides such races).
     let mut runs: Vec<(String, String, bool)> = cpus
@@ -588,12 +718,13 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .collect();
     if o.filter.is_none() && !o.qemu.singlestep {
         runs.extend(
-            cpus.iter()
+            cached_cpus
+                .iter()
                 .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
         );
         // The disk groups again with DMA memory behind the 68030 stale-cache model: any
         // missing sync shows up as stale data (and the auditor still watches).
-        runs.extend(cpus.iter().map(|c| {
+        runs.extend(cached_cpus.iter().map(|c| {
             (
                 c.clone(),
                 "test=virtio::,blk:: dma_model=030".to_string(),
@@ -606,7 +737,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         let scratch = ScratchDisks::create()?;
         let label = format!(
             "guest {selection} {cpu}{}",
-            if *singlestep { " -singlestep" } else { "" }
+            if *singlestep { " one-insn-per-tb" } else { "" }
         );
         let q = Qemu {
             cpu: cpu.clone(),
@@ -620,10 +751,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             singlestep: *singlestep,
             ..o.qemu.clone()
         };
-        eprintln!(
-            "\nxtask: {label}: qemu-system-m68k {}",
-            q.args(&elf).join(" ")
-        );
+        eprintln!("\nxtask: {label}: {}", q.command_line(&elf)?);
         let out = q.run(&elf, true)?;
         let summary = qemu::last_summary(&out.console);
         let verdict = match (out.status, summary) {
@@ -667,7 +795,10 @@ fn cmd_test(args: &[String]) -> Result<bool> {
     // 3. whole-boot checks: deliberate failures fail loudly and correctly; RAM sizes (unfiltered runs only)
     if o.filter.is_none() {
         eprintln!("\nxtask: whole-boot checks (deliberate failures must exit 1 with their report)");
-        for check in CHECKS {
+        for check in CHECKS
+            .iter()
+            .filter(|c| c.qemu.0 <= version && version < c.qemu.1)
+        {
             let q = Qemu {
                 cpu: check.cpu.into(),
                 mem: check.mem.into(),
@@ -716,7 +847,24 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         }
     }
 
-    // 4. the benchmark's quick matrix completes and every record parses (unfiltered runs)
+    // 4. a signal to the xtask alone stops QEMU and removes the scratch disks (unfiltered runs)
+    if o.filter.is_none() {
+        for (name, signal) in [("SIGTERM", libc::SIGTERM), ("SIGINT", libc::SIGINT)] {
+            let label = format!("check {name} to the xtask stops QEMU and removes scratch files");
+            match check_signal(signal) {
+                Ok(()) => {
+                    passed += 1;
+                    eprintln!("xtask: {label} ... ok");
+                }
+                Err(why) => {
+                    eprintln!("\nxtask: {label}: FAILED\n  {why}");
+                    failed.push(label);
+                }
+            }
+        }
+    }
+
+    // 5. the benchmark's quick matrix completes and every record parses (unfiltered runs)
     if o.filter.is_none() {
         let scratch = ScratchDisks::create()?;
         let q = Qemu {
@@ -750,6 +898,157 @@ fn cmd_test(args: &[String]) -> Result<bool> {
     Ok(failed.is_empty())
 }
 
+/// Starts `cargo xtask run` on a test that never ends, sends `signal` to that xtask process
+/// alone once the test is running, and requires: exit status 130 with the interrupted message,
+/// its QEMU gone, its scratch folder removed, all within seconds.
+fn check_signal(signal: i32) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(["run", "--append", "test=hang::", "--timeout", "120"])
+        .env(qemu::QEMU_ENV, &qemu::binary()?.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the xtask: {e}"))?;
+    let (tx, rx) = mpsc::channel::<(bool, String)>();
+    for (stream, is_stderr) in [
+        (
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            false,
+        ),
+        (Box::new(child.stderr.take().expect("piped")), true),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            // The console waits mid-line in the hanging test: read bytes, not lines.
+            let mut r = BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                let buf = match r.fill_buf() {
+                    Ok([]) | Err(_) => break,
+                    Ok(b) => b.to_vec(),
+                };
+                r.consume(buf.len());
+                for b in buf {
+                    line.push(b);
+                    let text = String::from_utf8_lossy(&line).to_string();
+                    if b == b'\n' || text.ends_with("test hang::forever ... ") {
+                        let _ = tx.send((is_stderr, text));
+                        line.clear();
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    let started = Instant::now();
+    let (mut scratch, mut output) = (None::<String>, String::new());
+    let kill_child = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    loop {
+        let left = Duration::from_secs(180).saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((is_stderr, text)) => {
+                output.push_str(&text);
+                if is_stderr && scratch.is_none() {
+                    if let Some(at) = text.find("file=") {
+                        let path = text[at + 5..].split([',', ' ']).next().unwrap_or("");
+                        scratch = Path::new(path).parent().map(|p| p.display().to_string());
+                    }
+                }
+                if !is_stderr && text.contains("test hang::forever ... ") {
+                    break;
+                }
+            }
+            Err(_) => {
+                kill_child(&mut child);
+                return fail(format!(
+                    "the hanging test never started within 180 s; output:\n{output}"
+                ));
+            }
+        }
+    }
+    let qemu_pids = child_pids(child.id());
+    // SAFETY: kill(2) with the pid of our own child, which has not been reaped yet (so the pid
+    // cannot have been reused), and a valid signal number.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| format!("{e}"))? {
+            break s;
+        }
+        if signalled.elapsed() > Duration::from_secs(15) {
+            kill_child(&mut child);
+            return fail("the xtask was still running 15 s after the signal".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The rest of its output (the readers end when the pipes close).
+    while let Ok((_, text)) = rx.recv_timeout(Duration::from_secs(5)) {
+        output.push_str(&text);
+    }
+    let mut problems = Vec::new();
+    if status.code() != Some(130) {
+        problems.push(format!("exit status {status} (expected 130)"));
+    }
+    if !output.contains(qemu::INTERRUPTED_MSG) {
+        problems.push("no 'interrupted' message".to_string());
+    }
+    if qemu_pids.is_empty() {
+        problems.push("found no QEMU child to watch".to_string());
+    }
+    for pid in &qemu_pids {
+        // A zombie (State Z) is dead; only a running orphan counts.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if state
+            .lines()
+            .any(|l| l.starts_with("State:") && !l.contains('Z'))
+        {
+            problems.push(format!("QEMU (pid {pid}) still runs"));
+            // SAFETY: best-effort cleanup of the orphan this check just detected.
+            unsafe {
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+    match &scratch {
+        None => problems.push("no scratch folder in the xtask's output".to_string()),
+        Some(dir) if Path::new(dir).exists() => {
+            problems.push(format!("scratch folder {dir} was left behind"));
+        }
+        Some(_) => {}
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        fail(format!("{}; output:\n{output}", problems.join("; ")))
+    }
+}
+
+/// Direct children of process `pid` (Linux /proc).
+fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// The matrix block of docs/dma-sync.md (between its `<!-- matrix -->` markers).
 fn documented_matrix(root: &Path) -> Option<String> {
     let doc = std::fs::read_to_string(root.join("docs/dma-sync.md")).ok()?;
@@ -772,11 +1071,12 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
     let elf = build()?;
     let mut q = o.qemu.clone();
     q.extra.extend(["-s".to_string(), "-S".to_string()]);
-    let mut qemu = Command::new("qemu-system-m68k")
-        .args(q.args(&elf))
+    let bin = qemu::binary()?;
+    let mut qemu = Command::new(&bin.path)
+        .args(q.args(&elf, bin.version))
         .stdin(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-m68k: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
     eprintln!("xtask: QEMU waits for gdb on localhost:1234; quitting gdb stops QEMU");
     let status = Command::new("gdb-multiarch")
         .arg(&elf)
@@ -878,8 +1178,8 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
             scratch.option()
         );
         eprintln!(
-            "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): qemu-system-m68k {}",
-            q.args(&elf).join(" ")
+            "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): {}",
+            q.command_line(&elf)?
         );
         let out = q.run(&elf, true)?;
         if out.status != Some(0) {
@@ -925,4 +1225,108 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn user_options_are_never_overridden() {
+        assert_eq!(
+            with_default("test=blk:: disks=31", "disks", "0,1,2,3"),
+            "test=blk:: disks=31"
+        );
+        assert_eq!(
+            with_default("test=blk::", "disks", "0,1,2,3"),
+            "test=blk:: disks=0,1,2,3"
+        );
+        assert_eq!(
+            with_default("dma_audit=off", "dma_audit", "on"),
+            "dma_audit=off"
+        );
+        assert_eq!(with_default("", "dma_audit", "on"), "dma_audit=on");
+        // A key that merely ends like another is not that key.
+        assert_eq!(with_default("xdisks=1", "disks", "0"), "xdisks=1 disks=0");
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_an_error_not_a_panic() {
+        let args = vec![
+            OsString::from("run"),
+            OsString::from("--append"),
+            OsString::from_vec(vec![b't', b'=', 0xff]),
+        ];
+        let e = utf8_args(args).unwrap_err();
+        assert!(e.contains("argument 3 is not valid UTF-8"), "{e}");
+        assert_eq!(
+            utf8_args(vec![OsString::from("test"), OsString::new()]).unwrap(),
+            vec!["test".to_string(), String::new()]
+        );
+    }
+
+    #[test]
+    fn qemu_option_is_taken_before_the_passthrough_only() {
+        let mut a: Vec<String> = ["run", "--qemu", "/q", "--cpu", "m68030"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(take_qemu_option(&mut a).unwrap(), Some("/q".into()));
+        assert_eq!(a, ["run", "--cpu", "m68030"]);
+        let mut b: Vec<String> = ["qemu", "--", "--qemu", "x"].map(String::from).to_vec();
+        assert_eq!(take_qemu_option(&mut b).unwrap(), None);
+        assert_eq!(b.len(), 4);
+        let mut c: Vec<String> = ["run", "--qemu"].map(String::from).to_vec();
+        assert!(take_qemu_option(&mut c).is_err());
+        let mut d: Vec<String> = ["run", "--qemu", ""].map(String::from).to_vec();
+        assert!(take_qemu_option(&mut d).is_err());
+    }
+
+    #[test]
+    fn empty_and_odd_option_values_are_errors() {
+        for args in [
+            vec!["--cpu"],
+            vec!["--cpu", ""],
+            vec!["--cpu", "m68k"],
+            vec!["--timeout", "soon"],
+            vec!["--disk", ""],
+            vec!["--bogus"],
+        ] {
+            let args: Vec<String> = args.into_iter().map(String::from).collect();
+            assert!(parse_options(&args, false).is_err(), "{args:?}");
+        }
+        let ok: Vec<String> = ["--cpu", "cfv4e"].map(String::from).to_vec();
+        assert_eq!(parse_options(&ok, false).unwrap().qemu.cpu, "cfv4e");
+    }
+
+    #[test]
+    fn failure_reports_name_the_failed_tests_first() {
+        let mut console = String::from("banner\ntest a::one ... ok\ntest a::two ... FAILED: why\n");
+        for i in 0..60 {
+            console.push_str(&format!("bench disk=0 line {i}\n"));
+        }
+        console.push_str("1 passed, 1 failed\n");
+        let out = Outcome {
+            status: Some(1),
+            timed_out: false,
+            console,
+            stderr: "qemu-system-m68k: warning: x\n".into(),
+        };
+        let r = failure_report(&Qemu::default(), &out, None, &[], Path::new("l"));
+        assert_eq!(r[0], "test a::two ... FAILED: why");
+        assert_eq!(r[1], "QEMU exited with status 1");
+        assert!(r.contains(&"qemu: qemu-system-m68k: warning: x".to_string()));
+        assert!(
+            !r.iter().any(|l| l.contains("a::one")),
+            "passed tests stay out"
+        );
+    }
+
+    #[test]
+    fn the_060_suite_needs_qemu_9() {
+        assert!(!suite_cpus(qemu::Version::new(7, 2, 22)).contains(&"m68060"));
+        assert!(suite_cpus(qemu::Version::new(10, 0, 2)).contains(&"m68060"));
+        assert!(suite_cpus(qemu::Version::new(7, 2, 22)).contains(&"m68020"));
+    }
 }

@@ -1,12 +1,140 @@
 //! Running the kernel under qemu-system-m68k: always with a wall-clock timeout, the console
-//! streamed live and kept, and QEMU killed on timeout or when the runner is dropped.
+//! streamed live and kept, QEMU's own messages kept apart from it, and QEMU killed on timeout,
+//! on SIGINT/SIGTERM/SIGHUP, when the runner is dropped, and (PR_SET_PDEATHSIG) when the xtask
+//! itself dies.
 
 use crate::{fail, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Environment variable naming the qemu-system-m68k to use (`--qemu PATH` wins over it).
+pub const QEMU_ENV: &str = "XTASK_QEMU";
+
+/// A QEMU release, from `qemu-system-m68k --version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub micro: u32,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32, micro: u32) -> Version {
+        Version {
+            major,
+            minor,
+            micro,
+        }
+    }
+
+    /// Parses the first line of `--version`: `QEMU emulator version 10.0.2 (Debian ...)`.
+    pub fn parse(text: &str) -> Option<Version> {
+        let rest = text.lines().next()?.split("version ").nth(1)?;
+        let number: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
+        let major = parts.next()??;
+        let minor = parts.next()??;
+        let micro = parts.next().flatten().unwrap_or(0);
+        Some(Version::new(major, minor, micro))
+    }
+
+    /// The arguments for one guest instruction per translated block: QEMU 8.1 added
+    /// `-accel tcg,one-insn-per-tb=on` and 9.0 removed `-singlestep`, which is all 7.2 has.
+    pub fn one_insn_per_tb_args(self) -> &'static [&'static str] {
+        if self >= Version::new(8, 1, 0) {
+            &["-accel", "tcg,one-insn-per-tb=on"]
+        } else {
+            &["-singlestep"]
+        }
+    }
+}
+
+/// The qemu-system-m68k this xtask runs, and its version.
+#[derive(Clone, Debug)]
+pub struct Binary {
+    pub path: PathBuf,
+    pub version: Version,
+}
+
+static BINARY: OnceLock<Binary> = OnceLock::new();
+
+/// Which QEMU was asked for: `--qemu PATH`, else $XTASK_QEMU, else none (the PATH's).
+pub fn requested(cli: Option<String>) -> Option<PathBuf> {
+    cli.or_else(|| std::env::var(QEMU_ENV).ok().filter(|v| !v.is_empty()))
+        .map(PathBuf::from)
+}
+
+/// Runs `path --version` once and remembers the answer for every later run.
+pub fn select(path: PathBuf) -> Result<&'static Binary> {
+    if let Some(b) = BINARY.get() {
+        return Ok(b);
+    }
+    let out = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = Version::parse(&text).ok_or_else(|| {
+        format!(
+            "{} --version did not print a QEMU version (got {:?}{})",
+            path.display(),
+            text.lines().next().unwrap_or(""),
+            if out.status.success() {
+                ""
+            } else {
+                ", and failed"
+            }
+        )
+    })?;
+    eprintln!("xtask: QEMU {version} ({})", path.display());
+    Ok(BINARY.get_or_init(|| Binary { path, version }))
+}
+
+/// True when `--qemu` or $XTASK_QEMU chose the binary (the system package is then not needed).
+pub fn chosen_explicitly() -> bool {
+    BINARY.get().is_some()
+}
+
+/// The QEMU chosen by `select` (the PATH's qemu-system-m68k if nothing was selected yet).
+pub fn binary() -> Result<&'static Binary> {
+    match BINARY.get() {
+        Some(b) => Ok(b),
+        None => select(PathBuf::from("qemu-system-m68k")),
+    }
+}
+
+/// Set by SIGINT/SIGTERM/SIGHUP: runs stop, QEMU is killed, scratch files are removed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the signal handler (once, at start).
+pub fn catch_signals() -> Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .map_err(|e| format!("cannot install the signal handler: {e}"))
+}
+
+pub const INTERRUPTED_MSG: &str = "interrupted by a signal: QEMU stopped, scratch files removed";
+
+/// An error once a signal has arrived, so long commands stop between steps.
+pub fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return fail(INTERRUPTED_MSG.to_string());
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug)]
 pub struct Disk {
@@ -55,6 +183,9 @@ pub struct Qemu {
     pub input: Vec<u8>,
 }
 
+/// Default timeout of one QEMU run.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// What the runner types on the guest console: the tty and nested-interrupt tests read it
 /// ("hellp", DEL, "o world", CR: the line editor must produce "hello world").
 pub const CONSOLE_FIXTURE: &[u8] = b"hellp\x7fo world\r";
@@ -67,7 +198,7 @@ impl Default for Qemu {
             append: String::new(),
             disks: Vec::new(),
             extra: Vec::new(),
-            timeout: Duration::from_secs(300),
+            timeout: DEFAULT_TIMEOUT,
             singlestep: false,
             input: CONSOLE_FIXTURE.to_vec(),
         }
@@ -78,7 +209,10 @@ pub struct Outcome {
     /// QEMU's exit status; None when it was killed (timeout) or died by a signal.
     pub status: Option<i32>,
     pub timed_out: bool,
+    /// The guest console (QEMU's stdout), CRs removed.
     pub console: String,
+    /// QEMU's own messages (its stderr), kept apart from the console.
+    pub stderr: String,
 }
 
 /// Kills QEMU if the runner goes away early (a panic, an error return).
@@ -92,7 +226,8 @@ impl Drop for KillOnDrop {
 }
 
 impl Qemu {
-    pub fn args(&self, elf: &Path) -> Vec<String> {
+    /// QEMU's arguments for `version` (the one-instruction-per-block option differs).
+    pub fn args(&self, elf: &Path, version: Version) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-M".into(),
             "virt".into(),
@@ -116,7 +251,7 @@ impl Qemu {
             self.append.clone(),
         ];
         if self.singlestep {
-            a.push("-singlestep".into());
+            a.extend(version.one_insn_per_tb_args().iter().map(|s| s.to_string()));
         }
         for (i, d) in self.disks.iter().enumerate() {
             let ro = match &d.aio {
@@ -148,19 +283,50 @@ impl Qemu {
         a
     }
 
-    /// Boots `elf`; with `echo`, the console streams to our stdout as it arrives.
+    /// The command line as the user could type it (for logs and reports).
+    pub fn command_line(&self, elf: &Path) -> Result<String> {
+        let bin = binary()?;
+        Ok(format!(
+            "{} {}",
+            bin.path.display(),
+            self.args(elf, bin.version).join(" ")
+        ))
+    }
+
+    /// Boots `elf`; with `echo`, the console streams to our stdout as it arrives and QEMU's
+    /// own messages to our stderr, each whole line prefixed `qemu: ` and never inside a
+    /// console line.
     pub fn run(&self, elf: &Path, echo: bool) -> Result<Outcome> {
-        let child = Command::new("qemu-system-m68k")
-            .args(self.args(elf))
+        check_interrupted()?;
+        let bin = binary()?;
+        let mut cmd = Command::new(&bin.path);
+        cmd.args(self.args(elf, bin.version))
             .stdin(if self.input.is_empty() {
                 Stdio::null()
             } else {
                 Stdio::piped()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // prctl(2), which is async-signal-safe and touches no memory of ours. It makes the
+            // kernel send QEMU SIGKILL when the xtask dies, even by SIGKILL, so QEMU is never
+            // orphaned.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start qemu-system-m68k: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
         let mut child = KillOnDrop(child);
         // Kept open until QEMU exits: at EOF QEMU's stdio backend would stop reading.
         let mut stdin = child.0.stdin.take();
@@ -170,25 +336,28 @@ impl Qemu {
             s.flush()
                 .map_err(|e| format!("cannot type into QEMU's console: {e}"))?;
         }
+        let echo = echo.then(|| Arc::new(Mutex::new(Echo::default())));
         let console = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let mut readers = Vec::new();
-        for (stream, is_stderr) in [
+        let stderr = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let readers = [
             (
-                Box::new(child.0.stdout.take().unwrap()) as Box<dyn Read + Send>,
+                Box::new(child.0.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+                Arc::clone(&console),
                 false,
             ),
             (
-                Box::new(child.0.stderr.take().unwrap()) as Box<dyn Read + Send>,
+                Box::new(child.0.stderr.take().expect("piped")) as Box<dyn Read + Send>,
+                Arc::clone(&stderr),
                 true,
             ),
-        ] {
-            let console = Arc::clone(&console);
-            readers.push(std::thread::spawn(move || {
-                pump(stream, &console, echo, is_stderr)
-            }));
-        }
+        ]
+        .map(|(stream, sink, is_stderr)| {
+            let echo = echo.clone();
+            std::thread::spawn(move || pump(stream, &sink, echo.as_deref(), is_stderr))
+        });
         let deadline = Instant::now() + self.timeout;
         let mut timed_out = false;
+        let mut interrupted = false;
         let status = loop {
             if let Some(s) = child
                 .0
@@ -197,8 +366,9 @@ impl Qemu {
             {
                 break s.code();
             }
-            if Instant::now() >= deadline {
-                timed_out = true;
+            interrupted = INTERRUPTED.load(Ordering::SeqCst);
+            timed_out = Instant::now() >= deadline;
+            if timed_out || interrupted {
                 let _ = child.0.kill();
                 let _ = child.0.wait();
                 break None;
@@ -209,30 +379,102 @@ impl Qemu {
         for r in readers {
             let _ = r.join();
         }
-        let text = String::from_utf8_lossy(&console.lock().unwrap()).replace('\r', "");
+        if let Some(e) = &echo {
+            e.lock().expect("echo lock").finish();
+        }
+        if interrupted {
+            return fail(INTERRUPTED_MSG.to_string());
+        }
+        let text = |b: &Mutex<Vec<u8>>| {
+            String::from_utf8_lossy(&b.lock().expect("output lock")).replace('\r', "")
+        };
         Ok(Outcome {
             status,
             timed_out,
-            console: text,
+            console: text(&console),
+            stderr: text(&stderr),
         })
     }
 }
 
-fn pump(mut stream: Box<dyn Read + Send>, console: &Mutex<Vec<u8>>, echo: bool, is_stderr: bool) {
+/// Live echo of both streams: QEMU's messages wait until the console is at a line start.
+#[derive(Default)]
+struct Echo {
+    console_mid_line: bool,
+    /// QEMU's messages not yet shown, and the unfinished last one.
+    pending: Vec<u8>,
+}
+
+impl Echo {
+    fn console(&mut self, chunk: &[u8]) {
+        let chunk: Vec<u8> = chunk.iter().copied().filter(|&b| b != b'\r').collect();
+        if chunk.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&chunk);
+        let _ = out.flush();
+        self.console_mid_line = chunk.last() != Some(&b'\n');
+        self.show_messages(false);
+    }
+
+    fn messages(&mut self, chunk: &[u8]) {
+        self.pending.extend(chunk.iter().filter(|&&b| b != b'\r'));
+        self.show_messages(false);
+    }
+
+    /// Shows every complete message line (all of them with `all`) if the console is at a
+    /// line start.
+    fn show_messages(&mut self, all: bool) {
+        if self.console_mid_line && !all {
+            return;
+        }
+        let upto = if all {
+            self.pending.len()
+        } else {
+            self.pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+        };
+        if upto == 0 {
+            return;
+        }
+        let text: Vec<u8> = self.pending.drain(..upto).collect();
+        let mut err = std::io::stderr();
+        if self.console_mid_line {
+            let _ = err.write_all(b"\n");
+        }
+        for line in String::from_utf8_lossy(&text).lines() {
+            let _ = writeln!(err, "qemu: {line}");
+        }
+    }
+
+    fn finish(&mut self) {
+        self.show_messages(true);
+    }
+}
+
+fn pump(
+    mut stream: Box<dyn Read + Send>,
+    sink: &Mutex<Vec<u8>>,
+    echo: Option<&Mutex<Echo>>,
+    is_stderr: bool,
+) {
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                console.lock().unwrap().extend_from_slice(&buf[..n]);
-                if echo {
-                    let chunk: Vec<u8> = buf[..n].iter().copied().filter(|&b| b != b'\r').collect();
+                sink.lock()
+                    .expect("output lock")
+                    .extend_from_slice(&buf[..n]);
+                if let Some(echo) = echo {
+                    let mut e = echo.lock().expect("echo lock");
                     if is_stderr {
-                        let _ = std::io::stderr().write_all(&chunk);
+                        e.messages(&buf[..n]);
                     } else {
-                        let mut out = std::io::stdout();
-                        let _ = out.write_all(&chunk);
-                        let _ = out.flush();
+                        e.console(&buf[..n]);
                     }
                 }
             }
@@ -347,9 +589,59 @@ mod tests {
             ],
             ..Qemu::default()
         };
-        let a = q.args(Path::new("k.elf")).join(" ");
+        let a = q.args(Path::new("k.elf"), Version::new(7, 2, 22)).join(" ");
         assert!(a.contains("-action panic=exit-failure"));
         assert!(a.contains("file=x.img,format=raw,readonly=on"));
         assert!(a.contains("drive=hd1,bus=virtio-mmio-bus.1"));
+    }
+
+    #[test]
+    fn versions_parse_and_pick_the_one_insn_option() {
+        let v72 = Version::parse(
+            "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\nCopyright",
+        )
+        .unwrap();
+        assert_eq!(v72, Version::new(7, 2, 22));
+        let v10 = Version::parse("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)").unwrap();
+        assert_eq!(v10, Version::new(10, 0, 2));
+        assert_eq!(
+            Version::parse("QEMU emulator version 9.1"),
+            Some(Version::new(9, 1, 0))
+        );
+        assert_eq!(Version::parse("qemu-system-m68k: no version here"), None);
+        assert_eq!(Version::parse(""), None);
+        // QEMU 9.0 removed -singlestep (docs/about/removed-features.rst); 8.1 added the accel property.
+        assert_eq!(v72.one_insn_per_tb_args(), ["-singlestep"]);
+        assert_eq!(
+            v10.one_insn_per_tb_args(),
+            ["-accel", "tcg,one-insn-per-tb=on"]
+        );
+        let q = Qemu {
+            singlestep: true,
+            ..Qemu::default()
+        };
+        assert!(q
+            .args(Path::new("k"), v10)
+            .join(" ")
+            .contains("-accel tcg,one-insn-per-tb=on"));
+        assert!(!q
+            .args(Path::new("k"), v10)
+            .contains(&"-singlestep".to_string()));
+    }
+
+    #[test]
+    fn qemu_messages_never_split_a_console_line() {
+        let mut e = Echo::default();
+        e.console(b"test a ... ");
+        e.messages(b"warning: x\n");
+        assert_eq!(
+            e.pending, b"warning: x\n",
+            "held while the console is mid-line"
+        );
+        e.console(b"ok\n");
+        assert!(e.pending.is_empty(), "shown at the line start");
+        e.messages(b"partial");
+        e.finish();
+        assert!(e.pending.is_empty());
     }
 }
