@@ -42,9 +42,18 @@ apt-get update -qq >/dev/null
 rm -rf "$dest.new"
 mkdir -p "$dest.new/bin"
 for deb in "$work"/*.deb; do dpkg -x "$deb" "$dest.new"; done
+# QEMU also scans its built-in module folder, where the system QEMU's modules live and are
+# refused ("Only modules from the same build can be loaded"): in a private mount namespace
+# (root) the backports modules are bound over that folder; without one, QEMU still runs and
+# only warns.
+mods=/usr/lib/x86_64-linux-gnu/qemu
 cat > "$dest.new/bin/qemu-system-m68k" <<EOF
 #!/bin/sh
-QEMU_MODULE_DIR=$dest/usr/lib/x86_64-linux-gnu/qemu exec $dest/usr/bin/qemu-system-m68k -L $dest/usr/share/qemu "\$@"
+run="$dest/usr/bin/qemu-system-m68k -L $dest/usr/share/qemu"
+if [ -d $mods ] && unshare -m true 2>/dev/null; then
+  exec unshare -m sh -c "mount --bind $dest$mods $mods && exec \$run \"\\\$@\"" qemu "\$@"
+fi
+QEMU_MODULE_DIR=$dest$mods exec \$run "\$@"
 EOF
 chmod +x "$dest.new/bin/qemu-system-m68k"
 rm -rf "$dest"
