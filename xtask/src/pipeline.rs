@@ -50,7 +50,10 @@ const VALIDATE_FLAGS: &[&str] = &[
 ];
 
 const CFLAGS: &[&str] = &[
-    "-m68020-40", // runs on the 68030 and the 68040
+    // Runs on the 68020, 68030, 68040 and 68060: in particular no 64-bit mulu.l/muls.l/divu.l/
+    // divs.l, which the 68060 lacks (GCC calls boot/int64.c's helpers instead; checked after
+    // the link, see check_no_wide_muldiv).
+    "-m68020-60",
     "-O2",
     "-g",
     "-std=gnu11",
@@ -274,9 +277,60 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
             .arg("-o")
             .arg(&elf);
         cmd.args(&objects).arg(&lib);
-        output_of(&mut cmd).map(|_| ())
+        output_of(&mut cmd)?;
+        let found = wide_muldiv(&output_of(
+            Command::new("m68k-linux-gnu-objdump").arg("-d").arg(&elf),
+        )?);
+        if !found.is_empty() {
+            let _ = fs::remove_file(&elf);
+            return fail(format!(
+                "kernel.elf contains {} 64-bit multiply/divide instruction(s), which the 68060 \
+                 lacks (built with -m68020-60? a libgcc helper not replaced by boot/int64.c?):\n  {}",
+                found.len(),
+                found.join("\n  ")
+            ));
+        }
+        Ok(())
     })?;
     Ok(elf)
+}
+
+/// The 64-bit forms of mulu.l/muls.l (64-bit product, Dh:Dl) and divu.l/divs.l (64-bit
+/// dividend, Dr:Dq) in `objdump -d` output, as "function: line". Decided by the encoding,
+/// not the mnemonic: the first word 0x4c00-0x4c3f (mul.l) or 0x4c40-0x4c7f (div.l), and
+/// bit 10 (size) of the extension word (MC68000 family programmer's reference manual).
+pub fn wide_muldiv(disassembly: &str) -> Vec<String> {
+    let mut function = "?";
+    let mut found = Vec::new();
+    for line in disassembly.lines() {
+        if let Some(name) = line
+            .strip_suffix(">:")
+            .and_then(|l| l.split_once(" <"))
+            .map(|(_, name)| name)
+        {
+            function = name;
+            continue;
+        }
+        // "  addr:\tWORD WORD ...\tmnemonic operands"
+        let mut fields = line.split('\t');
+        let (Some(addr), Some(hex), Some(text)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if !addr.trim_end().ends_with(':') {
+            continue;
+        }
+        let words: Vec<u16> = hex
+            .split_whitespace()
+            .map_while(|w| u16::from_str_radix(w, 16).ok())
+            .collect();
+        if let [op, ext, ..] = words[..] {
+            if op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 {
+                found.push(format!("{function}: {}", text.trim()));
+            }
+        }
+    }
+    found
 }
 
 /// wasm -> validated -> C with the natural-order memory model.
@@ -336,4 +390,42 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
     fs::copy(installed_wasm_rt_header()?, out.join("wasm-rt.h"))
         .map_err(|e| format!("wasm-rt.h: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wide_muldiv;
+
+    #[test]
+    fn finds_only_the_64_bit_forms() {
+        // Lines as m68k-linux-gnu-objdump 2.40 prints them, for instructions assembled from
+        // their Motorola forms (comment): flagged are Dh:Dl products and Dr:Dq dividends.
+        let dis = "\
+00001000 <f>:
+    1000:\t4c01 2000      \tmulul %d1,%d2
+    1004:\t4c01 2403      \tmulul %d1,%d3,%d2
+    1008:\t4c01 2800      \tmulsl %d1,%d2
+    100c:\t4c01 2c03      \tmulsl %d1,%d3,%d2
+00001010 <g>:
+    1010:\t4c41 2002      \tdivull %d1,%d2,%d2
+    1014:\t4c41 2403      \tdivul %d1,%d3,%d2
+    1018:\t4c41 2003      \tdivull %d1,%d3,%d2
+    101c:\t4c41 2c03      \tdivsl %d1,%d3,%d2
+    1020:\t4c41 2803      \tdivsll %d1,%d3,%d2
+    1024:\t4c3c 2403 0000 \tmulul #10,%d3,%d2
+    102a:\t000a 
+    102c:\t4cdf 0c0c      \tmoveml %sp@+,%d2-%d3/%a2-%a3
+    1030:\t4e75           \trts
+";
+        assert_eq!(
+            wide_muldiv(dis),
+            [
+                "f: mulul %d1,%d3,%d2",
+                "f: mulsl %d1,%d3,%d2",
+                "g: divul %d1,%d3,%d2",
+                "g: divsl %d1,%d3,%d2",
+                "g: mulul #10,%d3,%d2",
+            ]
+        );
+    }
 }
