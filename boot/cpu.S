@@ -2,8 +2,10 @@
  * translation registers and cache lines/pages, and the probes that tell models apart.
  *
  * Owns: only the instructions. Which one is safe on which CPU, and when to use it, is decided
- * in Rust (kernel/src/cpu.rs, kernel/src/cache.rs): on a 68030 the 68040 instructions below
- * take an F-line trap, so Rust never calls them there.
+ * in Rust (kernel/src/cpu.rs, kernel/src/cache.rs): on a 68020/68030 the 68040 instructions
+ * below take an F-line trap (and under QEMU on the 68060 too), so Rust calls them only where
+ * the probes below found them working. The 68060's PCR is never touched here (movec PCR
+ * aborts QEMU 7.2 and 10.0.2).
  *
  * Calling convention: GCC's m68k ABI (arguments on the stack, result in %d0; d0-d1/a0-a1
  * may be clobbered).
@@ -26,8 +28,8 @@ machine_cacr_write:
 
 /* u32 machine_cacr_probe(void): the CACR's writable bits (write all ones, read back), with
  * the caches left off (CACR = 0). Interrupts must be masked: the caches are briefly on in
- * whatever mode the ones select. The mask identifies the model: 68030 0x00003f1f,
- * 68040 0x80008000, 68060 0xf8e0e000 under QEMU 7.2. */
+ * whatever mode the ones select. The mask identifies the model: 68020 0x0000000f,
+ * 68030 0x00003f1f, 68040 0x80008000, 68060 0xf8e0e000 under QEMU 7.2 and 10.0.2. */
     .globl  machine_cacr_probe
 machine_cacr_probe:
     moveq   #-1, %d0
@@ -118,3 +120,49 @@ machine_probe_fpu:
     beq.s   2f
     moveq   #0, %d0
 2:  rts
+
+/* Probes: each instruction runs inside a probe window (machine_probe_resume set), so an
+ * F-line or illegal-instruction trap resumes at the next label with machine_probe_faulted
+ * set. Return 1 if none trapped. Only for CPUs with a format-0/2 frame (QEMU >= 9.0 for the
+ * 68060; Rust refuses it on older QEMU before probing). */
+    .macro  PROBE_START
+    clr.b   machine_probe_faulted
+    .endm
+    .macro  PROBE insn
+    lea     9f, %a0
+    move.l  %a0, machine_probe_resume
+    \insn
+9:
+    .endm
+    .macro  PROBE_END
+    clr.l   machine_probe_resume
+    moveq   #1, %d0
+    tst.b   machine_probe_faulted
+    beq.s   9f
+    moveq   #0, %d0
+9:  rts
+    .endm
+
+/* u32 machine_probe_cache_insns(void): CPUSHA and CINVA on both caches. Call only while the
+ * caches are off (nothing cached, nothing lost). */
+    .globl  machine_probe_cache_insns
+machine_probe_cache_insns:
+    PROBE_START
+    PROBE   "cpusha %bc"
+    PROBE   "cinva %bc"
+    PROBE_END
+
+/* u32 machine_probe_ttrs(void): read each of ITT0-1/DTT0-1 and write the value back. */
+    .globl  machine_probe_ttrs
+machine_probe_ttrs:
+    PROBE_START
+    moveq   #0, %d1
+    PROBE   "movec %itt0, %d1"
+    PROBE   "movec %d1, %itt0"
+    PROBE   "movec %itt1, %d1"
+    PROBE   "movec %d1, %itt1"
+    PROBE   "movec %dtt0, %d1"
+    PROBE   "movec %d1, %dtt0"
+    PROBE   "movec %dtt1, %d1"
+    PROBE   "movec %d1, %dtt1"
+    PROBE_END

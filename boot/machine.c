@@ -334,10 +334,31 @@ u32 Z_machineZ_cpu_cacr_probe(M *m)
     return mask;
 }
 
+/* The two probes of a 68040-style CPU (cpu.S), with interrupts masked like the CACR probe. */
+u32 Z_machineZ_cpu_probe_cache_insns(M *m)
+{
+    u32 sr = machine_get_sr(), ok;
+    (void)m;
+    machine_set_sr(sr | SR_IPL_MASK);
+    ok = machine_probe_cache_insns();
+    machine_set_sr(sr);
+    return ok;
+}
+
+u32 Z_machineZ_cpu_probe_ttrs(M *m)
+{
+    u32 sr = machine_get_sr(), ok;
+    (void)m;
+    machine_set_sr(sr | SR_IPL_MASK);
+    ok = machine_probe_ttrs();
+    machine_set_sr(sr);
+    return ok;
+}
+
 u32 Z_machineZ_cpu_ttr_read(M *m, u32 which) { (void)m; return machine_ttr_read(which & 3); }
 void Z_machineZ_cpu_ttr_write(M *m, u32 which, u32 v) { (void)m; machine_ttr_write(which & 3, v); }
 
-/* One 68040 cache instruction. `kind` is the middle of its encoding,
+/* One 68040-style cache instruction (68040, 68060). `kind` is the middle of its encoding,
  * cache<<6 | push<<5 | scope<<3 (cache 1 DC, 2 IC, 3 both; scope 1 line, 2 page, 3 all);
  * anything else is refused with 1. Rust calls this only on a CPU that has the instruction. */
 u32 Z_machineZ_cache_op(M *m, u32 kind, u32 addr)

@@ -29,6 +29,8 @@ u32 machine_cacr_probe(void);
 u32 machine_ttr_read(u32 which);
 void machine_ttr_write(u32 which, u32 value);
 u32 machine_probe_fpu(void);
+u32 machine_probe_cache_insns(void);
+u32 machine_probe_ttrs(void);
 extern u32 machine_probe_resume;
 extern u8 machine_probe_faulted;
 #define CACHE_OP_DECL(n) void machine_##n(u32 addr);

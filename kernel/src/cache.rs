@@ -13,7 +13,11 @@
 //! - Never CINVA for a range (it would drop other dirty data): long ranges use CPUSHA.
 //!
 //! The 68030's data cache is write-through (push has nothing to do) and can only be cleared
-//! whole (CACR CD); the 68060 is refused at boot under QEMU 7.2 (see README).
+//! whole (CACR CD). The 68020 has an instruction cache only: data maintenance is nothing.
+//! The 68060 has the 68040's CINV/CPUSH (CPUSH also invalidates while CACR DPI is 0, which
+//! is how it is run), so it shares the 68040 planner; QEMU's 68060 traps them (F-line) and
+//! rejects ITT/DTT, so both are probed at boot and skipped where they trap (QEMU models no
+//! caches, so nothing is lost). Its PCR is never touched (movec PCR aborts QEMU).
 
 use crate::cpu::Model;
 
@@ -163,22 +167,88 @@ pub mod cacr030 {
     pub const WA: u32 = 0x2000;
 }
 
+/// MC68020 user's manual 7.3.1: E(nable), F(reeze), CE (clear entry), C (clear all).
+pub mod cacr020 {
+    pub const EI: u32 = 0x0001;
+    pub const FI: u32 = 0x0002;
+    pub const CEI: u32 = 0x0004;
+    pub const CI: u32 = 0x0008;
+}
+
 pub mod cacr040 {
     pub const DE: u32 = 0x8000_0000;
     pub const IE: u32 = 0x0000_8000;
 }
 
+/// MC68060 user's manual 5.3.1.
+pub mod cacr060 {
+    /// Enable data cache.
+    pub const EDC: u32 = 1 << 31;
+    /// No allocate (data cache).
+    pub const NAD: u32 = 1 << 30;
+    /// Enable store buffer (used only for write-through and imprecise cache-inhibited pages:
+    /// the device window is precise, DTT0 below).
+    pub const ESB: u32 = 1 << 29;
+    /// Disable CPUSH invalidation: kept 0, the planner counts on CPUSH invalidating.
+    pub const DPI: u32 = 1 << 28;
+    /// Half data cache mode.
+    pub const FOC: u32 = 1 << 27;
+    /// Enable branch cache.
+    pub const EBC: u32 = 1 << 23;
+    /// Clear all branch cache entries (strobe).
+    pub const CABC: u32 = 1 << 22;
+    /// Clear user branch cache entries (strobe).
+    pub const CUBC: u32 = 1 << 21;
+    /// Enable instruction cache.
+    pub const EIC: u32 = 1 << 15;
+    pub const NAI: u32 = 1 << 14;
+    pub const FIC: u32 = 1 << 13;
+}
+
 /// The CACR value that enables the caches in `mode` (burst fill and write-allocate on the
-/// 68030, whose data cache is write-through whatever `mode` says).
+/// 68030, whose data cache is write-through whatever `mode` says; the 68020 has only an
+/// instruction cache; the 68060's store buffer and branch cache are on, CPUSH invalidates).
 pub fn cacr_enable_bits(model: Model, mode: Mode) -> u32 {
     match (model, mode) {
         (_, Mode::Off) => 0,
+        (Model::M68020, _) => cacr020::EI,
         (Model::M68030, _) => {
             use cacr030::*;
             EI | IBE | ED | DBE | WA
         }
-        (Model::M68040 | Model::M68060, _) => cacr040::DE | cacr040::IE,
+        (Model::M68040, _) => cacr040::DE | cacr040::IE,
+        (Model::M68060, _) => {
+            use cacr060::*;
+            EDC | ESB | EBC | EIC
+        }
     }
+}
+
+/// The CACR's clear strobes: written with the enable bits to start from empty caches, kept
+/// by QEMU once written (silicon reads them as zero), so never part of what is compared.
+pub fn cacr_strobes(model: Model) -> u32 {
+    match model {
+        Model::M68020 => cacr020::CEI | cacr020::CI,
+        Model::M68030 => cacr030::CEI | cacr030::CI | cacr030::CED | cacr030::CD,
+        Model::M68040 => 0,
+        Model::M68060 => cacr060::CABC | cacr060::CUBC,
+    }
+}
+
+/// The strobes `enable` writes with the enable bits (clear every cache it cannot clear with
+/// an instruction).
+pub fn cacr_clear_on_enable(model: Model) -> u32 {
+    match model {
+        Model::M68020 => cacr020::CI,
+        Model::M68030 => cacr030::CD | cacr030::CI,
+        Model::M68040 => 0,
+        Model::M68060 => cacr060::CABC,
+    }
+}
+
+/// Whether a data cache exists at all (bus_dma syncs on a CPU without one are barriers).
+pub fn has_data_cache(model: Model) -> bool {
+    model != Model::M68020
 }
 
 /// 68040 transparent translation register values, with the MMU off:
@@ -220,18 +290,28 @@ mod exec {
 
     /// The CACR enable bits as programmed (the 68030's CD/CI strobes are not kept).
     static ENABLED: AtomicU32 = AtomicU32::new(0);
+    /// The mode last given to `enable` (Off after `disable`).
+    static MODE: spin::Mutex<Mode> = spin::Mutex::new(Mode::Off);
 
     fn model() -> Model {
         crate::cpu::identity().model
     }
 
-    /// Sets the RAM/device cache modes (68040) and enables the caches in `mode`.
+    /// Whether CINV/CPUSH run here: the 68040, and a 68060 whose probe did not trap.
+    fn cache_insns() -> bool {
+        crate::cpu::identity().cache_insns
+    }
+
+    /// Sets the RAM/device cache modes (68040, 68060 where its ITT/DTT exist) and enables the
+    /// caches in `mode`.
     pub fn enable(mode: Mode) {
-        let model = model();
-        if model == Model::M68040 {
+        let id = crate::cpu::identity();
+        if id.ttrs {
             for (which, value) in ttr_values(mode).into_iter().enumerate() {
                 machine::ttr_write(which as u32, value);
             }
+        }
+        if id.cache_insns {
             // Nothing may be cached from before the modes were set.
             execute(Step {
                 push: true,
@@ -240,14 +320,10 @@ mod exec {
                 addr: 0,
             });
         }
-        let bits = cacr_enable_bits(model, mode);
-        let clear = if model == Model::M68030 {
-            cacr030::CD | cacr030::CI
-        } else {
-            0
-        };
+        let bits = cacr_enable_bits(id.model, mode);
         ENABLED.store(bits, Ordering::Relaxed);
-        machine::cacr_write(bits | clear);
+        *MODE.lock() = mode;
+        machine::cacr_write(bits | cacr_clear_on_enable(id.model));
     }
 
     /// Pushes everything and turns the caches off.
@@ -255,7 +331,13 @@ mod exec {
         push_invalidate_all();
         invalidate_instruction_all();
         ENABLED.store(0, Ordering::Relaxed);
+        *MODE.lock() = Mode::Off;
         machine::cacr_write(0);
+    }
+
+    /// The mode the caches are in (as last enabled; Off after `disable`).
+    pub fn mode() -> Mode {
+        *MODE.lock()
     }
 
     /// The CACR enable bits last programmed.
@@ -268,9 +350,9 @@ mod exec {
         debug_assert!(!refused, "machine layer refused cache step {step:?}");
     }
 
-    /// Runs one 68040 data-cache step (from a plan) on the real cache.
+    /// Runs one 68040-style data-cache step (from a plan) on the real cache.
     pub fn execute_040_data(push: bool, scope: Scope, addr: u32) {
-        if model() == Model::M68040 {
+        if cache_insns() {
             execute(Step {
                 push,
                 scope,
@@ -282,16 +364,17 @@ mod exec {
 
     fn data_range(op: RangeOp, addr: u32, len: u32) {
         match model() {
-            Model::M68040 => plan_040(op, Caches::Data, addr, len, &mut |s| execute(s)),
-            Model::M68030 => {
-                // Write-through: memory already has every write; only discarding remains,
-                // and the 68030 can only clear its whole (256-byte) data cache.
-                if op != RangeOp::Push && len != 0 {
-                    machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD);
-                }
+            Model::M68040 | Model::M68060 if cache_insns() => {
+                plan_040(op, Caches::Data, addr, len, &mut |s| execute(s))
             }
-            // Refused at boot; nothing can reach here.
-            Model::M68060 => {}
+            // Write-through: memory already has every write; only discarding remains, and
+            // the 68030 can only clear its whole (256-byte) data cache.
+            Model::M68030 if op != RangeOp::Push && len != 0 => {
+                machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD);
+            }
+            // A 68030 push (nothing to do), no data cache (68020), or QEMU's 68060 whose
+            // CINV/CPUSH trap (it models no caches, so there is nothing to maintain).
+            _ => {}
         }
     }
 
@@ -313,28 +396,29 @@ mod exec {
     /// Pushes and invalidates the whole data cache.
     pub fn push_invalidate_all() {
         match model() {
-            Model::M68040 => execute(Step {
+            Model::M68040 | Model::M68060 if cache_insns() => execute(Step {
                 push: true,
                 scope: Scope::All,
                 caches: Caches::Data,
                 addr: 0,
             }),
             Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD),
-            Model::M68060 => {}
+            _ => {}
         }
     }
 
     /// Discards the whole instruction cache (after writing code, e.g. a loaded module).
     pub fn invalidate_instruction_all() {
         match model() {
-            Model::M68040 => execute(Step {
+            Model::M68040 | Model::M68060 if cache_insns() => execute(Step {
                 push: false,
                 scope: Scope::All,
                 caches: Caches::Instruction,
                 addr: 0,
             }),
             Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CI),
-            Model::M68060 => {}
+            Model::M68020 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr020::CI),
+            _ => {}
         }
     }
 }
@@ -531,6 +615,28 @@ mod tests {
         assert_eq!(cacr_enable_bits(Model::M68040, Mode::Copyback), 0x8000_8000);
         assert_eq!(cacr_enable_bits(Model::M68030, Mode::Copyback), 0x3111);
         assert_eq!(cacr_enable_bits(Model::M68030, Mode::Off), 0);
+        // MC68020 UM: E is bit 0. MC68060 UM: EDC 31, ESB 29, EBC 23, EIC 15; DPI (28) off.
+        assert_eq!(cacr_enable_bits(Model::M68020, Mode::Copyback), 0x1);
+        assert_eq!(cacr_enable_bits(Model::M68020, Mode::Off), 0);
+        assert_eq!(cacr_enable_bits(Model::M68060, Mode::Copyback), 0xa080_8000);
+        assert_eq!(cacr_enable_bits(Model::M68060, Mode::Off), 0);
+        // Every enable bit is one the model implements (QEMU's masks, cpu::cacr_mask), and
+        // no strobe is an enable bit.
+        for (model, mask) in [
+            (Model::M68020, crate::cpu::cacr_mask::M68020),
+            (Model::M68030, crate::cpu::cacr_mask::M68030),
+            (Model::M68040, crate::cpu::cacr_mask::M68040),
+            (Model::M68060, crate::cpu::cacr_mask::M68060),
+        ] {
+            for mode in [Mode::Copyback, Mode::WriteThrough] {
+                let bits = cacr_enable_bits(model, mode);
+                assert_eq!(bits & !mask, 0, "{model:?}");
+                assert_eq!(bits & cacr_strobes(model), 0, "{model:?}");
+            }
+            assert_eq!(cacr_clear_on_enable(model) & !cacr_strobes(model), 0);
+            assert_eq!(cacr_strobes(model) & !mask, 0, "{model:?}");
+        }
+        assert!(!has_data_cache(Model::M68020) && has_data_cache(Model::M68060));
         let [itt0, itt1, dtt0, dtt1] = ttr_values(Mode::Copyback);
         assert_eq!(dtt0, 0xff00_c040, "devices: cache-inhibited, serialized");
         assert_eq!(dtt1, 0x007f_c020, "RAM: copyback");

@@ -151,11 +151,11 @@ pub const SPECS: &[Spec] = &[
         key: "cache",
         values: "copyback | writethrough | off",
         help:
-            "RAM cache mode (68040 default copyback; the 68030 data cache is always write-through)",
+            "RAM cache mode (68040/68060 default copyback; the 68030 data cache is always write-through; the 68020 has none)",
     },
     Spec {
         key: "cpu",
-        values: "68030 | 68040 | 68060",
+        values: "68020 | 68030 | 68040 | 68060",
         help: "the -cpu QEMU was started with; the cpu tests check the probe agrees",
     },
     Spec {
@@ -328,6 +328,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             }
             "cpu" => {
                 opts.expect_cpu = Some(match value.trim_start_matches('m') {
+                    "68020" => Model::M68020,
                     "68030" => Model::M68030,
                     "68040" => Model::M68040,
                     "68060" => Model::M68060,
@@ -376,10 +377,17 @@ mod tests {
         assert_eq!(o.expect_cpu, Some(Model::M68030));
         assert_eq!(parse("cpu=m68040").unwrap().expect_cpu, Some(Model::M68040));
         assert_eq!(parse("cache=off").unwrap().cache, Some(CacheMode::Off));
-        assert!(matches!(
-            parse("cpu=68020"),
-            Err(Error::BadValue { key: "cpu", .. })
-        ));
+        assert_eq!(parse("cpu=68020").unwrap().expect_cpu, Some(Model::M68020));
+        assert_eq!(parse("cpu=m68060").unwrap().expect_cpu, Some(Model::M68060));
+        for bad in ["68000", "68010", "cfv4e", "any", "6802"] {
+            assert!(
+                matches!(
+                    parse(&std::format!("cpu={bad}")),
+                    Err(Error::BadValue { key: "cpu", .. })
+                ),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             parse("cache=wb"),
             Err(Error::BadValue { key: "cache", .. })

@@ -31,6 +31,7 @@ pub const CASES: &[(&str, fn() -> String)] = &[
     ("u64_mul", u64_mul),
     ("u64_div_rem", u64_div_rem),
     ("i64_div_rem", i64_div_rem),
+    ("int64_sweep", int64_sweep),
     ("u128_arith", u128_arith),
     ("shifts_by_variable", shifts_by_variable),
     ("rotates", rotates),
@@ -157,6 +158,62 @@ fn i64_div_rem() -> String {
     ] {
         let (n, d) = (black_box(n), black_box(d));
         write!(out, "{} {} ", n.wrapping_div(d), n.wrapping_rem(d)).unwrap();
+    }
+    out
+}
+
+/// 64-bit multiply, divide and remainder over operands of every width (1 to 64 bits, and
+/// divisors below 2^16, below 2^32 and above): on the m68k these run boot/int64.c, whose
+/// normalisation and correction steps depend on the operands' leading zeros. Folded into
+/// checksums, with INT64_MIN / -1 left out (wasm traps it).
+fn int64_sweep() -> String {
+    let mut x = black_box(0x9e37_79b9_7f4a_7c15u64);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut mul, mut udiv, mut urem, mut sdiv, mut srem) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for i in 0..3000u32 {
+        let n = next() >> (i % 64);
+        let mut d = next() >> ((i / 64) % 64);
+        if i % 3 == 1 {
+            d &= 0xffff_ffff;
+        } else if i % 3 == 2 {
+            d &= 0xffff;
+        }
+        let d = d.max(1);
+        mul = mul.rotate_left(7) ^ n.wrapping_mul(d);
+        udiv = udiv.rotate_left(7) ^ (n / d);
+        urem = urem.rotate_left(7) ^ (n % d);
+        let sn = if i & 1 != 0 {
+            (n as i64).wrapping_neg()
+        } else {
+            n as i64
+        };
+        let sd = if i & 2 != 0 {
+            (d as i64).wrapping_neg()
+        } else {
+            d as i64
+        };
+        if !(sn == i64::MIN && sd == -1) {
+            sdiv = sdiv.rotate_left(7) ^ sn.wrapping_div(sd) as u64;
+            srem = srem.rotate_left(7) ^ sn.wrapping_rem(sd) as u64;
+        }
+    }
+    let edges = [
+        (u64::MAX, u64::MAX),
+        (u64::MAX, 1 << 32),
+        (1 << 63, (1 << 32) + 1),
+        (0xffff_fffe_0000_0001, 0xffff_ffff),
+        (0x0000_8000_ffff_ffff, 0x8000_ffff),
+        (0x7fff_ffff_ffff_ffff, 0x8000_0001),
+    ];
+    let mut out = format!("{mul:x} {udiv:x} {urem:x} {sdiv:x} {srem:x}");
+    for (n, d) in edges {
+        let (n, d) = (black_box(n), black_box(d));
+        write!(out, " {:x}/{:x}", n / d, n % d).unwrap();
     }
     out
 }

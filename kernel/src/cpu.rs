@@ -3,11 +3,14 @@
 //! Owns: the decision table from probe results to a model (pure, host-tested) and, on the
 //! guest, running the probes once at boot. The probe is the CACR's writable-bit mask: write
 //! all ones, read back, write zero. Each model implements a different set of CACR bits.
+//! (The 68000, 68010 and ColdFire never get here: boot/entry.S refuses them.)
 
+use crate::bootinfo::QemuVersion;
 use core::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
+    M68020,
     M68030,
     M68040,
     M68060,
@@ -16,6 +19,7 @@ pub enum Model {
 impl Model {
     pub fn name(self) -> &'static str {
         match self {
+            Model::M68020 => "68020",
             Model::M68030 => "68030",
             Model::M68040 => "68040",
             Model::M68060 => "68060",
@@ -25,6 +29,7 @@ impl Model {
     /// Linux/bootinfo CPUTYPE bit for this model.
     pub fn bootinfo_bit(self) -> u32 {
         match self {
+            Model::M68020 => 1,
             Model::M68030 => 2,
             Model::M68040 => 4,
             Model::M68060 => 8,
@@ -38,14 +43,24 @@ impl fmt::Display for Model {
     }
 }
 
-/// CACR bits each model implements (what reads back after writing all ones).
+/// CACR bits each model implements (what reads back after writing all ones), as QEMU 7.2.22
+/// and 10.0.2 return them (measured), and as silicon does where that differs (the manuals'
+/// CACR descriptions: strobe bits there always read as zero).
 pub mod cacr_mask {
+    /// EI FI CEI CI: an instruction cache only (QEMU).
+    pub const M68020: u32 = 0x0000_000f;
+    /// MC68020 user's manual: CEI and CI (the clear strobes) read as zero.
+    pub const M68020_SILICON: u32 = 0x0000_0003;
     /// EI FI CEI CI IBE (instruction) + ED FD CED CD DBE WA (data).
     pub const M68030: u32 = 0x0000_3f1f;
+    /// MC68030 user's manual: CEI CI CED CD read as zero.
+    pub const M68030_SILICON: u32 = 0x0000_3111;
     /// DE (bit 31) and IE (bit 15).
     pub const M68040: u32 = 0x8000_8000;
-    /// EDC NAD ESB DPI FOC, EBC CABC CUBC, EIC NAI FIC (as QEMU 7.2 masks them).
+    /// EDC NAD ESB DPI FOC, EBC CABC CUBC, EIC NAI FIC (QEMU; MC68060 user's manual 5.3:
+    /// the same bits, CABC and CUBC being clear strobes that silicon reads as zero).
     pub const M68060: u32 = 0xf8e0_e000;
+    pub const M68060_SILICON: u32 = 0xf880_e000;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +72,9 @@ impl fmt::Display for UnknownCpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unrecognised CACR writable-bit mask {:#010x} (68030 {:#010x}, 68040 {:#010x}, 68060 {:#010x})",
+            "unrecognised CACR writable-bit mask {:#010x} (68020 {:#010x}, 68030 {:#010x}, 68040 {:#010x}, 68060 {:#010x})",
             self.cacr_mask,
+            cacr_mask::M68020,
             cacr_mask::M68030,
             cacr_mask::M68040,
             cacr_mask::M68060
@@ -68,16 +84,103 @@ impl fmt::Display for UnknownCpu {
 
 /// The model whose CACR implements exactly these bits.
 ///
-/// Exact matches only: a real 68030 reads its CI/CD/CEI/CED strobes back as zero, so its
-/// mask is 0x00003111 on silicon; that value is accepted too. Anything else is unknown rather
-/// than guessed, because cache maintenance differs per model.
+/// Exact matches only: QEMU keeps the clear strobes (68020 CI/CEI, 68030 CI/CD/CEI/CED,
+/// 68060 CABC/CUBC) once written, silicon reads them as zero; both masks are accepted.
+/// Anything else is unknown rather than guessed, because cache maintenance differs per model.
 pub fn classify(mask: u32) -> Result<Model, UnknownCpu> {
     match mask {
-        cacr_mask::M68030 | 0x0000_3111 => Ok(Model::M68030),
+        cacr_mask::M68020 | cacr_mask::M68020_SILICON => Ok(Model::M68020),
+        cacr_mask::M68030 | cacr_mask::M68030_SILICON => Ok(Model::M68030),
         cacr_mask::M68040 => Ok(Model::M68040),
-        cacr_mask::M68060 => Ok(Model::M68060),
+        cacr_mask::M68060 | cacr_mask::M68060_SILICON => Ok(Model::M68060),
         _ => Err(UnknownCpu { cacr_mask: mask }),
     }
+}
+
+/// The oldest QEMU whose 68060 builds proper exception frames: QEMU 7.2 builds a broken
+/// 6-byte frame for it (measured), 10.0.2 a format-0 frame (measured); QEMU 9.0 is where the
+/// fix landed.
+pub const M68060_MIN_QEMU: QemuVersion = QemuVersion {
+    major: 9,
+    minor: 0,
+    micro: 0,
+};
+
+/// A model this kernel identified but will not run on under this QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported {
+    pub model: Model,
+    pub cacr_mask: u32,
+    pub qemu: Option<QemuVersion>,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} detected (CACR writable bits {:#010x}) under ",
+            self.model, self.cacr_mask
+        )?;
+        match self.qemu {
+            Some(v) => write!(f, "QEMU {v}")?,
+            None => f.write_str("a QEMU that did not report its version")?,
+        }
+        write!(
+            f,
+            ": the 68060 needs QEMU {}.{} or later (older QEMU builds broken 6-byte exception \
+             frames for it, so no exception could be reported or probed); with this QEMU use \
+             -cpu m68040, m68030 or m68020",
+            M68060_MIN_QEMU.major, M68060_MIN_QEMU.minor
+        )
+    }
+}
+
+/// Whether `model` can run under the QEMU that reported `qemu` (bootinfo's
+/// VIRT_QEMU_VERSION). Decided before anything that may trap is probed on it.
+pub fn check_supported(
+    model: Model,
+    cacr_mask: u32,
+    qemu: Option<QemuVersion>,
+) -> Result<(), Unsupported> {
+    let new_enough = |v: QemuVersion| {
+        (v.major, v.minor, v.micro)
+            >= (
+                M68060_MIN_QEMU.major,
+                M68060_MIN_QEMU.minor,
+                M68060_MIN_QEMU.micro,
+            )
+    };
+    match (model, qemu) {
+        (Model::M68060, Some(v)) if new_enough(v) => Ok(()),
+        (Model::M68060, _) => Err(Unsupported {
+            model,
+            cacr_mask,
+            qemu,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Why identification stopped the boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifyError {
+    Unknown(UnknownCpu),
+    Unsupported(Unsupported),
+}
+
+impl fmt::Display for IdentifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentifyError::Unknown(e) => write!(f, "cannot identify the CPU: {e}"),
+            IdentifyError::Unsupported(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Whether this model has the 68040's CINV/CPUSH and ITT/DTT registers at all (only then are
+/// they probed: on the 68020 and 68030 they are other instructions or MMU registers).
+pub fn has_040_cache_model(model: Model) -> bool {
+    matches!(model, Model::M68040 | Model::M68060)
 }
 
 /// What the probes found.
@@ -86,6 +189,10 @@ pub struct Identity {
     pub model: Model,
     pub cacr_mask: u32,
     pub fpu: bool,
+    /// CINV/CPUSH executed without a trap (68040; a 68060 on silicon; never QEMU's 68060).
+    pub cache_insns: bool,
+    /// movec to/from ITT0-1/DTT0-1 executed without a trap (68040; a 68060 on silicon).
+    pub ttrs: bool,
 }
 
 impl fmt::Display for Identity {
@@ -100,7 +207,16 @@ impl fmt::Display for Identity {
             } else {
                 "absent (no F-line answer to fmove from FPCR)"
             }
-        )
+        )?;
+        if has_040_cache_model(self.model) {
+            if !self.cache_insns {
+                f.write_str("; CINV/CPUSH trap here (F-line): skipped")?;
+            }
+            if !self.ttrs {
+                f.write_str("; ITT/DTT movec is illegal here: not set")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -114,17 +230,22 @@ mod probe {
 
     static IDENTITY: spin::Once<Identity> = spin::Once::new();
 
-    /// Probes the CPU (once) and remembers the answer.
-    pub fn identify() -> Result<Identity, UnknownCpu> {
+    /// Probes the CPU (once) and remembers the answer. `qemu` is bootinfo's QEMU version:
+    /// a model this QEMU runs wrongly is refused before anything that may trap is probed.
+    pub fn identify(qemu: Option<QemuVersion>) -> Result<Identity, IdentifyError> {
         if let Some(id) = IDENTITY.get() {
             return Ok(*id);
         }
         let cacr_mask = machine::cacr_probe();
-        let model = classify(cacr_mask)?;
+        let model = classify(cacr_mask).map_err(IdentifyError::Unknown)?;
+        check_supported(model, cacr_mask, qemu).map_err(IdentifyError::Unsupported)?;
+        let probe_040 = has_040_cache_model(model);
         let id = Identity {
             model,
             cacr_mask,
             fpu: machine::fpu_present(),
+            cache_insns: probe_040 && machine::probe_cache_insns(),
+            ttrs: probe_040 && machine::probe_ttrs(),
         };
         Ok(*IDENTITY.call_once(|| id))
     }
@@ -141,11 +262,30 @@ mod tests {
 
     #[test]
     fn decision_table() {
+        // Measured on QEMU 7.2.22 and 10.0.2 (all ones written to the CACR, read back):
+        // -cpu m68020 0x0000000f, m68030 0x00003f1f, m68040 0x80008000, m68060 0xf8e0e000.
+        assert_eq!(classify(0x0000_000f), Ok(Model::M68020));
         assert_eq!(classify(0x0000_3f1f), Ok(Model::M68030));
-        assert_eq!(classify(0x0000_3111), Ok(Model::M68030));
         assert_eq!(classify(0x8000_8000), Ok(Model::M68040));
         assert_eq!(classify(0xf8e0_e000), Ok(Model::M68060));
-        for bad in [0, 0xffff_ffff, 0x8000_0000, 0x0000_8000, 0x0000_3f1e] {
+        // Silicon, from the user's manuals' CACR bit lists (strobes read as zero): MC68020
+        // E F; MC68030 EI IBE ED DBE WA; MC68060 EDC NAD ESB DPI FOC EBC EIC NAI FIC.
+        assert_eq!(classify(0x0000_0003), Ok(Model::M68020));
+        assert_eq!(classify(0x0000_3111), Ok(Model::M68030));
+        assert_eq!(classify(0xf880_e000), Ok(Model::M68060));
+        // Neighbours of the known masks (one bit more or less) and the extremes are unknown.
+        for bad in [
+            0,
+            0xffff_ffff,
+            0x8000_0000,
+            0x0000_8000,
+            0x0000_3f1e,
+            0x0000_0007,
+            0x0000_001f,
+            0x0000_0001,
+            0xf8e0_c000,
+            0xf8e0_e001,
+        ] {
             assert_eq!(classify(bad), Err(UnknownCpu { cacr_mask: bad }));
         }
     }
@@ -159,8 +299,40 @@ mod tests {
         );
     }
 
+    fn v(major: u8, minor: u8, micro: u8) -> Option<QemuVersion> {
+        Some(QemuVersion {
+            major,
+            minor,
+            micro,
+        })
+    }
+
+    #[test]
+    fn the_68060_needs_qemu_9() {
+        // 7.2.22: broken 6-byte frames (measured); 10.0.2: format-0 frames (measured).
+        for old in [v(7, 2, 22), v(8, 2, 0), v(8, 255, 255), None] {
+            let e = check_supported(Model::M68060, 0xf8e0_e000, old).unwrap_err();
+            let text = std::format!("{e}");
+            assert!(text.contains("needs QEMU 9.0 or later"), "{text}");
+            assert!(text.contains("0xf8e0e000"), "{text}");
+        }
+        let text = std::format!(
+            "{}",
+            check_supported(Model::M68060, 0xf8e0_e000, v(7, 2, 22)).unwrap_err()
+        );
+        assert!(text.starts_with("68060 detected (CACR writable bits 0xf8e0e000) under QEMU 7.2.22: the 68060 needs QEMU 9.0 or later"), "{text}");
+        for new in [v(9, 0, 0), v(9, 2, 1), v(10, 0, 2)] {
+            assert_eq!(check_supported(Model::M68060, 0xf8e0_e000, new), Ok(()));
+        }
+        for model in [Model::M68020, Model::M68030, Model::M68040] {
+            assert_eq!(check_supported(model, 0, v(7, 2, 22)), Ok(()));
+            assert_eq!(check_supported(model, 0, None), Ok(()));
+        }
+    }
+
     #[test]
     fn bootinfo_bits() {
+        assert_eq!(Model::M68020.bootinfo_bit(), 1);
         assert_eq!(Model::M68030.bootinfo_bit(), 2);
         assert_eq!(Model::M68040.bootinfo_bit(), 4);
         assert_eq!(Model::M68060.bootinfo_bit(), 8);

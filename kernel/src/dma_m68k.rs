@@ -18,7 +18,7 @@ pub struct M68kPlatform;
 
 // SAFETY: memory comes from the kernel heap, which is linear memory: physically contiguous at
 // linear base + address, reachable by devices (no IOMMU, no MMU). `execute` runs the cache
-// instructions of the identified CPU; `barrier` is an opaque import call; `mask` raises the
+// instructions of the identified CPU (`cpu` is None where it has none that work); `barrier` is an opaque import call; `mask` raises the
 // interrupt mask to 7.
 unsafe impl Platform for M68kPlatform {
     type Guard = machine::IrqGuard;
@@ -49,10 +49,16 @@ unsafe impl Platform for M68kPlatform {
     }
 
     fn cpu(&self) -> Option<CpuCache> {
-        match cpu::identity().model {
+        let id = cpu::identity();
+        match id.model {
+            // No data cache: every sync is the barrier alone.
+            Model::M68020 => None,
             Model::M68030 => Some(CpuCache::M68030),
             Model::M68040 => Some(CpuCache::M68040),
-            Model::M68060 => None, // refused at boot
+            // The 68040's sync steps (same instructions, CPUSH invalidating with CACR DPI
+            // clear) where CINV/CPUSH work; QEMU's 68060 traps them and models no caches.
+            Model::M68060 if id.cache_insns => Some(CpuCache::M68040),
+            Model::M68060 => None,
         }
     }
 

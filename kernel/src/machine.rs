@@ -31,6 +31,8 @@ extern "C" {
     fn cpu_cacr_write(value: u32);
     fn cpu_cacr_probe() -> u32;
     fn cpu_fpu_present() -> u32;
+    fn cpu_probe_cache_insns() -> u32;
+    fn cpu_probe_ttrs() -> u32;
     fn cpu_ttr_read(which: u32) -> u32;
     fn cpu_ttr_write(which: u32, value: u32);
     #[link_name = "cache_op"]
@@ -211,14 +213,31 @@ pub fn fpu_present() -> bool {
     unsafe { cpu_fpu_present() != 0 }
 }
 
+/// Whether CINV/CPUSH execute (false: they took an F-line trap). Only for a CPU that has
+/// them architecturally (68040, 68060), before its caches are enabled.
+pub fn probe_cache_insns() -> bool {
+    // SAFETY: the probe runs CPUSHA and CINVA on both caches with interrupts masked; called
+    // at identification, before any cache is enabled, so no line (dirty or not) exists and
+    // nothing is lost. A trap is resumed after the instruction by the machine layer.
+    unsafe { cpu_probe_cache_insns() != 0 }
+}
+
+/// Whether movec from/to ITT0-1 and DTT0-1 executes (false: illegal instruction). Only for
+/// a 68040 or 68060: on the 68020/68030 these encodings are not these registers.
+pub fn probe_ttrs() -> bool {
+    // SAFETY: the probe only reads the four registers and writes back what it read, with
+    // interrupts masked; a trap is resumed after the instruction by the machine layer.
+    unsafe { cpu_probe_ttrs() != 0 }
+}
+
 /// Reads a 68040 transparent translation register (0 ITT0, 1 ITT1, 2 DTT0, 3 DTT1).
-/// 68040/68060 only: the 68030 has no such registers (illegal instruction).
+/// Only where `cpu::Identity::ttrs` is true (68040; 68060 on silicon).
 pub fn ttr_read(which: u32) -> u32 {
-    // SAFETY: the cache module calls this on a 68040 only.
+    // SAFETY: the callers (cache module, banner, tests) check Identity::ttrs first.
     unsafe { cpu_ttr_read(which) }
 }
 
-/// Writes a 68040 transparent translation register; 68040/68060 only.
+/// Writes a 68040 transparent translation register; only where `Identity::ttrs` is true.
 pub fn ttr_write(which: u32, value: u32) {
     // SAFETY: as ttr_read; the values only set cache modes with the MMU off.
     unsafe { cpu_ttr_write(which, value) }
@@ -227,8 +246,8 @@ pub fn ttr_write(which: u32, value: u32) {
 /// Executes one 68040 cache instruction (encoding byte from `cache::Step::encoding`).
 /// Returns true when the machine layer refused an unknown encoding.
 pub fn cache_op(kind: u32, addr: u32) -> bool {
-    // SAFETY: the cache module calls this on a 68040 only, with steps that never discard
-    // data outside the caller's range.
+    // SAFETY: the cache module calls this only where Identity::cache_insns is true, with
+    // steps that never discard data outside the caller's range.
     unsafe { machine_cache_op(kind, addr) != 0 }
 }
 

@@ -106,12 +106,24 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
             ""
         }
     );
-    print!(
-        "caches {} (CACR {:#010x}",
-        cache_mode.name(),
-        machine::cacr_read()
-    );
-    if id.model == Model::M68040 {
+    if cpu::has_040_cache_model(id.model) || cache::has_data_cache(id.model) {
+        print!(
+            "caches {} (CACR {:#010x}",
+            cache_mode.name(),
+            machine::cacr_read()
+        );
+    } else {
+        print!(
+            "caches: instruction cache only, {} (CACR {:#010x}",
+            if cache_mode == CacheMode::Off {
+                "off"
+            } else {
+                "on"
+            },
+            machine::cacr_read()
+        );
+    }
+    if id.ttrs {
         print!(
             "; ITT0 {:#010x} ITT1 {:#010x} DTT0 {:#010x} DTT1 {:#010x}",
             machine::ttr_read(0),
@@ -121,6 +133,16 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
         );
     }
     println!(")");
+    if !cache::has_data_cache(id.model) {
+        println!(
+            "dma syncs: compiler barriers only (the {} has no data cache)",
+            id.model
+        );
+    } else if cpu::has_040_cache_model(id.model) && !id.cache_insns {
+        println!(
+            "dma syncs: compiler barriers only (CINV/CPUSH trap under this QEMU, which models no caches)"
+        );
+    }
     println!("time {} (goldfish RTC #1)", time::wall_clock());
     for c in info.mem_chunks.as_slice() {
         println!(
@@ -218,7 +240,7 @@ pub extern "C" fn kernel_main() {
     console::set_level(opts.log);
     OPTIONS.call_once(|| opts);
 
-    let id = identify_cpu();
+    let id = identify_cpu(info);
     let cache_mode = setup_caches(id, &opts);
     crate::dma_m68k::configure(&opts);
     start_interrupts_and_clock(info);
@@ -260,30 +282,18 @@ pub fn options() -> &'static Options<'static> {
     OPTIONS.get().expect("options are parsed at boot")
 }
 
-fn identify_cpu() -> Identity {
-    let id = match cpu::identify() {
+fn identify_cpu(info: &BootInfo) -> Identity {
+    let id = match cpu::identify(info.qemu_version) {
         Ok(id) => id,
         Err(e) => {
-            println!("fatal: cannot identify the CPU: {e}");
+            println!("fatal: {e}");
             fatal::exit(false);
         }
     };
-    if id.model == Model::M68060 {
-        // QEMU 7.2's 68060 traps cinv/cpush (F-line) and builds a broken 6-byte exception
-        // frame (both fixed in QEMU 9.0): neither cache maintenance nor exception reports
-        // can be trusted, so refuse rather than run without either.
-        println!(
-            "fatal: 68060 detected (CACR writable bits {:#010x}). Under QEMU 7.2 its cache \
-             instructions trap and its exception frames are broken (fixed in QEMU 9.0); \
-             this kernel supports -cpu m68040 and -cpu m68030.",
-            id.cacr_mask
-        );
-        fatal::exit(false);
-    }
     if !id.fpu {
         // GCC compiles wasm float operations to FPU instructions.
         println!(
-            "fatal: no FPU answered; this kernel's float code needs a 68881/68882 or 68040 FPU"
+            "fatal: no FPU answered; this kernel's float code needs a 68881/68882 or 68040/68060 FPU"
         );
         fatal::exit(false);
     }
@@ -295,6 +305,9 @@ fn setup_caches(id: Identity, opts: &Options) -> CacheMode {
         (_, Some(CacheMode::Off)) => CacheMode::Off,
         // The 68030 data cache can only write through.
         (Model::M68030, _) => CacheMode::WriteThrough,
+        // No data cache: the mode names what the instruction cache does, which is nothing
+        // for data.
+        (Model::M68020, _) => CacheMode::WriteThrough,
         (_, Some(mode)) => mode,
         (_, None) => CacheMode::Copyback,
     };

@@ -50,7 +50,10 @@ const VALIDATE_FLAGS: &[&str] = &[
 ];
 
 const CFLAGS: &[&str] = &[
-    "-m68020-40", // runs on the 68030 and the 68040
+    // Runs on the 68020, 68030, 68040 and 68060: in particular no 64-bit mulu.l/muls.l/divu.l/
+    // divs.l, which the 68060 lacks (GCC calls boot/int64.c's helpers instead; checked after
+    // the link, see check_no_wide_muldiv).
+    "-m68020-60",
     "-O2",
     "-g",
     "-std=gnu11",
@@ -274,9 +277,95 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
             .arg("-o")
             .arg(&elf);
         cmd.args(&objects).arg(&lib);
-        output_of(&mut cmd).map(|_| ())
+        output_of(&mut cmd)?;
+        let image = fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+        let found: Vec<u32> = executable_sections(&image)?
+            .into_iter()
+            .flat_map(|(addr, code)| wide_muldiv(addr, code))
+            .collect();
+        if !found.is_empty() {
+            let mut where_ = Vec::new();
+            for addr in &found {
+                let symbol = output_of(
+                    Command::new("m68k-linux-gnu-addr2line")
+                        .arg("-f")
+                        .arg("-e")
+                        .arg(&elf)
+                        .arg(format!("{addr:#x}")),
+                )
+                .map(|o| o.lines().next().unwrap_or("?").to_string())
+                .unwrap_or_else(|_| "?".into());
+                where_.push(format!("{addr:#010x} in {symbol}"));
+            }
+            let _ = fs::remove_file(&elf);
+            return fail(format!(
+                "kernel.elf contains {} 64-bit multiply/divide instruction(s), which the 68060 \
+                 lacks (built with -m68020-60? a libgcc helper not replaced by boot/int64.c?):\n  {}",
+                found.len(),
+                where_.join("\n  ")
+            ));
+        }
+        Ok(())
     })?;
     Ok(elf)
+}
+
+/// The 64-bit forms of mulu.l/muls.l (64-bit product, Dh:Dl) and divu.l/divs.l (64-bit
+/// dividend, Dr:Dq) in `code` (loaded at `addr`), as addresses: an opcode word 0x4c00-0x4c3f
+/// (mul.l) or 0x4c40-0x4c7f (div.l) followed by an extension word of the mul/div format
+/// (bit 15 and bits 9-3 zero) with bit 10 (64-bit) set (MC68000 family programmer's
+/// reference manual). Every even offset is tried, not just objdump's instruction boundaries:
+/// a linear disassembly loses step after the jump tables GCC puts in .text, and could hide
+/// an instruction behind one. On the -m68020-60 kernel nothing else matches (checked).
+pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
+    let word = |i: usize| u16::from_be_bytes([code[i], code[i + 1]]);
+    (0..code.len().saturating_sub(3))
+        .step_by(2)
+        .filter(|&i| {
+            let (op, ext) = (word(i), word(i + 2));
+            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0
+        })
+        .map(|i| addr + i as u32)
+        .collect()
+}
+
+/// The executable sections (SHF_EXECINSTR) of a 32-bit big-endian ELF file, as (address,
+/// bytes).
+pub fn executable_sections(elf: &[u8]) -> Result<Vec<(u32, &[u8])>> {
+    let bad = || "kernel.elf is not a 32-bit big-endian ELF file".to_string();
+    if elf.len() < 52 || elf[..4] != *b"\x7fELF" || elf[4] != 1 || elf[5] != 2 {
+        return fail(bad());
+    }
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let shoff = u32_at(32).ok_or_else(bad)? as usize;
+    let shentsize = u16_at(46).ok_or_else(bad)? as usize;
+    let shnum = u16_at(48).ok_or_else(bad)? as usize;
+    let mut out = Vec::new();
+    for n in 0..shnum {
+        let h = shoff + n * shentsize;
+        let (Some(kind), Some(flags), Some(addr), Some(offset), Some(size)) = (
+            u32_at(h + 4),
+            u32_at(h + 8),
+            u32_at(h + 12),
+            u32_at(h + 16),
+            u32_at(h + 20),
+        ) else {
+            return fail(bad());
+        };
+        const SHT_PROGBITS: u32 = 1;
+        const SHF_EXECINSTR: u32 = 4;
+        if kind == SHT_PROGBITS && flags & SHF_EXECINSTR != 0 {
+            let code = elf
+                .get(offset as usize..offset as usize + size as usize)
+                .ok_or_else(bad)?;
+            out.push((addr, code));
+        }
+    }
+    Ok(out)
 }
 
 /// wasm -> validated -> C with the natural-order memory model.
@@ -336,4 +425,67 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
     fs::copy(installed_wasm_rt_header()?, out.join("wasm-rt.h"))
         .map_err(|e| format!("wasm-rt.h: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{executable_sections, wide_muldiv};
+
+    fn words(w: &[u16]) -> Vec<u8> {
+        w.iter().flat_map(|w| w.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn finds_only_the_64_bit_forms() {
+        // Encodings from GNU as 2.40 for the Motorola forms in the comments.
+        let code = words(&[
+            0x4c01, 0x2000, // mulu.l %d1,%d2
+            0x4c01, 0x2403, // mulu.l %d1,%d3:%d2        found at 0x1004
+            0x4c01, 0x2800, // muls.l %d1,%d2
+            0x4c01, 0x2c03, // muls.l %d1,%d3:%d2        found at 0x100c
+            0x4c41, 0x2002, // divu.l %d1,%d2
+            0x4c41, 0x2403, // divu.l %d1,%d3:%d2        found at 0x1014
+            0x4c41, 0x2003, // divul.l %d1,%d3:%d2 (32-bit dividend)
+            0x4c41, 0x2c03, // divs.l %d1,%d3:%d2        found at 0x101c
+            0x4c41, 0x2803, // divsl.l %d1,%d3:%d2
+            0x4c3c, 0x2403, 0x0000, 0x000a, // mulu.l #10,%d3:%d2  found at 0x1024
+            0x4cdf, 0x0c0c, // movem.l (%sp)+,%d2-%d3/%a2-%a3
+            0x4e71, // nop: what follows is off objdump's 4-byte rhythm
+            0x4c00, 0x1400, // mulu.l %d0,%d0:%d1       found at 0x1032
+            0x4e75, // rts
+        ]);
+        assert_eq!(
+            wide_muldiv(0x1000, &code),
+            [0x1004, 0x100c, 0x1014, 0x101c, 0x1024, 0x1032]
+        );
+        // Not an extension word of the mul/div format (bit 15 or bits 9-3 set).
+        assert!(wide_muldiv(0, &words(&[0x4c01, 0x8403, 0x4c01, 0x2408])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x4c01])).is_empty());
+    }
+
+    #[test]
+    fn reads_the_executable_sections_of_an_elf() {
+        // ELF header (52 bytes) + 4 code bytes at offset 52 + section headers at 56: the
+        // null section, .text (PROGBITS, AX, address 0x1000) and .data (PROGBITS, WA).
+        let mut elf = vec![0u8; 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x01\x02");
+        elf[32..36].copy_from_slice(&56u32.to_be_bytes());
+        elf[46..48].copy_from_slice(&40u16.to_be_bytes());
+        elf[48..50].copy_from_slice(&3u16.to_be_bytes());
+        elf[52..56].copy_from_slice(&[0x4c, 0x00, 0x14, 0x00]);
+        let section = |kind: u32, flags: u32, addr: u32, offset: u32, size: u32| {
+            let mut h = vec![0u8; 40];
+            for (i, v) in [kind, flags, addr, offset, size].into_iter().enumerate() {
+                h[4 + 4 * i..8 + 4 * i].copy_from_slice(&v.to_be_bytes());
+            }
+            h
+        };
+        elf.extend(section(0, 0, 0, 0, 0));
+        elf.extend(section(1, 6, 0x1000, 52, 4));
+        elf.extend(section(1, 3, 0x2000, 52, 4));
+        let found = executable_sections(&elf).unwrap();
+        assert_eq!(found, [(0x1000, &elf[52..56])]);
+        assert_eq!(wide_muldiv(found[0].0, found[0].1), [0x1000]);
+        assert!(executable_sections(b"not an elf").is_err());
+    }
 }
