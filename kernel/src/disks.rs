@@ -6,9 +6,10 @@ use crate::irq::{self, Handled, HandlerId};
 use crate::machine::MachineBus;
 use crate::time;
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::ops::{Deref, DerefMut};
 use drivers::blk::config::feature;
-use drivers::blk::virtio_blk::{OpenOptions, VirtioBlk};
+use drivers::blk::virtio_blk::{IrqShared, OpenOptions, VirtioBlk};
 use drivers::blk::{BlkError, BlockDevice, CompletionMode, Waiter};
 use drivers::virtio::mmio::DeviceInfo;
 
@@ -33,51 +34,79 @@ pub type VirtioDisk = VirtioBlk<MachineBus, M68kPlatform>;
 
 /// An open disk with its interrupt handler registered (removed on drop).
 pub struct Disk {
-    blk: VirtioDisk,
+    /// Always `Some` until drop, which resets the device before its handler goes.
+    blk: Option<VirtioDisk>,
     handler: Option<HandlerId>,
 }
 
 impl Deref for Disk {
     type Target = VirtioDisk;
     fn deref(&self) -> &VirtioDisk {
-        &self.blk
+        self.blk
+            .as_ref()
+            .expect("a disk holds its device until dropped")
     }
 }
 
 impl DerefMut for Disk {
     fn deref_mut(&mut self) -> &mut VirtioDisk {
-        &mut self.blk
+        self.blk
+            .as_mut()
+            .expect("a disk holds its device until dropped")
     }
 }
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        // The device first (its drop resets it: no more completions, its interrupt status
+        // cleared), then the line and the handler: an interrupt between the two would find
+        // no handler, be counted unclaimed, and leave the line disabled.
+        drop(self.blk.take());
         if let Some(id) = self.handler.take() {
-            irq::unregister(id);
+            detach(id);
         }
     }
 }
 
+fn detach(id: HandlerId) {
+    let _ = irq::disable(id.irq);
+    irq::unregister(id);
+}
+
 /// Opens the virtio-blk device in `info`'s slot. Its interrupt handler is registered on the
-/// slot's line (shared-line safe: "not mine" when its InterruptStatus is clear) whatever the
-/// mode, so the mode can be switched later.
+/// slot's line (shared-line safe: "not mine" when its InterruptStatus is clear) and the line
+/// enabled during the open, before the driver's first request, whatever the mode: an
+/// interrupt-mode request never completes onto a line without its handler, and the mode can
+/// be switched later.
 pub fn open(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
+    let mut handler = None;
+    let attach = |shared: Arc<IrqShared<MachineBus>>| {
+        let id = irq::register(info.irq, "virtio-blk", move || {
+            if shared.handle() {
+                Handled::Yes
+            } else {
+                Handled::NotMine
+            }
+        })
+        .map_err(|_| BlkError::NoDevice)?;
+        handler = Some(id);
+        irq::enable(info.irq).map_err(|_| BlkError::NoDevice)
+    };
     // SAFETY: slots come from the boot probe, and callers open each slot once at a time.
-    let blk = unsafe { VirtioBlk::open(&DMA, MachineBus, info, opts, &WAITER) }?;
-    let shared = blk.irq_shared();
-    let handler = irq::register(info.irq, "virtio-blk", move || {
-        if shared.handle() {
-            Handled::Yes
-        } else {
-            Handled::NotMine
+    let opened = unsafe { VirtioBlk::open(&DMA, MachineBus, info, opts, &WAITER, attach) };
+    match opened {
+        Ok(blk) => Ok(Disk {
+            blk: Some(blk),
+            handler,
+        }),
+        Err(e) => {
+            // The device was reset or failed by the open; now its handler goes.
+            if let Some(id) = handler {
+                detach(id);
+            }
+            Err(e)
         }
-    })
-    .map_err(|_| BlkError::NoDevice)?;
-    let _ = irq::enable(info.irq);
-    Ok(Disk {
-        blk,
-        handler: Some(handler),
-    })
+    }
 }
 
 /// Feature names negotiated, for the banner.

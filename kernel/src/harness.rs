@@ -40,9 +40,18 @@ pub const DELIBERATE_FAILURES: &str = "fail::";
 /// A test that never ends, for the xtask's timeout check; never part of `all`.
 pub const HANG: &str = "hang::";
 
+/// Tests of wall-clock bounds (how late a timer may be), which only hold when the host runs
+/// the guest promptly; never part of `all`: run them by name under `-icount shift=0 -rtc
+/// clock=vm`, where guest time counts instructions.
+pub const WALL_CLOCK: &str = "wallclock::";
+
 pub fn is_selected(selection: TestSelection, name: &str) -> bool {
     match selection {
-        TestSelection::All => !name.starts_with(DELIBERATE_FAILURES) && !name.starts_with(HANG),
+        TestSelection::All => {
+            !name.starts_with(DELIBERATE_FAILURES)
+                && !name.starts_with(HANG)
+                && !name.starts_with(WALL_CLOCK)
+        }
         TestSelection::None => false,
         TestSelection::Matching(pattern) => TestSelection::matches(pattern, name),
     }
@@ -203,6 +212,10 @@ mod tests {
         assert!(is_selected(TestSelection::All, "codegen::u32_arith"));
         assert!(!is_selected(TestSelection::All, "fail::panic"));
         assert!(!is_selected(TestSelection::All, "hang::forever"));
+        assert!(!is_selected(
+            TestSelection::All,
+            "wallclock::timer_is_not_late"
+        ));
         assert!(!is_selected(TestSelection::None, "codegen::u32_arith"));
         assert!(is_selected(
             TestSelection::Matching("u32"),

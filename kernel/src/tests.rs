@@ -15,6 +15,7 @@ pub fn all() -> Vec<Test> {
     all.extend(crate::tests_machine::cpu_tests());
     all.extend(crate::tests_machine::irq_tests());
     all.extend(crate::tests_machine::time_tests());
+    all.extend(crate::tests_machine::wallclock_tests());
     all.extend(crate::tests_machine::tty_tests());
     all.extend(crate::tests_dma::tests());
     all.extend(crate::tests_virtio::tests());

@@ -11,13 +11,20 @@
 //! Completion modes: interrupt (the kernel registers [`IrqShared::handle`] on the disk's line;
 //! it reads InterruptStatus, acks, and wakes the waiter; "not mine" when the status is clear)
 //! or polled (the used ring is polled, each turn its own PREREAD/POSTREAD read phase inside
-//! the virtqueue). Every wait is bounded by the request timeout.
+//! the virtqueue). Every wait is bounded by the request timeout, and an interrupt-mode wait
+//! re-checks the used ring at its deadline: a lost interrupt delays a completion, it never
+//! turns it into a timeout.
+//!
+//! The interrupt is wired during [`VirtioBlk::open`], by a step the caller supplies, before
+//! the first request: a completion interrupt can then never reach a line with no handler
+//! (the dispatcher would count it unclaimed and disable the line).
 
 use super::config::{feature, offset, BlkConfig};
 use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waiter, SECTOR};
 use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
+use crate::virtio::queue::QueueError;
 use crate::virtio::queue::{Buffer, SplitQueue};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -199,6 +206,10 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     /// Tags each synchronous operation's tokens, so that completions of an operation that
     /// gave up (timeout) are never taken for another's.
     generation: u64,
+    /// A publish asked for a notification that has not been written yet (see
+    /// [`publish`](VirtioBlk::publish)): the next kick writes it whatever its own decision,
+    /// since with EVENT_IDX the device asks only once per avail_event.
+    notify_owed: bool,
 }
 
 /// Token layout for the synchronous paths: generation above bit 40, byte offset below.
@@ -207,6 +218,12 @@ const OFFSET_MASK: u64 = (1 << GEN_SHIFT) - 1;
 
 impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     /// Resets and initialises the device in `info`'s slot (a block device).
+    ///
+    /// `attach` wires the device's interrupt: it gets the interrupt side and must register
+    /// [`IrqShared::handle`] on `info.irq` and enable the line. It runs once the device is
+    /// live and before the first request (GET_ID here), whatever the mode, so that no
+    /// completion interrupt ever reaches a line without its handler and the mode can be
+    /// switched later. An error from it fails the device and the open.
     ///
     /// # Safety
     ///
@@ -217,6 +234,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         info: DeviceInfo,
         opts: OpenOptions,
         waiter: &'static dyn Waiter,
+        attach: impl FnOnce(Arc<IrqShared<B>>) -> Result<(), BlkError>,
     ) -> Result<Self, BlkError> {
         if info.device_id != 2 {
             return Err(BlkError::NoDevice);
@@ -314,6 +332,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             interrupts: AtomicU32::new(0),
         });
         transport.driver_ok();
+        if let Err(e) = attach(shared.clone()) {
+            transport.fail();
+            return Err(e);
+        }
         let mut blk = VirtioBlk {
             transport,
             shared,
@@ -331,6 +353,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             serial: [0; 20],
             stats: DiskStats::default(),
             generation: 0,
+            notify_owed: false,
         };
         blk.set_mode(opts.mode)?;
         blk.serial = blk.get_id()?;
@@ -539,9 +562,22 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
 
     /// Makes the queued requests visible and notifies the device if it wants it.
     pub fn kick(&mut self) -> Result<(), BlkError> {
-        if self.queue.publish()? {
+        self.publish()?;
+        if self.notify_owed {
             self.transport.notify(self.queue.index());
+            self.notify_owed = false;
             self.stats.kicks += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the queued requests visible without notifying the device; the notification it
+    /// asks for is owed and written by the next [`kick`](Self::kick). An idle device does not
+    /// look at the ring unnotified, so such a request cannot complete until then (a test
+    /// uses this for a timeout that does not depend on the device's speed).
+    pub fn publish(&mut self) -> Result<(), BlkError> {
+        if self.queue.publish()? {
+            self.notify_owed = true;
         }
         Ok(())
     }
@@ -580,28 +616,21 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 },
                 timeout,
             ),
-            CompletionMode::Interrupt => loop {
-                if shared.needs_reset.load(Ordering::Relaxed) {
-                    break true;
-                }
-                // Re-arm, then re-check: a completion that landed before the re-arm took
-                // effect raises no interrupt (the ack may have swallowed it too).
-                match queue.enable_interrupts() {
-                    Ok(true) => break true,
-                    Ok(false) => {}
+            CompletionMode::Interrupt => {
+                match wait_for_interrupt(
+                    queue,
+                    &shared.pending,
+                    &shared.needs_reset,
+                    self.waiter,
+                    timeout,
+                ) {
+                    Ok(met) => met,
                     Err(e) => {
                         failure = Some(BlkError::from(e));
-                        break true;
+                        true
                     }
                 }
-                let remaining = timeout.saturating_sub(self.waiter.now_ns() - start);
-                if !self.waiter.sleep_until(
-                    &mut || shared.pending.swap(false, Ordering::Relaxed),
-                    remaining,
-                ) {
-                    break false;
-                }
-            },
+            }
         };
         self.stats.polls += polls;
         self.stats.interrupts = u64::from(self.shared.interrupts.load(Ordering::Relaxed));
@@ -790,6 +819,36 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     }
 }
 
+/// The interrupt-mode wait: true once completions are waiting (or the device asked for a
+/// reset), false when `timeout` has passed with the used ring still empty. Each turn re-arms
+/// and then re-checks the used ring (a completion that landed before the re-arm took effect
+/// raises no interrupt; the ack may have swallowed it too), and the re-check also runs after
+/// the deadline: an interrupt that never arrives (lost, or its line not serviced) costs the
+/// wait its timeout but does not turn a completed request into a timeout.
+fn wait_for_interrupt<P: Platform>(
+    queue: &mut SplitQueue<P>,
+    pending: &AtomicBool,
+    needs_reset: &AtomicBool,
+    waiter: &dyn Waiter,
+    timeout: u64,
+) -> Result<bool, QueueError> {
+    let start = waiter.now_ns();
+    loop {
+        if needs_reset.load(Ordering::Relaxed) || queue.enable_interrupts()? {
+            return Ok(true);
+        }
+        let waited = waiter.now_ns().saturating_sub(start);
+        if waited >= timeout {
+            return Ok(false);
+        }
+        // Woken by this device's interrupt or at the deadline; either way, round again.
+        waiter.sleep_until(
+            &mut || pending.swap(false, Ordering::Relaxed),
+            timeout - waited,
+        );
+    }
+}
+
 impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
     fn capacity(&self) -> u64 {
         self.config.capacity
@@ -821,5 +880,115 @@ impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
 impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
     fn drop(&mut self) {
         let _ = self.transport.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dma::sim::{tag, SimPlatform};
+    use crate::dma::{CpuCache, PostRead};
+    use crate::virtio::sim::SimDevice;
+    use core::sync::atomic::AtomicU64;
+
+    /// A clock that moves only when the driver sleeps, and a device that completes the
+    /// request during the first sleep without its interrupt ever arriving (`pending` is never
+    /// set): the interrupt is lost.
+    struct LostInterrupt {
+        now: AtomicU64,
+        sleeps: AtomicU32,
+        /// Where the device writes: the used ring's memory, the element's offset, the head.
+        used: usize,
+        elem_off: u32,
+        head: u32,
+    }
+
+    impl LostInterrupt {
+        fn device_write(&self, off: u32, bytes: &[u8]) {
+            for (i, &b) in bytes.iter().enumerate() {
+                // SAFETY: offsets inside the used ring region, which outlives the test.
+                unsafe { core::ptr::write_volatile((self.used + off as usize + i) as *mut u8, b) };
+            }
+        }
+    }
+
+    impl Waiter for LostInterrupt {
+        fn now_ns(&self) -> u64 {
+            self.now.load(Ordering::Relaxed)
+        }
+        fn sleep_until(&self, cond: &mut dyn FnMut() -> bool, timeout_ns: u64) -> bool {
+            if self.sleeps.fetch_add(1, Ordering::Relaxed) == 0 {
+                // The device completes the request (element, then idx) straight to memory.
+                self.device_write(self.elem_off, &self.head.to_le_bytes());
+                self.device_write(self.elem_off + 4, &1u32.to_le_bytes());
+                self.device_write(2, &1u16.to_le_bytes());
+            }
+            self.now.fetch_add(timeout_ns, Ordering::Relaxed);
+            cond()
+        }
+        fn spin_until(&self, _: &mut dyn FnMut() -> bool, _: u64) -> bool {
+            unreachable!("interrupt mode sleeps")
+        }
+    }
+
+    fn queue_with_one_request() -> (SplitQueue<SimPlatform>, SimDevice, u16) {
+        let tag = tag();
+        tag.set_audit(true, None);
+        tag.set_model(Some(CpuCache::M68040), PostRead::NoOp);
+        let mut q =
+            SplitQueue::new(tag, ["ring", "used", "indirect"], 0, 8, false, false).expect("queue");
+        let bufs = [Buffer {
+            addr: 0x10_0000,
+            len: 1,
+            device_writes: true,
+        }];
+        q.add(&bufs, 7).expect("room");
+        q.publish().expect("publish");
+        let mut dev = SimDevice::default();
+        let chains = dev.fetch(&q, tag.platform());
+        let head = chains[0].head;
+        (q, dev, head)
+    }
+
+    fn waiter_for(q: &SplitQueue<SimPlatform>, head: u16) -> LostInterrupt {
+        let (_, used, _) = q.regions();
+        LostInterrupt {
+            now: AtomicU64::new(1_000),
+            sleeps: AtomicU32::new(0),
+            used: used.raw_pointer() as usize,
+            elem_off: q.used_elem_off(0),
+            head: head.into(),
+        }
+    }
+
+    #[test]
+    fn a_completion_whose_interrupt_is_lost_is_found_at_the_deadline() {
+        let (mut q, _dev, head) = queue_with_one_request();
+        let waiter = waiter_for(&q, head);
+        let (pending, needs_reset) = (AtomicBool::new(false), AtomicBool::new(false));
+        let met = wait_for_interrupt(&mut q, &pending, &needs_reset, &waiter, 5_000);
+        assert_eq!(met, Ok(true), "the deadline re-check found the completion");
+        assert_eq!(
+            waiter.sleeps.load(Ordering::Relaxed),
+            1,
+            "slept to the deadline"
+        );
+        assert_eq!(q.pop_used(), Ok(Some((7, 1))));
+    }
+
+    #[test]
+    fn an_empty_used_ring_at_the_deadline_is_a_timeout() {
+        let (mut q, _dev, head) = queue_with_one_request();
+        let waiter = waiter_for(&q, head);
+        // The device never completes: its first sleep is spent already.
+        waiter.sleeps.store(1, Ordering::Relaxed);
+        let (pending, needs_reset) = (AtomicBool::new(false), AtomicBool::new(false));
+        let met = wait_for_interrupt(&mut q, &pending, &needs_reset, &waiter, 5_000);
+        assert_eq!(met, Ok(false));
+        assert_eq!(
+            waiter.now_ns(),
+            6_000,
+            "gave up at the deadline, not before"
+        );
     }
 }

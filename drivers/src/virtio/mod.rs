@@ -3,6 +3,6 @@ pub mod mmio;
 pub mod queue;
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
