@@ -231,6 +231,12 @@ pub extern "C" fn kernel_main() {
     if let Some(fault) = opts.fault {
         cause(fault);
     }
+    if let TestSelection::Matching(pattern) = opts.test {
+        if let Some(text) = harness::unmatched(opts.test, &harness::test_names()) {
+            println!("fatal: test={pattern}: no test name contains '{text}'");
+            fatal::exit(false);
+        }
+    }
     let tests_ok = if opts.test == TestSelection::None {
         println!("no tests requested (test=none)");
         true
