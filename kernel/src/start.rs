@@ -124,10 +124,10 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     println!("time {} (goldfish RTC #1)", time::wall_clock());
     for c in info.mem_chunks.as_slice() {
         println!(
-            "ram {:#010x}-{:#010x} ({} MiB)",
+            "ram {:#010x}-{:#010x} ({})",
             c.addr,
             c.addr as u64 + c.size as u64,
-            c.size >> 20
+            crate::units::Bytes(c.size.into())
         );
     }
     if let Some(r) = info.ramdisk {
