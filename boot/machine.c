@@ -54,6 +54,18 @@ void machine_fallback_hex(u32 v)
     machine_fallback_puts(buf);
 }
 
+void machine_fallback_dec(u32 v)
+{
+    char buf[11];
+    int i = 10;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    machine_fallback_puts(buf + i);
+}
+
 void machine_fallback_exit_failure(void)
 {
     machine_set_sr(0x2700);
@@ -97,6 +109,18 @@ void machine_start(void)
     u32 ram_end = scan_ram_end();
     if (ram_end == 0) {
         machine_fallback_puts("fatal: no MEMCHUNK record in the bootinfo list\n");
+        machine_fallback_exit_failure();
+    }
+    /* Below linker.ld's MIN_RAM the heap cannot hold what the kernel allocates: refuse here,
+     * naming that minimum, rather than fail tests later for want of memory. */
+    if (ram_end < (u32)__min_ram) {
+        machine_fallback_puts("fatal: RAM is ");
+        machine_fallback_dec(ram_end >> 10);
+        machine_fallback_puts(" KiB; this kernel needs at least ");
+        machine_fallback_dec((u32)__min_ram >> 20);
+        machine_fallback_puts(" MiB: give QEMU more memory (-m ");
+        machine_fallback_dec((u32)__min_ram >> 20);
+        machine_fallback_puts("M or more)\n");
         machine_fallback_exit_failure();
     }
     machine_memory_set_limit(ram_end);

@@ -250,6 +250,12 @@ pub extern "C" fn kernel_main() {
     };
     if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
         irq::print_stats();
+        let (_, size) = heap::region();
+        println!(
+            "heap: at most {} of {} in use at once",
+            crate::units::Bytes(heap::peak() as u64),
+            crate::units::Bytes(size as u64)
+        );
     }
     // With dma_audit=on, any finding the tests did not ask for fails the run.
     let findings = crate::dma_m68k::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
