@@ -76,9 +76,11 @@ void machine_fallback_exit_failure(void)
 
 /* ---- bootinfo --------------------------------------------------------------------------- */
 
-/* QEMU puts the bootinfo list right after the image, 2-byte aligned. */
+/* QEMU puts the bootinfo list right after the image, 2-byte aligned. Linear memory, zeroed
+ * when the kernel module is instantiated, starts at __linear_memory_base: whatever of the
+ * list lay past it is gone by then, so reads stop there. */
 static const u8 *bootinfo_start(void) { return (const u8 *)(((u32)_end + 1) & ~1u); }
-#define BOOTINFO_MAX 4096u
+static u32 bootinfo_room(void) { return (u32)__linear_memory_base - (u32)bootinfo_start(); }
 
 /* The one bootinfo fact the machine layer needs before Rust can run: where RAM ends, so that
  * linear memory is never placed past it. Everything else is parsed (and this re-checked) by
@@ -86,7 +88,7 @@ static const u8 *bootinfo_start(void) { return (const u8 *)(((u32)_end + 1) & ~1
 static u32 scan_ram_end(void)
 {
     const u8 *p = bootinfo_start();
-    const u8 *end = p + BOOTINFO_MAX;
+    const u8 *end = p + bootinfo_room();
     while (p + 4 <= end) {
         u16 tag = (u16)(p[0] << 8 | p[1]);
         u16 size = (u16)(p[2] << 8 | p[3]);
@@ -289,12 +291,15 @@ u32 Z_machineZ_linear_base(M *m) { (void)m; return (u32)__linear_memory_base; }
 
 u32 Z_machineZ_ram_end(M *m) { (void)m; return machine_memory_limit(); }
 
-u32 Z_machineZ_bootinfo_read(M *m, u32 dst, u32 len)
+u32 Z_machineZ_bootinfo_read(M *m, u32 dst, u32 offset, u32 len)
 {
     (void)m;
-    if (len > BOOTINFO_MAX)
-        len = BOOTINFO_MAX;
-    memcpy(linear(dst, len), bootinfo_start(), len);
+    u32 room = bootinfo_room();
+    if (offset >= room)
+        return 0;
+    if (len > room - offset)
+        len = room - offset;
+    memcpy(linear(dst, len), bootinfo_start() + offset, len);
     return len;
 }
 
