@@ -173,11 +173,11 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     let (heap_start, heap_size) = heap::region();
     let base = machine::linear_memory_base();
     println!(
-        "linear memory at {base:#010x}, {} MiB; heap {:#010x}-{:#010x} ({} MiB)",
-        (core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) >> 20,
+        "linear memory at {base:#010x}, {}; heap {:#010x}-{:#010x} ({})",
+        crate::units::Bytes((core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) as u64),
         base as usize + heap_start,
         base as usize + heap_start + heap_size,
-        heap_size >> 20
+        crate::units::Bytes(heap_size as u64)
     );
     let devices = [
         ("pic", info.pic, " (6 PICs, 0x1000 apart)"),
