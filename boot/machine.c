@@ -54,6 +54,18 @@ void machine_fallback_hex(u32 v)
     machine_fallback_puts(buf);
 }
 
+void machine_fallback_dec(u32 v)
+{
+    char buf[11];
+    int i = 10;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    machine_fallback_puts(buf + i);
+}
+
 void machine_fallback_exit_failure(void)
 {
     machine_set_sr(0x2700);
@@ -64,9 +76,11 @@ void machine_fallback_exit_failure(void)
 
 /* ---- bootinfo --------------------------------------------------------------------------- */
 
-/* QEMU puts the bootinfo list right after the image, 2-byte aligned. */
+/* QEMU puts the bootinfo list right after the image, 2-byte aligned. Linear memory, zeroed
+ * when the kernel module is instantiated, starts at __linear_memory_base: whatever of the
+ * list lay past it is gone by then, so reads stop there. */
 static const u8 *bootinfo_start(void) { return (const u8 *)(((u32)_end + 1) & ~1u); }
-#define BOOTINFO_MAX 4096u
+static u32 bootinfo_room(void) { return (u32)__linear_memory_base - (u32)bootinfo_start(); }
 
 /* The one bootinfo fact the machine layer needs before Rust can run: where RAM ends, so that
  * linear memory is never placed past it. Everything else is parsed (and this re-checked) by
@@ -74,7 +88,7 @@ static const u8 *bootinfo_start(void) { return (const u8 *)(((u32)_end + 1) & ~1
 static u32 scan_ram_end(void)
 {
     const u8 *p = bootinfo_start();
-    const u8 *end = p + BOOTINFO_MAX;
+    const u8 *end = p + bootinfo_room();
     while (p + 4 <= end) {
         u16 tag = (u16)(p[0] << 8 | p[1]);
         u16 size = (u16)(p[2] << 8 | p[3]);
@@ -97,6 +111,18 @@ void machine_start(void)
     u32 ram_end = scan_ram_end();
     if (ram_end == 0) {
         machine_fallback_puts("fatal: no MEMCHUNK record in the bootinfo list\n");
+        machine_fallback_exit_failure();
+    }
+    /* Below linker.ld's MIN_RAM the heap cannot hold what the kernel allocates: refuse here,
+     * naming that minimum, rather than fail tests later for want of memory. */
+    if (ram_end < (u32)__min_ram) {
+        machine_fallback_puts("fatal: RAM is ");
+        machine_fallback_dec(ram_end >> 10);
+        machine_fallback_puts(" KiB; this kernel needs at least ");
+        machine_fallback_dec((u32)__min_ram >> 20);
+        machine_fallback_puts(" MiB: give QEMU more memory (-m ");
+        machine_fallback_dec((u32)__min_ram >> 20);
+        machine_fallback_puts("M or more)\n");
         machine_fallback_exit_failure();
     }
     machine_memory_set_limit(ram_end);
@@ -265,12 +291,15 @@ u32 Z_machineZ_linear_base(M *m) { (void)m; return (u32)__linear_memory_base; }
 
 u32 Z_machineZ_ram_end(M *m) { (void)m; return machine_memory_limit(); }
 
-u32 Z_machineZ_bootinfo_read(M *m, u32 dst, u32 len)
+u32 Z_machineZ_bootinfo_read(M *m, u32 dst, u32 offset, u32 len)
 {
     (void)m;
-    if (len > BOOTINFO_MAX)
-        len = BOOTINFO_MAX;
-    memcpy(linear(dst, len), bootinfo_start(), len);
+    u32 room = bootinfo_room();
+    if (offset >= room)
+        return 0;
+    if (len > room - offset)
+        len = room - offset;
+    memcpy(linear(dst, len), bootinfo_start() + offset, len);
     return len;
 }
 

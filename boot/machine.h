@@ -45,6 +45,7 @@ CACHE_OP_DECL(cpusha_dc) CACHE_OP_DECL(cpusha_ic) CACHE_OP_DECL(cpusha_bc)
 extern u8 __linear_memory_base[];
 extern u8 _end[];
 extern u8 __stack_top[];
+extern u8 __min_ram[];
 
 /* runtime.c: what the machine layer needs to know about linear memory and traps. */
 void machine_memory_set_limit(u32 physical_end);
@@ -53,6 +54,7 @@ u32 machine_memory_limit(void);
 /* machine.c: last-resort output, usable before Rust runs and when Rust cannot. */
 void machine_fallback_puts(const char *s);
 void machine_fallback_hex(u32 v);
+void machine_fallback_dec(u32 v);
 void machine_fallback_exit_failure(void) __attribute__((noreturn));
 void machine_wasm_trap(u32 code, u32 pc) __attribute__((noreturn));
 

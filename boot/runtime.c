@@ -47,7 +47,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
         machine_fallback_hex((u32)__linear_memory_base);
         machine_fallback_puts("-");
         machine_fallback_hex((u32)__linear_memory_base + initial_pages * PAGE_SIZE);
-        machine_fallback_puts(": give QEMU more memory (-m 32M or more)\n");
+        machine_fallback_puts(": give QEMU more memory (-m)\n");
         machine_fallback_exit_failure();
     }
     mem->data = __linear_memory_base;

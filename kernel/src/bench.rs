@@ -146,13 +146,23 @@ struct Offsets {
 }
 
 impl Offsets {
-    fn new(pattern: Pattern, capacity: u64, bs: u32) -> Self {
-        Offsets {
+    /// Fails when not one request of `bs` bytes fits the disk (`capacity` sectors): such a
+    /// cell cannot be measured on it.
+    fn new(pattern: Pattern, capacity: u64, bs: u32) -> Result<Self, String> {
+        let span = capacity / u64::from(bs / SECTOR).max(1);
+        if span == 0 {
+            return Err(format!(
+                "does not fit the disk: a {bs}-byte request needs at least {} bytes, the disk has {} bytes",
+                u64::from(bs.max(SECTOR)),
+                capacity * u64::from(SECTOR)
+            ));
+        }
+        Ok(Offsets {
             pattern,
-            span: capacity / u64::from(bs / SECTOR).max(1),
+            span,
             next: 0,
             rng: Lcg(12345),
-        }
+        })
     }
     fn take(&mut self, bs: u32) -> u64 {
         let unit = u64::from(bs / SECTOR).max(1);
@@ -189,7 +199,25 @@ fn percentile(sorted: &[u64], p: u64) -> u64 {
     sorted[((sorted.len() as u64 - 1) * p / 100) as usize]
 }
 
-fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, BlkError> {
+fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, String> {
+    run_driver_inner(info, cell, budget).map_err(|e| match e {
+        Failed::Blk(e) => format!("{e}"),
+        Failed::Other(why) => why,
+    })
+}
+
+enum Failed {
+    Blk(BlkError),
+    Other(String),
+}
+
+impl From<BlkError> for Failed {
+    fn from(e: BlkError) -> Self {
+        Failed::Blk(e)
+    }
+}
+
+fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, Failed> {
     let opts = OpenOptions {
         mode: cell.mode,
         event_idx: cell.event_idx,
@@ -199,7 +227,11 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured
     };
     let mut d = disks::open(info, opts)?;
     let cap = drivers::blk::BlockDevice::capacity(&*d);
-    let mut offsets = Offsets::new(cell.pattern, cap, cell.bs);
+    let mut offsets = if cell.op == BenchOp::GetId {
+        None
+    } else {
+        Some(Offsets::new(cell.pattern, cap, cell.bs).map_err(Failed::Other)?)
+    };
     let before = drivers::blk::BlockDevice::stats(&*d);
     let mut starts = vec![0u64; cell.qd];
     let mut free: Vec<usize> = (0..cell.qd).collect();
@@ -219,11 +251,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured
         if !done {
             let t = time::now();
             while let Some(slot) = free.pop() {
-                let sector = if op == Op::GetId {
-                    0
-                } else {
-                    offsets.take(cell.bs)
-                };
+                let sector = offsets.as_mut().map_or(0, |o| o.take(cell.bs));
                 starts[slot] = t;
                 d.submit(op, sector, len, slot as u64, |_| {})?;
             }
@@ -246,7 +274,7 @@ fn run_driver(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured
         })?;
         complete_ns += time::now() - now;
         if let Some(e) = err {
-            return Err(e);
+            return Err(e.into());
         }
     }
     let ns = time::now() - t0;
@@ -275,6 +303,16 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     let mut raw = [0u8; 8];
     t.read_config(0, &mut raw).map_err(|x| e(&x))?;
     let capacity = u64::from_le_bytes(raw);
+    let mut offsets = match cell.op {
+        BenchOp::GetId => None,
+        _ => match Offsets::new(cell.pattern, capacity, cell.bs) {
+            Ok(o) => Some(o),
+            Err(why) => {
+                let _ = t.reset();
+                return Err(why);
+            }
+        },
+    };
     let size = 128u16.min(t.queue_max(0));
     let size = 1u16 << (15 - size.leading_zeros());
     let q = u32::from(size);
@@ -325,7 +363,6 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
         .map_err(|x| e(&x))?;
     t.driver_ok();
     let avail = 16 * q;
-    let mut offsets = Offsets::new(cell.pattern, capacity, cell.bs);
     let (mut avail_idx, mut last_used) = (0u16, 0u16);
     let mut starts = vec![0u64; qd];
     let mut pending: Vec<u16> = (0..qd as u16).collect();
@@ -341,8 +378,8 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
             let started = time::now();
             for &i in &pending {
                 let slot = u32::from(i);
-                if cell.op != BenchOp::GetId {
-                    hdr.write_u64_le(16 * slot + 8, offsets.take(cell.bs));
+                if let Some(o) = offsets.as_mut() {
+                    hdr.write_u64_le(16 * slot + 8, o.take(cell.bs));
                 }
                 hdr.sync(SyncOps::PREWRITE, 16 * slot, 16)
                     .map_err(|x| e(&x))?;
@@ -499,7 +536,7 @@ pub fn run(matrix: Matrix) -> bool {
     for (n, cell) in all.iter().enumerate() {
         println!("bench progress {}/{}", n + 1, all.len());
         let r = match cell.imp {
-            Impl::Driver => run_driver(info, cell, &budget).map_err(|e| format!("{e}")),
+            Impl::Driver => run_driver(info, cell, &budget),
             Impl::Floor => run_floor(info, cell, &budget),
         };
         match r {

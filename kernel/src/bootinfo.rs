@@ -201,6 +201,23 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// The offset of the COMMAND_LINE record this error is about, if it is about one: how
+    /// QEMU's bootinfo for an over-long command line fails to parse (its size field is
+    /// truncated to 16 bits).
+    pub fn command_line_record(&self) -> Option<usize> {
+        match *self {
+            Error::SizeTooSmall { offset, tag, .. } | Error::SizeTooLarge { offset, tag, .. }
+                if tag == tag::COMMAND_LINE =>
+            {
+                Some(offset)
+            }
+            Error::UnterminatedString { offset } => Some(offset),
+            _ => None,
+        }
+    }
+}
+
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
@@ -716,5 +733,43 @@ pub(crate) mod tests {
             Some(128 << 20)
         );
         assert_eq!(info.chunk_containing(128 << 20), None);
+    }
+
+    /// A COMMAND_LINE record as QEMU writes it: the size field is the true size truncated
+    /// to 16 bits (hw/m68k/bootinfo.h stores it with stw_p).
+    fn qemu_command_line(len: usize) -> Vec<u8> {
+        let mut p = std::vec![b'x'; len];
+        p.push(0);
+        while !(p.len() + 4).is_multiple_of(4) {
+            p.push(0);
+        }
+        let size = (p.len() + 4) as u16; // truncated, as QEMU does
+        Builder::new()
+            .u32s(tag::MACHTYPE, &[14])
+            .raw(tag::COMMAND_LINE, size, &p)
+            .record(tag::RNG_SEED, &[0, 4, 1, 2, 3, 4])
+            .end()
+    }
+
+    #[test]
+    fn an_over_long_command_line_is_recognised_as_one() {
+        // 65527 bytes: the longest whose record size fits 16 bits.
+        let buf = qemu_command_line(65527);
+        let info = parse(&buf).unwrap();
+        assert_eq!(info.command_line.map(str::len), Some(65527));
+        // One more and the size wraps to 0; much more and it wraps to a small size whose
+        // payload has no NUL. Either way the error names the COMMAND_LINE record at byte 8.
+        for len in [65528, 65600, 100_000, 131_071] {
+            let e = parse(&qemu_command_line(len)).unwrap_err();
+            assert_eq!(e.command_line_record(), Some(8), "{len}: {e}");
+        }
+        // Errors about other records are not taken for it.
+        let e = Error::SizeTooLarge {
+            offset: 0,
+            tag: tag::MEMCHUNK,
+            size: 99,
+        };
+        assert_eq!(e.command_line_record(), None);
+        assert_eq!(Error::Truncated { offset: 0 }.command_line_record(), None);
     }
 }

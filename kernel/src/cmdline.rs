@@ -2,7 +2,8 @@
 //!
 //! Owns: the table of accepted options and their parsing. An unknown key, a token without
 //! `=`, or a bad value is an error naming what was accepted; the caller prints it with
-//! [`usage`] and exits with failure. A later occurrence of a key overrides an earlier one.
+//! [`usage`] and exits with failure. A key given twice is an error too: silently letting one
+//! win would run something other than what one of them asked for.
 
 use crate::cache::Mode as CacheMode;
 use crate::cpu::Model;
@@ -196,6 +197,8 @@ pub enum Error<'a> {
     /// A token without `=`.
     NotKeyValue(&'a str),
     UnknownKey(&'a str),
+    /// The same key given more than once.
+    Duplicate(&'static str),
     BadValue {
         key: &'static str,
         value: &'a str,
@@ -208,6 +211,7 @@ impl fmt::Display for Error<'_> {
         match self {
             Error::NotKeyValue(t) => write!(f, "'{t}' is not of the form key=value"),
             Error::UnknownKey(k) => write!(f, "unknown option '{k}'"),
+            Error::Duplicate(k) => write!(f, "option '{k}' given more than once"),
             Error::BadValue {
                 key,
                 value,
@@ -228,16 +232,23 @@ pub fn usage(out: &mut dyn fmt::Write) -> fmt::Result {
     Ok(())
 }
 
-fn spec(key: &str) -> Option<&'static Spec> {
-    SPECS.iter().find(|s| s.key == key)
-}
-
 /// Parses a whole command line.
 pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
     let mut opts = Options::default();
+    // Bit i: SPECS[i] already seen.
+    const _: () = assert!(SPECS.len() <= 32);
+    let mut seen = 0u32;
     for token in line.split_ascii_whitespace() {
         let (key, value) = token.split_once('=').ok_or(Error::NotKeyValue(token))?;
-        let spec = spec(key).ok_or(Error::UnknownKey(key))?;
+        let index = SPECS
+            .iter()
+            .position(|s| s.key == key)
+            .ok_or(Error::UnknownKey(key))?;
+        let spec = &SPECS[index];
+        if seen & (1 << index) != 0 {
+            return Err(Error::Duplicate(spec.key));
+        }
+        seen |= 1 << index;
         let bad = || Error::BadValue {
             key: spec.key,
             value,
@@ -440,8 +451,35 @@ mod tests {
     }
 
     #[test]
-    fn later_keys_override() {
-        assert_eq!(parse("log=warn log=error").unwrap().log, Level::Error);
+    fn a_key_given_twice_is_an_error() {
+        assert_eq!(parse("log=warn log=error"), Err(Error::Duplicate("log")));
+        // Even with the same value, and with other keys between.
+        assert_eq!(
+            parse("disks=31 test=all disks=0,1,2,3"),
+            Err(Error::Duplicate("disks"))
+        );
+        assert_eq!(parse("test=a test=a"), Err(Error::Duplicate("test")));
+        let e = std::format!("{}", parse("bench=quick bench=none").unwrap_err());
+        assert_eq!(e, "option 'bench' given more than once");
+        // Every key can appear once in the same line.
+        let all: std::vec::Vec<std::string::String> = SPECS
+            .iter()
+            .map(|s| match s.key {
+                "test" => "test=all".into(),
+                "disks" => "disks=0".into(),
+                "cpu" => "cpu=68040".into(),
+                "dma_model" => "dma_model=off".into(),
+                "dma_bug" => "dma_bug=none".into(),
+                "dma_postread" => "dma_postread=noop".into(),
+                "dma_audit" => "dma_audit=off".into(),
+                "fault" => "fault=panic".into(),
+                "cache" => "cache=off".into(),
+                "log" => "log=info".into(),
+                "bench" => "bench=none".into(),
+                k => panic!("no sample value for {k}"),
+            })
+            .collect();
+        assert!(parse(&all.join(" ")).is_ok());
     }
 
     #[test]

@@ -134,11 +134,11 @@ pub fn print_banner() {
             Ok(d) => {
                 let serial = String::from_utf8_lossy(d.serial());
                 crate::println!(
-                    "disk slot {} irq {}: {} sectors ({} MiB){}, serial \"{serial}\", queue depth {}, {} KiB per request, modes interrupt+polled",
+                    "disk slot {} irq {}: {} sectors ({}){}, serial \"{serial}\", queue depth {}, {} KiB per request, modes interrupt+polled",
                     info.slot,
                     info.irq,
                     d.capacity(),
-                    d.capacity() >> 11,
+                    crate::units::Bytes(d.capacity().saturating_mul(512)),
                     if d.read_only() { ", read-only" } else { "" },
                     d.queue_depth(),
                     d.max_transfer() / 1024

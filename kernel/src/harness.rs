@@ -57,6 +57,17 @@ pub fn is_selected(selection: TestSelection, name: &str) -> bool {
     }
 }
 
+/// The first comma-separated text of a `Matching` selection that no test name contains:
+/// such a selection is a mistake (a typo runs nothing and would pass), not an empty run.
+pub fn unmatched<'a>(selection: TestSelection<'a>, names: &[&str]) -> Option<&'a str> {
+    match selection {
+        TestSelection::Matching(pattern) => pattern
+            .split(',')
+            .find(|p| !names.iter().any(|n| TestSelection::matches(p, n))),
+        TestSelection::All | TestSelection::None => None,
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     pub passed: u32,
@@ -108,7 +119,7 @@ macro_rules! ensure_eq {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use runner::{defer_report, run, running_test};
+pub use runner::{defer_report, run, running_test, test_names};
 
 #[cfg(target_arch = "wasm32")]
 mod runner {
@@ -133,6 +144,11 @@ mod runner {
 
     fn registry() -> &'static [Test] {
         REGISTRY.call_once(crate::tests::all)
+    }
+
+    /// Every registered test's name.
+    pub fn test_names() -> Vec<&'static str> {
+        registry().iter().map(|t| t.name).collect()
     }
 
     /// The name of the test running now, if any (for the panic and exception reports).
@@ -229,6 +245,31 @@ mod tests {
             TestSelection::Matching("boot"),
             "codegen::u32_arith"
         ));
+    }
+
+    #[test]
+    fn a_text_that_matches_no_test_is_found() {
+        let names = ["codegen::u32_arith", "blk::read", "virtio::probe"];
+        assert_eq!(
+            unmatched(TestSelection::Matching("nonexistent"), &names),
+            Some("nonexistent")
+        );
+        assert_eq!(
+            unmatched(TestSelection::Matching("blk::,virtio::"), &names),
+            None
+        );
+        // One good text does not hide a bad one.
+        assert_eq!(
+            unmatched(TestSelection::Matching("blk::,vritio::"), &names),
+            Some("vritio::")
+        );
+        // An empty text (a stray comma) matches nothing.
+        assert_eq!(
+            unmatched(TestSelection::Matching("blk::,"), &names),
+            Some("")
+        );
+        assert_eq!(unmatched(TestSelection::All, &[]), None);
+        assert_eq!(unmatched(TestSelection::None, &[]), None);
     }
 
     #[test]

@@ -11,6 +11,12 @@ use linked_list_allocator::Heap;
 
 pub struct KernelHeap(spin::Mutex<Heap>);
 
+/// The most bytes ever in use at once: what the minimum RAM (linker.ld) is judged by.
+struct Peak(core::cell::UnsafeCell<usize>);
+// SAFETY: read and written only with interrupts masked on the one CPU.
+unsafe impl Sync for Peak {}
+static PEAK: Peak = Peak(core::cell::UnsafeCell::new(0));
+
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
 
@@ -19,10 +25,17 @@ static HEAP: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _masked = machine::mask_interrupts();
-        self.0
-            .lock()
+        let mut heap = self.0.lock();
+        let p = heap
             .allocate_first_fit(layout)
-            .map_or(ptr::null_mut(), |p| p.as_ptr())
+            .map_or(ptr::null_mut(), |p| p.as_ptr());
+        let used = heap.used();
+        // SAFETY: PEAK is only touched with interrupts masked (single CPU), as here.
+        unsafe {
+            let peak = &mut *PEAK.0.get();
+            *peak = (*peak).max(used);
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -51,6 +64,13 @@ pub fn usage() -> (usize, usize) {
     let _masked = machine::mask_interrupts();
     let heap = HEAP.0.lock();
     (heap.used(), heap.free())
+}
+
+/// The most bytes in use at once since boot.
+pub fn peak() -> usize {
+    let _masked = machine::mask_interrupts();
+    // SAFETY: interrupts are masked, so no allocation runs concurrently.
+    unsafe { *PEAK.0.get() }
 }
 
 /// The heap's first address and size.

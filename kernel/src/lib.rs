@@ -18,6 +18,7 @@ pub mod ipl;
 pub mod irq;
 pub mod line_editor;
 pub mod time;
+pub mod units;
 #[macro_use]
 pub mod harness;
 

@@ -20,7 +20,7 @@ extern "C" {
     fn idle();
     fn linear_base() -> u32;
     fn ram_end() -> u32;
-    fn bootinfo_read(dst: *mut u8, len: u32) -> u32;
+    fn bootinfo_read(dst: *mut u8, offset: u32, len: u32) -> u32;
     fn set_fallback_devices(tty: u32, ctrl: u32);
     fn catch_test(index: u32) -> u32;
     fn unwind();
@@ -130,11 +130,12 @@ pub fn physical_address<T>(ptr: *const T) -> u32 {
     linear_memory_base() + ptr as usize as u32
 }
 
-/// Copies the start of the bootinfo list into `buf`; returns the bytes copied.
-pub fn read_bootinfo(buf: &mut [u8]) -> usize {
+/// Copies bytes of the bootinfo list from `offset` on into `buf`; returns the bytes copied
+/// (fewer near the start of linear memory, where what QEMU wrote has been overwritten).
+pub fn read_bootinfo(offset: usize, buf: &mut [u8]) -> usize {
     // SAFETY: the machine layer checks the range against linear memory and writes at most
     // buf.len() bytes into it.
-    unsafe { bootinfo_read(buf.as_mut_ptr(), buf.len() as u32) as usize }
+    unsafe { bootinfo_read(buf.as_mut_ptr(), offset as u32, buf.len() as u32) as usize }
 }
 
 /// Tells the machine layer's last-resort printer where the console and virt-ctrl are.

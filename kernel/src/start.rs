@@ -15,11 +15,19 @@ use core::cell::UnsafeCell;
 
 const WASM_PAGE: u32 = 65536;
 
+/// The longest command line QEMU writes a well-formed bootinfo record for: the record's
+/// 16-bit size counts the 4-byte header, the text, its NUL and padding to 4 bytes, and
+/// QEMU stores a longer line's size truncated to 16 bits (hw/m68k/bootinfo.h BOOTINFOSTR).
+pub const MAX_COMMAND_LINE: usize = 65527;
+
+/// Room for the list: the largest command-line record and 4 KiB for every other record.
+const BOOTINFO_BUFFER: usize = 65532 + 4096;
+
 /// The copy of the bootinfo list that BOOT_INFO borrows from.
-struct BootInfoBuffer(UnsafeCell<[u8; 4096]>);
+struct BootInfoBuffer(UnsafeCell<[u8; BOOTINFO_BUFFER]>);
 // SAFETY: written once by kernel_main before anything else runs, read-only afterwards.
 unsafe impl Sync for BootInfoBuffer {}
-static BOOTINFO_BYTES: BootInfoBuffer = BootInfoBuffer(UnsafeCell::new([0; 4096]));
+static BOOTINFO_BYTES: BootInfoBuffer = BootInfoBuffer(UnsafeCell::new([0; BOOTINFO_BUFFER]));
 static BOOT_INFO: spin::Once<BootInfo<'static>> = spin::Once::new();
 
 /// What bootinfo said (available once boot has parsed it).
@@ -34,12 +42,15 @@ fn read_bootinfo() -> &'static BootInfo<'static> {
     // taken afterwards is never written again.
     let bytes: &'static [u8] = unsafe {
         let buf = &mut *BOOTINFO_BYTES.0.get();
-        let len = machine::read_bootinfo(buf);
+        let len = machine::read_bootinfo(0, buf);
         &buf[..len]
     };
     let info = match bootinfo::parse(bytes) {
         Ok(info) => info,
         Err(e) => {
+            if let Some(at) = e.command_line_record() {
+                command_line_too_long(at);
+            }
             println!("fatal: malformed bootinfo list: {e}");
             fatal::exit(false);
         }
@@ -49,6 +60,32 @@ fn read_bootinfo() -> &'static BootInfo<'static> {
         fatal::exit(false);
     }
     BOOT_INFO.call_once(|| info)
+}
+
+/// A COMMAND_LINE record at byte `at` of the list that did not parse: if its text is over
+/// [`MAX_COMMAND_LINE`] (QEMU then writes a wrong record size), says how long it is.
+fn command_line_too_long(at: usize) {
+    // The text starts after the record header and ends at the first NUL.
+    let mut len = 0usize;
+    let mut chunk = [0u8; 256];
+    loop {
+        let got = machine::read_bootinfo(at + 4 + len, &mut chunk);
+        match chunk[..got].iter().position(|&b| b == 0) {
+            Some(nul) => {
+                len += nul;
+                break;
+            }
+            None if got == 0 => return, // no NUL before linear memory: say nothing precise
+            None => len += got,
+        }
+    }
+    if len > MAX_COMMAND_LINE {
+        println!(
+            "fatal: the kernel command line is {len} bytes; this kernel takes at most \
+             {MAX_COMMAND_LINE} (the most QEMU's 16-bit bootinfo record size can describe)"
+        );
+        fatal::exit(false);
+    }
 }
 
 /// Grows linear memory to the end of the RAM chunk it starts in, then gives the part above
@@ -146,10 +183,10 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     println!("time {} (goldfish RTC #1)", time::wall_clock());
     for c in info.mem_chunks.as_slice() {
         println!(
-            "ram {:#010x}-{:#010x} ({} MiB)",
+            "ram {:#010x}-{:#010x} ({})",
             c.addr,
             c.addr as u64 + c.size as u64,
-            c.size >> 20
+            crate::units::Bytes(c.size.into())
         );
     }
     if let Some(r) = info.ramdisk {
@@ -158,11 +195,11 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     let (heap_start, heap_size) = heap::region();
     let base = machine::linear_memory_base();
     println!(
-        "linear memory at {base:#010x}, {} MiB; heap {:#010x}-{:#010x} ({} MiB)",
-        (core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) >> 20,
+        "linear memory at {base:#010x}, {}; heap {:#010x}-{:#010x} ({})",
+        crate::units::Bytes((core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) as u64),
         base as usize + heap_start,
         base as usize + heap_start + heap_size,
-        heap_size >> 20
+        crate::units::Bytes(heap_size as u64)
     );
     let devices = [
         ("pic", info.pic, " (6 PICs, 0x1000 apart)"),
@@ -253,6 +290,12 @@ pub extern "C" fn kernel_main() {
     if let Some(fault) = opts.fault {
         cause(fault);
     }
+    if let TestSelection::Matching(pattern) = opts.test {
+        if let Some(text) = harness::unmatched(opts.test, &harness::test_names()) {
+            println!("fatal: test={pattern}: no test name contains '{text}'");
+            fatal::exit(false);
+        }
+    }
     let tests_ok = if opts.test == TestSelection::None {
         println!("no tests requested (test=none)");
         true
@@ -266,6 +309,12 @@ pub extern "C" fn kernel_main() {
     };
     if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
         irq::print_stats();
+        let (_, size) = heap::region();
+        println!(
+            "heap: at most {} of {} in use at once",
+            crate::units::Bytes(heap::peak() as u64),
+            crate::units::Bytes(size as u64)
+        );
     }
     // With dma_audit=on, any finding the tests did not ask for fails the run.
     let findings = crate::dma_m68k::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));

@@ -107,7 +107,17 @@ mod boot {
             ))
         })?;
         let size = core::arch::wasm32::memory_size(0) as u64 * 65536;
-        ensure_eq!(base as u64 + size, chunk.end().unwrap() as u64);
+        let end = chunk.end().unwrap() as u64;
+        // Linear memory grows in whole 64 KiB wasm pages: it covers every whole page below
+        // the end of RAM, and only a tail of RAM smaller than a page (-m not a multiple of
+        // 64 KiB) is left out.
+        let whole_pages = (end - base as u64) / 65536;
+        ensure_eq!(size, whole_pages * 65536);
+        ensure!(
+            end - (base as u64 + size) < 65536,
+            "RAM ends {} bytes past linear memory",
+            end - (base as u64 + size)
+        );
         ensure_eq!(machine::machine_ram_end(), chunk.end().unwrap());
         Ok(())
     }

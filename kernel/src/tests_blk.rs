@@ -400,13 +400,15 @@ fn discard_and_write_zeroes() -> TestResult {
     Ok(())
 }
 
+/// Opening a slot the boot probe found empty fails with NoDevice. The slot is one the probe
+/// left empty (the highest: any slot may hold a device the runner or the user attached).
 fn missing_disk_is_an_error() -> TestResult {
     let virtio = crate::boot_info().virtio.unwrap();
-    let slot = 127;
-    ensure!(
-        crate::virtio_probe::devices().all(|d| d.slot != slot),
-        "slot 127 is expected to be empty"
-    );
+    let Some(slot) = crate::virtio_probe::empty_slots().last() else {
+        return Err(Failure::Skipped(
+            "every virtio slot holds a device: no empty one to open".into(),
+        ));
+    };
     let info = DeviceInfo {
         slot,
         base: virtio.base + slot * 0x200,

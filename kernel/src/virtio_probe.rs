@@ -76,6 +76,17 @@ pub fn devices() -> impl Iterator<Item = &'static DeviceInfo> {
         })
 }
 
+/// The slots the boot probe found nothing in (no device, not even a refused one).
+pub fn empty_slots() -> impl DoubleEndedIterator<Item = u32> {
+    let found = FOUND.get().map_or(&[][..], |v| &v[..]);
+    (0..SLOTS).filter(move |&slot| {
+        !found.iter().any(|s| match s {
+            Slot::Device(d) => d.slot == slot,
+            Slot::Refused { slot: r, .. } => *r == slot,
+        })
+    })
+}
+
 pub fn print_banner() {
     let found = FOUND.get().map_or(&[][..], |v| &v[..]);
     if found.is_empty() {
