@@ -413,7 +413,7 @@ once = \"off\"
 /// holds byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i (the virtio tests check it).
 struct ScratchDisks {
     /// Removed on drop, which every exit path reaches (errors, timeouts, signals).
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     disks: Vec<Disk>,
 }
 
@@ -460,7 +460,7 @@ impl ScratchDisks {
                 aio: None,
             });
         }
-        Ok(ScratchDisks { _dir: tmp, disks })
+        Ok(ScratchDisks { dir: tmp, disks })
     }
 
     /// Their slots, for the kernel option `disks=`.
@@ -473,6 +473,42 @@ impl ScratchDisks {
     fn option(&self) -> String {
         format!("disks={}", self.slots())
     }
+}
+
+/// Prepares a check's disks and command line; the returned scratch folder lives as long as
+/// the run needs it.
+fn setup_check(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
+    Ok(match setup {
+        Setup::Plain => None,
+        Setup::PaddedTo(len) => {
+            let pad = len.saturating_sub(q.append.len());
+            q.append.push_str(&" ".repeat(pad));
+            None
+        }
+        Setup::Scratch | Setup::ScratchPlusUnpinned | Setup::TinyDisk => {
+            let mut s = ScratchDisks::create()?;
+            if let Setup::TinyDisk = setup {
+                std::fs::write(&s.disks[0].file, vec![0x5a; 32 * 1024])
+                    .map_err(|e| format!("cannot write the tiny disk: {e}"))?;
+                s.disks.truncate(1);
+            } else {
+                q.append = with_default(&q.append, "disks", &s.slots());
+            }
+            q.disks = s.disks.clone();
+            if let Setup::ScratchPlusUnpinned = setup {
+                let file = s.dir.path().join("unpinned.img");
+                std::fs::write(&file, vec![0u8; 3 * 512 * 1024])
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                q.extra.extend([
+                    "-drive".to_string(),
+                    format!("if=none,id=unpinned,file={},format=raw", file.display()),
+                    "-device".to_string(),
+                    "virtio-blk-device,drive=unpinned".to_string(),
+                ]);
+            }
+            Some(s)
+        }
+    })
 }
 
 /// The CPUs the whole suite runs on under QEMU `version`: the 68060 needs QEMU >= 9.0
@@ -501,6 +537,23 @@ struct Check {
     expect: &'static [&'static str],
     /// QEMU versions the check applies to: `min <= version < below`.
     qemu: (qemu::Version, qemu::Version),
+    /// Disks and command-line shapes beyond the plain boot.
+    setup: Setup,
+}
+
+#[derive(Clone, Copy)]
+enum Setup {
+    /// No disks; the command line as given.
+    Plain,
+    /// The runner's four scratch disks, named with `disks=`.
+    Scratch,
+    /// The scratch disks plus a 1.5 MiB disk attached without `bus=` (QEMU puts it in the
+    /// highest free slot, 127): tests must find disks by probing.
+    ScratchPlusUnpinned,
+    /// One 32 KiB disk in slot 0, named scratch: smaller than most benchmark cells.
+    TinyDisk,
+    /// The command line padded with spaces to exactly this many bytes.
+    PaddedTo(usize),
 }
 
 const ANY_QEMU: (qemu::Version, qemu::Version) = (
@@ -522,6 +575,32 @@ const fn fault(
         status: 1,
         expect,
         qemu: ANY_QEMU,
+        setup: Setup::Plain,
+    }
+}
+
+/// A boot that must end in the CPU gate's one-line refusal.
+const fn refused_cpu(cpu: &'static str, expect: &'static [&'static str]) -> Check {
+    fault(cpu, cpu, "", expect)
+}
+
+/// A boot that must pass.
+const fn passes(
+    name: &'static str,
+    cpu: &'static str,
+    mem: &'static str,
+    append: &'static str,
+    expect: &'static [&'static str],
+) -> Check {
+    Check {
+        name,
+        cpu,
+        mem,
+        append,
+        status: 0,
+        expect,
+        qemu: ANY_QEMU,
+        setup: Setup::Plain,
     }
 }
 
@@ -606,26 +685,75 @@ const CHECKS: &[Check] = &[
             "0 passed, 3 failed",
         ],
     ),
-    Check {
-        name: "-m 32M",
-        cpu: "m68040",
-        mem: "32M",
-        append: "test=boot::",
-        status: 0,
-        expect: &["linear memory at 0x00800000, 24 MiB", "5 passed, 0 failed"],
-        qemu: ANY_QEMU,
-    },
-    Check {
-        name: "-m 1G",
-        cpu: "m68030",
-        mem: "1G",
-        append: "test=boot::",
-        status: 0,
-        expect: &[
+    passes(
+        "-m 32M",
+        "m68040",
+        "32M",
+        "test=boot::",
+        &["linear memory at 0x00800000, 24 MiB", "5 passed, 0 failed"],
+    ),
+    passes(
+        "-m 1G",
+        "m68030",
+        "1G",
+        "test=boot::",
+        &[
             "linear memory at 0x00800000, 1016 MiB",
             "5 passed, 0 failed",
         ],
-        qemu: ANY_QEMU,
+    ),
+    // RAM need not be a multiple of the 64 KiB wasm page; QEMU's largest -m for this board.
+    passes(
+        "-m 33000K",
+        "m68040",
+        "33000K",
+        "test=boot::",
+        &[
+            "ram 0x00000000-0x0203a000 (33000 KiB)",
+            "linear memory at 0x00800000, 24768 KiB;",
+            "5 passed, 0 failed",
+        ],
+    ),
+    passes(
+        "-m 3399672K (QEMU's maximum)",
+        "m68040",
+        "3399672K",
+        "test=boot::",
+        &[
+            "ram 0x00000000-0xcf7fe000 (3399672 KiB)",
+            "5 passed, 0 failed",
+        ],
+    ),
+    Check {
+        name: "-m 8M (too small)",
+        mem: "8M",
+        ..fault(
+            "",
+            "m68040",
+            "",
+            &["fatal: RAM is 8192 KiB; this kernel needs at least 24 MiB: give QEMU more memory (-m 24M or more)"],
+        )
+    },
+    Check {
+        name: "-m 23M (below the minimum)",
+        mem: "23M",
+        ..fault(
+            "",
+            "m68040",
+            "test=boot::",
+            &["fatal: RAM is 23552 KiB; this kernel needs at least 24 MiB"],
+        )
+    },
+    // The minimum RAM runs the whole suite with every scratch disk and the auditor on.
+    Check {
+        setup: Setup::Scratch,
+        ..passes(
+            "-m 24M (the minimum) runs the whole suite",
+            "m68030",
+            "24M",
+            "test=all cpu=68030 dma_audit=on",
+            &[" 0 failed", "heap: at most "],
+        )
     },
     fault(
         "dropped PREREAD is caught by the auditor",
@@ -637,6 +765,98 @@ const CHECKS: &[Check] = &[
             "0 passed, 1 failed",
         ],
     ),
+    fault(
+        "a selection that matches no test is an error",
+        "m68040",
+        "test=boot::,nonexistent",
+        &["fatal: test=boot::,nonexistent: no test name contains 'nonexistent'"],
+    ),
+    fault(
+        "a key given twice is refused",
+        "m68040",
+        "disks=31 test=boot:: disks=0,1,2,3",
+        &[
+            "fatal: kernel command line: option 'disks' given more than once",
+            "accepted options",
+        ],
+    ),
+    // bootinfo stores a record's size in 16 bits: 65527 bytes is the longest command line
+    // QEMU can describe (hw/m68k/bootinfo.h).
+    Check {
+        setup: Setup::PaddedTo(65527),
+        ..passes(
+            "the longest command line QEMU describes",
+            "m68040",
+            "128M",
+            "test=boot::",
+            &["5 passed, 0 failed"],
+        )
+    },
+    Check {
+        setup: Setup::PaddedTo(65528),
+        ..fault(
+            "a command line one byte too long is named",
+            "m68040",
+            "test=boot::",
+            &["fatal: the kernel command line is 65528 bytes; this kernel takes at most 65527"],
+        )
+    },
+    Check {
+        setup: Setup::TinyDisk,
+        ..fault(
+            "the benchmark skips cells that do not fit a 32 KiB disk",
+            "m68040",
+            "test=none bench=quick disks=0",
+            &[
+                "does not fit the disk: a 65536-byte request needs at least 65536 bytes, the disk has 32768 bytes",
+                "impl=driver pattern=seq op=getid",
+                "bench done 14 cells",
+            ],
+        )
+    },
+    Check {
+        setup: Setup::ScratchPlusUnpinned,
+        ..passes(
+            "a disk in slot 127 (attached without bus=) disturbs no test",
+            "m68040",
+            "128M",
+            "test=virtio::,blk:: dma_audit=on",
+            &[
+                "disk slot 127 irq 167: 3072 sectors (1.5 MiB)",
+                "test virtio::probe_finds_the_attached_disks ... ok",
+                "test blk::missing_disk_is_an_error ... ok",
+                " 0 failed",
+            ],
+        )
+    },
+    // CPU models: the 68020-68060 run; older cores and ColdFire get one line and exit 1.
+    passes(
+        "68020 runs, without a data cache",
+        "m68020",
+        "128M",
+        "test=cpu::,cache:: cpu=68020",
+        &[
+            "cpu 68020 (identified by its CACR writable bits 0x0000000f)",
+            "caches: instruction cache only, on (CACR 0x00000009)",
+            "dma syncs: compiler barriers only (the 68020 has no data cache)",
+            " 0 failed",
+        ],
+    ),
+    Check {
+        qemu: (M68060_QEMU, ANY_QEMU.1),
+        ..passes(
+            "68060 runs, its trapping cache instructions skipped",
+            "m68060",
+            "128M",
+            "test=cpu::,cache:: cpu=68060",
+            &[
+                "cpu 68060 (identified by its CACR writable bits 0xf8e0e000)",
+                "CINV/CPUSH trap here (F-line): skipped; ITT/DTT movec is illegal here: not set",
+                "dma syncs: compiler barriers only",
+                " 0 failed",
+            ],
+        )
+    },
     Check {
         qemu: (ANY_QEMU.0, M68060_QEMU),
         ..fault(
@@ -644,28 +864,45 @@ const CHECKS: &[Check] = &[
             "m68060",
             "",
             &[
-                "fatal: 68060 detected (CACR writable bits 0xf8e0e000)",
-                "supports -cpu m68040 and -cpu m68030",
+                "fatal: 68060 detected (CACR writable bits 0xf8e0e000) under QEMU 7.2",
+                "the 68060 needs QEMU 9.0 or later",
             ],
         )
     },
+    refused_cpu(
+        "m68000",
+        &["fatal: this kernel needs a 68020 or later (68020, 68030, 68040, 68060); this CPU has no MOVEC instruction: a 68000"],
+    ),
+    refused_cpu(
+        "m68010",
+        &["fatal: this kernel needs a 68020 or later (68020, 68030, 68040, 68060); this CPU has no bit-field instructions: a 68010"],
+    ),
+    refused_cpu(
+        "cfv4e",
+        &["fatal: this kernel needs a 68020 or later", "this CPU has no DBcc instruction: a ColdFire core"],
+    ),
+    refused_cpu(
+        "m5206",
+        &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
+    ),
+    refused_cpu(
+        "m5208",
+        &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
+    ),
+    refused_cpu(
+        "any",
+        &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
+    ),
     Check {
         name: "hung test is killed and named",
-        cpu: "m68040",
-        mem: "128M",
-        append: "test=hang::",
         status: MUST_TIME_OUT,
-        expect: &["test hang::forever ... "],
-        qemu: ANY_QEMU,
-    },
-    Check {
-        name: "-m 8M (too small)",
-        cpu: "m68040",
-        mem: "8M",
-        append: "",
-        status: 1,
-        expect: &["fatal: RAM ends at 0x00800000", "give QEMU more memory"],
-        qemu: ANY_QEMU,
+        ..passes(
+            "",
+            "m68040",
+            "128M",
+            "test=hang::",
+            &["test hang::forever ... "],
+        )
     },
 ];
 
@@ -799,7 +1036,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             .iter()
             .filter(|c| c.qemu.0 <= version && version < c.qemu.1)
         {
-            let q = Qemu {
+            let mut q = Qemu {
                 cpu: check.cpu.into(),
                 mem: check.mem.into(),
                 append: check.append.into(),
@@ -810,6 +1047,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 }),
                 ..Qemu::default()
             };
+            let _files = setup_check(check.setup, &mut q)?;
             let out = q.run(&elf, false)?;
             let missing: Vec<&&str> = check
                 .expect
