@@ -580,8 +580,12 @@ const fn fault(
 }
 
 /// A boot that must end in the CPU gate's one-line refusal.
-const fn refused_cpu(cpu: &'static str, expect: &'static [&'static str]) -> Check {
-    fault(cpu, cpu, "", expect)
+const fn refused_cpu(
+    name: &'static str,
+    cpu: &'static str,
+    expect: &'static [&'static str],
+) -> Check {
+    fault(name, cpu, "", expect)
 }
 
 /// A boot that must pass.
@@ -870,26 +874,32 @@ const CHECKS: &[Check] = &[
         )
     },
     refused_cpu(
+        "-cpu m68000 is refused in one line",
         "m68000",
         &["fatal: this kernel needs a 68020 or later (68020, 68030, 68040, 68060); this CPU has no MOVEC instruction: a 68000"],
     ),
     refused_cpu(
+        "-cpu m68010 is refused in one line",
         "m68010",
         &["fatal: this kernel needs a 68020 or later (68020, 68030, 68040, 68060); this CPU has no bit-field instructions: a 68010"],
     ),
     refused_cpu(
+        "-cpu cfv4e is refused in one line",
         "cfv4e",
         &["fatal: this kernel needs a 68020 or later", "this CPU has no DBcc instruction: a ColdFire core"],
     ),
     refused_cpu(
+        "-cpu m5206 is refused in one line",
         "m5206",
         &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
     ),
     refused_cpu(
+        "-cpu m5208 is refused in one line",
         "m5208",
         &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
     ),
     refused_cpu(
+        "-cpu any is refused in one line",
         "any",
         &["fatal: this kernel needs a 68020 or later", "a ColdFire core"],
     ),
