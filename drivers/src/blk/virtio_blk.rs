@@ -24,8 +24,7 @@ use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waite
 use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
-use crate::virtio::queue::QueueError;
-use crate::virtio::queue::{Buffer, SplitQueue};
+use crate::virtio::queue::{Buffer, QueueError, SplitQueue};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
