@@ -511,6 +511,12 @@ fn setup_check(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
     })
 }
 
+/// The in-guest group whose tests bound lateness, which only holds under -icount
+/// (kernel/src/harness.rs WALL_CLOCK).
+fn kernel_wallclock_group() -> &'static str {
+    "wallclock::"
+}
+
 /// The CPUs the whole suite runs on under QEMU `version`: the 68060 needs QEMU >= 9.0
 /// (before, its exception frames are broken and the kernel refuses it).
 fn suite_cpus(version: qemu::Version) -> &'static [&'static str] {
@@ -957,18 +963,26 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .filter(|c| ["m68040", "m68030"].contains(&c.as_str()))
         .cloned()
         .collect();
-    // Interrupt-sensitive groups again with one instruction per translated block, where an
-    // interrupt can land between any two instructions (normal TCG hides such races).
-    let mut runs: Vec<(String, String, bool)> = cpus
+    // (cpu, selection, one instruction per translated block, -icount)
+    let mut runs: Vec<(String, String, bool, bool)> = cpus
         .iter()
-        .map(|c| (c.clone(), selection.clone(), o.qemu.singlestep))
+        .map(|c| {
+            // wallclock:: tests hold only in guest time (below).
+            let icount = selection.contains(kernel_wallclock_group());
+            (c.clone(), selection.clone(), o.qemu.singlestep, icount)
+        })
         .collect();
     if o.filter.is_none() && !o.qemu.singlestep {
-        runs.extend(
-            cached_cpus
-                .iter()
-                .map(|c| (c.clone(), "test=irq::,time::,tty::".to_string(), true)),
-        );
+        // Interrupt-sensitive groups again with one instruction per translated block, where
+        // an interrupt can land between any two instructions (normal TCG hides such races).
+        runs.extend(cached_cpus.iter().map(|c| {
+            (
+                c.clone(),
+                "test=irq::,time::,tty::".to_string(),
+                true,
+                false,
+            )
+        }));
         // The disk groups again with DMA memory behind the 68030 stale-cache model: any
         // missing sync shows up as stale data (and the auditor still watches).
         runs.extend(cached_cpus.iter().map(|c| {
@@ -976,17 +990,25 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 c.clone(),
                 "test=virtio::,blk:: dma_model=030".to_string(),
                 false,
+                false,
             )
         }));
+        // Upper bounds on lateness hold only in guest time: under -icount the RTC counts
+        // guest instructions, so a stalled host cannot make a timer look late.
+        runs.extend(cached_cpus.iter().map(|c| {
+            let sel = format!("test={}", kernel_wallclock_group());
+            (c.clone(), sel, false, true)
+        }));
     }
-    for (cpu, selection, singlestep) in &runs {
+    for (cpu, selection, singlestep, icount) in &runs {
         // Fresh scratch disks per run: the guest tests overwrite them.
         let scratch = ScratchDisks::create()?;
         let label = format!(
-            "guest {selection} {cpu}{}",
-            if *singlestep { " one-insn-per-tb" } else { "" }
+            "guest {selection} {cpu}{}{}",
+            if *singlestep { " one-insn-per-tb" } else { "" },
+            if *icount { " icount" } else { "" }
         );
-        let q = Qemu {
+        let mut q = Qemu {
             cpu: cpu.clone(),
             // The bus_dma auditor is always on in the self tests.
             append: format!(
@@ -998,6 +1020,10 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             singlestep: *singlestep,
             ..o.qemu.clone()
         };
+        if *icount {
+            q.extra
+                .extend(["-icount", "shift=0", "-rtc", "clock=vm"].map(String::from));
+        }
         eprintln!("\nxtask: {label}: {}", q.command_line(&elf)?);
         let out = q.run(&elf, true)?;
         let summary = qemu::last_summary(&out.console);
