@@ -513,9 +513,7 @@ fn setup_check(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
 
 /// The in-guest group whose tests bound lateness, which only holds under -icount
 /// (kernel/src/harness.rs WALL_CLOCK).
-fn kernel_wallclock_group() -> &'static str {
-    "wallclock::"
-}
+const WALLCLOCK_GROUP: &str = "wallclock::";
 
 /// The CPUs the whole suite runs on under QEMU `version`: the 68060 needs QEMU >= 9.0
 /// (before, its exception frames are broken and the kernel refuses it).
@@ -968,7 +966,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .iter()
         .map(|c| {
             // wallclock:: tests hold only in guest time (below).
-            let icount = selection.contains(kernel_wallclock_group());
+            let icount = selection.contains(WALLCLOCK_GROUP);
             (c.clone(), selection.clone(), o.qemu.singlestep, icount)
         })
         .collect();
@@ -996,7 +994,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         // Upper bounds on lateness hold only in guest time: under -icount the RTC counts
         // guest instructions, so a stalled host cannot make a timer look late.
         runs.extend(cached_cpus.iter().map(|c| {
-            let sel = format!("test={}", kernel_wallclock_group());
+            let sel = format!("test={}", WALLCLOCK_GROUP);
             (c.clone(), sel, false, true)
         }));
     }
