@@ -353,36 +353,27 @@ u32 Z_machineZ_cpu_cacr_read(M *m) { (void)m; return machine_cacr_read(); }
 void Z_machineZ_cpu_cacr_write(M *m, u32 v) { (void)m; machine_cacr_write(v); }
 u32 Z_machineZ_cpu_fpu_present(M *m) { (void)m; return machine_fpu_present; }
 
-u32 Z_machineZ_cpu_cacr_probe(M *m)
+/* Runs one probe of cpu.S with interrupts masked: the probes briefly put the CPU in states
+ * (caches on in odd modes, trap handlers armed) that no interrupt handler may see. */
+static u32 probe_masked(u32 (*probe)(void))
 {
-    u32 sr = machine_get_sr(), mask;
-    (void)m;
+    u32 sr = machine_get_sr(), result;
     machine_set_sr(sr | SR_IPL_MASK);
-    mask = machine_cacr_probe();
+    result = probe();
     machine_set_sr(sr);
-    return mask;
+    return result;
 }
 
-/* The two probes of a 68040-style CPU (cpu.S), with interrupts masked like the CACR probe. */
+u32 Z_machineZ_cpu_cacr_probe(M *m) { (void)m; return probe_masked(machine_cacr_probe); }
+
+/* The two probes of a 68040-style CPU (cpu.S). */
 u32 Z_machineZ_cpu_probe_cache_insns(M *m)
 {
-    u32 sr = machine_get_sr(), ok;
     (void)m;
-    machine_set_sr(sr | SR_IPL_MASK);
-    ok = machine_probe_cache_insns();
-    machine_set_sr(sr);
-    return ok;
+    return probe_masked(machine_probe_cache_insns);
 }
 
-u32 Z_machineZ_cpu_probe_ttrs(M *m)
-{
-    u32 sr = machine_get_sr(), ok;
-    (void)m;
-    machine_set_sr(sr | SR_IPL_MASK);
-    ok = machine_probe_ttrs();
-    machine_set_sr(sr);
-    return ok;
-}
+u32 Z_machineZ_cpu_probe_ttrs(M *m) { (void)m; return probe_masked(machine_probe_ttrs); }
 
 u32 Z_machineZ_cpu_ttr_read(M *m, u32 which) { (void)m; return machine_ttr_read(which & 3); }
 void Z_machineZ_cpu_ttr_write(M *m, u32 which, u32 v) { (void)m; machine_ttr_write(which & 3, v); }

@@ -217,9 +217,9 @@ pub fn fpu_present() -> bool {
 /// Whether CINV/CPUSH execute (false: they took an F-line trap). Only for a CPU that has
 /// them architecturally (68040, 68060), before its caches are enabled.
 pub fn probe_cache_insns() -> bool {
-    // SAFETY: the probe runs CPUSHA and CINVA on both caches with interrupts masked; called
-    // at identification, before any cache is enabled, so no line (dirty or not) exists and
-    // nothing is lost. A trap is resumed after the instruction by the machine layer.
+    // Called at identification, before any cache is enabled: no line, dirty or not, exists.
+    // SAFETY: CPUSHA/CINVA with interrupts masked and no cache enabled lose nothing; a trap
+    // is resumed after the instruction by the machine layer.
     unsafe { cpu_probe_cache_insns() != 0 }
 }
 

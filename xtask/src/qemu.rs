@@ -311,10 +311,10 @@ impl Qemu {
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;
+            // PR_SET_PDEATHSIG: the kernel sends QEMU SIGKILL when the xtask dies, even by
+            // SIGKILL, so QEMU is never orphaned.
             // SAFETY: the closure runs in the forked child before exec and only calls
-            // prctl(2), which is async-signal-safe and touches no memory of ours. It makes the
-            // kernel send QEMU SIGKILL when the xtask dies, even by SIGKILL, so QEMU is never
-            // orphaned.
+            // prctl(2), which is async-signal-safe and touches no memory of ours.
             unsafe {
                 cmd.pre_exec(|| {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
