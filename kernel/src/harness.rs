@@ -45,25 +45,33 @@ pub const HANG: &str = "hang::";
 /// clock=vm`, where guest time counts instructions.
 pub const WALL_CLOCK: &str = "wallclock::";
 
+/// Groups that run only when asked for by their group name: `test=time` must not pull in
+/// `wallclock::timer_is_not_late` (which needs -icount), nor `test=e` the deliberate failures.
+const BY_GROUP_NAME_ONLY: [&str; 3] = [DELIBERATE_FAILURES, HANG, WALL_CLOCK];
+
+/// Whether one comma-separated text of a selection selects `name`.
+fn text_selects(text: &str, name: &str) -> bool {
+    TestSelection::matches(text, name)
+        && BY_GROUP_NAME_ONLY
+            .iter()
+            .all(|group| !name.starts_with(group) || text.contains(group))
+}
+
 pub fn is_selected(selection: TestSelection, name: &str) -> bool {
     match selection {
-        TestSelection::All => {
-            !name.starts_with(DELIBERATE_FAILURES)
-                && !name.starts_with(HANG)
-                && !name.starts_with(WALL_CLOCK)
-        }
+        TestSelection::All => !BY_GROUP_NAME_ONLY.iter().any(|g| name.starts_with(g)),
         TestSelection::None => false,
-        TestSelection::Matching(pattern) => TestSelection::matches(pattern, name),
+        TestSelection::Matching(pattern) => pattern.split(',').any(|t| text_selects(t, name)),
     }
 }
 
-/// The first comma-separated text of a `Matching` selection that no test name contains:
-/// such a selection is a mistake (a typo runs nothing and would pass), not an empty run.
+/// The first comma-separated text of a `Matching` selection that selects no test: such a
+/// selection is a mistake (a typo runs nothing and would pass), not an empty run.
 pub fn unmatched<'a>(selection: TestSelection<'a>, names: &[&str]) -> Option<&'a str> {
     match selection {
         TestSelection::Matching(pattern) => pattern
             .split(',')
-            .find(|p| !names.iter().any(|n| TestSelection::matches(p, n))),
+            .find(|t| !names.iter().any(|n| text_selects(t, n))),
         TestSelection::All | TestSelection::None => None,
     }
 }
@@ -245,6 +253,22 @@ mod tests {
             TestSelection::Matching("boot"),
             "codegen::u32_arith"
         ));
+        // A text that happens to occur in a by-name-only group's test names does not pull
+        // them in; the group's name does.
+        assert!(!is_selected(
+            TestSelection::Matching("time"),
+            "wallclock::timer_is_not_late"
+        ));
+        assert!(is_selected(
+            TestSelection::Matching("time"),
+            "time::cancelled_timer_never_fires"
+        ));
+        assert!(!is_selected(TestSelection::Matching("e"), "hang::forever"));
+        assert!(!is_selected(TestSelection::Matching("e"), "fail::panic"));
+        assert!(is_selected(
+            TestSelection::Matching("boot::,wallclock::timer"),
+            "wallclock::timer_is_not_late"
+        ));
     }
 
     #[test]
@@ -257,6 +281,14 @@ mod tests {
         assert_eq!(
             unmatched(TestSelection::Matching("blk::,virtio::"), &names),
             None
+        );
+        // Only a by-name-only group's tests contain it: nothing is selected.
+        assert_eq!(
+            unmatched(
+                TestSelection::Matching("forever"),
+                &["hang::forever", "blk::read"]
+            ),
+            Some("forever")
         );
         // One good text does not hide a bad one.
         assert_eq!(

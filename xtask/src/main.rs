@@ -30,10 +30,12 @@ usage: cargo xtask <command> [options]
 
 commands:
   build                     build target/m68k/kernel.elf
-  run [options]             build, boot with the default configuration (banner, self tests)
-  test [FILTER] [options]   host unit tests, then the in-guest suite on -cpu m68040 and
-                            -cpu m68030, then the deliberate-failure checks; with FILTER,
-                            only tests whose name contains it
+  run [options]             build, boot with the scratch disks: banner, self tests, and (without
+                            --append) the quick benchmark
+  test [FILTER] [options]   host unit tests; the in-guest suite on every CPU model the QEMU
+                            runs; one-insn-per-tb, cache-model and -icount passes; whole-boot
+                            and signal checks; the quick benchmark. With FILTER, only the
+                            suite's tests whose name contains it
   qemu [options] -- ARGS    build and boot with extra QEMU arguments
   gdb [options]             boot stopped under QEMU's gdb stub and attach gdb-multiarch
   bench [bench options]     the block I/O benchmark: table, target/bench/bench.{json,csv,svg}
@@ -42,20 +44,20 @@ options for every command that boots:
   --qemu PATH        the qemu-system-m68k to run (default: $XTASK_QEMU, else the one on PATH);
                      its version is printed and picks -singlestep or -accel tcg,one-insn-per-tb=on
 
-options (run, qemu, gdb; --cpu and --timeout also for test):
+options (run, qemu, gdb; test takes --cpu, --mem, --timeout and --singlestep):
   --cpu MODEL        m68040 (default), m68030, m68020, m68060 (QEMU >= 9.0); the board's other
                      models (m68000, m68010, cfv4e, m5206, m5208, any) boot to a refusal
   --mem SIZE         guest RAM, QEMU syntax (default 128M)
   --append \"...\"     kernel command line (default: test=all; see README for the options);
                      the xtask adds dma_audit=on and its disks= only where you set neither
   --disk FILE[,ro]   attach FILE as a virtio-blk disk (repeatable; slots 0, 1, ...)
-  --timeout SECS     wall-clock limit for one QEMU run (default 300)
+  --timeout SECS     wall-clock limit for one QEMU run, at least 1 (default 300)
   --singlestep       one guest instruction per translated block (interrupts anywhere)
 
 A signal (Ctrl-C, SIGTERM, SIGHUP) stops QEMU, removes the scratch disks and exits 130.
 
 bench options:
-  --quick            the small matrix (a few minutes); default: the full one
+  --quick            the small matrix (seconds); default: the full one (minutes)
   --runs N           runs to take medians over (default 3)
   --icount           -icount shift=0 -rtc clock=vm: guest instructions as the clock
   --aio threads|io_uring   QEMU's AIO backend for the disk (default threads)
@@ -140,7 +142,10 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                 let secs: u64 = v
                     .parse()
                     .map_err(|_| format!("--timeout: '{v}' is not a number of seconds"))?;
-                o.qemu.timeout = Duration::from_secs(secs.max(1));
+                if secs == 0 {
+                    return fail("--timeout: 0 s would kill QEMU at once; give 1 or more".into());
+                }
+                o.qemu.timeout = Duration::from_secs(secs);
                 i += 2;
             }
             "--singlestep" => {
@@ -415,7 +420,9 @@ const M68060_QEMU: qemu::Version = qemu::Version::new(9, 0, 0);
 fn cmd_test(args: &[String]) -> Result<bool> {
     let o = parse_options(args, true)?;
     if o.qemu.append != "test=all" || !o.qemu.disks.is_empty() || !o.passthrough.is_empty() {
-        return fail("test takes FILTER, --cpu, --timeout and --singlestep only".to_string());
+        return fail(
+            "test takes FILTER, --cpu, --mem, --timeout and --singlestep only".to_string(),
+        );
     }
     deps::ensure(&[Need::Build, Need::Run])?;
     let paths = Paths::new();
