@@ -441,6 +441,11 @@ pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
             .unwrap_or(0.0);
         out.push((key, iops, spread));
     }
+    if out.is_empty() {
+        return Err(
+            "bench.json: no cells (is this a bench.json that `cargo xtask bench` wrote?)".into(),
+        );
+    }
     Ok(out)
 }
 
@@ -519,6 +524,8 @@ bench done 2 cells
     fn json_round_trip_and_regressions() {
         let s = summarize(&[parse_log(LOG).unwrap()]);
         let j = json(&s, "rtc", "threads");
+        assert!(read_json("hello").is_err(), "not a bench.json");
+        assert!(read_json("{}").is_err(), "an entry without a key");
         let back = read_json(&j).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].1, 62251.0);

@@ -483,12 +483,20 @@ fn setup(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
 /// Starts `cargo xtask run` on a test that never ends, sends `signal` to that xtask process
 /// alone once the test is running, and requires: exit status 130 with the interrupted message,
 /// its QEMU gone, its scratch folder removed, all within seconds.
-pub fn signal(signal: i32) -> Result<()> {
+///
+/// With `group`, the xtask runs in a process group of its own and the signal goes to the
+/// whole group, as a terminal's Ctrl-C does: QEMU then gets it too and may exit 0 first.
+pub fn signal(signal: i32, group: bool) -> Result<()> {
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     use std::sync::mpsc;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if group {
+        cmd.process_group(0);
+    }
+    let mut child = cmd
         .args(["run", "--append", "test=hang::", "--timeout", "120"])
         .env(qemu::QEMU_ENV, &qemu::binary()?.path)
         .stdin(Stdio::null())
@@ -557,10 +565,12 @@ pub fn signal(signal: i32) -> Result<()> {
         }
     }
     let qemu_pids = child_pids(child.id());
-    // SAFETY: kill(2) with the pid of our own child, which has not been reaped yet (so the pid
-    // cannot have been reused), and a valid signal number.
+    // Our own child's pid, or its process group (the same number: it leads the group).
+    let target = child.id() as libc::pid_t * if group { -1 } else { 1 };
+    // SAFETY: kill(2) on our own child (or the group it leads), which has not been reaped
+    // yet, so the pid cannot have been reused; a valid signal number.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
+        libc::kill(target, signal);
     }
     let signalled = Instant::now();
     let status = loop {

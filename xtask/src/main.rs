@@ -84,10 +84,14 @@ fn with_default(append: &str, key: &str, value: &str) -> String {
     }
 }
 
+/// Default wall-clock limit of a `--singlestep` run (the default run takes 4-5 min there).
+const SINGLESTEP_TIMEOUT: Duration = Duration::from_secs(900);
+
 struct Options {
     qemu: Qemu,
     cpu_given: bool,
     append_given: bool,
+    timeout_given: bool,
     filter: Option<String>,
     passthrough: Vec<String>,
 }
@@ -104,15 +108,21 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
         qemu: Qemu::default(),
         cpu_given: false,
         append_given: false,
+        timeout_given: false,
         filter: None,
         passthrough: Vec::new(),
     };
     o.qemu.append = "test=all".into();
+    let mut seen: Vec<&str> = Vec::new();
     let mut i = 0;
     let value = |i: usize, name: &str| option_value(args, i, name);
     while i < args.len() {
         match args[i].as_str() {
+            "--cpu" | "--mem" | "--append" | "--timeout" if seen.contains(&args[i].as_str()) => {
+                return fail(format!("{} given twice", args[i]));
+            }
             "--cpu" => {
+                seen.push("--cpu");
                 let cpu = value(i, "--cpu")?;
                 if !BOARD_CPUS.contains(&cpu.as_str()) {
                     return fail(format!(
@@ -125,10 +135,19 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                 i += 2;
             }
             "--mem" => {
+                seen.push("--mem");
                 o.qemu.mem = value(i, "--mem")?;
+                // QEMU takes 0 and an empty size as "the default" (128 MiB): refuse both.
+                if o.qemu.mem.trim_start_matches('0').is_empty() {
+                    return fail(format!(
+                        "--mem: '{}' is not a RAM size (e.g. 128M; the kernel needs at least 24M)",
+                        o.qemu.mem
+                    ));
+                }
                 i += 2;
             }
             "--append" => {
+                seen.push("--append");
                 o.append_given = true;
                 o.qemu.append = value(i, "--append")?;
                 i += 2;
@@ -138,6 +157,7 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                 i += 2;
             }
             "--timeout" => {
+                seen.push("--timeout");
                 let v = value(i, "--timeout")?;
                 let secs: u64 = v
                     .parse()
@@ -146,9 +166,14 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                     return fail("--timeout: 0 s would kill QEMU at once; give 1 or more".into());
                 }
                 o.qemu.timeout = Duration::from_secs(secs);
+                o.timeout_given = true;
                 i += 2;
             }
             "--singlestep" => {
+                // One instruction per block runs the suite several times slower.
+                if !o.timeout_given {
+                    o.qemu.timeout = SINGLESTEP_TIMEOUT;
+                }
                 o.qemu.singlestep = true;
                 i += 1;
             }
@@ -157,6 +182,12 @@ fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
                 break;
             }
             a if allow_filter && !a.starts_with('-') && o.filter.is_none() => {
+                // The filter becomes `test=FILTER` on the kernel command line.
+                if a.is_empty() || a.contains(char::is_whitespace) || a.contains('=') {
+                    return fail(format!(
+                        "FILTER '{a}': give one text (test names contain it), without spaces or '='"
+                    ));
+                }
                 o.filter = Some(a.to_string());
                 i += 1;
             }
@@ -193,17 +224,24 @@ fn take_qemu_option(args: &mut Vec<String>) -> Result<Option<String>> {
         return fail("--qemu needs a path to a qemu-system-m68k".to_string());
     }
     args.drain(i..i + 2);
+    if args[..end - 2].iter().any(|a| a == "--qemu") {
+        return fail("--qemu given twice".to_string());
+    }
     Ok(Some(path))
 }
 
 fn main() -> ExitCode {
     let result = utf8_args(std::env::args_os().skip(1)).and_then(|mut args| {
+        qemu::catch_signals()?;
         let qemu = take_qemu_option(&mut args)?;
-        if let Some(path) = qemu::requested(qemu) {
+        if let Some(path) = qemu::requested(qemu)? {
             qemu::select(path)?;
         }
-        qemu::catch_signals()?;
-        dispatch(&args)
+        let outcome = dispatch(&args);
+        // A signal wins over whatever the interrupted step made of it (a build killed by
+        // the terminal's SIGINT fails; QEMU may exit 0 on it): never a false success.
+        qemu::check_interrupted()?;
+        outcome
     });
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -240,6 +278,7 @@ fn build() -> Result<std::path::PathBuf> {
     deps::ensure(&[Need::Build])?;
     let started = Instant::now();
     let elf = pipeline::build(&Paths::new())?;
+    qemu::check_interrupted()?;
     eprintln!(
         "xtask: {} ready ({:.1} s)",
         elf.display(),
@@ -277,11 +316,31 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
     } else {
         None
     };
-    // The same auditor setting as the self tests (README: on unless the user sets it).
+    // The same auditor setting as the self tests (README: on unless the user sets it), and
+    // the model QEMU was started with, which the cpu:: tests compare with the probe.
     o.qemu.append = with_default(&o.qemu.append, "dma_audit", "on");
+    o.qemu.append = with_default(&o.qemu.append, "cpu", o.qemu.cpu.trim_start_matches('m'));
+    for d in &o.qemu.disks {
+        warn_odd_disk(&d.file);
+    }
     eprintln!("xtask: {}", o.qemu.command_line(&elf)?);
     let out = o.qemu.run(&elf, true)?;
     Ok(report_run("run", &elf, &o.qemu, &out))
+}
+
+/// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
+/// last sector reads past the end of the file.
+fn warn_odd_disk(file: &Path) {
+    if let Ok(m) = std::fs::metadata(file) {
+        if m.is_file() && m.len() % 512 != 0 {
+            eprintln!(
+                "xtask: warning: {} is {} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
+                file.display(),
+                m.len(),
+                m.len().div_ceil(512)
+            );
+        }
+    }
 }
 
 /// Explains how a run ended; true when QEMU exited 0.
@@ -298,7 +357,13 @@ fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option
     let paths = Paths::new();
     let log_dir = paths.out.join("logs");
     let _ = std::fs::create_dir_all(&log_dir);
-    let log = log_dir.join(format!("{}.log", label.replace([' ', '/', '=', ','], "_")));
+    // File names have a length limit; a long filter must not lose the log.
+    let name: String = label
+        .replace([' ', '/', '=', ','], "_")
+        .chars()
+        .take(120)
+        .collect();
+    let log = log_dir.join(format!("{name}.log"));
     let mut text = out.console.clone();
     if !out.stderr.is_empty() {
         text.push_str("\n--- QEMU's own messages (stderr) ---\n");
@@ -583,9 +648,13 @@ fn cmd_test(args: &[String]) -> Result<bool> {
 
     // 4. a signal to the xtask alone stops QEMU and removes the scratch disks (unfiltered runs)
     if o.filter.is_none() {
-        for (name, signal) in [("SIGTERM", libc::SIGTERM), ("SIGINT", libc::SIGINT)] {
-            let label = format!("check {name} to the xtask stops QEMU and removes scratch files");
-            match checks::signal(signal) {
+        for (name, signal, group) in [
+            ("SIGTERM to the xtask", libc::SIGTERM, false),
+            ("SIGINT to the xtask", libc::SIGINT, false),
+            ("Ctrl-C (SIGINT to xtask and QEMU)", libc::SIGINT, true),
+        ] {
+            let label = format!("check {name} stops QEMU, removes scratch files, exits 130");
+            match checks::signal(signal, group) {
                 Ok(()) => {
                     passed += 1;
                     eprintln!("xtask: {label} ... ok");
@@ -655,23 +724,32 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
     let mut q = o.qemu.clone();
     q.extra.extend(["-s".to_string(), "-S".to_string()]);
     let bin = qemu::binary()?;
-    let mut qemu = Command::new(&bin.path)
-        .args(q.args(&elf, bin.version))
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
-    eprintln!("xtask: QEMU waits for gdb on localhost:1234; quitting gdb stops QEMU");
-    let status = Command::new("gdb-multiarch")
-        .arg(&elf)
-        .args([
-            "-ex",
-            "set architecture m68k:68040",
-            "-ex",
-            "target remote localhost:1234",
-        ])
-        .status();
-    let _ = qemu.kill();
-    let _ = qemu.wait();
+    let mut qemu = qemu::spawn_owned(
+        Command::new(&bin.path)
+            .args(q.args(&elf, bin.version))
+            .stdin(std::process::Stdio::null()),
+    )
+    .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
+    // QEMU that cannot listen (port 1234 taken) exits at once: do not attach gdb to
+    // whatever else holds the port.
+    std::thread::sleep(Duration::from_millis(500));
+    if let Some(status) = qemu.0.try_wait().map_err(|e| format!("{e}"))? {
+        return fail(format!(
+            "QEMU exited ({status}) before gdb could attach (is port 1234 in use?)"
+        ));
+    }
+    eprintln!(
+        "xtask: QEMU waits for gdb on localhost:1234; quitting gdb stops QEMU (Ctrl-C goes to gdb)"
+    );
+    let status = qemu::spawn_owned(Command::new("gdb-multiarch").arg(&elf).args([
+        "-ex",
+        "set architecture m68k:68040",
+        "-ex",
+        "target remote localhost:1234",
+    ]))
+    .and_then(|mut gdb| gdb.0.wait());
+    qemu::clear_interrupted();
+    drop(qemu);
     status
         .map(|s| s.success())
         .map_err(|e| format!("cannot run gdb-multiarch: {e}"))
@@ -713,14 +791,21 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
             }
             "--cpu" => {
                 q.cpu = value(i, "--cpu")?;
+                if !BOARD_CPUS.contains(&q.cpu.as_str()) {
+                    return fail(format!(
+                        "--cpu: unknown model '{}' (the virt board takes {})",
+                        q.cpu,
+                        BOARD_CPUS.join(", ")
+                    ));
+                }
                 i += 1;
             }
             "--timeout" => {
                 let v = value(i, "--timeout")?;
-                q.timeout = Duration::from_secs(
-                    v.parse()
-                        .map_err(|_| format!("--timeout: '{v}' is not a number"))?,
-                );
+                let secs: u64 = v.parse().ok().filter(|&s| s > 0).ok_or(format!(
+                    "--timeout: '{v}' is not a positive number of seconds"
+                ))?;
+                q.timeout = Duration::from_secs(secs);
                 i += 1;
             }
             a => return fail(format!("unknown bench option '{a}'\n\n{USAGE}")),
@@ -793,6 +878,15 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
         out_dir.display()
     );
     if let Some(previous) = previous {
+        if !cells
+            .iter()
+            .any(|c| previous.iter().any(|(k, _, _)| *k == c.first.key()))
+        {
+            return fail(format!(
+                "--compare {}: none of its cells is in this run (another matrix?)",
+                compare.unwrap_or_default()
+            ));
+        }
         let regs = bench::regressions(&previous, &cells);
         if regs.is_empty() {
             println!(
@@ -864,6 +958,10 @@ mod tests {
         assert!(take_qemu_option(&mut c).is_err());
         let mut d: Vec<String> = ["run", "--qemu", ""].map(String::from).to_vec();
         assert!(take_qemu_option(&mut d).is_err());
+        let mut e: Vec<String> = ["run", "--qemu", "a", "--qemu", "b"]
+            .map(String::from)
+            .to_vec();
+        assert!(take_qemu_option(&mut e).is_err());
     }
 
     #[test]
@@ -879,6 +977,35 @@ mod tests {
             let args: Vec<String> = args.into_iter().map(String::from).collect();
             assert!(parse_options(&args, false).is_err(), "{args:?}");
         }
+        for args in [
+            vec!["--mem", "0"],
+            vec!["--mem", ""],
+            vec!["--timeout", "0"],
+            vec!["--append", "a=1", "--append", "b=2"],
+            vec!["--cpu", "m68030", "--cpu", "m68040"],
+            vec!["--mem", "32M", "--mem", "64M"],
+        ] {
+            let args: Vec<String> = args.into_iter().map(String::from).collect();
+            assert!(parse_options(&args, false).is_err(), "{args:?}");
+        }
+        for filter in ["boot:: log=debug", "a=b", ""] {
+            assert!(
+                parse_options(&[filter.to_string()], true).is_err(),
+                "{filter:?}"
+            );
+        }
+        let ss: Vec<String> = ["--singlestep"].map(String::from).to_vec();
+        assert_eq!(
+            parse_options(&ss, false).unwrap().qemu.timeout,
+            SINGLESTEP_TIMEOUT
+        );
+        let ss: Vec<String> = ["--timeout", "7", "--singlestep"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            parse_options(&ss, false).unwrap().qemu.timeout,
+            Duration::from_secs(7)
+        );
         let ok: Vec<String> = ["--cpu", "cfv4e"].map(String::from).to_vec();
         assert_eq!(parse_options(&ok, false).unwrap().qemu.cpu, "cfv4e");
     }

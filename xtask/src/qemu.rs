@@ -72,21 +72,62 @@ pub struct Binary {
 static BINARY: OnceLock<Binary> = OnceLock::new();
 
 /// Which QEMU was asked for: `--qemu PATH`, else $XTASK_QEMU, else none (the PATH's).
-pub fn requested(cli: Option<String>) -> Option<PathBuf> {
-    cli.or_else(|| std::env::var(QEMU_ENV).ok().filter(|v| !v.is_empty()))
-        .map(PathBuf::from)
+pub fn requested(cli: Option<String>) -> Result<Option<PathBuf>> {
+    if let Some(path) = cli {
+        return Ok(Some(PathBuf::from(path)));
+    }
+    match std::env::var(QEMU_ENV) {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => Ok(Some(PathBuf::from(v))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => fail(format!(
+            "${QEMU_ENV} is not valid UTF-8 ({})",
+            v.to_string_lossy()
+        )),
+    }
 }
+
+/// How long `qemu-system-m68k --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `path --version` once and remembers the answer for every later run.
 pub fn select(path: PathBuf) -> Result<&'static Binary> {
     if let Some(b) = BINARY.get() {
         return Ok(b);
     }
-    let out = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
+    let mut child = spawn_owned(
+        Command::new(&path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
+    let stdout = child.0.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.take(64 * 1024).read_to_end(&mut text);
+        text
+    });
+    let deadline = Instant::now() + VERSION_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.0.try_wait().map_err(|e| format!("{e}"))? {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            return fail(format!(
+                "{} --version did not answer within {} s",
+                path.display(),
+                VERSION_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: join_within(reader, Duration::from_secs(2)).unwrap_or_default(),
+        stderr: Vec::new(),
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     let version = Version::parse(&text).ok_or_else(|| {
         format!(
@@ -128,6 +169,11 @@ pub fn catch_signals() -> Result<()> {
 
 pub const INTERRUPTED_MSG: &str = "interrupted by a signal: QEMU stopped, scratch files removed";
 
+/// Forgets a signal: under `cargo xtask gdb`, the terminal's Ctrl-C belongs to gdb.
+pub fn clear_interrupted() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
+}
+
 /// An error once a signal has arrived, so long commands stop between steps.
 pub fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
@@ -158,8 +204,11 @@ impl Disk {
         if file.is_empty() || file.contains(',') {
             return fail(format!("--disk expects FILE or FILE,ro, got '{spec}'"));
         }
+        // Absolute, so QEMU never reads `name:rest` as a protocol prefix.
+        let file = std::path::absolute(file)
+            .map_err(|e| format!("--disk {file}: cannot make the path absolute: {e}"))?;
         Ok(Disk {
-            file: PathBuf::from(file),
+            file,
             read_only,
             serial: None,
             blkdebug: None,
@@ -216,13 +265,46 @@ pub struct Outcome {
 }
 
 /// Kills QEMU if the runner goes away early (a panic, an error return).
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Spawns `cmd` so that it dies with the xtask (PR_SET_PDEATHSIG: even if the xtask is
+/// killed by SIGKILL, the child is never orphaned) and is killed when the handle drops.
+pub fn spawn_owned(cmd: &mut Command) -> std::io::Result<KillOnDrop> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+        // which is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().map(KillOnDrop)
+}
+
+/// The thread's result if it ends within `grace`; otherwise it is left behind (a reader
+/// whose pipe a stray grandchild of QEMU still holds open must not stall the xtask).
+fn join_within<T>(t: std::thread::JoinHandle<T>, grace: Duration) -> Option<T> {
+    let until = Instant::now() + grace;
+    while !t.is_finished() {
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.join().ok()
 }
 
 impl Qemu {
@@ -308,26 +390,8 @@ impl Qemu {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // PR_SET_PDEATHSIG: the kernel sends QEMU SIGKILL when the xtask dies, even by
-            // SIGKILL, so QEMU is never orphaned.
-            // SAFETY: the closure runs in the forked child before exec and only calls
-            // prctl(2), which is async-signal-safe and touches no memory of ours.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let child = cmd
-            .spawn()
+        let mut child = spawn_owned(&mut cmd)
             .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
-        let mut child = KillOnDrop(child);
         // Kept open until QEMU exits: at EOF QEMU's stdio backend would stop reading.
         let mut stdin = child.0.stdin.take();
         if let Some(s) = stdin.as_mut() {
@@ -376,8 +440,10 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(20));
         };
         drop(stdin);
+        // QEMU may itself have died of the terminal's SIGINT before the loop saw the flag.
+        interrupted |= INTERRUPTED.load(Ordering::SeqCst);
         for r in readers {
-            let _ = r.join();
+            join_within(r, Duration::from_secs(2));
         }
         if let Some(e) = &echo {
             e.lock().expect("echo lock").finish();
@@ -574,7 +640,9 @@ mod tests {
     #[test]
     fn disk_specs() {
         let d = Disk::parse("a.img,ro").unwrap();
-        assert!(d.read_only && d.file == Path::new("a.img"));
+        assert!(d.read_only && d.file.is_absolute() && d.file.ends_with("a.img"));
+        // A colon in a relative name is not a QEMU protocol once the path is absolute.
+        assert!(Disk::parse("vm:1.img").unwrap().file.starts_with("/"));
         assert!(!Disk::parse("b.img").unwrap().read_only);
         assert!(Disk::parse(",ro").is_err());
         assert!(Disk::parse("a,b").is_err());
@@ -591,7 +659,7 @@ mod tests {
         };
         let a = q.args(Path::new("k.elf"), Version::new(7, 2, 22)).join(" ");
         assert!(a.contains("-action panic=exit-failure"));
-        assert!(a.contains("file=x.img,format=raw,readonly=on"));
+        assert!(a.contains("x.img,format=raw,readonly=on"));
         assert!(a.contains("drive=hd1,bus=virtio-mmio-bus.1"));
     }
 
