@@ -132,9 +132,14 @@ pub fn print_banner() {
         };
         match open(*info, opts) {
             Ok(d) => {
-                let serial = String::from_utf8_lossy(d.serial());
+                // A device without GET_ID support still serves its sectors.
+                let serial = if d.has_serial() {
+                    alloc::format!("serial \"{}\"", String::from_utf8_lossy(d.serial()))
+                } else {
+                    String::from("no serial")
+                };
                 crate::println!(
-                    "disk slot {} irq {}: {} sectors ({}){}, serial \"{serial}\", queue depth {}, {} KiB per request, modes interrupt+polled",
+                    "disk slot {} irq {}: {} sectors ({}){}, {serial}, queue depth {}, {} KiB per request, modes interrupt+polled",
                     info.slot,
                     info.irq,
                     d.capacity(),

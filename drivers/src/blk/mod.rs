@@ -71,6 +71,14 @@ pub enum BlkError {
     Timeout {
         waited_us: u64,
     },
+    /// One request bigger than a per-request limit allows (`limit` names it, `max` is its
+    /// value, `asked` the request's size, both in the limit's unit). The front ends split
+    /// requests to the limits; this is what a request that cannot be split gets.
+    TooLarge {
+        limit: &'static str,
+        max: u64,
+        asked: u64,
+    },
     /// The device reported fewer bytes than the request asked for.
     ShortTransfer {
         expected: u32,
@@ -115,6 +123,9 @@ impl fmt::Display for BlkError {
                 write!(f, "the device returned status byte {status:#x}")
             }
             BlkError::Timeout { waited_us } => write!(f, "no completion after {waited_us} us"),
+            BlkError::TooLarge { limit, max, asked } => {
+                write!(f, "request of {asked} is over the limit {limit} = {max}")
+            }
             BlkError::ShortTransfer { expected, got } => {
                 write!(f, "the device transferred {got} of {expected} bytes")
             }
@@ -246,6 +257,15 @@ mod tests {
             BlkError::NeedsReset,
             BlkError::BadStatus { status: 9 },
             BlkError::Timeout { waited_us: 7 },
+            BlkError::TooLarge {
+                limit: "max_write_zeroes_sectors",
+                max: 2,
+                asked: 3,
+            },
+            BlkError::ShortTransfer {
+                expected: 512,
+                got: 0,
+            },
         ];
         let texts: BTreeSet<std::string::String> = all.iter().map(|e| format!("{e}")).collect();
         assert_eq!(texts.len(), all.len());
