@@ -6,6 +6,10 @@
 //! goes through a [`Waiter`] the kernel provides (clock, idle, timeouts).
 
 pub mod config;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests_sim;
 pub mod virtio_blk;
 
 use core::fmt;
