@@ -139,12 +139,13 @@ pub fn print_banner() {
                     String::from("no serial")
                 };
                 crate::println!(
-                    "disk slot {} irq {}: {} sectors ({}){}, {serial}, queue depth {}, {} KiB per request, modes interrupt+polled",
+                    "disk slot {} irq {}: {} sectors ({}){}, {}-byte blocks, {serial}, queue depth {}, {} KiB per request, modes interrupt+polled",
                     info.slot,
                     info.irq,
                     d.capacity(),
                     crate::units::Bytes(d.capacity().saturating_mul(512)),
                     if d.read_only() { ", read-only" } else { "" },
+                    d.block_size(),
                     d.queue_depth(),
                     d.max_transfer() / 1024
                 );

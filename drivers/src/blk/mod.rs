@@ -47,9 +47,12 @@ pub enum BlkError {
         sectors: u64,
         capacity: u64,
     },
-    /// The buffer length is not a multiple of 512 bytes.
+    /// The request does not start or end on a logical block (`block` bytes: 512, or the
+    /// device's BLK_SIZE); refused before it reaches the device, which would fail it.
     Unaligned {
+        sector: u64,
         len: usize,
+        block: u32,
     },
     /// A zero-length transfer.
     Empty,
@@ -108,9 +111,10 @@ impl fmt::Display for BlkError {
                 "sectors {sector}..{} are past the end of the disk ({capacity} sectors)",
                 sector.saturating_add(*sectors)
             ),
-            BlkError::Unaligned { len } => {
-                write!(f, "buffer of {len} bytes is not a multiple of {SECTOR}")
-            }
+            BlkError::Unaligned { sector, len, block } => write!(
+                f,
+                "{len} bytes at sector {sector} are not aligned to the {block}-byte logical block"
+            ),
             BlkError::Empty => f.write_str("zero-length request"),
             BlkError::ReadOnly => f.write_str("the disk is read-only"),
             BlkError::NoDevice => f.write_str("no such disk"),
@@ -192,13 +196,15 @@ pub trait BlockDevice {
     fn stats(&self) -> DiskStats;
 }
 
-/// Checks a transfer's shape against the disk: Ok(sectors).
-pub fn check_range(sector: u64, len: usize, capacity: u64) -> Result<u64, BlkError> {
+/// Checks a transfer's shape against the disk (`block`: its logical block size, a power of
+/// two from 512): Ok(sectors).
+pub fn check_range(sector: u64, len: usize, capacity: u64, block: u32) -> Result<u64, BlkError> {
     if len == 0 {
         return Err(BlkError::Empty);
     }
-    if !len.is_multiple_of(SECTOR as usize) {
-        return Err(BlkError::Unaligned { len });
+    let block_sectors = u64::from(block / SECTOR).max(1);
+    if !len.is_multiple_of(block as usize) || !sector.is_multiple_of(block_sectors) {
+        return Err(BlkError::Unaligned { sector, len, block });
     }
     let sectors = (len / SECTOR as usize) as u64;
     match sector.checked_add(sectors) {
@@ -217,10 +223,10 @@ mod tests {
 
     #[test]
     fn range_checks() {
-        assert_eq!(check_range(0, 512, 10), Ok(1));
-        assert_eq!(check_range(8, 1024, 10), Ok(2));
+        assert_eq!(check_range(0, 512, 10, 512), Ok(1));
+        assert_eq!(check_range(8, 1024, 10, 512), Ok(2));
         assert_eq!(
-            check_range(9, 1024, 10),
+            check_range(9, 1024, 10, 512),
             Err(BlkError::OutOfRange {
                 sector: 9,
                 sectors: 2,
@@ -228,18 +234,34 @@ mod tests {
             })
         );
         assert_eq!(
-            check_range(u64::MAX, 512, 10),
+            check_range(u64::MAX, 512, 10, 512),
             Err(BlkError::OutOfRange {
                 sector: u64::MAX,
                 sectors: 1,
                 capacity: 10
             })
         );
-        assert_eq!(check_range(0, 0, 10), Err(BlkError::Empty));
+        assert_eq!(check_range(0, 0, 10, 512), Err(BlkError::Empty));
         assert_eq!(
-            check_range(0, 100, 10),
-            Err(BlkError::Unaligned { len: 100 })
+            check_range(0, 100, 10, 512),
+            Err(BlkError::Unaligned {
+                sector: 0,
+                len: 100,
+                block: 512
+            })
         );
+        // 4 KiB logical blocks: 8-sector aligned start and length.
+        assert_eq!(check_range(8, 4096, 16, 4096), Ok(8));
+        for (sector, len) in [(1, 4096), (8, 512), (0, 6144)] {
+            assert_eq!(
+                check_range(sector, len, 16, 4096),
+                Err(BlkError::Unaligned {
+                    sector,
+                    len,
+                    block: 4096
+                })
+            );
+        }
     }
 
     #[test]
@@ -252,7 +274,11 @@ mod tests {
                 sectors: 2,
                 capacity: 3,
             },
-            BlkError::Unaligned { len: 1 },
+            BlkError::Unaligned {
+                sector: 0,
+                len: 1,
+                block: 512,
+            },
             BlkError::Empty,
             BlkError::ReadOnly,
             BlkError::NoDevice,

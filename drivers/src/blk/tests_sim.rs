@@ -476,3 +476,84 @@ fn queue_depth_without_indirect_counts_real_segments() {
     assert!(r.seen(sim::T_IN).iter().all(|s| s.descriptors == 3));
     r.assert_clean();
 }
+
+/// QEMU's `logical_block_size=4096`: requests start and end on 4 KiB blocks, and one that
+/// does not is refused before the device (which would answer IOERR, like a media error).
+#[test]
+fn four_kib_logical_blocks_align_every_request() {
+    let mut k = Knobs::disk(COMMON | f::BLK_SIZE | f::WRITE_ZEROES | f::DISCARD);
+    k.set32(20, 4096).set32(36, 2).set32(48, 12);
+    let r = Rig::new(k);
+    let mut o = opts(CompletionMode::Polled);
+    o.max_transfer = 6144;
+    let mut d = r.open(o).expect("opens");
+    assert_eq!(d.block_size(), 4096);
+    assert_eq!(d.max_transfer(), 4096, "whole blocks per request");
+    let mut buf = vec![0u8; 8192];
+    for (sector, len) in [(0u64, 512usize), (1, 4096), (8, 6144)] {
+        assert_eq!(
+            d.read(sector, &mut buf[..len]),
+            Err(BlkError::Unaligned {
+                sector,
+                len,
+                block: 4096
+            })
+        );
+    }
+    assert_eq!(
+        d.write_zeroes(4, 8),
+        Err(BlkError::Unaligned {
+            sector: 4,
+            len: 4096,
+            block: 4096
+        })
+    );
+    assert_eq!(
+        r.sim.seen.borrow().len(),
+        1,
+        "GET_ID only: nothing reached it"
+    );
+    round_trip_blocks(&mut d, r.sim);
+    // write-zeroes limit 12 sectors: pieces of one 8-sector block.
+    d.write_zeroes(16, 24).unwrap();
+    let wz: Vec<(u64, u64)> = r
+        .seen(sim::T_WRITE_ZEROES)
+        .iter()
+        .map(|s| (s.sector, s.size))
+        .collect();
+    assert_eq!(wz, [(16, 8), (24, 8), (32, 8)]);
+    // A discard limit of 2 sectors cannot hold one block: refused, naming the limit.
+    assert_eq!(
+        d.discard(0, 8),
+        Err(BlkError::TooLarge {
+            limit: "max_discard_sectors",
+            max: 2,
+            asked: 8
+        })
+    );
+    assert_eq!(d.stats().errors, 0, "no request failed at the device");
+    r.assert_clean();
+}
+
+fn round_trip_blocks(d: &mut Disk, sim: &BlkSim) {
+    let data: Vec<u8> = (0..8192).map(pattern).collect();
+    d.write(8, &data).unwrap();
+    assert_eq!(&sim.disk()[8 * 512..24 * 512], &data[..]);
+    let mut back = vec![0u8; data.len()];
+    d.read(8, &mut back).unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn a_device_whose_limits_hold_no_logical_block_is_refused_at_open() {
+    let mut k = Knobs::disk(COMMON | f::BLK_SIZE | f::SIZE_MAX | f::SEG_MAX);
+    k.set32(20, 4096).set32(8, 1024).set32(12, 2);
+    assert_eq!(
+        Rig::new(k).open(opts(CompletionMode::Polled)).err(),
+        Some(BlkError::TooLarge {
+            limit: "max_transfer (bytes)",
+            max: 2048,
+            asked: 4096
+        })
+    );
+}

@@ -293,7 +293,18 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let by_limits = u64::from(size_max)
             .saturating_mul(seg_max as u64)
             .min(u64::from(u32::MAX)) as u32;
-        let max_transfer = opts.max_transfer.min(by_limits) / SECTOR * SECTOR;
+        // Whole logical blocks per request (BLK_SIZE: 512..64 KiB, a power of two).
+        let block = config.blk_size.unwrap_or(SECTOR);
+        let max_transfer = opts.max_transfer.min(by_limits) / block * block;
+        if max_transfer == 0 {
+            // Not even one logical block fits a request: no read or write could be sent.
+            transport.fail();
+            return Err(BlkError::TooLarge {
+                limit: "max_transfer (bytes)",
+                max: opts.max_transfer.min(by_limits).into(),
+                asked: block.into(),
+            });
+        }
         // Without indirect descriptors a request takes 2 + its data segments: the data
         // buffer is one physically contiguous allocation, so only SIZE_MAX splits it.
         let descs_per_request = if features & feature::INDIRECT_DESC != 0 {
@@ -457,7 +468,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
         if matches!(op, Op::Discard | Op::WriteZeroes) {
             // `len` is in bytes here too: the range's size.
-            check_range(sector, len as usize, self.config.capacity)?;
+            check_range(
+                sector,
+                len as usize,
+                self.config.capacity,
+                self.block_size(),
+            )?;
             let (name, max) = self.range_limit(op);
             if len / SECTOR > max {
                 return Err(BlkError::TooLarge {
@@ -468,7 +484,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             }
         }
         if matches!(op, Op::Read | Op::Write) {
-            check_range(sector, len as usize, self.config.capacity)?;
+            check_range(
+                sector,
+                len as usize,
+                self.config.capacity,
+                self.block_size(),
+            )?;
             if len > self.max_transfer {
                 return Err(BlkError::TooLarge {
                     limit: "max_transfer (bytes)",
@@ -749,6 +770,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         result.expect("loop ends when set")
     }
 
+    /// The logical block size in bytes: BLK_SIZE's value, else 512. Every request starts
+    /// and ends on one (a device fails a request that does not, with IOERR).
+    pub fn block_size(&self) -> u32 {
+        self.config.blk_size.unwrap_or(SECTOR)
+    }
+
     /// The per-request sector limit of a discard or write-zeroes (its config field's name
     /// and value), also bounded so that the range's size in bytes fits a request's u32.
     fn range_limit(&self, op: Op) -> (&'static str, u32) {
@@ -771,8 +798,17 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if self.read_only() {
             return Err(BlkError::ReadOnly);
         }
+        let block = self.block_size();
+        let per_block = u64::from(block / SECTOR);
         if sectors == 0 {
             return Err(BlkError::Empty);
+        }
+        if !sector.is_multiple_of(per_block) || !sectors.is_multiple_of(per_block) {
+            return Err(BlkError::Unaligned {
+                sector,
+                len: sectors.saturating_mul(SECTOR.into()) as usize,
+                block,
+            });
         }
         match sector.checked_add(sectors) {
             Some(end) if end <= self.config.capacity => {}
@@ -784,11 +820,20 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 })
             }
         }
-        let (_, max) = self.range_limit(op);
+        let (name, max) = self.range_limit(op);
+        // Each piece a whole number of logical blocks; a limit below one block leaves the
+        // device unable to take any request of this kind.
+        let step = u64::from(max) / per_block * per_block;
+        if step == 0 {
+            return Err(BlkError::TooLarge {
+                limit: name,
+                max: max.into(),
+                asked: per_block,
+            });
+        }
         let mut done = 0u64;
         while done < sectors {
-            // A limit of 0 sectors cannot happen (0 means none); submit would refuse it.
-            let n = (sectors - done).min(u64::from(max.max(1))) as u32;
+            let n = (sectors - done).min(step) as u32;
             self.run_one(op, sector + done, n * SECTOR, |_| {}, |_| {})?;
             done += u64::from(n);
         }
@@ -840,7 +885,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             .map(|b| b.len())
             .or(write_from.map(|b| b.len()))
             .unwrap_or(0);
-        check_range(sector, len, self.config.capacity)?;
+        check_range(sector, len, self.config.capacity, self.block_size())?;
         let chunk = self.max_transfer as usize;
         self.generation += 1;
         let gen = self.generation << GEN_SHIFT;
