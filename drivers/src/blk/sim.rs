@@ -100,6 +100,10 @@ pub struct Knobs {
     pub get_id: GetId,
     /// Used len reported = the true length minus this (saturating).
     pub understate: u32,
+    /// Used len reported = the true length plus this (more than the chain can hold).
+    pub overstate: u32,
+    /// Ignore resets (Status keeps its value when 0 is written).
+    pub stuck: bool,
     /// Status byte to answer every request of this type with, instead of serving it.
     pub force_status: Option<(u32, u8)>,
     /// Leave the status byte unwritten.
@@ -124,6 +128,8 @@ impl Knobs {
             queue_max: 64,
             get_id: GetId::Serial(b"sim-disk".to_vec()),
             understate: 0,
+            overstate: 0,
+            stuck: false,
             force_status: None,
             skip_status: false,
             hold: false,
@@ -325,7 +331,7 @@ impl BlkSim {
             };
             let st = self.st.borrow();
             let id = st.knobs.bad_id.unwrap_or(head.into());
-            let len = written.saturating_sub(st.knobs.understate);
+            let len = written.saturating_sub(st.knobs.understate) + st.knobs.overstate;
             let slot = u32::from(st.used_idx % num);
             drop(st);
             // The element first, then idx (2.7.8).
@@ -518,6 +524,7 @@ impl BlkSim {
             QUEUE_DEVICE_LOW => st.used = v,
             QUEUE_READY => st.ready = v,
             INTERRUPT_ACK => st.interrupt &= !v,
+            STATUS if v == 0 && st.knobs.stuck => {}
             STATUS if v == 0 => {
                 st.status = 0;
                 st.ready = 0;

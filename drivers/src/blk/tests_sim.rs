@@ -6,6 +6,7 @@ use super::config::feature as f;
 use super::sim::{self, BlkSim, GetId, Knobs, Seen, BASE, S_IOERR, S_UNSUPP};
 use super::virtio_blk::{IrqShared, Op, OpenOptions, VirtioBlk};
 use super::{BlkError, BlockDevice, CompletionMode, Waiter};
+use crate::bus::Bus;
 use crate::dma::sim::{tag, SimPlatform};
 use crate::dma::{CpuCache, DmaTag, PostRead};
 use crate::virtio::mmio::{self, TransportError};
@@ -556,4 +557,66 @@ fn a_device_whose_limits_hold_no_logical_block_is_refused_at_open() {
             asked: 4096
         })
     );
+}
+
+#[test]
+fn a_used_len_past_the_chain_breaks_the_device() {
+    let r = Rig::new(Knobs::disk(COMMON));
+    let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
+    r.sim.knobs(|k| k.overstate = 1);
+    let e = d.read(0, &mut [0u8; 512]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BlkError::Broken(DeviceFault::LenTooLarge {
+                len: 514,
+                writable: 513,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_device_that_does_not_reset_fails_the_open() {
+    let mut k = Knobs::disk(COMMON);
+    k.stuck = true;
+    let r = Rig::new(k);
+    // Leave a status for the reset to clear.
+    r.sim.write32(BASE + 0x70, 1u32.swap_bytes());
+    assert_eq!(
+        r.open(opts(CompletionMode::Polled)).err(),
+        Some(BlkError::Init(TransportError::ResetTimeout))
+    );
+}
+
+#[test]
+fn a_full_pool_refuses_a_request_and_drains() {
+    let r = Rig::new(Knobs::disk(COMMON));
+    let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
+    r.sim.knobs(|k| k.hold = true);
+    for t in 0..4 {
+        d.submit(Op::Read, t * 8, 512, t, |_| {}).unwrap();
+    }
+    assert!(matches!(
+        d.submit(Op::Read, 40, 512, 9, |_| {}),
+        Err(BlkError::Queue(_))
+    ));
+    d.kick().unwrap();
+    r.sim.knobs(|k| k.hold = false);
+    r.sim.serve();
+    let mut tokens = Vec::new();
+    while tokens.len() < 4 {
+        d.wait().unwrap();
+        d.reap(|t, _, res| {
+            assert!(res.is_ok());
+            tokens.push(t)
+        })
+        .unwrap();
+    }
+    tokens.sort();
+    assert_eq!(tokens, [0, 1, 2, 3]);
+    assert_eq!(d.free_slots(), 4);
+    r.assert_clean();
 }
