@@ -2,7 +2,8 @@
 //! back end.
 //!
 //! The front end is [`BlockDevice`]: read, write and flush by sector with any buffer whose
-//! length is a multiple of 512, split to the device's limits, with statistics. Every wait
+//! length is a multiple of the logical block (512, or the device's BLK_SIZE) and whose start
+//! is aligned to one, split to the device's limits, with statistics. Every wait
 //! goes through a [`Waiter`] the kernel provides (clock, idle, timeouts).
 
 pub mod config;
@@ -187,9 +188,9 @@ pub trait BlockDevice {
     /// Size in 512-byte sectors.
     fn capacity(&self) -> u64;
     fn read_only(&self) -> bool;
-    /// Reads `buf.len()` bytes (a multiple of 512) from `sector` on.
+    /// Reads `buf.len()` bytes (whole logical blocks) from `sector` (block-aligned) on.
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError>;
-    /// Writes `buf` (a multiple of 512 bytes) from `sector` on.
+    /// Writes `buf` (whole logical blocks) from `sector` (block-aligned) on.
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlkError>;
     /// Makes completed writes durable.
     fn flush(&mut self) -> Result<(), BlkError>;
