@@ -110,6 +110,9 @@ pub struct Knobs {
     pub skip_status: bool,
     /// Serve nothing on notify (the request never completes).
     pub hold: bool,
+    /// Serve nothing on notify, only on [`BlkSim::serve`] (a device that completes later,
+    /// as QEMU >= 8.2 does through an ioeventfd).
+    pub defer: bool,
     /// Complete with this used id instead of the chain's head.
     pub bad_id: Option<u32>,
     /// Refuse FEATURES_OK.
@@ -133,6 +136,7 @@ impl Knobs {
             force_status: None,
             skip_status: false,
             hold: false,
+            defer: false,
             bad_id: None,
             refuse_features: false,
             needs_reset: false,
@@ -543,6 +547,7 @@ impl BlkSim {
                 }
                 st.status = v | (st.status & DEVICE_NEEDS_RESET);
             }
+            QUEUE_NOTIFY if st.knobs.defer => {}
             QUEUE_NOTIFY => {
                 drop(st);
                 self.process();
