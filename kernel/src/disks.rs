@@ -132,14 +132,20 @@ pub fn print_banner() {
         };
         match open(*info, opts) {
             Ok(d) => {
-                let serial = String::from_utf8_lossy(d.serial());
+                // A device without GET_ID support still serves its sectors.
+                let serial = if d.has_serial() {
+                    alloc::format!("serial \"{}\"", String::from_utf8_lossy(d.serial()))
+                } else {
+                    String::from("no serial")
+                };
                 crate::println!(
-                    "disk slot {} irq {}: {} sectors ({}){}, serial \"{serial}\", queue depth {}, {} KiB per request, modes interrupt+polled",
+                    "disk slot {} irq {}: {} sectors ({}){}, {}-byte blocks, {serial}, queue depth {}, {} KiB per request, modes interrupt+polled",
                     info.slot,
                     info.irq,
                     d.capacity(),
                     crate::units::Bytes(d.capacity().saturating_mul(512)),
                     if d.read_only() { ", read-only" } else { "" },
+                    d.block_size(),
                     d.queue_depth(),
                     d.max_transfer() / 1024
                 );

@@ -100,7 +100,11 @@ fn bad_requests_are_refused() -> TestResult {
     );
     ensure_eq!(
         d.read(0, &mut buf[..100]),
-        Err(BlkError::Unaligned { len: 100 })
+        Err(BlkError::Unaligned {
+            sector: 0,
+            len: 100,
+            block: 512
+        })
     );
     ensure_eq!(d.write(0, &[]), Err(BlkError::Empty));
     ensure_eq!(

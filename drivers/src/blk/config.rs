@@ -1,7 +1,9 @@
 //! virtio-blk feature bits and device configuration, parsed and validated.
 //!
 //! Config values are the device's word: each one the driver relies on is range-checked, and
-//! a value out of range is an error against the device, not something to compute with.
+//! a value out of range is an error against the device, not something to compute with. A
+//! value the spec allows is never an error: limits take their spec meaning (0 is "no limit"
+//! for the discard and write-zeroes sizes; seg_max 0 is read as 1, as Linux does).
 
 use core::fmt;
 
@@ -80,12 +82,15 @@ pub struct BlkConfig {
     /// 512-byte sectors, always.
     pub capacity: u64,
     pub size_max: Option<u32>,
+    /// At least 1 (a device's 0 is read as 1).
     pub seg_max: Option<u32>,
     pub geometry: Option<Geometry>,
     pub blk_size: Option<u32>,
     pub topology: Option<Topology>,
     pub writeback: Option<bool>,
+    /// Sectors per discard request; `u32::MAX` when the device said 0 (no limit).
     pub max_discard_sectors: Option<u32>,
+    /// Sectors per write-zeroes request; `u32::MAX` when the device said 0 (no limit).
     pub max_write_zeroes_sectors: Option<u32>,
 }
 
@@ -115,6 +120,15 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from(le32(b, at)) | u64::from(le32(b, at + 4)) << 32
 }
 
+/// A per-request sector limit where 0 means "none" (Linux: UINT_MAX).
+fn no_limit_if_zero(v: u32) -> u32 {
+    if v == 0 {
+        u32::MAX
+    } else {
+        v
+    }
+}
+
 /// Largest capacity accepted: 2^41 sectors (1 PiB), far beyond anything QEMU serves here,
 /// small enough that sector arithmetic in bytes cannot overflow u64.
 pub const MAX_CAPACITY: u64 = 1 << 41;
@@ -140,11 +154,8 @@ impl BlkConfig {
             c.size_max = Some(v);
         }
         if features & f::SEG_MAX != 0 {
-            let v = le32(raw, offset::SEG_MAX);
-            if v == 0 || v > 4096 {
-                return bad("seg_max", v.into());
-            }
-            c.seg_max = Some(v);
+            // 0 would forbid every data request; Linux reads it as 1. The driver caps it.
+            c.seg_max = Some(le32(raw, offset::SEG_MAX).max(1));
         }
         if features & f::GEOMETRY != 0 {
             c.geometry = Some(Geometry {
@@ -176,18 +187,13 @@ impl BlkConfig {
             c.writeback = Some(raw[offset::WRITEBACK] != 0);
         }
         if features & f::DISCARD != 0 {
-            let v = le32(raw, offset::MAX_DISCARD_SECTORS);
-            if v == 0 {
-                return bad("max_discard_sectors", 0);
-            }
-            c.max_discard_sectors = Some(v);
+            c.max_discard_sectors = Some(no_limit_if_zero(le32(raw, offset::MAX_DISCARD_SECTORS)));
         }
         if features & f::WRITE_ZEROES != 0 {
-            let v = le32(raw, offset::MAX_WRITE_ZEROES_SECTORS);
-            if v == 0 {
-                return bad("max_write_zeroes_sectors", 0);
-            }
-            c.max_write_zeroes_sectors = Some(v);
+            c.max_write_zeroes_sectors = Some(no_limit_if_zero(le32(
+                raw,
+                offset::MAX_WRITE_ZEROES_SECTORS,
+            )));
         }
         Ok(c)
     }
@@ -255,15 +261,6 @@ mod tests {
             })
         );
         let mut r = raw();
-        r[12..16].copy_from_slice(&0u32.to_le_bytes());
-        assert!(matches!(
-            BlkConfig::parse(&r, all),
-            Err(ConfigError::OutOfRange {
-                field: "seg_max",
-                ..
-            })
-        ));
-        let mut r = raw();
         r[0..8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
             BlkConfig::parse(&r, 0),
@@ -283,5 +280,21 @@ mod tests {
         ));
         // Not negotiated: not checked.
         assert!(BlkConfig::parse(&r, 0).is_ok());
+    }
+
+    /// Values the spec allows are never errors: the limits take their spec meaning.
+    #[test]
+    fn zero_limits_take_their_spec_meaning() {
+        let all = feature::all_supported();
+        let mut r = raw();
+        r[12..16].copy_from_slice(&0u32.to_le_bytes());
+        r[36..40].copy_from_slice(&0u32.to_le_bytes());
+        r[48..52].copy_from_slice(&0u32.to_le_bytes());
+        let c = BlkConfig::parse(&r, all).expect("conformant values");
+        assert_eq!(c.seg_max, Some(1), "seg_max 0 is read as 1 (Linux)");
+        assert_eq!(c.max_discard_sectors, Some(u32::MAX), "0: no limit");
+        assert_eq!(c.max_write_zeroes_sectors, Some(u32::MAX), "0: no limit");
+        r[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+        assert_eq!(BlkConfig::parse(&r, all).unwrap().seg_max, Some(100_000));
     }
 }

@@ -2,10 +2,15 @@
 //! back end.
 //!
 //! The front end is [`BlockDevice`]: read, write and flush by sector with any buffer whose
-//! length is a multiple of 512, split to the device's limits, with statistics. Every wait
+//! length is a multiple of the logical block (512, or the device's BLK_SIZE) and whose start
+//! is aligned to one, split to the device's limits, with statistics. Every wait
 //! goes through a [`Waiter`] the kernel provides (clock, idle, timeouts).
 
 pub mod config;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests_sim;
 pub mod virtio_blk;
 
 use core::fmt;
@@ -43,9 +48,12 @@ pub enum BlkError {
         sectors: u64,
         capacity: u64,
     },
-    /// The buffer length is not a multiple of 512 bytes.
+    /// The request does not start or end on a logical block (`block` bytes: 512, or the
+    /// device's BLK_SIZE); refused before it reaches the device, which would fail it.
     Unaligned {
+        sector: u64,
         len: usize,
+        block: u32,
     },
     /// A zero-length transfer.
     Empty,
@@ -70,6 +78,14 @@ pub enum BlkError {
     /// No completion within the timeout; the request's memory is kept from reuse.
     Timeout {
         waited_us: u64,
+    },
+    /// One request bigger than a per-request limit allows (`limit` names it, `max` is its
+    /// value, `asked` the request's size, both in the limit's unit). The front ends split
+    /// requests to the limits; this is what a request that cannot be split gets.
+    TooLarge {
+        limit: &'static str,
+        max: u64,
+        asked: u64,
     },
     /// The device reported fewer bytes than the request asked for.
     ShortTransfer {
@@ -96,9 +112,10 @@ impl fmt::Display for BlkError {
                 "sectors {sector}..{} are past the end of the disk ({capacity} sectors)",
                 sector.saturating_add(*sectors)
             ),
-            BlkError::Unaligned { len } => {
-                write!(f, "buffer of {len} bytes is not a multiple of {SECTOR}")
-            }
+            BlkError::Unaligned { sector, len, block } => write!(
+                f,
+                "{len} bytes at sector {sector} are not aligned to the {block}-byte logical block"
+            ),
             BlkError::Empty => f.write_str("zero-length request"),
             BlkError::ReadOnly => f.write_str("the disk is read-only"),
             BlkError::NoDevice => f.write_str("no such disk"),
@@ -115,6 +132,9 @@ impl fmt::Display for BlkError {
                 write!(f, "the device returned status byte {status:#x}")
             }
             BlkError::Timeout { waited_us } => write!(f, "no completion after {waited_us} us"),
+            BlkError::TooLarge { limit, max, asked } => {
+                write!(f, "request of {asked} is over the limit {limit} = {max}")
+            }
             BlkError::ShortTransfer { expected, got } => {
                 write!(f, "the device transferred {got} of {expected} bytes")
             }
@@ -168,22 +188,24 @@ pub trait BlockDevice {
     /// Size in 512-byte sectors.
     fn capacity(&self) -> u64;
     fn read_only(&self) -> bool;
-    /// Reads `buf.len()` bytes (a multiple of 512) from `sector` on.
+    /// Reads `buf.len()` bytes (whole logical blocks) from `sector` (block-aligned) on.
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError>;
-    /// Writes `buf` (a multiple of 512 bytes) from `sector` on.
+    /// Writes `buf` (whole logical blocks) from `sector` (block-aligned) on.
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlkError>;
     /// Makes completed writes durable.
     fn flush(&mut self) -> Result<(), BlkError>;
     fn stats(&self) -> DiskStats;
 }
 
-/// Checks a transfer's shape against the disk: Ok(sectors).
-pub fn check_range(sector: u64, len: usize, capacity: u64) -> Result<u64, BlkError> {
+/// Checks a transfer's shape against the disk (`block`: its logical block size, a power of
+/// two from 512): Ok(sectors).
+pub fn check_range(sector: u64, len: usize, capacity: u64, block: u32) -> Result<u64, BlkError> {
     if len == 0 {
         return Err(BlkError::Empty);
     }
-    if !len.is_multiple_of(SECTOR as usize) {
-        return Err(BlkError::Unaligned { len });
+    let block_sectors = u64::from(block / SECTOR).max(1);
+    if !len.is_multiple_of(block as usize) || !sector.is_multiple_of(block_sectors) {
+        return Err(BlkError::Unaligned { sector, len, block });
     }
     let sectors = (len / SECTOR as usize) as u64;
     match sector.checked_add(sectors) {
@@ -202,10 +224,10 @@ mod tests {
 
     #[test]
     fn range_checks() {
-        assert_eq!(check_range(0, 512, 10), Ok(1));
-        assert_eq!(check_range(8, 1024, 10), Ok(2));
+        assert_eq!(check_range(0, 512, 10, 512), Ok(1));
+        assert_eq!(check_range(8, 1024, 10, 512), Ok(2));
         assert_eq!(
-            check_range(9, 1024, 10),
+            check_range(9, 1024, 10, 512),
             Err(BlkError::OutOfRange {
                 sector: 9,
                 sectors: 2,
@@ -213,18 +235,34 @@ mod tests {
             })
         );
         assert_eq!(
-            check_range(u64::MAX, 512, 10),
+            check_range(u64::MAX, 512, 10, 512),
             Err(BlkError::OutOfRange {
                 sector: u64::MAX,
                 sectors: 1,
                 capacity: 10
             })
         );
-        assert_eq!(check_range(0, 0, 10), Err(BlkError::Empty));
+        assert_eq!(check_range(0, 0, 10, 512), Err(BlkError::Empty));
         assert_eq!(
-            check_range(0, 100, 10),
-            Err(BlkError::Unaligned { len: 100 })
+            check_range(0, 100, 10, 512),
+            Err(BlkError::Unaligned {
+                sector: 0,
+                len: 100,
+                block: 512
+            })
         );
+        // 4 KiB logical blocks: 8-sector aligned start and length.
+        assert_eq!(check_range(8, 4096, 16, 4096), Ok(8));
+        for (sector, len) in [(1, 4096), (8, 512), (0, 6144)] {
+            assert_eq!(
+                check_range(sector, len, 16, 4096),
+                Err(BlkError::Unaligned {
+                    sector,
+                    len,
+                    block: 4096
+                })
+            );
+        }
     }
 
     #[test]
@@ -237,7 +275,11 @@ mod tests {
                 sectors: 2,
                 capacity: 3,
             },
-            BlkError::Unaligned { len: 1 },
+            BlkError::Unaligned {
+                sector: 0,
+                len: 1,
+                block: 512,
+            },
             BlkError::Empty,
             BlkError::ReadOnly,
             BlkError::NoDevice,
@@ -246,6 +288,15 @@ mod tests {
             BlkError::NeedsReset,
             BlkError::BadStatus { status: 9 },
             BlkError::Timeout { waited_us: 7 },
+            BlkError::TooLarge {
+                limit: "max_write_zeroes_sectors",
+                max: 2,
+                asked: 3,
+            },
+            BlkError::ShortTransfer {
+                expected: 512,
+                got: 0,
+            },
         ];
         let texts: BTreeSet<std::string::String> = all.iter().map(|e| format!("{e}")).collect();
         assert_eq!(texts.len(), all.len());

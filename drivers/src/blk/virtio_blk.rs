@@ -201,6 +201,7 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     opts: OpenOptions,
     waiter: &'static dyn Waiter,
     serial: [u8; 20],
+    has_serial: bool,
     stats: DiskStats,
     /// Tags each synchronous operation's tokens, so that completions of an operation that
     /// gave up (timeout) are never taken for another's.
@@ -292,12 +293,25 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let by_limits = u64::from(size_max)
             .saturating_mul(seg_max as u64)
             .min(u64::from(u32::MAX)) as u32;
-        let max_transfer = opts.max_transfer.min(by_limits) / SECTOR * SECTOR;
-        // Without indirect descriptors a request takes 2 + segments descriptors.
+        // Whole logical blocks per request (BLK_SIZE: 512..64 KiB, a power of two).
+        let block = config.blk_size.unwrap_or(SECTOR);
+        let max_transfer = opts.max_transfer.min(by_limits) / block * block;
+        if max_transfer == 0 {
+            // Not even one logical block fits a request: no read or write could be sent.
+            transport.fail();
+            return Err(BlkError::TooLarge {
+                limit: "max_transfer (bytes)",
+                max: opts.max_transfer.min(by_limits).into(),
+                asked: block.into(),
+            });
+        }
+        // Without indirect descriptors a request takes 2 + its data segments: the data
+        // buffer is one physically contiguous allocation, so only SIZE_MAX splits it.
         let descs_per_request = if features & feature::INDIRECT_DESC != 0 {
             1
         } else {
-            2 + seg_max as u16
+            let segments = max_transfer.max(SECTOR).div_ceil(size_max.max(1));
+            2 + segments.min(seg_max as u32) as u16
         };
         let depth = opts.queue_depth.min(size / descs_per_request).max(1);
         let headers = tag.alloc(
@@ -350,12 +364,23 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             opts,
             waiter,
             serial: [0; 20],
+            has_serial: false,
             stats: DiskStats::default(),
             generation: 0,
             notify_owed: false,
         };
         blk.set_mode(opts.mode)?;
-        blk.serial = blk.get_id()?;
+        // GET_ID is optional (no feature bit guards it): a device without serial support
+        // answers UNSUPP, and some answer IOERR (a read-only backend). That costs the serial,
+        // not the disk; anything else (broken ring, timeout) still fails the open.
+        match blk.get_id() {
+            Ok(id) => {
+                blk.serial = id;
+                blk.has_serial = true;
+            }
+            Err(BlkError::Unsupported | BlkError::Io { .. }) => {}
+            Err(e) => return Err(e),
+        }
         Ok(blk)
     }
 
@@ -443,26 +468,34 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
         if matches!(op, Op::Discard | Op::WriteZeroes) {
             // `len` is in bytes here too: the range's size.
-            check_range(sector, len as usize, self.config.capacity)?;
-            let limit = match op {
-                Op::Discard => self.config.max_discard_sectors,
-                _ => self.config.max_write_zeroes_sectors,
-            };
-            if u64::from(len / SECTOR) > u64::from(limit.unwrap_or(0)) {
-                return Err(BlkError::OutOfRange {
-                    sector,
-                    sectors: u64::from(len / SECTOR),
-                    capacity: self.config.capacity,
+            check_range(
+                sector,
+                len as usize,
+                self.config.capacity,
+                self.block_size(),
+            )?;
+            let (name, max) = self.range_limit(op);
+            if len / SECTOR > max {
+                return Err(BlkError::TooLarge {
+                    limit: name,
+                    max: max.into(),
+                    asked: (len / SECTOR).into(),
                 });
             }
         }
         if matches!(op, Op::Read | Op::Write) {
-            check_range(sector, len as usize, self.config.capacity)?;
+            check_range(
+                sector,
+                len as usize,
+                self.config.capacity,
+                self.block_size(),
+            )?;
             if len > self.max_transfer {
-                return Err(BlkError::Queue(crate::virtio::queue::QueueError::Full {
-                    needed: 0,
-                    free: 0,
-                }));
+                return Err(BlkError::TooLarge {
+                    limit: "max_transfer (bytes)",
+                    max: self.max_transfer.into(),
+                    asked: len.into(),
+                });
             }
         }
         let slot =
@@ -670,15 +703,17 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             // Status: POSTREAD, then read it.
             self.status.sync(SyncOps::POSTREAD, s * SLOT_STRIDE, 1)?;
             let status = self.status.read_u8(s * SLOT_STRIDE);
-            // A read's used length counts its data and the status byte.
+            // A read's used length counts its data and the status byte. A modern device
+            // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past
+            // it. A disk read reported short fails (its data is not the device's word); a
+            // short GET_ID keeps what was reported; other requests write only the status
+            // byte, so their length says nothing the status does not.
             let data_written = written.saturating_sub(1);
             let result = match status {
-                S_OK if matches!(op, Op::Read | Op::GetId) && data_written < len => {
-                    Err(BlkError::ShortTransfer {
-                        expected: len,
-                        got: data_written,
-                    })
-                }
+                S_OK if op == Op::Read && data_written < len => Err(BlkError::ShortTransfer {
+                    expected: len,
+                    got: data_written,
+                }),
                 S_OK => Ok(()),
                 S_IOERR => Err(BlkError::Io { sector }),
                 S_UNSUPP => Err(BlkError::Unsupported),
@@ -691,10 +726,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                         Op::Write => self.stats.bytes_written += u64::from(len),
                         _ => {}
                     }
-                    let data_len = if matches!(op, Op::Read | Op::GetId) {
-                        len as usize
-                    } else {
-                        0
+                    let data_len = match op {
+                        Op::Read => len as usize,
+                        Op::GetId => data_written.min(len) as usize,
+                        _ => 0,
                     };
                     done(token, op, Ok(&buf.as_slice()[..data_len]));
                 }
@@ -735,21 +770,105 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         result.expect("loop ends when set")
     }
 
-    /// Discards `sectors` sectors from `sector` (contents afterwards unspecified).
+    /// The logical block size in bytes: BLK_SIZE's value, else 512. Every request starts
+    /// and ends on one (a device fails a request that does not, with IOERR).
+    pub fn block_size(&self) -> u32 {
+        self.config.blk_size.unwrap_or(SECTOR)
+    }
+
+    /// The per-request sector limit of a discard or write-zeroes (its config field's name
+    /// and value), also bounded so that the range's size in bytes fits a request's u32.
+    fn range_limit(&self, op: Op) -> (&'static str, u32) {
+        let (name, limit) = match op {
+            Op::Discard => ("max_discard_sectors", self.config.max_discard_sectors),
+            _ => (
+                "max_write_zeroes_sectors",
+                self.config.max_write_zeroes_sectors,
+            ),
+        };
+        (name, limit.unwrap_or(0).min(u32::MAX / SECTOR))
+    }
+
+    /// A discard or write-zeroes of any size: checked whole against the disk, then split
+    /// into requests of at most the device's per-request limit, one after the other.
+    fn range_op(&mut self, op: Op, sector: u64, sectors: u64) -> Result<(), BlkError> {
+        if !self.supports(op) {
+            return Err(BlkError::Unsupported);
+        }
+        if self.read_only() {
+            return Err(BlkError::ReadOnly);
+        }
+        let block = self.block_size();
+        let per_block = u64::from(block / SECTOR);
+        if sectors == 0 {
+            return Err(BlkError::Empty);
+        }
+        if !sector.is_multiple_of(per_block) || !sectors.is_multiple_of(per_block) {
+            return Err(BlkError::Unaligned {
+                sector,
+                len: sectors.saturating_mul(SECTOR.into()) as usize,
+                block,
+            });
+        }
+        match sector.checked_add(sectors) {
+            Some(end) if end <= self.config.capacity => {}
+            _ => {
+                return Err(BlkError::OutOfRange {
+                    sector,
+                    sectors,
+                    capacity: self.config.capacity,
+                })
+            }
+        }
+        let (name, max) = self.range_limit(op);
+        // Each piece a whole number of logical blocks; a limit below one block leaves the
+        // device unable to take any request of this kind.
+        let step = u64::from(max) / per_block * per_block;
+        if step == 0 {
+            return Err(BlkError::TooLarge {
+                limit: name,
+                max: max.into(),
+                asked: per_block,
+            });
+        }
+        let mut done = 0u64;
+        while done < sectors {
+            let n = (sectors - done).min(step) as u32;
+            self.run_one(op, sector + done, n * SECTOR, |_| {}, |_| {})?;
+            done += u64::from(n);
+        }
+        Ok(())
+    }
+
+    /// Discards `sectors` sectors from `sector` (contents afterwards unspecified), in as many
+    /// requests as max_discard_sectors needs.
     pub fn discard(&mut self, sector: u64, sectors: u32) -> Result<(), BlkError> {
-        self.run_one(Op::Discard, sector, sectors * SECTOR, |_| {}, |_| {})
+        self.range_op(Op::Discard, sector, sectors.into())
     }
 
-    /// Makes `sectors` sectors from `sector` read as zeros.
+    /// Makes `sectors` sectors from `sector` read as zeros, in as many requests as
+    /// max_write_zeroes_sectors needs.
     pub fn write_zeroes(&mut self, sector: u64, sectors: u32) -> Result<(), BlkError> {
-        self.run_one(Op::WriteZeroes, sector, sectors * SECTOR, |_| {}, |_| {})
+        self.range_op(Op::WriteZeroes, sector, sectors.into())
     }
 
-    /// The device's serial (GET_ID), up to 20 bytes.
+    /// The device's serial (GET_ID), up to 20 bytes; a device that reports writing fewer
+    /// leaves the rest zero (it is not the device's word).
     pub fn get_id(&mut self) -> Result<[u8; 20], BlkError> {
         let mut id = [0u8; 20];
-        self.run_one(Op::GetId, 0, 20, |_| {}, |d| id.copy_from_slice(&d[..20]))?;
+        self.run_one(
+            Op::GetId,
+            0,
+            20,
+            |_| {},
+            |d| id[..d.len()].copy_from_slice(d),
+        )?;
         Ok(id)
+    }
+
+    /// Whether the device answered GET_ID (false: it has no serial to give).
+    pub fn has_serial(&self) -> bool {
+        self.has_serial
     }
 
     /// Reads or writes `buf` in requests of at most `max_transfer`, as many in flight as
@@ -766,7 +885,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             .map(|b| b.len())
             .or(write_from.map(|b| b.len()))
             .unwrap_or(0);
-        check_range(sector, len, self.config.capacity)?;
+        check_range(sector, len, self.config.capacity, self.block_size())?;
         let chunk = self.max_transfer as usize;
         self.generation += 1;
         let gen = self.generation << GEN_SHIFT;
