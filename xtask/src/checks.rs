@@ -32,6 +32,8 @@ enum Setup {
     Plain,
     /// The runner's four scratch disks, named with `disks=`.
     Scratch,
+    /// The scratch disks with these extra QEMU arguments (e.g. `-global` device properties).
+    ScratchWith(&'static [&'static str]),
     /// The scratch disks plus a 1.5 MiB disk attached without `bus=` (QEMU puts it in the
     /// highest free slot, 127): tests must find disks by probing.
     ScratchPlusUnpinned,
@@ -321,6 +323,38 @@ pub const CHECKS: &[Check] = &[
             ],
         )
     },
+    // Every disk a conformant device may present: 4096-byte logical blocks, and discard /
+    // write-zeroes limits small enough that the driver must split.
+    Check {
+        setup: Setup::ScratchWith(&[
+            "-global",
+            "virtio-blk-device.logical_block_size=4096",
+            "-global",
+            "virtio-blk-device.physical_block_size=4096",
+        ]),
+        ..passes(
+            "disks with 4096-byte logical blocks pass the disk suites",
+            "m68040",
+            "128M",
+            "test=blk::,virtio:: dma_audit=on",
+            &["4096-byte blocks", " 0 failed"],
+        )
+    },
+    Check {
+        setup: Setup::ScratchWith(&[
+            "-global",
+            "virtio-blk-device.max-write-zeroes-sectors=2",
+            "-global",
+            "virtio-blk-device.max-discard-sectors=1",
+        ]),
+        ..passes(
+            "discard and write-zeroes split to the device's limits",
+            "m68040",
+            "128M",
+            "test=blk::discard dma_audit=on",
+            &[" 0 failed"],
+        )
+    },
     // CPU models: the 68020-68060 run; older cores and ColdFire get one line and exit 1.
     passes(
         "68020 runs, without a data cache",
@@ -454,7 +488,7 @@ fn setup(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
             q.append.push_str(&" ".repeat(pad));
             None
         }
-        Setup::Scratch | Setup::ScratchPlusUnpinned | Setup::TinyDisk => {
+        Setup::Scratch | Setup::ScratchWith(_) | Setup::ScratchPlusUnpinned | Setup::TinyDisk => {
             let mut s = ScratchDisks::create()?;
             if let Setup::TinyDisk = setup {
                 std::fs::write(&s.disks[0].file, vec![0x5a; 32 * 1024])
@@ -464,6 +498,9 @@ fn setup(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
                 q.append = with_default(&q.append, "disks", &s.slots());
             }
             q.disks = s.disks.clone();
+            if let Setup::ScratchWith(extra) = setup {
+                q.extra.extend(extra.iter().map(|a| a.to_string()));
+            }
             if let Setup::ScratchPlusUnpinned = setup {
                 let file = s.dir.path().join("unpinned.img");
                 std::fs::write(&file, vec![0u8; 3 * 512 * 1024])
