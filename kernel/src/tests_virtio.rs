@@ -16,6 +16,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use drivers::blk::config::{feature::BLK_SIZE, offset};
 use drivers::dma::{CpuCache, Direction, DmaBuffer, DmaRegion, Limits, PostRead, SyncOps};
 use drivers::virtio::mmio::{feature, DeviceInfo, MmioTransport};
 use drivers::virtio::queue::{Buffer, SplitQueue};
@@ -92,6 +93,9 @@ struct Blk {
     header: DmaRegion<M68kPlatform>,
     status: DmaRegion<M68kPlatform>,
     mode: Mode,
+    /// The logical block in bytes (blk_size when BLK_SIZE is offered, else 512): the device
+    /// fails a request that is not whole blocks with IOERR.
+    block: u32,
     interrupted: Arc<AtomicBool>,
     interrupts: Arc<AtomicU32>,
     /// Set from the interrupt handler when the device asked for a reset.
@@ -104,8 +108,24 @@ impl Blk {
         // SAFETY: the slot was found by the boot probe; this test owns it while it runs.
         let transport = unsafe { MmioTransport::new(MachineBus, info) }.map_err(err)?;
         let want = if event_idx { feature::EVENT_IDX } else { 0 };
-        let features = transport.begin_init(|_| want).map_err(err)?;
+        // BLK_SIZE taken when offered: it only tells the block size, which requests must follow.
+        let features = transport
+            .begin_init(|offered| want | (offered & BLK_SIZE))
+            .map_err(err)?;
         ensure_eq_f(features & feature::EVENT_IDX, want)?;
+        let block = if features & BLK_SIZE != 0 {
+            let mut b = [0u8; 4];
+            transport
+                .read_config(offset::BLK_SIZE as u32, &mut b)
+                .map_err(err)?;
+            u32::from_le_bytes(b)
+        } else {
+            512
+        };
+        ensure!(
+            block.is_power_of_two() && (512..=64 * 1024).contains(&block),
+            "blk_size {block}"
+        );
         let size = transport.queue_max(0).min(64);
         let size = 1u16 << (15 - size.leading_zeros());
         let queue = SplitQueue::new(
@@ -132,6 +152,7 @@ impl Blk {
             header,
             status,
             mode,
+            block,
             interrupted: Arc::new(AtomicBool::new(false)),
             interrupts: Arc::new(AtomicU32::new(0)),
             needs_reset: Arc::new(AtomicBool::new(false)),
@@ -352,7 +373,8 @@ fn ensure_eq_f(a: u64, b: u64) -> Result<(), Failure> {
     }
 }
 
-/// GET_ID, a read of 8 sectors checked against the pattern, a write and its read-back.
+/// GET_ID, a read of 8 sectors (at least a block) checked against the pattern, a write of a
+/// block and its read-back. Sectors 8 and 1000 are block-aligned up to 4 KiB blocks.
 fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     ensure!(
         blk.capacity()? >= 2048,
@@ -368,7 +390,14 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
         "serial {:?}",
         &id.as_slice()[..serial.len()]
     );
-    let buf = DMA.buffer("test read", 8 * 512).map_err(err)?;
+    ensure!(
+        blk.block <= 4096,
+        "blk_size {} above this test's 4 KiB",
+        blk.block
+    );
+    let buf = DMA
+        .buffer("test read", blk.block.max(8 * 512))
+        .map_err(err)?;
     let (status, buf) = blk.request(T_IN, 8, buf, Direction::FromDevice)?;
     ensure_eq!(status, 0);
     for (i, &b) in buf.as_slice().iter().enumerate() {
@@ -380,14 +409,14 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
         );
     }
     // Write sector 1000 with a fresh pattern and read it back.
-    let mut out = DMA.buffer("test write", 512).map_err(err)?;
+    let mut out = DMA.buffer("test write", blk.block).map_err(err)?;
     let stamp = time::now() as u8;
     for (i, b) in out.as_mut_slice().iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(3) ^ stamp;
     }
     let (status, _) = blk.request(T_OUT, 1000, out, Direction::ToDevice)?;
     ensure_eq!(status, 0);
-    let back = DMA.buffer("test read-back", 512).map_err(err)?;
+    let back = DMA.buffer("test read-back", blk.block).map_err(err)?;
     let (status, back) = blk.request(T_IN, 1000, back, Direction::FromDevice)?;
     ensure_eq!(status, 0);
     ensure!(
