@@ -14,7 +14,6 @@ use crate::virtio::queue::DeviceFault;
 use alloc::sync::Arc;
 use core::cell::RefCell;
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
@@ -114,13 +113,7 @@ impl Rig {
     fn assert_clean(&self) {
         let faults = self.sim.faults.borrow().clone();
         assert!(faults.is_empty(), "device saw: {faults:#?}");
-        let reports: Vec<String> = self.tag.with_auditor(|a| {
-            a.unwrap()
-                .reports()
-                .iter()
-                .map(|r| std::format!("{r}"))
-                .collect()
-        });
+        let reports = self.tag.audit_findings();
         assert!(reports.is_empty(), "auditor: {reports:#?}");
     }
     fn seen(&self, kind: u32) -> Vec<Seen> {

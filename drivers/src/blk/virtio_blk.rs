@@ -466,14 +466,17 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if op.writes() && self.read_only() {
             return Err(BlkError::ReadOnly);
         }
-        if matches!(op, Op::Discard | Op::WriteZeroes) {
-            // `len` is in bytes here too: the range's size.
+        if !matches!(op, Op::Flush | Op::GetId) {
+            // Every request with a range (for discard and write-zeroes `len` is its size in
+            // bytes too) lies on the disk and on whole logical blocks.
             check_range(
                 sector,
                 len as usize,
                 self.config.capacity,
                 self.block_size(),
             )?;
+        }
+        if matches!(op, Op::Discard | Op::WriteZeroes) {
             let (name, max) = self.range_limit(op);
             if len / SECTOR > max {
                 return Err(BlkError::TooLarge {
@@ -483,20 +486,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 });
             }
         }
-        if matches!(op, Op::Read | Op::Write) {
-            check_range(
-                sector,
-                len as usize,
-                self.config.capacity,
-                self.block_size(),
-            )?;
-            if len > self.max_transfer {
-                return Err(BlkError::TooLarge {
-                    limit: "max_transfer (bytes)",
-                    max: self.max_transfer.into(),
-                    asked: len.into(),
-                });
-            }
+        if matches!(op, Op::Read | Op::Write) && len > self.max_transfer {
+            return Err(BlkError::TooLarge {
+                limit: "max_transfer (bytes)",
+                max: self.max_transfer.into(),
+                asked: len.into(),
+            });
         }
         let slot =
             self.free

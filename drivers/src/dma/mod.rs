@@ -390,6 +390,18 @@ impl<P: Platform> DmaTag<P> {
         f(st.auditor.as_mut())
     }
 
+    /// The auditor's findings as text (host tests assert there are none).
+    #[cfg(test)]
+    pub fn audit_findings(&self) -> std::vec::Vec<std::string::String> {
+        self.with_auditor(|a| {
+            a.expect("the auditor is on")
+                .reports()
+                .iter()
+                .map(|r| std::format!("{r}"))
+                .collect()
+        })
+    }
+
     /// Runs `f` on the cache model (None when it is off).
     pub fn with_model<R>(&self, f: impl FnOnce(Option<&mut CacheModel>) -> R) -> R {
         let _m = self.platform.mask();

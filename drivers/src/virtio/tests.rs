@@ -7,7 +7,6 @@ use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, AVAIL_F_NO_INTER
 use super::sim::SimDevice;
 use crate::dma::sim::{tag, SimPlatform};
 use crate::dma::{CpuCache, DmaTag, PostRead};
-use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
@@ -39,13 +38,7 @@ fn rig(size: u16, event_idx: bool, indirect: bool) -> Rig {
 
 impl Rig {
     fn assert_clean(&self) {
-        let reports: Vec<String> = self.tag.with_auditor(|a| {
-            a.unwrap()
-                .reports()
-                .iter()
-                .map(|r| std::format!("{r}"))
-                .collect()
-        });
+        let reports = self.tag.audit_findings();
         assert!(reports.is_empty(), "auditor: {reports:#?}");
     }
     fn fetch(&mut self) -> Vec<super::sim::Chain> {
