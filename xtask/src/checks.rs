@@ -51,6 +51,7 @@ impl Check {
 
 const ANY_QEMU: (Version, Version) = (Version::new(0, 0, 0), Version::new(u32::MAX, 0, 0));
 
+/// A deliberate failure: QEMU must exit 1 with these texts on the console.
 const fn fault(
     name: &'static str,
     cpu: &'static str,
@@ -58,14 +59,8 @@ const fn fault(
     expect: &'static [&'static str],
 ) -> Check {
     Check {
-        name,
-        cpu,
-        mem: "128M",
-        append,
         status: 1,
-        expect,
-        qemu: ANY_QEMU,
-        setup: Setup::Plain,
+        ..passes(name, cpu, "128M", append, expect)
     }
 }
 
