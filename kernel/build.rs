@@ -2,14 +2,14 @@
 //! checks its own results against a real computation, not a hand-typed constant.
 extern crate alloc;
 
-#[path = "src/conformance_cases.rs"]
+#[path = "src/selftest/conformance_cases.rs"]
 #[allow(dead_code)]
 mod cases;
 
 use std::fmt::Write as _;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/conformance_cases.rs");
+    println!("cargo:rerun-if-changed=src/selftest/conformance_cases.rs");
     let mut out = String::from(
         "/// (case name, result computed on the build host).\npub const EXPECTED: &[(&str, &str)] = &[\n",
     );

@@ -4,13 +4,15 @@
 //! bootinfo TTY before the first real output; linear memory is grown to the end of RAM before
 //! the heap is laid over it; options are parsed after that (errors print with the heap up).
 
-use crate::bootinfo::{self, BootInfo};
-use crate::cache::{self, Mode as CacheMode};
-use crate::cmdline::{self, Fault, Options, TestSelection};
-use crate::cpu::{self, Identity, Model};
-use crate::ipl::IplControl;
-use crate::machine::{self, MachineFault};
-use crate::{console, fatal, harness, heap, irq, time};
+use crate::arch::m68k::cache::{self, Mode as CacheMode};
+use crate::arch::m68k::cpu::{self, Identity, Model};
+use crate::arch::m68k::ipl::IplControl;
+use crate::arch::m68k::machine::{self, MachineFault};
+use crate::board::virt::bootinfo::{self, BootInfo};
+use crate::board::virt::{irq, qemu};
+use crate::kern::cmdline::{self, Fault, Options, TestSelection};
+use crate::kern::{boot, console, fatal, heap, time};
+use crate::selftest::harness;
 use core::cell::UnsafeCell;
 
 const WASM_PAGE: u32 = 65536;
@@ -28,14 +30,6 @@ struct BootInfoBuffer(UnsafeCell<[u8; BOOTINFO_BUFFER]>);
 // SAFETY: written once by kernel_main before anything else runs, read-only afterwards.
 unsafe impl Sync for BootInfoBuffer {}
 static BOOTINFO_BYTES: BootInfoBuffer = BootInfoBuffer(UnsafeCell::new([0; BOOTINFO_BUFFER]));
-static BOOT_INFO: spin::Once<BootInfo<'static>> = spin::Once::new();
-
-/// What bootinfo said (available once boot has parsed it).
-pub fn boot_info() -> &'static BootInfo<'static> {
-    BOOT_INFO
-        .get()
-        .expect("bootinfo is parsed before anything asks for it")
-}
 
 fn read_bootinfo() -> &'static BootInfo<'static> {
     // SAFETY: only this function, called once at boot, writes the buffer; the shared slice
@@ -59,7 +53,7 @@ fn read_bootinfo() -> &'static BootInfo<'static> {
         println!("fatal: unusable bootinfo: {missing}");
         fatal::exit(false);
     }
-    BOOT_INFO.call_once(|| info)
+    boot::set_boot_info(info)
 }
 
 /// A COMMAND_LINE record at byte `at` of the list that did not parse: if its text is over
@@ -186,7 +180,7 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
             "ram {:#010x}-{:#010x} ({})",
             c.addr,
             c.addr as u64 + c.size as u64,
-            crate::units::Bytes(c.size.into())
+            crate::kern::units::Bytes(c.size.into())
         );
     }
     if let Some(r) = info.ramdisk {
@@ -196,10 +190,10 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     let base = machine::linear_memory_base();
     println!(
         "linear memory at {base:#010x}, {}; heap {:#010x}-{:#010x} ({})",
-        crate::units::Bytes((core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) as u64),
+        crate::kern::units::Bytes((core::arch::wasm32::memory_size(0) * WASM_PAGE as usize) as u64),
         base as usize + heap_start,
         base as usize + heap_start + heap_size,
-        crate::units::Bytes(heap_size as u64)
+        crate::kern::units::Bytes(heap_size as u64)
     );
     let devices = [
         ("pic", info.pic, " (6 PICs, 0x1000 apart)"),
@@ -275,21 +269,22 @@ pub extern "C" fn kernel_main() {
         }
     };
     console::set_level(opts.log);
-    OPTIONS.call_once(|| opts);
+    let opts = boot::set_options(opts);
 
     let id = identify_cpu(info);
-    let cache_mode = setup_caches(id, &opts);
-    crate::dma_m68k::configure(&opts);
+    let cache_mode = setup_caches(id, opts);
+    crate::kern::dma::configure(opts);
     start_interrupts_and_clock(info);
     let virtio = info.virtio.unwrap();
-    crate::virtio_probe::probe_all(virtio.base, virtio.irq);
-    banner(info, &opts, id, cache_mode);
-    crate::virtio_probe::print_banner();
-    crate::disks::print_banner();
+    crate::board::virt::virtio_probe::probe_all(virtio.base, virtio.irq);
+    banner(info, opts, id, cache_mode);
+    print_virtio_banner();
+    crate::kern::disks::print_banner();
 
     if let Some(fault) = opts.fault {
         cause(fault);
     }
+    harness::install(crate::selftest::all());
     if let TestSelection::Matching(pattern) = opts.test {
         if let Some(text) = harness::unmatched(opts.test, &harness::test_names()) {
             println!("fatal: test={pattern}: no test name contains '{text}'");
@@ -304,41 +299,35 @@ pub extern "C" fn kernel_main() {
     };
     let bench_ok = match opts.bench {
         cmdline::Bench::None => true,
-        cmdline::Bench::Quick => crate::bench::run(crate::bench::Matrix::Quick),
-        cmdline::Bench::Full => crate::bench::run(crate::bench::Matrix::Full),
+        cmdline::Bench::Quick => crate::selftest::bench::run(crate::selftest::bench::Matrix::Quick),
+        cmdline::Bench::Full => crate::selftest::bench::run(crate::selftest::bench::Matrix::Full),
     };
     if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
-        irq::print_stats();
+        print_irq_stats();
         let (_, size) = heap::region();
         println!(
             "heap: at most {} of {} in use at once",
-            crate::units::Bytes(heap::peak() as u64),
-            crate::units::Bytes(size as u64)
+            crate::kern::units::Bytes(heap::peak() as u64),
+            crate::kern::units::Bytes(size as u64)
         );
     }
     // With dma_audit=on, any finding the tests did not ask for fails the run.
-    let findings = crate::dma_m68k::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
+    let findings = crate::arch::m68k::dma::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
     if findings > 0 {
         println!("dma audit: {findings} finding(s) during the run (printed above): failing it");
     }
     fatal::exit(tests_ok && bench_ok && findings == 0);
 }
 
-static OPTIONS: spin::Once<Options<'static>> = spin::Once::new();
-
-/// The parsed command line (available once boot has parsed it).
-pub fn options() -> &'static Options<'static> {
-    OPTIONS.get().expect("options are parsed at boot")
-}
-
 fn identify_cpu(info: &BootInfo) -> Identity {
-    let id = match cpu::identify(info.qemu_version) {
-        Ok(id) => id,
-        Err(e) => {
-            println!("fatal: {e}");
-            fatal::exit(false);
-        }
-    };
+    let id =
+        match cpu::identify(|model, mask| qemu::check_supported(model, mask, info.qemu_version)) {
+            Ok(id) => id,
+            Err(e) => {
+                println!("fatal: {e}");
+                fatal::exit(false);
+            }
+        };
     if !id.fpu {
         // GCC compiles wasm float operations to FPU instructions.
         println!(
@@ -373,10 +362,59 @@ fn start_interrupts_and_clock(info: &BootInfo) {
         fatal::exit(false);
     }
     let tty = info.tty.unwrap();
-    if let Err(e) = crate::tty_input::init(tty.base, tty.irq) {
+    if let Err(e) = crate::kern::tty::init(tty.base, tty.irq) {
         println!("fatal: cannot set up console input: {e}");
         fatal::exit(false);
     }
     // Entry left SR at 0x2700: from here on interrupts are taken.
     machine::MACHINE_IPL.set(0);
+}
+
+/// One line per virtio slot holding a device or refused at probe time.
+fn print_virtio_banner() {
+    use crate::board::virt::virtio_probe::{self, Slot};
+    use drivers::virtio::mmio::SLOTS;
+    let found = virtio_probe::found();
+    if found.is_empty() {
+        println!("virtio: no devices in the {SLOTS} slots");
+    }
+    for s in found {
+        match s {
+            Slot::Device(d) => println!(
+                "virtio slot {:3} at {:#010x} irq {}: {} (id {}), vendor {:#010x}, version {}",
+                d.slot,
+                d.base,
+                d.irq,
+                virtio_probe::device_name(d.device_id),
+                d.device_id,
+                d.vendor_id,
+                d.version
+            ),
+            Slot::Refused { slot, base, why } => {
+                println!("virtio slot {slot:3} at {base:#010x}: refused: {why}")
+            }
+        }
+    }
+}
+
+/// Every line that has a handler or has interrupted, and the spurious counts per level.
+fn print_irq_stats() {
+    println!("interrupt statistics (irq: count, unclaimed, handlers):");
+    for irq in irq::FIRST_IRQ..irq::FIRST_IRQ + irq::IRQ_COUNT {
+        let Some(s) = irq::stats(irq) else { continue };
+        if s.count == 0 && s.handlers == 0 && s.unclaimed == 0 {
+            continue;
+        }
+        print!(
+            "  irq {irq:3}: {:8} interrupts, {:4} unclaimed",
+            s.count, s.unclaimed
+        );
+        irq::for_each_handler_name(irq, |name| print!(" [{name}]"));
+        println!("{}", if s.enabled { "" } else { " (disabled)" });
+    }
+    print!("  spurious (nothing pending) per level 1-7:");
+    for level in 1..=7 {
+        print!(" {}", irq::empty_level_count(level));
+    }
+    println!();
 }

@@ -169,7 +169,7 @@ pub const CHECKS: &[Check] = &[
         "test=fail::",
         &[
             "test fail::assertion ... FAILED: deliberate: 1 + 1 is not 3",
-            "test fail::panic ... FAILED: panicked at kernel/src/tests.rs:",
+            "test fail::panic ... FAILED: panicked at kernel/src/selftest/fail.rs:",
             "test fail::wasm_trap ... FAILED: wasm trap: out of bounds memory access",
             "0 passed, 3 failed",
         ],
@@ -250,7 +250,7 @@ pub const CHECKS: &[Check] = &[
         "test=dma::driver dma_bug=drop-preread",
         &[
             "dma audit: CPU re-read a line in a new read phase without a PREREAD/POSTREAD cycle",
-            "in seed/poll at offset 0x2, by kernel/src/tests_dma.rs:",
+            "in seed/poll at offset 0x2, by kernel/src/selftest/dma.rs:",
             "0 passed, 1 failed",
         ],
     ),

@@ -466,7 +466,7 @@ fn demangle(symbol: &str) -> String {
 }
 
 /// The in-guest group whose tests bound lateness, which only holds under -icount
-/// (kernel/src/harness.rs WALL_CLOCK).
+/// (kernel/src/selftest/harness.rs WALL_CLOCK).
 const WALLCLOCK_GROUP: &str = "wallclock::";
 
 /// The CPUs the whole suite runs on under QEMU `version`: the 68060 needs QEMU >= 9.0

@@ -19,7 +19,7 @@
 //! rejects ITT/DTT, so both are probed at boot and skipped where they trap (QEMU models no
 //! caches, so nothing is lost). Its PCR is never touched (movec PCR aborts QEMU).
 
-use crate::cpu::Model;
+use crate::arch::m68k::cpu::Model;
 
 pub const LINE: u32 = 16;
 pub const PAGE: u32 = 4096;
@@ -285,7 +285,7 @@ pub use exec::*;
 #[cfg(target_arch = "wasm32")]
 mod exec {
     use super::*;
-    use crate::machine;
+    use crate::arch::m68k::machine;
     use core::sync::atomic::{AtomicU32, Ordering};
 
     /// The CACR enable bits as programmed (the 68030's CD/CI strobes are not kept).
@@ -294,18 +294,18 @@ mod exec {
     static MODE: spin::Mutex<Mode> = spin::Mutex::new(Mode::Off);
 
     fn model() -> Model {
-        crate::cpu::identity().model
+        crate::arch::m68k::cpu::identity().model
     }
 
     /// Whether CINV/CPUSH run here: the 68040, and a 68060 whose probe did not trap.
     fn cache_insns() -> bool {
-        crate::cpu::identity().cache_insns
+        crate::arch::m68k::cpu::identity().cache_insns
     }
 
     /// Sets the RAM/device cache modes (68040, 68060 where its ITT/DTT exist) and enables the
     /// caches in `mode`.
     pub fn enable(mode: Mode) {
-        let id = crate::cpu::identity();
+        let id = crate::arch::m68k::cpu::identity();
         if id.ttrs {
             for (which, value) in ttr_values(mode).into_iter().enumerate() {
                 machine::ttr_write(which as u32, value);
@@ -623,10 +623,10 @@ mod tests {
         // Every enable bit is one the model implements (QEMU's masks, cpu::cacr_mask), and
         // no strobe is an enable bit.
         for (model, mask) in [
-            (Model::M68020, crate::cpu::cacr_mask::M68020),
-            (Model::M68030, crate::cpu::cacr_mask::M68030),
-            (Model::M68040, crate::cpu::cacr_mask::M68040),
-            (Model::M68060, crate::cpu::cacr_mask::M68060),
+            (Model::M68020, crate::arch::m68k::cpu::cacr_mask::M68020),
+            (Model::M68030, crate::arch::m68k::cpu::cacr_mask::M68030),
+            (Model::M68040, crate::arch::m68k::cpu::cacr_mask::M68040),
+            (Model::M68060, crate::arch::m68k::cpu::cacr_mask::M68060),
         ] {
             for mode in [Mode::Copyback, Mode::WriteThrough] {
                 let bits = cacr_enable_bits(model, mode);

@@ -1,7 +1,7 @@
 //! virtio-mmio devices on the virt board: all 128 slots probed at boot, the findings kept for
 //! drivers and printed in the banner.
 
-use crate::machine::MachineBus;
+use crate::arch::m68k::machine::MachineBus;
 use alloc::string::String;
 use alloc::vec::Vec;
 use drivers::virtio::mmio::{self, DeviceInfo, SLOTS, SLOT_SIZE};
@@ -87,26 +87,7 @@ pub fn empty_slots() -> impl DoubleEndedIterator<Item = u32> {
     })
 }
 
-pub fn print_banner() {
-    let found = FOUND.get().map_or(&[][..], |v| &v[..]);
-    if found.is_empty() {
-        crate::println!("virtio: no devices in the {SLOTS} slots");
-    }
-    for s in found {
-        match s {
-            Slot::Device(d) => crate::println!(
-                "virtio slot {:3} at {:#010x} irq {}: {} (id {}), vendor {:#010x}, version {}",
-                d.slot,
-                d.base,
-                d.irq,
-                device_name(d.device_id),
-                d.device_id,
-                d.vendor_id,
-                d.version
-            ),
-            Slot::Refused { slot, base, why } => {
-                crate::println!("virtio slot {slot:3} at {base:#010x}: refused: {why}")
-            }
-        }
-    }
+/// Every slot the probe found a device in or refused, in slot order.
+pub fn found() -> &'static [Slot] {
+    FOUND.get().map_or(&[][..], |v| &v[..])
 }

@@ -1,8 +1,8 @@
 //! In-guest tests of the virtio-blk driver on the runner's scratch disks (slot 0: 16 MiB,
 //! slot 1: 1 MiB; `disks=` names them). They overwrite those disks.
 
-use crate::disks::{self, Disk};
-use crate::harness::{Failure, Test, TestResult};
+use crate::kern::disks::{self, Disk};
+use crate::selftest::harness::{Failure, Test, TestResult};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -59,13 +59,13 @@ fn err(e: impl core::fmt::Display) -> Failure {
 
 /// The scratch disk in `slot`, or a skip when the runner attached none.
 fn scratch(slot: u32) -> Result<DeviceInfo, Failure> {
-    let disks = crate::options().disks;
+    let disks = crate::kern::boot::options().disks;
     if disks & (1 << slot) == 0 {
         return Err(Failure::Skipped(format!(
             "no scratch disk in slot {slot} (cargo xtask test attaches them)"
         )));
     }
-    crate::virtio_probe::devices()
+    crate::board::virt::virtio_probe::devices()
         .find(|d| d.slot == slot && d.device_id == 2)
         .copied()
         .ok_or_else(|| err(format!("scratch disk in slot {slot} not found")))
@@ -165,7 +165,7 @@ fn flush_and_get_id() -> TestResult {
 fn whole_disk_pattern(mode: CompletionMode) -> TestResult {
     let mut d = open(0, mode, true)?;
     let cap = d.capacity();
-    let seed = crate::time::now() as u32 | 1;
+    let seed = crate::kern::time::now() as u32 | 1;
     let chunk_sectors = 2048u64; // 1 MiB per call: the driver splits it into requests
     let mut buf = vec![0u8; (chunk_sectors * 512) as usize];
     let mut s = 0;
@@ -465,8 +465,8 @@ fn discard_and_write_zeroes() -> TestResult {
 /// Opening a slot the boot probe found empty fails with NoDevice. The slot is one the probe
 /// left empty (the highest: any slot may hold a device the runner or the user attached).
 fn missing_disk_is_an_error() -> TestResult {
-    let virtio = crate::boot_info().virtio.unwrap();
-    let Some(slot) = crate::virtio_probe::empty_slots().last() else {
+    let virtio = crate::kern::boot::boot_info().virtio.unwrap();
+    let Some(slot) = crate::board::virt::virtio_probe::empty_slots().last() else {
         return Err(Failure::Skipped(
             "every virtio slot holds a device: no empty one to open".into(),
         ));
@@ -508,7 +508,7 @@ fn timeout_is_an_error_and_the_disk_recovers() -> TestResult {
             .map_err(err)?;
         d.publish().map_err(err)?;
         // Any timeout will do: nothing can complete before the notification.
-        d.set_timeout(20 * crate::time::MILLIS);
+        d.set_timeout(20 * crate::kern::time::MILLIS);
         match d.wait() {
             Err(BlkError::Timeout { .. }) => {}
             Ok(()) => {
@@ -561,7 +561,8 @@ fn timeout_is_an_error_and_the_disk_recovers() -> TestResult {
 fn every_disk_interrupt_is_claimed() -> TestResult {
     let info = scratch(1)?;
     let line = |what| {
-        crate::irq::stats(info.irq).ok_or_else(|| err(format!("no line {} ({what})", info.irq)))
+        crate::board::virt::irq::stats(info.irq)
+            .ok_or_else(|| err(format!("no line {} ({what})", info.irq)))
     };
     let before = line("before")?;
     for round in 0..3u64 {

@@ -4,7 +4,7 @@
 //! stores, so a spin lock taken by an interrupt handler while the interrupted code holds it
 //! would spin forever. The lock is kept only to satisfy `Sync`; it is never contended.
 
-use crate::machine;
+use crate::arch::m68k::machine;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 use linked_list_allocator::Heap;

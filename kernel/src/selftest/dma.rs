@@ -7,9 +7,10 @@
 //! the driver's and the device's accesses, not on how fast the host runs QEMU. Under the
 //! stale-cache model QEMU behaves like incoherent hardware.
 
-use crate::dma_m68k::{self, M68kPlatform, DMA};
-use crate::harness::{Failure, Test, TestResult};
-use crate::time::{self, MILLIS};
+use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::kern::dma as kern_dma;
+use crate::kern::time::{self, MILLIS};
+use crate::selftest::harness::{Failure, Test, TestResult};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -82,7 +83,7 @@ fn driver_poll_once(region: &DmaRegion<M68kPlatform>, seq: Sequencing) -> bool {
         .sync(SyncOps::POSTREAD, 0, 4)
         .expect("inside the region");
     let ready = region.read_u16_le(2) == 1;
-    if !ready && seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
+    if !ready && seq == Sequencing::Corrected && !kern_dma::bug_drop_preread() {
         region
             .sync(SyncOps::PREREAD, 0, 4)
             .expect("inside the region");
@@ -134,7 +135,7 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
     // Submit: may we skip the notification? Read used->flags.
     region.sync(SyncOps::POSTREAD, 0, 4).map_err(err)?;
     let _flags = region.read_u16_le(0);
-    if seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
+    if seq == Sequencing::Corrected && !kern_dma::bug_drop_preread() {
         region.sync(SyncOps::PREREAD, 0, 4).map_err(err)?;
     }
     // The device runs the request: element, then idx (then it would interrupt).
@@ -152,7 +153,7 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
                 element = Some(region.read_u32_le(4));
                 return true;
             }
-            if seq == Sequencing::Corrected && !dma_m68k::bug_drop_preread() {
+            if seq == Sequencing::Corrected && !kern_dma::bug_drop_preread() {
                 region
                     .sync(SyncOps::PREREAD, 0, 8)
                     .expect("inside the region");
@@ -179,17 +180,17 @@ pub(crate) fn with_dma(
     DMA.set_audit(
         true,
         if sink {
-            Some(dma_m68k::print_report)
+            Some(kern_dma::print_report)
         } else {
             None
         },
     );
     DMA.set_model(model, postread);
     let r = f();
-    let opts = crate::options();
+    let opts = crate::kern::boot::options();
     DMA.set_audit(false, None);
     if opts.dma_audit {
-        DMA.set_audit(true, Some(dma_m68k::print_report));
+        DMA.set_audit(true, Some(kern_dma::print_report));
     }
     DMA.set_model(opts.dma_model, opts.dma_postread);
     r
@@ -273,7 +274,7 @@ fn seed_matrix() -> TestResult {
             }
         }
     }
-    crate::harness::defer_report(table);
+    crate::selftest::harness::defer_report(table);
     ensure!(
         wrong.is_empty(),
         "cells differ from docs/dma-sync.md: {}",

@@ -1,17 +1,12 @@
 //! bus_dma on this machine: the platform half of `drivers::dma` (memory from the kernel heap,
 //! physical = linear base + wasm address, the m68k sync implementations of `dma_sync` run on
 //! the real cache) and the system's DMA tag.
-//!
-//! Kernel options: `dma_audit=on` turns the auditor on for the whole run (the self tests turn
-//! it on for their own DMA work anyway), `dma_model=030|040` routes DMA memory accesses through
-//! the stale-cache model, `dma_postread=invalidate` makes the model's POSTREAD invalidate, and
-//! `dma_bug=drop-preread` breaks the driver paths that honour it (to show the auditor at work).
+//! The kernel options that configure the tag (auditor, model) are applied by `kern::dma`.
 
-use crate::cpu::{self, Model};
-use crate::machine;
+use crate::arch::m68k::cpu::{self, Model};
+use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::dma::{CacheStep, CpuCache, DmaTag, Platform, SyncOps};
 
 pub struct M68kPlatform;
@@ -70,11 +65,11 @@ unsafe impl Platform for M68kPlatform {
         len: u32,
         emit: &mut dyn FnMut(CacheStep),
     ) {
-        crate::dma_sync::sync_steps(cpu, ops, phys, len, emit)
+        crate::arch::m68k::dma_sync::sync_steps(cpu, ops, phys, len, emit)
     }
 
     fn execute(&self, step: CacheStep) {
-        use crate::cache::{self, Scope};
+        use crate::arch::m68k::cache::{self, Scope};
         match step {
             // The 68030's only data-cache invalidate, and the 68040's push-all.
             CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => cache::push_invalidate_all(),
@@ -90,26 +85,3 @@ unsafe impl Platform for M68kPlatform {
 
 /// The system's DMA tag.
 pub static DMA: DmaTag<M68kPlatform> = DmaTag::new(M68kPlatform);
-
-static DROP_PREREAD: AtomicBool = AtomicBool::new(false);
-
-/// Whether `dma_bug=drop-preread` asks driver paths to leave out their per-phase PREREAD.
-pub fn bug_drop_preread() -> bool {
-    DROP_PREREAD.load(Ordering::Relaxed)
-}
-
-/// Prints each audit finding as it is made.
-pub fn print_report(r: &drivers::dma::audit::Report) {
-    crate::println!("{r}");
-}
-
-/// Applies the kernel options (at boot).
-pub fn configure(opts: &crate::cmdline::Options) {
-    DROP_PREREAD.store(opts.dma_bug_drop_preread, Ordering::Relaxed);
-    if opts.dma_audit {
-        DMA.set_audit(true, Some(print_report));
-    }
-    if let Some(cpu) = opts.dma_model {
-        DMA.set_model(Some(cpu), opts.dma_postread);
-    }
-}

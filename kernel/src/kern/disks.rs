@@ -1,10 +1,10 @@
 //! Block devices on this machine: the virtio-blk driver wired to the kernel's DMA tag, clock
 //! and interrupts.
 
-use crate::dma_m68k::{M68kPlatform, DMA};
-use crate::irq::{self, Handled, HandlerId};
-use crate::machine::MachineBus;
-use crate::time;
+use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::machine::MachineBus;
+use crate::board::virt::irq::{self, Handled, HandlerId};
+use crate::kern::time;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::ops::{Deref, DerefMut};
@@ -125,7 +125,7 @@ pub fn feature_names(features: u64) -> String {
 
 /// Opens every block device briefly (GET_ID only: nothing is written) and prints it.
 pub fn print_banner() {
-    for info in crate::virtio_probe::devices().filter(|d| d.device_id == 2) {
+    for info in crate::board::virt::virtio_probe::devices().filter(|d| d.device_id == 2) {
         let opts = OpenOptions {
             mode: CompletionMode::Polled,
             ..OpenOptions::default()
@@ -143,7 +143,7 @@ pub fn print_banner() {
                     info.slot,
                     info.irq,
                     d.capacity(),
-                    crate::units::Bytes(d.capacity().saturating_mul(512)),
+                    crate::kern::units::Bytes(d.capacity().saturating_mul(512)),
                     if d.read_only() { ", read-only" } else { "" },
                     d.block_size(),
                     d.queue_depth(),

@@ -5,7 +5,6 @@
 //! all ones, read back, write zero. Each model implements a different set of CACR bits.
 //! (The 68000, 68010 and ColdFire never get here: boot/entry.S refuses them.)
 
-use crate::bootinfo::QemuVersion;
 use core::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,82 +96,19 @@ pub fn classify(mask: u32) -> Result<Model, UnknownCpu> {
     }
 }
 
-/// The oldest QEMU whose 68060 builds proper exception frames: QEMU 7.2 builds a broken
-/// 6-byte frame for it (measured), 10.0.2 a format-0 frame (measured); QEMU 9.0 is where the
-/// fix landed.
-pub const M68060_MIN_QEMU: QemuVersion = QemuVersion {
-    major: 9,
-    minor: 0,
-    micro: 0,
-};
-
-/// A model this kernel identified but will not run on under this QEMU.
+/// Why identification stopped the boot: an unknown CPU, or one the caller's check refused
+/// (`E`, e.g. a model the board's emulator runs wrongly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsupported {
-    pub model: Model,
-    pub cacr_mask: u32,
-    pub qemu: Option<QemuVersion>,
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} detected (CACR writable bits {:#010x}) under ",
-            self.model, self.cacr_mask
-        )?;
-        match self.qemu {
-            Some(v) => write!(f, "QEMU {v}")?,
-            None => f.write_str("a QEMU that did not report its version")?,
-        }
-        write!(
-            f,
-            ": the 68060 needs QEMU {}.{} or later (older QEMU builds broken 6-byte exception \
-             frames for it, so no exception could be reported or probed); with this QEMU use \
-             -cpu m68040, m68030 or m68020",
-            M68060_MIN_QEMU.major, M68060_MIN_QEMU.minor
-        )
-    }
-}
-
-/// Whether `model` can run under the QEMU that reported `qemu` (bootinfo's
-/// VIRT_QEMU_VERSION). Decided before anything that may trap is probed on it.
-pub fn check_supported(
-    model: Model,
-    cacr_mask: u32,
-    qemu: Option<QemuVersion>,
-) -> Result<(), Unsupported> {
-    let new_enough = |v: QemuVersion| {
-        (v.major, v.minor, v.micro)
-            >= (
-                M68060_MIN_QEMU.major,
-                M68060_MIN_QEMU.minor,
-                M68060_MIN_QEMU.micro,
-            )
-    };
-    match (model, qemu) {
-        (Model::M68060, Some(v)) if new_enough(v) => Ok(()),
-        (Model::M68060, _) => Err(Unsupported {
-            model,
-            cacr_mask,
-            qemu,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Why identification stopped the boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentifyError {
+pub enum IdentifyError<E> {
     Unknown(UnknownCpu),
-    Unsupported(Unsupported),
+    Refused(E),
 }
 
-impl fmt::Display for IdentifyError {
+impl<E: fmt::Display> fmt::Display for IdentifyError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IdentifyError::Unknown(e) => write!(f, "cannot identify the CPU: {e}"),
-            IdentifyError::Unsupported(e) => e.fmt(f),
+            IdentifyError::Refused(e) => e.fmt(f),
         }
     }
 }
@@ -226,19 +162,21 @@ pub use probe::{identify, identity};
 #[cfg(target_arch = "wasm32")]
 mod probe {
     use super::*;
-    use crate::machine;
+    use crate::arch::m68k::machine;
 
     static IDENTITY: spin::Once<Identity> = spin::Once::new();
 
-    /// Probes the CPU (once) and remembers the answer. `qemu` is bootinfo's QEMU version:
-    /// a model this QEMU runs wrongly is refused before anything that may trap is probed.
-    pub fn identify(qemu: Option<QemuVersion>) -> Result<Identity, IdentifyError> {
+    /// Probes the CPU (once) and remembers the answer. `allowed(model, cacr_mask)` decides
+    /// whether to go on with the model found, before anything that may trap is probed on it.
+    pub fn identify<E>(
+        allowed: impl FnOnce(Model, u32) -> Result<(), E>,
+    ) -> Result<Identity, IdentifyError<E>> {
         if let Some(id) = IDENTITY.get() {
             return Ok(*id);
         }
         let cacr_mask = machine::cacr_probe();
         let model = classify(cacr_mask).map_err(IdentifyError::Unknown)?;
-        check_supported(model, cacr_mask, qemu).map_err(IdentifyError::Unsupported)?;
+        allowed(model, cacr_mask).map_err(IdentifyError::Refused)?;
         let probe_040 = has_040_cache_model(model);
         let id = Identity {
             model,
@@ -297,37 +235,6 @@ mod tests {
             text.contains("0x00001234") && text.contains("0x80008000"),
             "{text}"
         );
-    }
-
-    fn v(major: u8, minor: u8, micro: u8) -> Option<QemuVersion> {
-        Some(QemuVersion {
-            major,
-            minor,
-            micro,
-        })
-    }
-
-    #[test]
-    fn the_68060_needs_qemu_9() {
-        // 7.2.22: broken 6-byte frames (measured); 10.0.2: format-0 frames (measured).
-        for old in [v(7, 2, 22), v(8, 2, 0), v(8, 255, 255), None] {
-            let e = check_supported(Model::M68060, 0xf8e0_e000, old).unwrap_err();
-            let text = std::format!("{e}");
-            assert!(text.contains("needs QEMU 9.0 or later"), "{text}");
-            assert!(text.contains("0xf8e0e000"), "{text}");
-        }
-        let text = std::format!(
-            "{}",
-            check_supported(Model::M68060, 0xf8e0_e000, v(7, 2, 22)).unwrap_err()
-        );
-        assert!(text.starts_with("68060 detected (CACR writable bits 0xf8e0e000) under QEMU 7.2.22: the 68060 needs QEMU 9.0 or later"), "{text}");
-        for new in [v(9, 0, 0), v(9, 2, 1), v(10, 0, 2)] {
-            assert_eq!(check_supported(Model::M68060, 0xf8e0_e000, new), Ok(()));
-        }
-        for model in [Model::M68020, Model::M68030, Model::M68040] {
-            assert_eq!(check_supported(model, 0, v(7, 2, 22)), Ok(()));
-            assert_eq!(check_supported(model, 0, None), Ok(()));
-        }
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! the block driver proper lives elsewhere. The xtask attaches disks whose sector s holds
 //! byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i, and passes their slots as `disks=`.
 
-use crate::dma_m68k::{M68kPlatform, DMA};
-use crate::harness::{Failure, Test, TestResult};
-use crate::irq::{self, Handled};
-use crate::machine::MachineBus;
-use crate::time::{self, SECONDS};
-use crate::virtio_probe;
+use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::machine::MachineBus;
+use crate::board::virt::irq::{self, Handled};
+use crate::board::virt::virtio_probe;
+use crate::kern::time::{self, SECONDS};
+use crate::selftest::harness::{Failure, Test, TestResult};
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -44,7 +44,7 @@ fn err(e: impl core::fmt::Display) -> Failure {
 }
 
 fn expected_disks() -> u128 {
-    crate::options().disks
+    crate::kern::boot::options().disks
 }
 
 fn probe_finds_the_attached_disks() -> TestResult {
@@ -54,7 +54,7 @@ fn probe_finds_the_attached_disks() -> TestResult {
             "no disks= option (cargo xtask test attaches disks and passes their slots)".into(),
         ));
     }
-    let virtio = crate::boot_info().virtio.unwrap();
+    let virtio = crate::kern::boot::boot_info().virtio.unwrap();
     let mut found = 0u128;
     for d in virtio_probe::devices().filter(|d| d.device_id == 2) {
         ensure_eq!(d.base, virtio.base + d.slot * 0x200);
@@ -452,7 +452,7 @@ fn blk_requests(mode: Mode) -> TestResult {
                 model.map_or("coherent", |m| m.name()),
                 if event_idx { "on" } else { "off" }
             );
-            crate::tests_dma::with_dma(model, PostRead::NoOp, true, || {
+            crate::selftest::dma::with_dma(model, PostRead::NoOp, true, || {
                 let mut blk = Blk::open(info, event_idx, mode)?;
                 exercise(&mut blk, info.slot)?;
                 if mode == Mode::Interrupt && blk.interrupts.load(Ordering::Relaxed) == 0 {

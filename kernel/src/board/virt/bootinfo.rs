@@ -430,6 +430,7 @@ pub fn cpu_name(bits: u32) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::board::virt::memmap;
     use std::vec::Vec;
 
     /// Builds a list the way QEMU does: each record padded to 4 bytes, size counting it.
@@ -477,11 +478,20 @@ pub(crate) mod tests {
             .u32s(tag::CPUTYPE, &[4])
             .u32s(tag::VIRT_QEMU_VERSION, &[0x0702_1600])
             .u32s(tag::MEMCHUNK, &[0, 128 << 20])
-            .u32s(tag::VIRT_GF_PIC_BASE, &[0xff00_0000, 1])
-            .u32s(tag::VIRT_GF_RTC_BASE, &[0xff00_6000, 168])
-            .u32s(tag::VIRT_GF_TTY_BASE, &[0xff00_8000, 39])
-            .u32s(tag::VIRT_CTRL_BASE, &[0xff00_9000, 8])
-            .u32s(tag::VIRT_VIRTIO_BASE, &[0xff01_0000, 40])
+            .u32s(
+                tag::VIRT_GF_PIC_BASE,
+                &[memmap::PIC_BASE, memmap::PIC_BOOTINFO_IRQ],
+            )
+            .u32s(
+                tag::VIRT_GF_RTC_BASE,
+                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
+            )
+            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
+            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
+            .u32s(
+                tag::VIRT_VIRTIO_BASE,
+                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
+            )
             .string(tag::COMMAND_LINE, "test=all")
             .record(tag::RNG_SEED, &[0, 4, 1, 2, 3, 4])
             .end()
@@ -513,35 +523,35 @@ pub(crate) mod tests {
         assert_eq!(
             info.pic,
             Some(Device {
-                base: 0xff00_0000,
+                base: memmap::PIC_BASE,
                 irq: 1
             })
         );
         assert_eq!(
             info.rtc,
             Some(Device {
-                base: 0xff00_6000,
+                base: memmap::RTC0_BASE,
                 irq: 168
             })
         );
         assert_eq!(
             info.tty,
             Some(Device {
-                base: 0xff00_8000,
+                base: memmap::TTY_BASE,
                 irq: 39
             })
         );
         assert_eq!(
             info.ctrl,
             Some(Device {
-                base: 0xff00_9000,
+                base: memmap::CTRL_BASE,
                 irq: 8
             })
         );
         assert_eq!(
             info.virtio,
             Some(Device {
-                base: 0xff01_0000,
+                base: memmap::VIRTIO_BASE,
                 irq: 40
             })
         );

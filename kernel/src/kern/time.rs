@@ -178,13 +178,14 @@ pub use clock::*;
 #[cfg(target_arch = "wasm32")]
 mod clock {
     use super::*;
-    use crate::irq::{self, Handled};
-    use crate::machine::{self, MachineBus};
+    use crate::arch::m68k::machine::{self, MachineBus};
+    use crate::board::virt::irq::{self, Handled};
+    use crate::board::virt::memmap;
     use core::sync::atomic::{AtomicU32, Ordering};
     use drivers::goldfish_rtc::GoldfishRtc;
 
-    static RTC0_BASE: AtomicU32 = AtomicU32::new(0xff00_6000);
-    static RTC1_BASE: AtomicU32 = AtomicU32::new(0xff00_7000);
+    static RTC0_BASE: AtomicU32 = AtomicU32::new(memmap::RTC0_BASE);
+    static RTC1_BASE: AtomicU32 = AtomicU32::new(memmap::RTC1_BASE);
 
     /// Clock state: RTC readings at boot and the last value returned (the RTC follows the
     /// host clock, which may step back; the monotonic clock never does). Under the mask only.

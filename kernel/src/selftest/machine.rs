@@ -1,13 +1,13 @@
 //! In-guest tests of the machine: CPU identification, caches, interrupts, clock and timers.
 //! They pass on -cpu m68020, m68030, m68040 and m68060 (QEMU >= 9.0), and under -singlestep.
 
-use crate::cache::{self, Mode as CacheMode};
-use crate::cpu::{self, Model};
-use crate::harness::{Failure, Test, TestResult};
-use crate::irq::{self, Handled, IrqError};
-use crate::machine::{self, MachineBus};
-use crate::time::{self, MILLIS, SECONDS};
-use crate::tty_input;
+use crate::arch::m68k::cache::{self, Mode as CacheMode};
+use crate::arch::m68k::cpu::{self, Model};
+use crate::arch::m68k::machine::{self, MachineBus};
+use crate::board::virt::irq::{self, Handled, IrqError};
+use crate::kern::time::{self, MILLIS, SECONDS};
+use crate::kern::tty;
+use crate::selftest::harness::{Failure, Test, TestResult};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -48,7 +48,7 @@ pub fn cpu_tests() -> Vec<Test> {
 }
 
 fn identified_model_matches_qemu_cpu() -> TestResult {
-    let Some(expected) = crate::options().expect_cpu else {
+    let Some(expected) = crate::kern::boot::options().expect_cpu else {
         return skip("no cpu= option (cargo xtask test passes the -cpu it used)");
     };
     ensure_eq!(cpu::identity().model, expected);
@@ -102,7 +102,7 @@ fn probes_agree_with_the_model() -> TestResult {
             )
         }
         Model::M68060 => {
-            let measured = crate::boot_info()
+            let measured = crate::kern::boot::boot_info()
                 .qemu_version
                 .is_some_and(|v| (v.major, v.minor) <= (10, 0));
             if !measured {
@@ -128,7 +128,7 @@ fn dma_syncs_match_the_cpu() -> TestResult {
         Model::M68040 => Some(CpuCache::M68040),
         Model::M68060 => id.cache_insns.then_some(CpuCache::M68040),
     };
-    ensure_eq!(crate::dma_m68k::M68kPlatform.cpu(), expected);
+    ensure_eq!(crate::arch::m68k::dma::M68kPlatform.cpu(), expected);
     Ok(())
 }
 
@@ -245,13 +245,13 @@ pub fn irq_tests() -> Vec<Test> {
 
 /// A level-6 timer interrupt taken inside a level-1 (TTY) handler.
 fn nested_levels_preempt() -> TestResult {
-    let irq_no = tty_input::irq_number();
+    let irq_no = tty::irq_number();
     if irq::stats(irq_no).unwrap().enabled {
         return skip(
             "console input already started: no level-1 interrupt is held back for this test",
         );
     }
-    if tty_input::device_bytes_ready() == 0 {
+    if tty::device_bytes_ready() == 0 {
         return skip("no console input waiting (the xtask types a fixture line; it raises the level-1 interrupt)");
     }
     let done = Arc::new(AtomicBool::new(false));
@@ -278,7 +278,7 @@ fn nested_levels_preempt() -> TestResult {
         })
         .map_err(|e| Failure::Failed(alloc::format!("{e}")))?
     };
-    tty_input::start();
+    tty::start();
     let waited = time::wait_until(|| done.load(Ordering::Relaxed), 2 * GUARD);
     irq::unregister(id);
     ensure!(waited.is_ok(), "the level-1 handler never ran");
@@ -293,10 +293,15 @@ fn nested_levels_preempt() -> TestResult {
 
 /// RTC #1: a second interrupt source on PIC6 the kernel does not otherwise use.
 fn rtc1() -> (GoldfishRtc<MachineBus>, u32) {
-    let rtc = crate::boot_info().rtc.unwrap();
-    // SAFETY: RTC #1 sits 0x1000 above RTC #0 on the virt board; its irq is the next line.
+    let rtc = crate::kern::boot::boot_info().rtc.unwrap();
+    // SAFETY: RTC #1 sits RTC_STRIDE above RTC #0 on the virt board; its irq is the next line.
     (
-        unsafe { GoldfishRtc::new(MachineBus, rtc.base + 0x1000) },
+        unsafe {
+            GoldfishRtc::new(
+                MachineBus,
+                rtc.base + crate::board::virt::memmap::RTC_STRIDE,
+            )
+        },
         rtc.irq + 1,
     )
 }
@@ -404,7 +409,7 @@ fn no_registration_from_interrupt_context() -> TestResult {
 /// counted it. (A `sleep` proves nothing here: on a slow host its deadline can pass before
 /// its first check, and it returns without any interrupt.)
 fn timer_interrupts_are_counted() -> TestResult {
-    let rtc_irq = crate::boot_info().rtc.unwrap().irq;
+    let rtc_irq = crate::kern::boot::boot_info().rtc.unwrap().irq;
     let before = irq::stats(rtc_irq).unwrap().count;
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
@@ -640,12 +645,12 @@ pub fn tty_tests() -> Vec<Test> {
 
 /// The xtask types "hellp<DEL>o world<CR>" on the console.
 fn read_line_with_backspace() -> TestResult {
-    if tty_input::wait_for_input(SECONDS).is_err() {
+    if tty::wait_for_input(SECONDS).is_err() {
         return skip("no console input arrived (the xtask types a fixture line)");
     }
-    let line = tty_input::read_line(2 * SECONDS, false)
+    let line = tty::read_line(2 * SECONDS, false)
         .map_err(|e| Failure::Failed(alloc::format!("line not finished: {e}")))?;
     ensure_eq!(line.as_str(), "hello world");
-    ensure_eq!(tty_input::dropped(), 0);
+    ensure_eq!(tty::dropped(), 0);
     Ok(())
 }

@@ -13,10 +13,10 @@
 //! auditor, polled, a notification per batch), so driver overhead = driver / floor, measured
 //! in the same run. `op=getid` is a null request's round trip.
 
-use crate::disks;
-use crate::dma_m68k::{M68kPlatform, DMA};
-use crate::machine::MachineBus;
-use crate::time;
+use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::machine::MachineBus;
+use crate::kern::disks;
+use crate::kern::time;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -511,8 +511,8 @@ fn log_line(cell: &Cell, r: &mut Measured) {
 
 /// Runs the matrix on the scratch disk in slot 0; false if a cell failed.
 pub fn run(matrix: Matrix) -> bool {
-    let disks = crate::options().disks;
-    let Some(info) = crate::virtio_probe::devices()
+    let disks = crate::kern::boot::options().disks;
+    let Some(info) = crate::board::virt::virtio_probe::devices()
         .find(|d| d.slot == 0 && d.device_id == 2 && disks & 1 != 0)
         .copied()
     else {

@@ -4,14 +4,14 @@
 //! interrupt handlers, exception reports and the panic handler. Interrupts are masked for the
 //! length of one `print!` so lines from different contexts do not interleave.
 
-use crate::cmdline::Level;
-use crate::machine::{self, MachineBus};
+use crate::arch::m68k::machine::{self, MachineBus};
+use crate::kern::cmdline::Level;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use drivers::goldfish_tty::GoldfishTty;
 
 /// The virt board's TTY until bootinfo says where it is.
-static TTY_BASE: AtomicU32 = AtomicU32::new(0xff00_8000);
+static TTY_BASE: AtomicU32 = AtomicU32::new(crate::board::virt::memmap::TTY_BASE);
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
 pub fn set_tty_base(base: u32) {
@@ -40,7 +40,7 @@ pub fn _log(level: Level, args: fmt::Arguments) {
         return;
     }
     // Wall-clock time (RTC #1) once the clock runs; before that, none.
-    match crate::time::wall_clock_if_running() {
+    match crate::kern::time::wall_clock_if_running() {
         Some(t) => _print(format_args!(
             "[{:02}:{:02}:{:02}.{:03}] {}: {}\n",
             t.hour,
@@ -56,31 +56,31 @@ pub fn _log(level: Level, args: fmt::Arguments) {
 
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::kern::console::_print(format_args!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };
-    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::kern::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 #[macro_export]
 macro_rules! log_error {
-    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Error, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::kern::console::_log($crate::kern::cmdline::Level::Error, format_args!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! log_warn {
-    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Warn, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::kern::console::_log($crate::kern::cmdline::Level::Warn, format_args!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! log_info {
-    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::kern::console::_log($crate::kern::cmdline::Level::Info, format_args!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! log_debug {
-    ($($arg:tt)*) => { $crate::console::_log($crate::cmdline::Level::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::kern::console::_log($crate::kern::cmdline::Level::Debug, format_args!($($arg)*)) };
 }

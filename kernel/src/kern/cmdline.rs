@@ -5,8 +5,8 @@
 //! [`usage`] and exits with failure. A key given twice is an error too: silently letting one
 //! win would run something other than what one of them asked for.
 
-use crate::cache::Mode as CacheMode;
-use crate::cpu::Model;
+use crate::arch::m68k::cache::Mode as CacheMode;
+use crate::arch::m68k::cpu::Model;
 use core::fmt;
 use drivers::dma::{CpuCache, PostRead};
 

@@ -68,8 +68,7 @@ pub use dispatch::*;
 #[cfg(target_arch = "wasm32")]
 mod dispatch {
     use super::*;
-    use crate::machine::{self, MachineBus};
-    use crate::println;
+    use crate::arch::m68k::machine::{self, MachineBus};
     use alloc::boxed::Box;
     use core::ptr;
     use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
@@ -98,8 +97,8 @@ mod dispatch {
     static LINES: [Line; IRQ_COUNT as usize] = [LINE; IRQ_COUNT as usize];
     /// Level interrupts with nothing pending at their PIC, per level 1..=7 (index 0 unused).
     static EMPTY_LEVEL: [AtomicU32; 8] = [const { AtomicU32::new(0) }; 8];
-    static PIC_BASE: AtomicU32 = AtomicU32::new(0xff00_0000);
-    const PIC_STRIDE: u32 = 0x1000;
+    static PIC_BASE: AtomicU32 = AtomicU32::new(memmap::PIC_BASE);
+    use crate::board::virt::memmap::{self, PIC_STRIDE};
 
     fn pic(n: u32) -> GoldfishPic<MachineBus> {
         // SAFETY: PIC_BASE is bootinfo's PIC base; PICs are 0x1000 apart (n is 1..=6).
@@ -284,35 +283,18 @@ mod dispatch {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Prints every line that has a handler or has interrupted, and the spurious counts.
-    pub fn print_stats() {
-        println!("interrupt statistics (irq: count, unclaimed, handlers):");
-        for irq in FIRST_IRQ..FIRST_IRQ + IRQ_COUNT {
-            let s = stats(irq).unwrap();
-            if s.count == 0 && s.handlers == 0 && s.unclaimed == 0 {
-                continue;
+    /// Calls `f` with the name of each handler registered on `irq` (none for a bad number).
+    pub fn for_each_handler_name(irq: u32, mut f: impl FnMut(&'static str)) {
+        let Ok((l, _, _)) = line(irq) else { return };
+        let _masked = machine::mask_interrupts();
+        for h in &l.handlers {
+            let p = h.load(Ordering::Relaxed);
+            if !p.is_null() {
+                // SAFETY: a published handler lives until `unregister`, which unpublishes it
+                // with interrupts masked, as they are here.
+                f(unsafe { &*p }.name);
             }
-            crate::print!(
-                "  irq {irq:3}: {:8} interrupts, {:4} unclaimed",
-                s.count,
-                s.unclaimed
-            );
-            let l = &LINES[(irq - FIRST_IRQ) as usize];
-            let _masked = machine::mask_interrupts();
-            for h in &l.handlers {
-                let p = h.load(Ordering::Relaxed);
-                if !p.is_null() {
-                    // SAFETY: published handlers live until unregister, masked out here.
-                    crate::print!(" [{}]", unsafe { &*p }.name);
-                }
-            }
-            println!("{}", if s.enabled { "" } else { " (disabled)" });
         }
-        crate::print!("  spurious (nothing pending) per level 1-7:");
-        for level in 1..=7 {
-            crate::print!(" {}", empty_level_count(level));
-        }
-        println!();
     }
 }
 
@@ -322,8 +304,16 @@ mod tests {
 
     #[test]
     fn numbering_matches_bootinfo() {
-        assert_eq!(locate(39), Some((1, 31)), "goldfish TTY: PIC1 bit 31");
-        assert_eq!(locate(168), Some((6, 0)), "RTC #0: PIC6 bit 0");
+        assert_eq!(
+            locate(crate::board::virt::memmap::TTY_IRQ),
+            Some((1, 31)),
+            "goldfish TTY: PIC1 bit 31"
+        );
+        assert_eq!(
+            locate(crate::board::virt::memmap::RTC0_IRQ),
+            Some((6, 0)),
+            "RTC #0: PIC6 bit 0"
+        );
         assert_eq!(locate(40), Some((2, 0)), "virtio slot 0: PIC2 bit 0");
         assert_eq!(locate(8), Some((1, 0)), "virt-ctrl: PIC1 bit 0");
         assert_eq!(locate(199), Some((6, 31)));

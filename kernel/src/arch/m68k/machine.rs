@@ -4,7 +4,7 @@
 //! idle, physical addresses of linear memory, catching a failing test, deliberate faults).
 //! Policy lives in the callers; nothing here decides anything.
 
-use crate::ipl::{IplControl, IplGuard};
+use crate::arch::m68k::ipl::{IplControl, IplGuard};
 use drivers::bus::Bus;
 
 #[link(wasm_import_module = "machine")]
@@ -89,7 +89,7 @@ impl IplControl for MachineIpl {
 
 pub static MACHINE_IPL: MachineIpl = MachineIpl;
 
-/// A raised interrupt mask; see [`crate::ipl::IplGuard`].
+/// A raised interrupt mask; see [`crate::arch::m68k::ipl::IplGuard`].
 pub type IrqGuard = IplGuard<'static, MachineIpl>;
 
 /// Masks every interrupt until the guard drops. Needed around anything shared with

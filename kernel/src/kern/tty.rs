@@ -8,11 +8,12 @@
 //! The receive line is enabled on first use ([`start`]), so input typed before then stays in
 //! the device's FIFO.
 
-use crate::dma_m68k::{M68kPlatform, DMA};
-use crate::irq::{self, Handled};
-use crate::line_editor::{Event, LineEditor};
-use crate::machine::{self, MachineBus};
-use crate::time::{self, Nanos, TimedOut};
+use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::machine::{self, MachineBus};
+use crate::board::virt::irq::{self, Handled};
+use crate::board::virt::memmap;
+use crate::kern::line_editor::{Event, LineEditor};
+use crate::kern::time::{self, Nanos, TimedOut};
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -37,8 +38,8 @@ static RX: spin::Mutex<Ring> = spin::Mutex::new(Ring {
     dropped: 0,
 });
 
-static TTY_BASE: AtomicU32 = AtomicU32::new(0xff00_8000);
-static TTY_IRQ: AtomicU32 = AtomicU32::new(39);
+static TTY_BASE: AtomicU32 = AtomicU32::new(memmap::TTY_BASE);
+static TTY_IRQ: AtomicU32 = AtomicU32::new(memmap::TTY_IRQ);
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 fn tty() -> GoldfishTty<MachineBus> {

@@ -6,13 +6,30 @@
 //!   fatal exception: vector <n> (<name>) pc=<hex> sr=<hex> format=<hex> [fault-address=<hex>]
 //!   fatal wasm trap: <what> pc=<hex>
 
-use crate::harness;
-use crate::machine::{self, MachineBus};
-use core::sync::atomic::{AtomicU32, Ordering};
+use crate::arch::m68k::machine::{self, MachineBus};
+use crate::arch::m68k::traps::{trap_name, vector_name};
+use crate::board::virt::memmap;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use drivers::virt_ctrl::{Command, VirtCtrl};
 
 /// The virt board's virt-ctrl until bootinfo says where it is.
-static CTRL_BASE: AtomicU32 = AtomicU32::new(0xff00_9000);
+static CTRL_BASE: AtomicU32 = AtomicU32::new(memmap::CTRL_BASE);
+
+/// The name of the self test running now (null: none), for the panic and exception reports.
+static RUNNING_TEST: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Records which self test is running (`None`: none), so that a panic unwinds back to the
+/// harness and an exception report names the test. Called by the harness around each test.
+pub fn set_running_test(name: Option<&'static &'static str>) {
+    let p = name.map_or(core::ptr::null_mut(), |n| n as *const _ as *mut _);
+    RUNNING_TEST.store(p, Ordering::Relaxed);
+}
+
+fn running_test() -> Option<&'static str> {
+    // SAFETY: RUNNING_TEST is null or was stored from a `&'static &'static str` by
+    // set_running_test, so it points at a live, never-written name.
+    unsafe { RUNNING_TEST.load(Ordering::Relaxed).as_ref() }.copied()
+}
 
 pub fn set_ctrl_base(base: u32) {
     CTRL_BASE.store(base, Ordering::Relaxed);
@@ -41,7 +58,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let (file, line, col) = info
         .location()
         .map_or(("?", 0, 0), |l| (l.file(), l.line(), l.column()));
-    if harness::running_test().is_some() {
+    if running_test().is_some() {
         // The harness printed "test NAME ... "; finish its line and go back to it.
         println!(
             "FAILED: panicked at {file}:{line}:{col}: {}",
@@ -51,42 +68,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     println!("\nkernel panic: {} at {file}:{line}:{col}", info.message());
     exit(false)
-}
-
-/// Name of a 68020-68060 exception vector.
-pub fn vector_name(vector: u32) -> &'static str {
-    match vector {
-        2 => "access fault (bus error)",
-        3 => "address error",
-        4 => "illegal instruction",
-        5 => "integer divide by zero",
-        6 => "CHK",
-        7 => "TRAPcc/TRAPV",
-        8 => "privilege violation",
-        9 => "trace",
-        10 => "line 1010 emulator",
-        11 => "line 1111 emulator (F-line)",
-        13 => "coprocessor protocol violation",
-        14 => "format error",
-        15 => "uninitialized interrupt",
-        24 => "spurious interrupt",
-        25..=31 => "autovector interrupt",
-        32..=47 => "TRAP #n",
-        48 => "FPU branch or set on unordered",
-        49 => "FPU inexact result",
-        50 => "FPU divide by zero",
-        51 => "FPU underflow",
-        52 => "FPU operand error",
-        53 => "FPU overflow",
-        54 => "FPU signaling NaN",
-        55 => "FPU unimplemented data type",
-        56 => "MMU configuration error",
-        57 | 58 => "MMU (68851)",
-        60 => "unimplemented effective address",
-        61 => "unimplemented integer instruction",
-        64..=255 => "user interrupt vector",
-        _ => "reserved",
-    }
 }
 
 /// Called by the machine layer for every exception that is not an interrupt.
@@ -107,25 +88,10 @@ pub extern "C" fn exception_entry(
         crate::print!(" fault-address={fault_address:#010x}");
     }
     println!();
-    if let Some(name) = harness::running_test() {
+    if let Some(name) = running_test() {
         println!("  while running test {name}");
     }
     exit(false)
-}
-
-/// wasm2c's trap codes (wasm-rt.h, wabt 1.0.32).
-pub fn trap_name(code: u32) -> &'static str {
-    match code {
-        1 => "out of bounds memory access",
-        2 => "integer overflow",
-        3 => "integer divide by zero",
-        4 => "invalid conversion to integer",
-        5 => "unreachable executed",
-        6 => "indirect call type mismatch",
-        7 => "uncaught exception",
-        8 => "call stack exhausted",
-        _ => "unknown trap",
-    }
 }
 
 /// Called by the machine layer for a wasm trap outside a caught test.

@@ -1,11 +1,12 @@
 //! The in-guest test harness.
 //!
-//! Tests are registered in `tests.rs`, selected by the `test=` option, and run one by one.
+//! `start` installs the registry (`selftest::all`); tests are selected by the `test=` option
+//! and run one by one.
 //! Each prints `test NAME ... ok`, `... FAILED: <why>` or `... skipped: <why>`; the run ends
 //! with `N passed, N failed` (`, N skipped` when some were). A test that panics or traps is
 //! caught by the machine layer and reported as failed by name; the run goes on.
 
-use crate::cmdline::TestSelection;
+use crate::kern::cmdline::TestSelection;
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
@@ -104,7 +105,7 @@ impl fmt::Display for Summary {
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
         if !$cond {
-            return Err($crate::harness::Failure::Failed(alloc::format!($($arg)+)));
+            return Err($crate::selftest::harness::Failure::Failed(alloc::format!($($arg)+)));
         }
     };
 }
@@ -115,7 +116,7 @@ macro_rules! ensure_eq {
     ($left:expr, $right:expr $(,)?) => {{
         let (l, r) = (&$left, &$right);
         if l != r {
-            return Err($crate::harness::Failure::Failed(alloc::format!(
+            return Err($crate::selftest::harness::Failure::Failed(alloc::format!(
                 "{} != {}: {:?} vs {:?}",
                 stringify!($left),
                 stringify!($right),
@@ -127,17 +128,15 @@ macro_rules! ensure_eq {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use runner::{defer_report, run, running_test, test_names};
+pub use runner::{defer_report, install, run, test_names};
 
 #[cfg(target_arch = "wasm32")]
 mod runner {
     use super::*;
-    use crate::machine::{self, Caught};
-    use crate::{print, println};
+    use crate::arch::m68k::machine::{self, Caught};
+    use crate::kern::fatal;
     use alloc::vec::Vec;
-    use core::sync::atomic::{AtomicU32, Ordering};
 
-    const NOT_RUNNING: u32 = u32::MAX;
     static DEFERRED: spin::Mutex<Vec<alloc::string::String>> = spin::Mutex::new(Vec::new());
 
     /// Text a test wants shown (a table, say), printed after the summary line so that the
@@ -146,23 +145,21 @@ mod runner {
         let _masked = machine::mask_interrupts();
         DEFERRED.lock().push(text);
     }
-    static RUNNING: AtomicU32 = AtomicU32::new(NOT_RUNNING);
     static REGISTRY: spin::Once<Vec<Test>> = spin::Once::new();
     static OUTCOME: spin::Mutex<Option<TestResult>> = spin::Mutex::new(None);
 
+    /// Installs the registry: every test, in the order they run (boot, once).
+    pub fn install(tests: Vec<Test>) {
+        REGISTRY.call_once(|| tests);
+    }
+
     fn registry() -> &'static [Test] {
-        REGISTRY.call_once(crate::tests::all)
+        REGISTRY.get().map_or(&[], |r| &r[..])
     }
 
     /// Every registered test's name.
     pub fn test_names() -> Vec<&'static str> {
         registry().iter().map(|t| t.name).collect()
-    }
-
-    /// The name of the test running now, if any (for the panic and exception reports).
-    pub fn running_test() -> Option<&'static str> {
-        let index = RUNNING.load(Ordering::Relaxed);
-        REGISTRY.get()?.get(index as usize).map(|t| t.name)
     }
 
     /// Called by the machine layer inside `catch`: runs one test, leaves its result.
@@ -181,9 +178,9 @@ mod runner {
             }
             print!("test {} ... ", test.name);
             *OUTCOME.lock() = None;
-            RUNNING.store(index as u32, Ordering::Relaxed);
+            fatal::set_running_test(Some(&test.name));
             let caught = machine::catch(index as u32);
-            RUNNING.store(NOT_RUNNING, Ordering::Relaxed);
+            fatal::set_running_test(None);
             // A test that panicked or trapped never reached test_run's store, so OUTCOME is
             // unlocked and empty here.
             let outcome = OUTCOME.lock().take();
@@ -210,7 +207,7 @@ mod runner {
                     summary.failed += 1;
                     println!(
                         "FAILED: wasm trap: {} pc={pc:#010x}",
-                        crate::fatal::trap_name(code)
+                        crate::arch::m68k::traps::trap_name(code)
                     );
                 }
             }

@@ -1,0 +1,2 @@
+//! Machine-dependent code, one folder per CPU family. Only the m68k exists.
+pub mod m68k;

@@ -1,0 +1,32 @@
+//! The kernel options of bus_dma, applied to the system's DMA tag at boot.
+//!
+//! `dma_audit=on` turns the auditor on for the whole run (the self tests turn it on for their
+//! own DMA work anyway), `dma_model=030|040` routes DMA memory accesses through the
+//! stale-cache model, `dma_postread=invalidate` makes the model's POSTREAD invalidate, and
+//! `dma_bug=drop-preread` breaks the driver paths that honour it (to show the auditor at work).
+
+use crate::arch::m68k::dma::DMA;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+static DROP_PREREAD: AtomicBool = AtomicBool::new(false);
+
+/// Whether `dma_bug=drop-preread` asks driver paths to leave out their per-phase PREREAD.
+pub fn bug_drop_preread() -> bool {
+    DROP_PREREAD.load(Ordering::Relaxed)
+}
+
+/// Prints each audit finding as it is made.
+pub fn print_report(r: &drivers::dma::audit::Report) {
+    crate::println!("{r}");
+}
+
+/// Applies the kernel options (at boot).
+pub fn configure(opts: &crate::kern::cmdline::Options) {
+    DROP_PREREAD.store(opts.dma_bug_drop_preread, Ordering::Relaxed);
+    if opts.dma_audit {
+        DMA.set_audit(true, Some(print_report));
+    }
+    if let Some(cpu) = opts.dma_model {
+        DMA.set_model(Some(cpu), opts.dma_postread);
+    }
+}
