@@ -6,6 +6,8 @@
 mod bench;
 mod checks;
 mod deps;
+#[cfg(test)]
+mod layers;
 mod pipeline;
 mod qemu;
 mod rewrite;
