@@ -1,7 +1,7 @@
 //! The m68k virt guest kernel.
 //!
 //! Built for `wasm32v1-none` and translated to m68k by the xtask (see docs/toolchain.md).
-//! Layers, each using only those listed before it (docs/layout.md):
+//! Layers, each using only those listed before it (docs/layout.md; checked by the xtask):
 //! - `arch::m68k`: the machine layer's imports, IPL, CPU identification, caches, bus_dma syncs;
 //! - `board::virt`: the board's fixed addresses and interrupt numbers, bootinfo, interrupt
 //!   dispatch, the virtio slot probe;

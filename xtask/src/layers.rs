@@ -130,7 +130,9 @@ pub fn violations(sources: &Sources) -> Vec<String> {
     let mut out = Vec::new();
     for (from, deps) in &edges {
         let Some(a) = layer_of(from) else {
-            out.push(format!("{from} is in no layer (top-level modules: {LAYERS:?})"));
+            out.push(format!(
+                "{from} is in no layer (top-level modules: {LAYERS:?})"
+            ));
             continue;
         };
         for to in deps {
@@ -188,7 +190,10 @@ mod tests {
     fn the_kernel_keeps_its_layers_and_has_no_cycles() {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/src");
         let sources = read_tree(&src).expect("read kernel/src");
-        assert!(sources.contains_key("arch::m68k::machine"), "tree not found");
+        assert!(
+            sources.contains_key("arch::m68k::machine"),
+            "tree not found"
+        );
         let found = violations(&sources);
         assert!(found.is_empty(), "layering broken:\n{}", found.join("\n"));
     }
@@ -208,7 +213,10 @@ mod tests {
     #[test]
     fn cycles_through_grouped_imports_are_caught() {
         let t = tree(&[
-            ("kern::fatal", "use crate::selftest::{harness, other::Thing};"),
+            (
+                "kern::fatal",
+                "use crate::selftest::{harness, other::Thing};",
+            ),
             ("selftest::harness", "use crate::kern::fatal;"),
             ("selftest::other", ""),
         ]);
@@ -232,7 +240,10 @@ mod tests {
     #[test]
     fn a_cycle_inside_one_layer_is_caught_and_comments_are_not_uses() {
         let t = tree(&[
-            ("kern::time", "use crate::kern::log::x; // crate::kern::heap"),
+            (
+                "kern::time",
+                "use crate::kern::log::x; // crate::kern::heap",
+            ),
             ("kern::log", "fn f() { crate::kern::time::now(); }"),
             ("kern::heap", "use crate::kern::time;"),
         ]);
