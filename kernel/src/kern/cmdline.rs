@@ -356,6 +356,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
 mod tests {
     use super::*;
     use std::string::String;
+    use std::vec::Vec;
 
     #[test]
     fn empty_line_gives_defaults() {
@@ -515,12 +516,42 @@ mod tests {
         ));
     }
 
+    /// The README's options table, written for users, is an independent statement of what
+    /// the parser accepts: every key it documents is a key here and back, every value it
+    /// names in backticks parses, and usage names every key.
     #[test]
-    fn usage_lists_every_key() {
+    fn readme_options_table_matches_the_parser() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        let table = readme
+            .split("## Kernel options")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("a Kernel options section");
+        let mut documented = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let key = cells[1].trim_matches('`');
+            for value in cells[2].split('`').skip(1).step_by(2) {
+                let text = std::format!("{key}={value}");
+                assert!(
+                    parse(&text).is_ok(),
+                    "README documents {text}, the parser refuses it"
+                );
+            }
+            documented.push(key);
+        }
+        let mut specs: Vec<&str> = SPECS.iter().map(|s| s.key).collect();
+        documented.sort_unstable();
+        specs.sort_unstable();
+        assert_eq!(documented, specs, "README table keys vs accepted keys");
         let mut s = String::new();
         usage(&mut s).unwrap();
-        for spec in SPECS {
-            assert!(s.contains(&std::format!("{}=", spec.key)), "{s}");
+        for key in documented {
+            assert!(
+                s.contains(&std::format!("{key}=")),
+                "usage lacks {key}: {s}"
+            );
         }
     }
 }
