@@ -535,6 +535,37 @@ bench done 2 cells
         assert!(regressions(&back, &s).is_empty());
     }
 
+    /// bench.json read by a parser that is not ours (Python's json module): every cell, its
+    /// key fields and rates as the captured log says.
+    #[test]
+    fn bench_json_parses_with_pythons_json_module() {
+        let s = summarize(&[parse_log(LOG).unwrap()]);
+        let j = json(&s, "rtc", "threads");
+        let script = "import json,sys\n\
+                      for c in json.load(sys.stdin):\n    \
+                      print(c['impl'], c['op'], c['bs'], c['qd'], c['mode'], c['iops'], c['mib_s'], c['aio'])";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (on every machine of this project) runs");
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(j.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "python3 json refused bench.json: {}\n{j}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "floor read 4096 16 polled 108853.0 425.2 threads\n\
+             driver read 4096 16 intr 62251.0 243.1 threads\n"
+        );
+    }
+
     #[test]
     fn svg_and_csv_have_every_cell() {
         let s = summarize(&[parse_log(LOG).unwrap()]);
