@@ -6,7 +6,8 @@
 //! - `board::virt`: the board's fixed addresses and interrupt numbers, bootinfo, interrupt
 //!   dispatch, the virtio slot probe;
 //! - `kern`: console and log, heap, command line, time, console input, disks, fatal ends;
-//! - `selftest`: the in-guest test harness, the test groups and the benchmark;
+//! - `selftest`: the in-guest test harness, the test groups and the benchmark (cargo feature
+//!   `selftest`, on by default);
 //! - `start`: boot, which wires them together.
 //!
 //! The pure modules (bootinfo, cmdline, harness logic, planners, conformance cases) also build
@@ -22,13 +23,14 @@ pub mod arch;
 pub mod board;
 #[macro_use]
 pub mod kern;
+#[cfg(feature = "selftest")]
 #[macro_use]
 pub mod selftest;
 
 #[cfg(target_arch = "wasm32")]
 mod start;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "selftest"))]
 mod host_tests {
     use crate::selftest::conformance;
 

@@ -12,7 +12,6 @@ use crate::board::virt::bootinfo::{self, BootInfo};
 use crate::board::virt::{irq, qemu};
 use crate::kern::cmdline::{self, Fault, Options, TestSelection};
 use crate::kern::{boot, console, fatal, heap, time};
-use crate::selftest::harness;
 use core::cell::UnsafeCell;
 
 const WASM_PAGE: u32 = 65536;
@@ -284,24 +283,7 @@ pub extern "C" fn kernel_main() {
     if let Some(fault) = opts.fault {
         cause(fault);
     }
-    harness::install(crate::selftest::all());
-    if let TestSelection::Matching(pattern) = opts.test {
-        if let Some(text) = harness::unmatched(opts.test, &harness::test_names()) {
-            println!("fatal: test={pattern}: no test name contains '{text}'");
-            fatal::exit(false);
-        }
-    }
-    let tests_ok = if opts.test == TestSelection::None {
-        println!("no tests requested (test=none)");
-        true
-    } else {
-        harness::run(opts.test).all_passed()
-    };
-    let bench_ok = match opts.bench {
-        cmdline::Bench::None => true,
-        cmdline::Bench::Quick => crate::selftest::bench::run(crate::selftest::bench::Matrix::Quick),
-        cmdline::Bench::Full => crate::selftest::bench::run(crate::selftest::bench::Matrix::Full),
-    };
+    let (tests_ok, bench_ok) = run_selftests(opts);
     if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
         print_irq_stats();
         let (_, size) = heap::region();
@@ -417,4 +399,49 @@ fn print_irq_stats() {
         print!(" {}", irq::empty_level_count(level));
     }
     println!();
+}
+
+/// Runs the selected self tests, then the benchmark; whether each passed.
+#[cfg(feature = "selftest")]
+fn run_selftests(opts: &Options) -> (bool, bool) {
+    use crate::selftest::{bench, harness};
+    harness::install(crate::selftest::all());
+    if let TestSelection::Matching(pattern) = opts.test {
+        if let Some(text) = harness::unmatched(opts.test, &harness::test_names()) {
+            println!("fatal: test={pattern}: no test name contains '{text}'");
+            fatal::exit(false);
+        }
+    }
+    let tests_ok = if opts.test == TestSelection::None {
+        println!("no tests requested (test=none)");
+        true
+    } else {
+        harness::run(opts.test).all_passed()
+    };
+    let bench_ok = match opts.bench {
+        cmdline::Bench::None => true,
+        cmdline::Bench::Quick => bench::run(bench::Matrix::Quick),
+        cmdline::Bench::Full => bench::run(bench::Matrix::Full),
+    };
+    (tests_ok, bench_ok)
+}
+
+/// A kernel built without the `selftest` feature: the default `test=all` has nothing to run
+/// (said so); naming tests or a benchmark is a request this build cannot serve (refused).
+#[cfg(not(feature = "selftest"))]
+fn run_selftests(opts: &Options) -> (bool, bool) {
+    if let TestSelection::Matching(pattern) = opts.test {
+        println!("fatal: test={pattern}: this kernel was built without its self tests (cargo feature `selftest`)");
+        fatal::exit(false);
+    }
+    if opts.bench != cmdline::Bench::None {
+        println!(
+            "fatal: bench=: this kernel was built without the benchmark (cargo feature `selftest`)"
+        );
+        fatal::exit(false);
+    }
+    if opts.test == TestSelection::All {
+        println!("no self tests in this build (cargo feature `selftest` off)");
+    }
+    (true, true)
 }
