@@ -4,6 +4,7 @@
 //! a value out of range is an error against the device, not something to compute with. A
 //! value the spec allows is never an error: limits take their spec meaning (0 is "no limit"
 //! for the discard and write-zeroes sizes; seg_max 0 is read as 1, as Linux does).
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -19,6 +19,7 @@
 //! - PRE mixed with POST in one sync, and syncs outside the region.
 //!
 //! Repeated reports of one kind on one line are counted, not repeated.
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

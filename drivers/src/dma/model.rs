@@ -5,6 +5,7 @@
 //! model (a miss fills a line from memory, a hit returns what the line holds, however stale),
 //! devices write memory directly (as DMA does), and sync operations act on the model's lines
 //! through the same cache steps the real CPU executes.
+#![forbid(unsafe_code)]
 
 use super::CacheStep;
 use alloc::vec::Vec;

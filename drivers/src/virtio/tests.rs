@@ -2,6 +2,7 @@
 //! and every driver access going through a copyback cache model: a missing PREWRITE would
 //! leave the device reading zeros, a missing PREREAD would leave the driver reading stale
 //! lines, and either would also be reported.
+#![forbid(unsafe_code)]
 
 use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, AVAIL_F_NO_INTERRUPT};
 use super::sim::SimDevice;

@@ -1,5 +1,6 @@
 //! What boot found, for everything that runs after it: the bootinfo list and the parsed
 //! command line. Each is set once by `start` and read-only afterwards.
+#![forbid(unsafe_code)]
 
 use crate::board::virt::bootinfo::BootInfo;
 use crate::kern::cmdline::Options;

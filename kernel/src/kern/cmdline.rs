@@ -4,6 +4,7 @@
 //! `=`, or a bad value is an error naming what was accepted; the caller prints it with
 //! [`usage`] and exits with failure. A key given twice is an error too: silently letting one
 //! win would run something other than what one of them asked for.
+#![forbid(unsafe_code)]
 
 use crate::arch::m68k::cache::Mode as CacheMode;
 use crate::arch::m68k::cpu::Model;

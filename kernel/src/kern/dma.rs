@@ -4,6 +4,7 @@
 //! own DMA work anyway), `dma_model=030|040` routes DMA memory accesses through the
 //! stale-cache model, `dma_postread=invalidate` makes the model's POSTREAD invalidate, and
 //! `dma_bug=drop-preread` breaks the driver paths that honour it (to show the auditor at work).
+#![forbid(unsafe_code)]
 
 use crate::arch::m68k::dma::DMA;
 use core::sync::atomic::{AtomicBool, Ordering};

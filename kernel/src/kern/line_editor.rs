@@ -2,6 +2,7 @@
 //!
 //! Pure: it takes bytes and says what to echo and when a line is complete, so the same code
 //! serves the interrupt-driven TTY and host tests.
+#![forbid(unsafe_code)]
 
 use alloc::string::String;
 use alloc::vec::Vec;

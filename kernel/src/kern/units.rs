@@ -1,4 +1,5 @@
 //! Sizes for humans, never rounded: a banner that says "1 MiB" for 1.5 MiB misleads.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -1,4 +1,5 @@
 //! What boot set up: bootinfo, linear memory, heap.
+#![forbid(unsafe_code)]
 
 use crate::arch::m68k::machine;
 use crate::board::virt::memmap;

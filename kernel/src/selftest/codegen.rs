@@ -1,4 +1,5 @@
 //! The compilation route's conformance checks: each case's guest result against the host's.
+#![forbid(unsafe_code)]
 
 use crate::selftest::conformance::{CASES, EXPECTED};
 use crate::selftest::harness::{Failure, Test, TestResult};

@@ -4,7 +4,7 @@
 //! pass through `black_box` so the guest really computes them instead of LLVM folding the
 //! answer at compile time. Results must not depend on the width of `usize`, and arithmetic
 //! that may overflow is explicitly wrapping (build.rs runs with overflow checks on).
-
+#![forbid(unsafe_code)]
 // The cases deliberately keep code shapes a linter would rewrite: indexed loops (the
 // stack-array bug), NaN self-comparisons, float literals that are not the std constants.
 #![allow(

@@ -4,6 +4,7 @@
 //! guest, running the probes once at boot. The probe is the CACR's writable-bit mask: write
 //! all ones, read back, write zero. Each model implements a different set of CACR bits.
 //! (The 68000, 68010 and ColdFire never get here: boot/entry.S refuses them.)
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -9,6 +9,7 @@
 //!
 //! The same steps drive the real cache (dma_m68k.rs) and the stale-cache model, so the model
 //! shows exactly what this implementation does and does not do. Pure; host-tested below.
+#![forbid(unsafe_code)]
 
 use crate::arch::m68k::cache::{plan_040, Caches, RangeOp, Scope, Step};
 use drivers::dma::{CacheStep, CpuCache, SyncOps};

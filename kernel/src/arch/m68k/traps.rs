@@ -1,5 +1,6 @@
 //! Names for what the machine layer reports: the 68020-68060 exception vectors (M68000
 //! Family Programmer's Reference Manual, table B-1) and wasm2c's trap codes.
+#![forbid(unsafe_code)]
 
 /// Name of a 68020-68060 exception vector.
 pub fn vector_name(vector: u32) -> &'static str {

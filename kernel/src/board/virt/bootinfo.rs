@@ -6,6 +6,7 @@
 //!
 //! Format: big-endian records `u16 tag, u16 size` (size counts the 4-byte header and the
 //! record's padding), then the payload; the list ends with tag 0.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

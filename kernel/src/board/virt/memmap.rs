@@ -5,6 +5,7 @@
 //! virt-ctrl before bootinfo, and tests that check bootinfo against the board read these.
 //! (boot/entry.S and boot/machine.c keep their own copies of the TTY and virt-ctrl bases for
 //! the last-resort printer that runs before Rust.)
+#![forbid(unsafe_code)]
 
 /// Goldfish PIC 1; PIC n (1..=6) is at `PIC_BASE + (n - 1) * PIC_STRIDE`.
 pub const PIC_BASE: u32 = 0xff00_0000;

@@ -1,5 +1,6 @@
 //! Which CPU models this board's emulator runs correctly, by QEMU version (bootinfo's
 //! VIRT_QEMU_VERSION).
+#![forbid(unsafe_code)]
 
 use crate::arch::m68k::cpu::Model;
 use crate::board::virt::bootinfo::QemuVersion;
