@@ -560,6 +560,7 @@ impl BlkSim {
 // SAFETY: a host-side simulation: every call is one access to the simulated registers, in
 // the order made.
 unsafe impl Bus for BlkSim {
+    const BIG_ENDIAN: bool = true;
     fn read8(&self, addr: u32) -> u8 {
         let off = addr - BASE;
         if off >= CONFIG {

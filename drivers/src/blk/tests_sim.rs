@@ -7,8 +7,9 @@ use super::sim::{self, BlkSim, GetId, Knobs, Seen, BASE, S_IOERR, S_UNSUPP};
 use super::virtio_blk::{IrqShared, Op, OpenOptions, VirtioBlk};
 use super::{BlkError, BlockDevice, CompletionMode, Waiter};
 use crate::bus::Bus;
+use crate::dma::sim::SimCache;
 use crate::dma::sim::{tag, SimPlatform};
-use crate::dma::{CpuCache, DmaTag, PostRead};
+use crate::dma::{DmaTag, PostRead};
 use crate::virtio::mmio::{self, TransportError};
 use crate::virtio::queue::DeviceFault;
 use alloc::sync::Arc;
@@ -91,7 +92,7 @@ impl Rig {
     fn new(knobs: Knobs) -> Rig {
         let tag = tag();
         tag.set_audit(true, None);
-        tag.set_model(Some(CpuCache::M68040), PostRead::NoOp);
+        tag.set_model(Some(SimCache::Copyback), PostRead::NoOp);
         let sim = BlkSim::new(tag, knobs);
         DEVICE.with(|d| *d.borrow_mut() = Some(sim));
         Rig { tag, sim }

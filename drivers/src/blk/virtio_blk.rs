@@ -999,8 +999,9 @@ impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dma::sim::SimCache;
     use crate::dma::sim::{tag, SimPlatform};
-    use crate::dma::{CpuCache, PostRead};
+    use crate::dma::PostRead;
     use crate::virtio::sim::SimDevice;
     use core::sync::atomic::AtomicU64;
 
@@ -1047,7 +1048,7 @@ mod tests {
     fn queue_with_one_request() -> (SplitQueue<SimPlatform>, SimDevice, u16) {
         let tag = tag();
         tag.set_audit(true, None);
-        tag.set_model(Some(CpuCache::M68040), PostRead::NoOp);
+        tag.set_model(Some(SimCache::Copyback), PostRead::NoOp);
         let mut q =
             SplitQueue::new(tag, ["ring", "used", "indirect"], 0, 8, false, false).expect("queue");
         let bufs = [Buffer {

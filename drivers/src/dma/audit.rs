@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::panic::Location;
 
-use super::{SyncOps, LINE};
+use super::SyncOps;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Violation {
@@ -113,8 +113,9 @@ struct RegionState {
 /// Where reports go as they are made (the kernel prints them).
 pub type Sink = fn(&Report);
 
-#[derive(Default)]
 pub struct Auditor {
+    /// The platform's cache line size in bytes: the unit of ownership tracked.
+    line: u32,
     regions: BTreeMap<u32, RegionState>,
     reports: Vec<Report>,
     index: BTreeMap<(u32, u32, Violation), usize>,
@@ -125,8 +126,15 @@ pub struct Auditor {
 pub const MAX_REPORTS: usize = 64;
 
 impl Auditor {
-    pub fn new() -> Self {
-        Self::default()
+    /// An auditor tracking `line`-byte cache lines (the platform's [`super::Platform::LINE`]).
+    pub fn new(line: u32) -> Self {
+        Auditor {
+            line,
+            regions: BTreeMap::new(),
+            reports: Vec::new(),
+            index: BTreeMap::new(),
+            sink: None,
+        }
     }
 
     pub fn set_sink(&mut self, sink: Option<Sink>) {
@@ -135,7 +143,7 @@ impl Auditor {
 
     /// Starts tracking a region; `device_writes` declares it device-written from the start.
     pub fn add_region(&mut self, id: u32, name: &'static str, len: u32, device_writes: bool) {
-        let lines = len.div_ceil(LINE) as usize;
+        let lines = len.div_ceil(self.line) as usize;
         let state = LineState {
             device_writable: device_writes,
             ..LineState::default()
@@ -201,9 +209,9 @@ impl Auditor {
         }
     }
 
-    fn lines(len_region: u32, offset: u32, len: u32) -> core::ops::Range<u32> {
+    fn lines(line: u32, len_region: u32, offset: u32, len: u32) -> core::ops::Range<u32> {
         let end = offset.saturating_add(len).min(len_region);
-        offset / LINE..end.div_ceil(LINE)
+        offset / line..end.div_ceil(line)
     }
 
     /// Checks a sync's shape; Ok(()) if it may proceed.
@@ -219,7 +227,7 @@ impl Auditor {
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             self.report(
                 id,
-                offset / LINE,
+                offset / self.line,
                 Violation::PreMixedWithPost,
                 offset,
                 caller,
@@ -232,7 +240,7 @@ impl Auditor {
                 alloc::format!("{offset:#x}+{len:#x} in a region of {region_len:#x} bytes");
             self.report(
                 id,
-                offset / LINE,
+                offset / self.line,
                 Violation::SyncOutsideRegion,
                 offset,
                 caller,
@@ -248,7 +256,7 @@ impl Auditor {
         let Some(r) = self.regions.get_mut(&id) else {
             return;
         };
-        for l in Self::lines(r.len, offset, len) {
+        for l in Self::lines(self.line, r.len, offset, len) {
             let s = &mut r.lines[l as usize];
             if ops.contains(SyncOps::PREWRITE) {
                 s.cpu_dirty = false;
@@ -273,7 +281,7 @@ impl Auditor {
             return;
         };
         let mut found = Vec::new();
-        for l in Self::lines(r.len, offset, len) {
+        for l in Self::lines(self.line, r.len, offset, len) {
             let s = &mut r.lines[l as usize];
             if !s.device_writable {
                 continue;
@@ -307,7 +315,7 @@ impl Auditor {
             return;
         };
         let mut found = Vec::new();
-        for l in Self::lines(r.len, offset, len) {
+        for l in Self::lines(self.line, r.len, offset, len) {
             let s = &mut r.lines[l as usize];
             s.cpu_dirty = true;
             if s.handed {
@@ -337,7 +345,7 @@ impl Auditor {
         let Some(r) = self.regions.get_mut(&id) else {
             return;
         };
-        let dirty: Vec<u32> = Self::lines(r.len, offset, len)
+        let dirty: Vec<u32> = Self::lines(self.line, r.len, offset, len)
             .filter(|&l| r.lines[l as usize].cpu_dirty)
             .collect();
         for l in dirty {
@@ -345,7 +353,7 @@ impl Auditor {
                 id,
                 l,
                 Violation::DeviceStartWithoutPreWrite,
-                l * LINE,
+                l * self.line,
                 caller,
                 String::new(),
             );
@@ -369,7 +377,7 @@ mod tests {
     fn naive_polling_loop_is_flagged_corrected_is_not() {
         // PREREAD; loop { POSTREAD; read }  vs  loop { POSTREAD; read; PREREAD }
         for corrected in [false, true] {
-            let mut a = Auditor::new();
+            let mut a = Auditor::new(16);
             a.add_region(1, "ring", 64, false);
             a.on_sync(1, SyncOps::PREREAD, 0, 4);
             for _ in 0..3 {
@@ -393,7 +401,7 @@ mod tests {
     #[test]
     fn submit_then_complete_sequence() {
         // flags read at submit, idx read at completion: one line, two read phases.
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "used", 64, true);
         a.on_sync(1, SyncOps::PREREAD, 0, 64);
         a.on_sync(1, SyncOps::POSTREAD, 0, 4);
@@ -406,7 +414,7 @@ mod tests {
 
     #[test]
     fn reads_without_postread() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "status", 32, true);
         a.on_read(1, 0, 1, here()); // declared device-written, never synced
         a.on_sync(1, SyncOps::PREREAD, 16, 1);
@@ -419,7 +427,7 @@ mod tests {
             ]
         );
         // lines never handed to the device and not declared are the CPU's own
-        let mut b = Auditor::new();
+        let mut b = Auditor::new(16);
         b.add_region(2, "desc", 32, false);
         b.on_read(2, 0, 16, here());
         assert!(b.reports().is_empty());
@@ -427,7 +435,7 @@ mod tests {
 
     #[test]
     fn device_start_needs_prewrite_after_cpu_writes() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "avail", 64, false);
         a.on_write(1, 4, 2, here());
         a.on_device_start(1, 0, 64, here());
@@ -438,7 +446,7 @@ mod tests {
 
     #[test]
     fn writing_a_handed_line_is_flagged() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "req", 32, false);
         a.on_sync(1, SyncOps::PREREAD, 16, 1); // status byte at 16
         a.on_write(1, 17, 1, here()); // a CPU field sharing its line
@@ -447,7 +455,7 @@ mod tests {
 
     #[test]
     fn bad_sync_shapes() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "r", 32, false);
         assert_eq!(
             a.check_sync(1, SyncOps::PREREAD | SyncOps::POSTREAD, 0, 4, here()),
@@ -482,7 +490,7 @@ mod tests {
 
     #[test]
     fn report_list_is_bounded() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         a.add_region(1, "big", 4096, true);
         for l in 0..200 {
             a.on_read(1, l * 16, 1, here());

@@ -29,9 +29,6 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use audit::{Auditor, Violation};
 use model::{CacheModel, Geometry};
 
-/// The data cache line size of the 68030 and 68040.
-pub const LINE: u32 = 16;
-
 bitflags::bitflags! {
     /// What a sync prepares for (combinable, but never PRE with POST).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,26 +56,13 @@ pub enum CacheStep {
     Page { addr: u32, push: bool },
 }
 
-/// Whose cache behaviour: selects a sync implementation and a cache model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuCache {
-    M68030,
-    M68040,
-}
-
-impl CpuCache {
-    pub fn geometry(self) -> Geometry {
-        match self {
-            CpuCache::M68030 => Geometry::M68030,
-            CpuCache::M68040 => Geometry::M68040,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            CpuCache::M68030 => "68030 write-through",
-            CpuCache::M68040 => "68040 copyback",
-        }
-    }
+/// A kind of CPU data cache, defined by the platform: selects its sync implementation
+/// ([`Platform::sync_steps`]) and the cache model's [`Geometry`]. This crate knows no CPU.
+pub trait CacheKind: Copy + PartialEq + fmt::Debug + Send + 'static {
+    /// Size, associativity, line size and write policy, for the software model.
+    fn geometry(self) -> Geometry;
+    /// A short name for reports, such as "68040 copyback".
+    fn name(self) -> &'static str;
 }
 
 /// What POSTREAD does in the cache model (the experiment of docs/dma-sync.md).
@@ -226,12 +210,17 @@ pub unsafe trait Platform: Sync + 'static {
     unsafe fn free(&self, ptr: NonNull<u8>, size: usize, align: usize);
     fn physical(&self, ptr: *const u8) -> u32;
     fn pointer(&self, phys: u32) -> *mut u8;
+    /// The CPU's data cache line size in bytes (a power of two): the auditor's unit of
+    /// ownership.
+    const LINE: u32;
+    /// The cache kinds this platform syncs for (and the model can simulate).
+    type Cache: CacheKind;
     /// The CPU whose real cache `execute` maintains; None on a coherent machine.
-    fn cpu(&self) -> Option<CpuCache>;
+    fn cpu(&self) -> Option<Self::Cache>;
     /// The cache steps `ops` needs on `cpu` for [phys, phys + len): its sync implementation.
     fn sync_steps(
         &self,
-        cpu: CpuCache,
+        cpu: Self::Cache,
         ops: SyncOps,
         phys: u32,
         len: u32,
@@ -244,9 +233,9 @@ pub unsafe trait Platform: Sync + 'static {
 const AUDIT: u8 = 1;
 const MODEL: u8 = 2;
 
-struct State {
+struct State<C> {
     auditor: Option<Auditor>,
-    model: Option<(CpuCache, CacheModel, PostRead)>,
+    model: Option<(C, CacheModel, PostRead)>,
 }
 
 /// A system's DMA tag: the platform plus the optional auditor and cache model.
@@ -254,7 +243,7 @@ pub struct DmaTag<P: Platform> {
     platform: P,
     /// AUDIT | MODEL: the only thing the accessors look at when both are off.
     flags: AtomicU8,
-    state: spin::Mutex<State>,
+    state: spin::Mutex<State<P::Cache>>,
     next_id: AtomicU32,
 }
 
@@ -355,7 +344,7 @@ impl<P: Platform> DmaTag<P> {
         let _m = self.platform.mask();
         let mut st = self.state.lock();
         if on {
-            let a = st.auditor.get_or_insert_with(Auditor::new);
+            let a = st.auditor.get_or_insert_with(|| Auditor::new(P::LINE));
             a.set_sink(sink);
             self.flags.fetch_or(AUDIT, Ordering::Relaxed);
         } else {
@@ -366,7 +355,7 @@ impl<P: Platform> DmaTag<P> {
 
     /// Routes CPU accesses to DMA memory through a model of `cpu`'s data cache (None: off,
     /// memory is coherent). The model starts empty.
-    pub fn set_model(&self, cpu: Option<CpuCache>, postread: PostRead) {
+    pub fn set_model(&self, cpu: Option<P::Cache>, postread: PostRead) {
         let _m = self.platform.mask();
         let mut st = self.state.lock();
         st.model = cpu.map(|c| (c, CacheModel::new(c.geometry()), postread));
@@ -378,7 +367,7 @@ impl<P: Platform> DmaTag<P> {
     }
 
     /// The model in use, if any.
-    pub fn model(&self) -> Option<(CpuCache, PostRead)> {
+    pub fn model(&self) -> Option<(P::Cache, PostRead)> {
         let _m = self.platform.mask();
         self.state.lock().model.as_ref().map(|(c, _, p)| (*c, *p))
     }
@@ -909,6 +898,32 @@ pub(crate) mod sim {
 
     pub const PHYS_BASE: u32 = 0x0100_0000;
     const ARENA: usize = 1 << 20;
+    /// The host platform's line size (the same as the m68k's, so tests keep their numbers).
+    const LINE: u32 = 16;
+
+    /// The host tests' cache kinds, with the 68030's and 68040's numbers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SimCache {
+        /// 256 bytes, direct-mapped, write-through.
+        WriteThrough,
+        /// 4 KiB, 4-way, copyback.
+        Copyback,
+    }
+
+    impl CacheKind for SimCache {
+        fn geometry(self) -> Geometry {
+            match self {
+                SimCache::WriteThrough => model::tests::WRITE_THROUGH_256,
+                SimCache::Copyback => model::tests::COPYBACK_4K,
+            }
+        }
+        fn name(self) -> &'static str {
+            match self {
+                SimCache::WriteThrough => "write-through",
+                SimCache::Copyback => "copyback",
+            }
+        }
+    }
 
     pub struct SimPlatform {
         arena: usize,
@@ -951,13 +966,15 @@ pub(crate) mod sim {
         fn pointer(&self, phys: u32) -> *mut u8 {
             (self.arena + (phys - PHYS_BASE) as usize) as *mut u8
         }
-        fn cpu(&self) -> Option<CpuCache> {
+        const LINE: u32 = LINE;
+        type Cache = SimCache;
+        fn cpu(&self) -> Option<SimCache> {
             None
         }
 
         fn sync_steps(
             &self,
-            _cpu: CpuCache,
+            _cpu: SimCache,
             ops: SyncOps,
             phys: u32,
             len: u32,
@@ -1111,7 +1128,7 @@ mod tests {
     #[test]
     fn the_model_makes_a_missing_preread_visible() {
         let t = tag();
-        t.set_model(Some(CpuCache::M68030), PostRead::NoOp);
+        t.set_model(Some(sim::SimCache::WriteThrough), PostRead::NoOp);
         let r = t.alloc("poll", 16, Direction::FromDevice, false).unwrap();
         r.sync(SyncOps::PREREAD, 0, 16).unwrap();
         r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
@@ -1126,7 +1143,7 @@ mod tests {
         r.sync(SyncOps::PREREAD, 0, 16).unwrap();
         r.sync(SyncOps::POSTREAD, 0, 16).unwrap();
         assert_eq!(r.read_u8(0), 1);
-        t.set_model(Some(CpuCache::M68030), PostRead::Invalidate);
+        t.set_model(Some(sim::SimCache::WriteThrough), PostRead::Invalidate);
         device_write(&r, 0, &[2]);
         let _ = r.read_u8(0); // fills
         device_write(&r, 0, &[3]);

@@ -10,7 +10,6 @@
 use super::CacheStep;
 use alloc::vec::Vec;
 
-pub const LINE: u32 = 16;
 const PAGE: u32 = 4096;
 
 /// Raw access to the memory behind the model, by physical address.
@@ -27,30 +26,20 @@ pub enum WritePolicy {
     Copyback,
 }
 
-/// Cache geometry and policy.
+/// Cache geometry and policy, supplied by the platform (the CPU's manual gives the numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
     pub sets: u32,
     pub ways: u32,
+    /// Line size in bytes, a power of two.
+    pub line: u32,
     pub policy: WritePolicy,
 }
 
 impl Geometry {
-    /// 68030: 256 bytes, 16 lines of 16 bytes, direct-mapped, write-through, filled on read.
-    pub const M68030: Geometry = Geometry {
-        sets: 16,
-        ways: 1,
-        policy: WritePolicy::WriteThrough,
-    };
-    /// 68040: 4 KiB, 64 sets x 4 ways x 16 bytes, copyback.
-    pub const M68040: Geometry = Geometry {
-        sets: 64,
-        ways: 4,
-        policy: WritePolicy::Copyback,
-    };
-
+    /// Total size in bytes.
     pub fn size(&self) -> u32 {
-        self.sets * self.ways * LINE
+        self.sets * self.ways * self.line
     }
 }
 
@@ -58,7 +47,6 @@ impl Geometry {
 struct Line {
     /// Line-aligned physical address, when valid.
     tag: Option<u32>,
-    data: [u8; LINE as usize],
     dirty: bool,
     last_use: u64,
 }
@@ -66,6 +54,8 @@ struct Line {
 pub struct CacheModel {
     geometry: Geometry,
     lines: Vec<Line>,
+    /// The lines' bytes: way `i` holds `data[i * line..(i + 1) * line]`.
+    data: Vec<u8>,
     clock: u64,
     /// Counters, for tests and reports.
     pub hits: u64,
@@ -76,10 +66,18 @@ pub struct CacheModel {
 }
 
 impl CacheModel {
+    /// An empty cache of `geometry`. Panics if its line size is not a power of two.
     pub fn new(geometry: Geometry) -> Self {
+        assert!(
+            geometry.line.is_power_of_two(),
+            "cache line size {}",
+            geometry.line
+        );
+        let ways = (geometry.sets * geometry.ways) as usize;
         CacheModel {
             geometry,
-            lines: alloc::vec![Line::default(); (geometry.sets * geometry.ways) as usize],
+            lines: alloc::vec![Line::default(); ways],
+            data: alloc::vec![0; ways * geometry.line as usize],
             clock: 0,
             hits: 0,
             misses: 0,
@@ -93,7 +91,17 @@ impl CacheModel {
     }
 
     fn set_of(&self, line_addr: u32) -> usize {
-        ((line_addr / LINE) % self.geometry.sets) as usize
+        ((line_addr / self.geometry.line) % self.geometry.sets) as usize
+    }
+
+    /// The bytes of way `i`.
+    fn bytes(&mut self, i: usize) -> &mut [u8] {
+        let l = self.geometry.line as usize;
+        &mut self.data[i * l..(i + 1) * l]
+    }
+
+    fn line_of(&self, phys: u32) -> u32 {
+        phys & !(self.geometry.line - 1)
     }
 
     fn ways(&self, line_addr: u32) -> core::ops::Range<usize> {
@@ -109,13 +117,13 @@ impl CacheModel {
 
     /// Whether the model holds the line containing `phys`.
     pub fn holds(&self, phys: u32) -> bool {
-        self.find(phys & !(LINE - 1)).is_some()
+        self.find(self.line_of(phys)).is_some()
     }
 
     fn write_back(&mut self, i: usize, mem: &dyn Memory) {
         let line = self.lines[i];
         if let (Some(tag), true) = (line.tag, line.dirty) {
-            mem.write(tag, &line.data);
+            mem.write(tag, self.bytes(i));
             self.writebacks += 1;
             self.lines[i].dirty = false;
         }
@@ -136,11 +144,9 @@ impl CacheModel {
             .min_by_key(|&i| (self.lines[i].tag.is_some(), self.lines[i].last_use))
             .expect("a set has at least one way");
         self.write_back(victim, mem);
-        let mut data = [0u8; LINE as usize];
-        mem.read(line_addr, &mut data);
+        mem.read(line_addr, self.bytes(victim));
         self.lines[victim] = Line {
             tag: Some(line_addr),
-            data,
             dirty: false,
             last_use: self.clock,
         };
@@ -152,11 +158,11 @@ impl CacheModel {
         let mut done = 0usize;
         while done < buf.len() {
             let addr = phys + done as u32;
-            let line_addr = addr & !(LINE - 1);
+            let line_addr = self.line_of(addr);
             let within = (addr - line_addr) as usize;
-            let n = (LINE as usize - within).min(buf.len() - done);
+            let n = (self.geometry.line as usize - within).min(buf.len() - done);
             let i = self.fill(line_addr, mem);
-            buf[done..done + n].copy_from_slice(&self.lines[i].data[within..within + n]);
+            buf[done..done + n].copy_from_slice(&self.bytes(i)[within..within + n]);
             done += n;
         }
     }
@@ -166,20 +172,20 @@ impl CacheModel {
         let mut done = 0usize;
         while done < data.len() {
             let addr = phys + done as u32;
-            let line_addr = addr & !(LINE - 1);
+            let line_addr = self.line_of(addr);
             let within = (addr - line_addr) as usize;
-            let n = (LINE as usize - within).min(data.len() - done);
+            let n = (self.geometry.line as usize - within).min(data.len() - done);
             let chunk = &data[done..done + n];
             match self.geometry.policy {
                 WritePolicy::WriteThrough => {
                     mem.write(addr, chunk);
                     if let Some(i) = self.find(line_addr) {
-                        self.lines[i].data[within..within + n].copy_from_slice(chunk);
+                        self.bytes(i)[within..within + n].copy_from_slice(chunk);
                     }
                 }
                 WritePolicy::Copyback => {
                     let i = self.fill(line_addr, mem);
-                    self.lines[i].data[within..within + n].copy_from_slice(chunk);
+                    self.bytes(i)[within..within + n].copy_from_slice(chunk);
                     self.lines[i].dirty = true;
                 }
             }
@@ -200,7 +206,7 @@ impl CacheModel {
     pub fn apply(&mut self, step: CacheStep, mem: &dyn Memory) {
         match step {
             CacheStep::Line { addr, push } => {
-                if let Some(i) = self.find(addr & !(LINE - 1)) {
+                if let Some(i) = self.find(self.line_of(addr)) {
                     self.drop_line(i, push, mem);
                 }
             }
@@ -266,6 +272,21 @@ impl Memory for SimMemory {
 pub(crate) mod tests {
     use super::*;
 
+    /// Host tests' write-through cache: 16 sets x 1 way x 16 bytes (the 68030's numbers).
+    pub(crate) const WRITE_THROUGH_256: Geometry = Geometry {
+        sets: 16,
+        ways: 1,
+        line: 16,
+        policy: WritePolicy::WriteThrough,
+    };
+    /// Host tests' copyback cache: 64 sets x 4 ways x 16 bytes (the 68040's numbers).
+    pub(crate) const COPYBACK_4K: Geometry = Geometry {
+        sets: 64,
+        ways: 4,
+        line: 16,
+        policy: WritePolicy::Copyback,
+    };
+
     fn read_u8(m: &mut CacheModel, mem: &SimMemory, phys: u32) -> u8 {
         let mut b = [0u8];
         m.read(phys, &mut b, mem);
@@ -274,7 +295,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_cached_line_goes_stale_until_invalidated() {
-        for g in [Geometry::M68030, Geometry::M68040] {
+        for g in [WRITE_THROUGH_256, COPYBACK_4K] {
             let mem = SimMemory::new(0x1000, 8192);
             let mut m = CacheModel::new(g);
             assert_eq!(read_u8(&mut m, &mem, 0x1004), 0);
@@ -294,10 +315,10 @@ pub(crate) mod tests {
     #[test]
     fn write_through_reaches_memory_copyback_waits_for_a_push() {
         let mem = SimMemory::new(0, 8192);
-        let mut wt = CacheModel::new(Geometry::M68030);
+        let mut wt = CacheModel::new(WRITE_THROUGH_256);
         wt.write(0x10, &[1, 2], &mem);
         assert_eq!(mem.get(0x10), 1);
-        let mut cb = CacheModel::new(Geometry::M68040);
+        let mut cb = CacheModel::new(COPYBACK_4K);
         cb.write(0x20, &[9], &mem);
         assert_eq!(mem.get(0x20), 0, "still only in the cache");
         cb.apply(
@@ -314,7 +335,7 @@ pub(crate) mod tests {
     #[test]
     fn invalidating_a_dirty_line_loses_the_write() {
         let mem = SimMemory::new(0, 8192);
-        let mut cb = CacheModel::new(Geometry::M68040);
+        let mut cb = CacheModel::new(COPYBACK_4K);
         cb.write(0x30, &[5], &mem);
         cb.apply(
             CacheStep::Line {
@@ -330,11 +351,11 @@ pub(crate) mod tests {
     #[test]
     fn direct_mapped_conflict_evicts_and_lru_keeps_four_ways() {
         let mem = SimMemory::new(0, 64 * 1024);
-        let mut m = CacheModel::new(Geometry::M68030);
+        let mut m = CacheModel::new(WRITE_THROUGH_256);
         read_u8(&mut m, &mem, 0x000);
         read_u8(&mut m, &mem, 0x100); // same set in a 256-byte direct-mapped cache
         assert!(!m.holds(0x000));
-        let mut m = CacheModel::new(Geometry::M68040);
+        let mut m = CacheModel::new(COPYBACK_4K);
         for k in 0..4 {
             read_u8(&mut m, &mem, k * 0x400); // same set (64 sets x 16 bytes = 1 KiB apart)
         }
@@ -346,7 +367,7 @@ pub(crate) mod tests {
     #[test]
     fn eviction_pushes_dirty_lines() {
         let mem = SimMemory::new(0, 64 * 1024);
-        let mut m = CacheModel::new(Geometry::M68040);
+        let mut m = CacheModel::new(COPYBACK_4K);
         m.write(0x0, &[3], &mem);
         for k in 1..=4 {
             read_u8(&mut m, &mem, k * 0x400);
@@ -358,7 +379,7 @@ pub(crate) mod tests {
     #[test]
     fn page_and_all_steps() {
         let mem = SimMemory::new(0, 16 * 1024);
-        let mut m = CacheModel::new(Geometry::M68040);
+        let mut m = CacheModel::new(COPYBACK_4K);
         m.write(0x1010, &[1], &mem);
         read_u8(&mut m, &mem, 0x2010);
         m.apply(
@@ -380,7 +401,7 @@ pub(crate) mod tests {
     fn reads_spanning_lines() {
         let mem = SimMemory::new(0, 4096);
         mem.device_write(0x0c, &[1, 2, 3, 4, 5, 6, 7, 8]);
-        let mut m = CacheModel::new(Geometry::M68040);
+        let mut m = CacheModel::new(COPYBACK_4K);
         let mut buf = [0u8; 8];
         m.read(0x0c, &mut buf, &mem);
         assert_eq!(buf, [1, 2, 3, 4, 5, 6, 7, 8]);

@@ -6,8 +6,9 @@
 
 use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, AVAIL_F_NO_INTERRUPT};
 use super::sim::SimDevice;
+use crate::dma::sim::SimCache;
 use crate::dma::sim::{tag, SimPlatform};
-use crate::dma::{CpuCache, DmaTag, PostRead};
+use crate::dma::{DmaTag, PostRead};
 use std::vec;
 use std::vec::Vec;
 
@@ -20,7 +21,7 @@ struct Rig {
 fn rig(size: u16, event_idx: bool, indirect: bool) -> Rig {
     let tag = tag();
     tag.set_audit(true, None);
-    tag.set_model(Some(CpuCache::M68040), PostRead::NoOp);
+    tag.set_model(Some(SimCache::Copyback), PostRead::NoOp);
     let q = SplitQueue::new(
         tag,
         ["vq ring", "vq used", "vq indirect"],

@@ -8,8 +8,9 @@
 
 use crate::arch::m68k::cache::Mode as CacheMode;
 use crate::arch::m68k::cpu::Model;
+use crate::arch::m68k::dma_sync::CpuCache;
 use core::fmt;
-use drivers::dma::{CpuCache, PostRead};
+use drivers::dma::PostRead;
 
 /// Console verbosity, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

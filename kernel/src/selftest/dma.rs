@@ -8,6 +8,7 @@
 //! stale-cache model QEMU behaves like incoherent hardware.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::dma_sync::CpuCache;
 use crate::kern::dma as kern_dma;
 use crate::kern::time::{self, MILLIS};
 use crate::selftest::harness::{Failure, Test, TestResult};
@@ -17,7 +18,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use drivers::dma::audit::Violation;
-use drivers::dma::{CpuCache, Direction, DmaRegion, Platform, PostRead, SyncOps};
+use drivers::dma::{CacheKind, Direction, DmaRegion, Platform, PostRead, SyncOps};
 
 pub fn tests() -> Vec<Test> {
     vec![

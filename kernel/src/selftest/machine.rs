@@ -145,7 +145,8 @@ fn probes_agree_with_the_model() -> TestResult {
 /// bus_dma's view of the real cache: the sync implementation per model (none without a data
 /// cache or without working cache instructions: syncs are barriers there).
 fn dma_syncs_match_the_cpu() -> TestResult {
-    use drivers::dma::{CpuCache, Platform};
+    use crate::arch::m68k::dma_sync::CpuCache;
+    use drivers::dma::Platform;
     let id = cpu::identity();
     let expected = match id.model {
         Model::M68020 => None,

@@ -6,6 +6,7 @@
 //! byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i, and passes their slots as `disks=`.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
+use crate::arch::m68k::dma_sync::CpuCache;
 use crate::arch::m68k::machine::MachineBus;
 use crate::board::virt::irq::{self, Handled};
 use crate::board::virt::virtio_probe;
@@ -17,7 +18,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use drivers::blk::config::{feature::BLK_SIZE, offset};
-use drivers::dma::{CpuCache, Direction, DmaBuffer, DmaRegion, Limits, PostRead, SyncOps};
+use drivers::dma::{CacheKind, Direction, DmaBuffer, DmaRegion, Limits, PostRead, SyncOps};
 use drivers::virtio::mmio::{feature, DeviceInfo, MmioTransport};
 use drivers::virtio::queue::{Buffer, SplitQueue};
 

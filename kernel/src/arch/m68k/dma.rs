@@ -3,11 +3,13 @@
 //! the real cache) and the system's DMA tag.
 //! The kernel options that configure the tag (auditor, model) are applied by `kern::dma`.
 
+use crate::arch::m68k::cache::LINE;
 use crate::arch::m68k::cpu::{self, Model};
+use crate::arch::m68k::dma_sync::CpuCache;
 use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use drivers::dma::{CacheStep, CpuCache, DmaTag, Platform, SyncOps};
+use drivers::dma::{CacheStep, DmaTag, Platform, SyncOps};
 
 pub struct M68kPlatform;
 
@@ -42,6 +44,9 @@ unsafe impl Platform for M68kPlatform {
     fn pointer(&self, phys: u32) -> *mut u8 {
         (phys - machine::linear_memory_base()) as usize as *mut u8
     }
+
+    const LINE: u32 = LINE;
+    type Cache = CpuCache;
 
     fn cpu(&self) -> Option<CpuCache> {
         let id = cpu::identity();

@@ -11,8 +11,46 @@
 //! shows exactly what this implementation does and does not do. Pure; host-tested below.
 #![forbid(unsafe_code)]
 
-use crate::arch::m68k::cache::{plan_040, Caches, RangeOp, Scope, Step};
-use drivers::dma::{CacheStep, CpuCache, SyncOps};
+use crate::arch::m68k::cache::{plan_040, Caches, RangeOp, Scope, Step, LINE};
+use drivers::dma::model::{Geometry, WritePolicy};
+use drivers::dma::{CacheKind, CacheStep, SyncOps};
+
+/// Whose cache behaviour: selects a sync implementation here and a cache model in
+/// `drivers::dma` (the kernel option `dma_model=030|040`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuCache {
+    M68030,
+    M68040,
+}
+
+impl CacheKind for CpuCache {
+    fn geometry(self) -> Geometry {
+        match self {
+            // MC68030 User's Manual 6.1: 256 bytes, 16 lines of four longwords (16 bytes),
+            // direct-mapped, write-through, filled on read.
+            CpuCache::M68030 => Geometry {
+                sets: 16,
+                ways: 1,
+                line: LINE,
+                policy: WritePolicy::WriteThrough,
+            },
+            // MC68040 User's Manual 4.1: 4 KiB, 64 sets of four 16-byte lines, copyback
+            // (the mode the kernel's TTRs select for RAM).
+            CpuCache::M68040 => Geometry {
+                sets: 64,
+                ways: 4,
+                line: LINE,
+                policy: WritePolicy::Copyback,
+            },
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            CpuCache::M68030 => "68030 write-through",
+            CpuCache::M68040 => "68040 copyback",
+        }
+    }
+}
 
 fn to_cache_step(s: Step) -> CacheStep {
     match s.scope {
@@ -229,7 +267,7 @@ mod tests {
     ) -> Run {
         let mem = SimMemory::new(BASE, 4096);
         let mut model = model_cpu.map(|c| CacheModel::new(c.geometry()));
-        let mut audit = Auditor::new();
+        let mut audit = Auditor::new(LINE);
         audit.add_region(1, "used", 64, true);
         let mut reads = Vec::new();
         let here = core::panic::Location::caller();

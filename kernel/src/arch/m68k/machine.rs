@@ -47,6 +47,8 @@ pub struct MachineBus;
 // volatile access of that width; import calls are opaque to the compiler, so they stay in
 // program order.
 unsafe impl Bus for MachineBus {
+    // The 68k is big-endian and the virt board wires its devices' byte lanes straight.
+    const BIG_ENDIAN: bool = true;
     fn read8(&self, addr: u32) -> u8 {
         // SAFETY: the Bus contract: callers name addresses of their own register block.
         unsafe { mmio_read8(addr) as u8 }
