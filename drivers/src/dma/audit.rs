@@ -158,6 +158,16 @@ impl Auditor {
         );
     }
 
+    /// Starts tracking a region the auditor has not seen (one allocated while auditing was
+    /// off, or before the auditor was restarted), with its real length; a region already
+    /// tracked keeps its state. Nothing is known of its past, so no line is taken to be
+    /// device-written until its first PREREAD.
+    pub fn learn_region(&mut self, id: u32, name: &'static str, len: u32) {
+        if !self.regions.contains_key(&id) {
+            self.add_region(id, name, len, false);
+        }
+    }
+
     pub fn remove_region(&mut self, id: u32) {
         self.regions.remove(&id);
     }
@@ -214,7 +224,9 @@ impl Auditor {
         offset / line..end.div_ceil(line)
     }
 
-    /// Checks a sync's shape; Ok(()) if it may proceed.
+    /// Checks a sync's shape; Ok(()) if it may proceed. A region the auditor does not track
+    /// has no known length: only the PRE/POST rule is checked (the tag checks the range
+    /// against the region's real length itself).
     pub fn check_sync(
         &mut self,
         id: u32,
@@ -223,7 +235,7 @@ impl Auditor {
         len: u32,
         caller: &'static Location<'static>,
     ) -> Result<(), Violation> {
-        let region_len = self.regions.get(&id).map_or(0, |r| r.len);
+        let region_len = self.regions.get(&id).map(|r| r.len);
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             self.report(
                 id,
@@ -235,6 +247,9 @@ impl Auditor {
             );
             return Err(Violation::PreMixedWithPost);
         }
+        let Some(region_len) = region_len else {
+            return Ok(());
+        };
         if offset.checked_add(len).is_none_or(|end| end > region_len) {
             let detail =
                 alloc::format!("{offset:#x}+{len:#x} in a region of {region_len:#x} bytes");
@@ -485,6 +500,27 @@ mod tests {
         assert!(
             text.contains("in r at offset 0x1e") && text.contains("audit.rs"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn untracked_region_is_not_length_zero_and_can_be_learned() {
+        let mut a = Auditor::new();
+        // never added: no length is known, so a sync inside it is not "outside a region of 0"
+        assert_eq!(a.check_sync(7, SyncOps::PREREAD, 0, 64, here()), Ok(()));
+        assert!(a.reports().is_empty(), "{:?}", a.reports());
+        a.learn_region(7, "rx", 64);
+        assert_eq!(
+            a.check_sync(7, SyncOps::PREREAD, 32, 64, here()),
+            Err(Violation::SyncOutsideRegion)
+        );
+        // learning again keeps the state: the line handed by this PREREAD stays handed
+        a.on_sync(7, SyncOps::PREREAD, 0, 16);
+        a.learn_region(7, "rx", 64);
+        a.on_read(7, 0, 1, here());
+        assert_eq!(
+            kinds(&a),
+            [Violation::SyncOutsideRegion, Violation::ReadWithoutPostRead]
         );
     }
 

@@ -339,7 +339,8 @@ impl<P: Platform> DmaTag<P> {
     }
 
     /// Turns the auditor on (keeping findings already made) or off (dropping them).
-    /// Regions allocated while it was off are not tracked.
+    /// Regions allocated while it was off (or before it was restarted) are tracked from
+    /// their first sync or access, with their real length.
     pub fn set_audit(&self, on: bool, sink: Option<audit::Sink>) {
         let _m = self.platform.mask();
         let mut st = self.state.lock();
@@ -454,6 +455,7 @@ impl<P: Platform> DmaTag<P> {
         if flags & AUDIT != 0 {
             let _m = self.platform.mask();
             if let Some(a) = self.state.lock().auditor.as_mut() {
+                a.learn_region(id, region.name, region_len);
                 a.check_sync(id, ops, offset, len, caller)
                     .map_err(|v| match v {
                         Violation::PreMixedWithPost => DmaError::PreMixedWithPost,
@@ -583,6 +585,7 @@ impl<P: Platform> DmaRegion<P> {
         if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             let _m = self.tag.platform.mask();
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
+                a.learn_region(self.id, self.name, self.len);
                 a.on_device_start(self.id, offset, len, Location::caller());
             }
         }
@@ -614,6 +617,7 @@ impl<P: Platform> DmaRegion<P> {
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
+                a.learn_region(self.id, self.name, self.len);
                 a.on_read(self.id, offset, buf.len() as u32, caller);
             }
         }
@@ -648,6 +652,7 @@ impl<P: Platform> DmaRegion<P> {
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
+                a.learn_region(self.id, self.name, self.len);
                 a.on_write(self.id, offset, data.len() as u32, caller);
             }
         }
@@ -1123,6 +1128,39 @@ mod tests {
             text.contains("in used at offset 0x2, by drivers/src/dma/mod.rs:"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_region_outliving_an_auditor_restart_is_still_synced_and_audited() {
+        // The TTY receive region is allocated at boot; a DMA self-test then restarts the
+        // auditor (off, then on), which forgets every region it knew.
+        for audit_at_alloc in [false, true] {
+            let t = tag();
+            t.set_audit(audit_at_alloc, None);
+            let r = t.alloc("tty-rx", 64, Direction::FromDevice, false).unwrap();
+            t.set_audit(false, None);
+            t.set_audit(true, None);
+            assert_eq!(r.sync(SyncOps::PREREAD, 0, 64), Ok(()));
+            assert_eq!(r.sync(SyncOps::POSTREAD, 0, 64), Ok(()));
+            let _ = r.read_u8(0);
+            // still audited after the restart: a re-read in a new phase is found, and the
+            // range is checked against the region's real length
+            r.sync(SyncOps::POSTREAD, 0, 64).unwrap();
+            let _ = r.read_u8(0);
+            assert!(matches!(
+                r.sync(SyncOps::PREREAD, 32, 64),
+                Err(DmaError::OutsideRegion { region_len: 64, .. })
+            ));
+            let kinds: std::vec::Vec<Violation> =
+                t.with_auditor(|a| a.unwrap().reports().iter().map(|r| r.violation).collect());
+            assert_eq!(
+                kinds,
+                [
+                    Violation::RereadWithoutPreRead,
+                    Violation::SyncOutsideRegion
+                ]
+            );
+        }
     }
 
     #[test]
