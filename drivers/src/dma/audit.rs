@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn untracked_region_is_not_length_zero_and_can_be_learned() {
-        let mut a = Auditor::new();
+        let mut a = Auditor::new(16);
         // never added: no length is known, so a sync inside it is not "outside a region of 0"
         assert_eq!(a.check_sync(7, SyncOps::PREREAD, 0, 64, here()), Ok(()));
         assert!(a.reports().is_empty(), "{:?}", a.reports());
