@@ -394,7 +394,10 @@ fn print_irq_stats() {
         irq::for_each_handler_name(irq, |name| print!(" [{name}]"));
         println!("{}", if s.enabled { "" } else { " (disabled)" });
     }
-    print!("  spurious (nothing pending) per level 1-7:");
+    print!(
+        "  spurious: vector 24 {}; nothing pending per level 1-7:",
+        irq::empty_level_count(0)
+    );
     for level in 1..=7 {
         print!(" {}", irq::empty_level_count(level));
     }

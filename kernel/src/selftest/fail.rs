@@ -1,9 +1,13 @@
 //! Tests that fail on purpose, to show that failures are seen and named. Excluded from
 //! `test=all`; the xtask runs them with `test=fail::` and expects every one to fail.
 
+use crate::board::virt::irq::{self, Handled};
+use crate::kern::time::{self, MILLIS, SECONDS};
 use crate::selftest::harness::{Test, TestResult};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 pub fn tests() -> Vec<Test> {
     vec![
@@ -33,6 +37,51 @@ fn wasm_trap() -> TestResult {
     // SAFETY: deliberately invalid; the access never happens (the wasm check traps).
     let x = unsafe { core::ptr::read_volatile(0xffff_fff0usize as *const u32) };
     ensure!(x == 0, "read past linear memory returned {x}");
+    Ok(())
+}
+
+/// The recovery group, selected only by name and in this order: a test that panics inside an
+/// interrupt handler (a timer callback, level 6), then one that needs the kernel's interrupt
+/// state back as it was: not in interrupt context, handlers registrable, timers firing.
+pub fn recovery_tests() -> Vec<Test> {
+    vec![
+        Test::new(
+            "recovery::panic_in_interrupt_handler",
+            panic_in_interrupt_handler,
+        ),
+        Test::new(
+            "recovery::interrupts_work_after_a_handler_panic",
+            interrupts_work_after_a_handler_panic,
+        ),
+    ]
+}
+
+fn panic_in_interrupt_handler() -> TestResult {
+    time::after(MILLIS, || panic!("deliberate: a timer callback panics"));
+    // The panic leaves this test from inside the handler; getting past the wait is the failure.
+    let waited = time::wait_until(|| false, 10 * SECONDS);
+    ensure!(false, "the timer never fired: {waited:?}");
+    Ok(())
+}
+
+fn interrupts_work_after_a_handler_panic() -> TestResult {
+    ensure!(
+        !irq::in_interrupt(),
+        "thread context counts {} interrupt dispatches in progress",
+        irq::nesting_depth()
+    );
+    let id = irq::register(
+        irq::FIRST_IRQ + irq::IRQ_COUNT - 1,
+        "test: recovery",
+        || Handled::NotMine,
+    );
+    ensure!(id.is_ok(), "registration refused: {:?}", id.err());
+    irq::unregister(id.unwrap());
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    time::after(MILLIS, move || f.store(true, Ordering::Relaxed));
+    let waited = time::wait_until(|| fired.load(Ordering::Relaxed), 10 * SECONDS);
+    ensure!(waited.is_ok(), "a timer no longer fires: {waited:?}");
     Ok(())
 }
 

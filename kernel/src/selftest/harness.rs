@@ -46,9 +46,13 @@ pub const HANG: &str = "hang::";
 /// clock=vm`, where guest time counts instructions.
 pub const WALL_CLOCK: &str = "wallclock::";
 
+/// A deliberate failure inside an interrupt handler and the check that the kernel recovered
+/// from it, in that order; never part of `all`.
+pub const RECOVERY: &str = "recovery::";
+
 /// Groups that run only when asked for by their group name: `test=time` must not pull in
 /// `wallclock::timer_is_not_late` (which needs -icount), nor `test=e` the deliberate failures.
-const BY_GROUP_NAME_ONLY: [&str; 3] = [DELIBERATE_FAILURES, HANG, WALL_CLOCK];
+const BY_GROUP_NAME_ONLY: [&str; 4] = [DELIBERATE_FAILURES, HANG, WALL_CLOCK, RECOVERY];
 
 /// Whether one comma-separated text of a selection selects `name`.
 fn text_selects(text: &str, name: &str) -> bool {
@@ -134,6 +138,7 @@ pub use runner::{defer_report, install, run, test_names};
 mod runner {
     use super::*;
     use crate::arch::m68k::machine::{self, Caught};
+    use crate::board::virt::irq;
     use crate::kern::fatal;
     use alloc::vec::Vec;
 
@@ -179,7 +184,13 @@ mod runner {
             print!("test {} ... ", test.name);
             *OUTCOME.lock() = None;
             fatal::set_running_test(Some(&test.name));
+            let depth = irq::nesting_depth();
             let caught = machine::catch(index as u32);
+            if caught != Caught::Returned {
+                // A panic or trap inside an interrupt handler left through the dispatch
+                // without its decrement.
+                irq::unwound_to(depth);
+            }
             fatal::set_running_test(None);
             // A test that panicked or trapped never reached test_run's store, so OUTCOME is
             // unlocked and empty here.

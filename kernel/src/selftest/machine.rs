@@ -257,6 +257,10 @@ pub fn irq_tests() -> Vec<Test> {
             empty_level_is_counted_and_survived,
         ),
         Test::new(
+            "irq::spurious_vector_is_counted_and_survived",
+            spurious_vector_is_counted_and_survived,
+        ),
+        Test::new(
             "irq::no_registration_from_interrupt_context",
             no_registration_from_interrupt_context,
         ),
@@ -415,6 +419,24 @@ fn empty_level_is_counted_and_survived() -> TestResult {
         irq::irq_entry(3);
     }
     ensure_eq!(irq::empty_level_count(3), before + 1);
+    Ok(())
+}
+
+/// The spurious interrupt (vector 24: no device answered the acknowledge cycle) is counted
+/// and returned from, not taken as a fatal exception. Entered through the machine layer's trap
+/// path with a real exception frame, as the CPU would.
+fn spurious_vector_is_counted_and_survived() -> TestResult {
+    let before = irq::empty_level_count(0);
+    ensure!(
+        machine::deliver_interrupt_vector(machine::SPURIOUS_VECTOR),
+        "the machine layer refused vector 24"
+    );
+    ensure_eq!(irq::empty_level_count(0), before + 1);
+    // A vector that is not an interrupt is refused, not delivered (it would end the kernel).
+    ensure!(
+        !machine::deliver_interrupt_vector(machine::SPURIOUS_VECTOR - 1),
+        "vector 23 was delivered"
+    );
     Ok(())
 }
 

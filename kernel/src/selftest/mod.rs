@@ -56,6 +56,7 @@ pub fn all() -> Vec<Test> {
     all.extend(virtio::tests());
     all.extend(blk::tests());
     all.extend(fail::tests());
+    all.extend(fail::recovery_tests());
     all.push(Test::new("hang::forever", fail::hang_forever));
     all
 }

@@ -26,6 +26,8 @@ extern "C" {
     fn unwind();
     fn last_trap_pc() -> u32;
     fn fault(kind: u32);
+    #[link_name = "deliver_interrupt_vector"]
+    fn machine_deliver_interrupt_vector(vector: u32) -> u32;
     fn barrier();
     fn cpu_cacr_read() -> u32;
     fn cpu_cacr_write(value: u32);
@@ -188,6 +190,21 @@ pub enum MachineFault {
 pub fn cause_fault(kind: MachineFault) {
     // SAFETY: the exception it raises is reported and ends the kernel.
     unsafe { fault(kind as u32) }
+}
+
+/// Interrupt vectors: 24 is the spurious interrupt, 25..=31 the autovectors of levels 1..=7
+/// (MC68040UM table 8-1).
+pub const SPURIOUS_VECTOR: u32 = 24;
+
+/// Enters the machine layer's trap path as the CPU would for interrupt `vector` (24..=31),
+/// with interrupts masked, so the kernel can test routing of a vector QEMU never raises.
+/// Returns false, doing nothing, for any other vector.
+pub fn deliver_interrupt_vector(vector: u32) -> bool {
+    let _masked = mask_interrupts();
+    // SAFETY: the machine layer refuses every vector but 24..=31, which go to the interrupt
+    // dispatch exactly as a real interrupt would; the mask held here keeps real interrupts
+    // from nesting under the simulated one, as the CPU's own IPL raise would.
+    unsafe { machine_deliver_interrupt_vector(vector) == 0 }
 }
 
 /// The CACR as the CPU holds it.

@@ -95,7 +95,8 @@ mod dispatch {
         enabled: AtomicBool::new(false),
     };
     static LINES: [Line; IRQ_COUNT as usize] = [LINE; IRQ_COUNT as usize];
-    /// Level interrupts with nothing pending at their PIC, per level 1..=7 (index 0 unused).
+    /// Interrupts with no source: index 0 counts the spurious vector (24), 1..=7 level
+    /// interrupts that found nothing pending at their PIC (7: the monitor's `nmi`).
     static EMPTY_LEVEL: [AtomicU32; 8] = [const { AtomicU32::new(0) }; 8];
     static PIC_BASE: AtomicU32 = AtomicU32::new(memmap::PIC_BASE);
     use crate::board::virt::memmap::{self, PIC_STRIDE};
@@ -205,7 +206,16 @@ mod dispatch {
         DEPTH.load(Ordering::Relaxed)
     }
 
-    /// Dispatch for one CPU level (the machine layer's autovector entry).
+    /// Puts the dispatch count back to `depth` after a longjmp out of a handler (a panic or a
+    /// wasm trap inside it, caught by the test harness's catch point, which read `depth` with
+    /// [`nesting_depth`] before entering). Without it the count stays raised and the kernel
+    /// takes itself for interrupt context from then on (`register` refuses, disks do not open).
+    pub fn unwound_to(depth: u32) {
+        DEPTH.store(depth, Ordering::Relaxed);
+    }
+
+    /// Dispatch for one CPU level (the machine layer's entry for vectors 24..=31: level 0 is
+    /// the spurious vector).
     #[no_mangle]
     pub extern "C" fn irq_entry(level: u32) {
         DEPTH.fetch_add(1, Ordering::Relaxed);
@@ -215,8 +225,9 @@ mod dispatch {
 
     fn dispatch_level(level: u32) {
         if !(1..=PICS).contains(&level) {
-            // Level 7 comes only from QEMU's monitor `nmi`: nothing is wired to it.
-            EMPTY_LEVEL[7].fetch_add(1, Ordering::Relaxed);
+            // Level 0 is the spurious vector; level 7 comes only from QEMU's monitor `nmi`:
+            // nothing is wired to either.
+            EMPTY_LEVEL[level.min(7) as usize].fetch_add(1, Ordering::Relaxed);
             return;
         }
         let pending = pic(level).pending();
@@ -276,7 +287,8 @@ mod dispatch {
         })
     }
 
-    /// Level interrupts that found nothing pending, for level 1..=7.
+    /// Interrupts with no source: `level` 0 = spurious vector; 1..=7 = level interrupts that
+    /// found nothing pending.
     pub fn empty_level_count(level: u32) -> u32 {
         EMPTY_LEVEL
             .get(level as usize)
