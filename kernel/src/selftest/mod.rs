@@ -7,6 +7,8 @@
 #[macro_use]
 pub mod harness;
 
+#[cfg(any(test, target_arch = "wasm32"))]
+mod cache_encodings;
 mod conformance_cases;
 pub mod conformance {
     //! Codegen conformance cases and the recorded results the guest must match
