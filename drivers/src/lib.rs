@@ -15,5 +15,6 @@ pub mod dma;
 pub mod goldfish_pic;
 pub mod goldfish_rtc;
 pub mod goldfish_tty;
+pub mod sync;
 pub mod virt_ctrl;
 pub mod virtio;

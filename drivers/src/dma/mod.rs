@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod model;
 
+use crate::sync::{InterruptMask, IrqMutex};
 use alloc::vec::Vec;
 use core::fmt;
 use core::panic::Location;
@@ -200,9 +201,7 @@ impl fmt::Display for DmaError {
 /// operation it is given on the CPU's real data cache; `barrier` must keep the compiler from
 /// moving memory accesses across it; `mask` must keep interrupt handlers from running while
 /// its guard lives.
-pub unsafe trait Platform: Sync + 'static {
-    type Guard;
-    fn mask(&self) -> Self::Guard;
+pub unsafe trait Platform: InterruptMask + Sync + 'static {
     fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>>;
     /// # Safety
     ///
@@ -240,10 +239,10 @@ struct State<C> {
 
 /// A system's DMA tag: the platform plus the optional auditor and cache model.
 pub struct DmaTag<P: Platform> {
-    platform: P,
     /// AUDIT | MODEL: the only thing the accessors look at when both are off.
     flags: AtomicU8,
-    state: spin::Mutex<State<P::Cache>>,
+    /// With the platform, whose interrupt mask the lock raises.
+    state: IrqMutex<State<P::Cache>, P>,
     next_id: AtomicU32,
 }
 
@@ -324,25 +323,26 @@ impl<P: Platform> model::Memory for PlatformMemory<'_, P> {
 impl<P: Platform> DmaTag<P> {
     pub const fn new(platform: P) -> Self {
         DmaTag {
-            platform,
             flags: AtomicU8::new(0),
-            state: spin::Mutex::new(State {
-                auditor: None,
-                model: None,
-            }),
+            state: IrqMutex::new(
+                platform,
+                State {
+                    auditor: None,
+                    model: None,
+                },
+            ),
             next_id: AtomicU32::new(1),
         }
     }
 
     pub fn platform(&self) -> &P {
-        &self.platform
+        self.state.mask_source()
     }
 
     /// Turns the auditor on (keeping findings already made) or off (dropping them).
     /// Regions allocated while it was off (or before it was restarted) are tracked from
     /// their first sync or access, with their real length.
     pub fn set_audit(&self, on: bool, sink: Option<audit::Sink>) {
-        let _m = self.platform.mask();
         let mut st = self.state.lock();
         if on {
             let a = st.auditor.get_or_insert_with(|| Auditor::new(P::LINE));
@@ -357,7 +357,6 @@ impl<P: Platform> DmaTag<P> {
     /// Routes CPU accesses to DMA memory through a model of `cpu`'s data cache (None: off,
     /// memory is coherent). The model starts empty.
     pub fn set_model(&self, cpu: Option<P::Cache>, postread: PostRead) {
-        let _m = self.platform.mask();
         let mut st = self.state.lock();
         st.model = cpu.map(|c| (c, CacheModel::new(c.geometry()), postread));
         if cpu.is_some() {
@@ -369,13 +368,11 @@ impl<P: Platform> DmaTag<P> {
 
     /// The model in use, if any.
     pub fn model(&self) -> Option<(P::Cache, PostRead)> {
-        let _m = self.platform.mask();
         self.state.lock().model.as_ref().map(|(c, _, p)| (*c, *p))
     }
 
     /// Runs `f` on the auditor (None when auditing is off).
     pub fn with_auditor<R>(&self, f: impl FnOnce(Option<&mut Auditor>) -> R) -> R {
-        let _m = self.platform.mask();
         let mut st = self.state.lock();
         f(st.auditor.as_mut())
     }
@@ -394,7 +391,6 @@ impl<P: Platform> DmaTag<P> {
 
     /// Runs `f` on the cache model (None when it is off).
     pub fn with_model<R>(&self, f: impl FnOnce(Option<&mut CacheModel>) -> R) -> R {
-        let _m = self.platform.mask();
         let mut st = self.state.lock();
         f(st.model.as_mut().map(|(_, m, _)| m))
     }
@@ -411,19 +407,18 @@ impl<P: Platform> DmaTag<P> {
         const PAGE: usize = 4096;
         let size = (len as usize).max(1);
         let ptr = self
-            .platform
+            .platform()
             .alloc(size, PAGE)
             .ok_or(DmaError::OutOfMemory { bytes: size })?;
         // SAFETY: `size` fresh bytes; zeroed so no stale data reaches a device.
         unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
-            let _m = self.platform.mask();
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.add_region(id, name, len, dir != Direction::ToDevice);
             }
         }
-        let phys = self.platform.physical(ptr.as_ptr());
+        let phys = self.platform().physical(ptr.as_ptr());
         Ok(DmaRegion {
             tag: self,
             id,
@@ -453,7 +448,6 @@ impl<P: Platform> DmaTag<P> {
         let (id, phys, region_len) = (region.id, region.phys, region.len);
         let flags = self.flags.load(Ordering::Relaxed);
         if flags & AUDIT != 0 {
-            let _m = self.platform.mask();
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.learn_region(id, region.name, region_len);
                 a.check_sync(id, ops, offset, len, caller)
@@ -479,31 +473,30 @@ impl<P: Platform> DmaTag<P> {
         }
         let start = phys + offset;
         // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
-        self.platform.barrier();
-        if let Some(cpu) = self.platform.cpu() {
-            self.platform
-                .sync_steps(cpu, ops, start, len, &mut |s| self.platform.execute(s));
+        self.platform().barrier();
+        if let Some(cpu) = self.platform().cpu() {
+            self.platform()
+                .sync_steps(cpu, ops, start, len, &mut |s| self.platform().execute(s));
         }
         if flags != 0 {
-            let _m = self.platform.mask();
             let mut st = self.state.lock();
             let st = &mut *st;
             if let Some(a) = st.auditor.as_mut() {
                 a.on_sync(id, ops, offset, len);
             }
             if let Some((cpu, model, postread)) = st.model.as_mut() {
-                let mem = PlatformMemory(&self.platform);
-                self.platform
+                let mem = PlatformMemory(self.platform());
+                self.platform()
                     .sync_steps(*cpu, ops, start, len, &mut |s| model.apply(s, &mem));
                 if ops.contains(SyncOps::POSTREAD) && *postread == PostRead::Invalidate {
-                    self.platform
+                    self.platform()
                         .sync_steps(*cpu, SyncOps::PREREAD, start, len, &mut |s| {
                             model.apply(s, &mem)
                         });
                 }
             }
         }
-        self.platform.barrier();
+        self.platform().barrier();
         Ok(())
     }
 }
@@ -583,7 +576,6 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     pub fn device_start(&self, offset: u32, len: u32) {
         if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
-            let _m = self.tag.platform.mask();
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.learn_region(self.id, self.name, self.len);
                 a.on_device_start(self.id, offset, len, Location::caller());
@@ -612,7 +604,6 @@ impl<P: Platform> DmaRegion<P> {
         flags: u8,
         caller: &'static Location<'static>,
     ) {
-        let _m = self.tag.platform.mask();
         let mut st = self.tag.state.lock();
         let st = &mut *st;
         if flags & AUDIT != 0 {
@@ -622,9 +613,11 @@ impl<P: Platform> DmaRegion<P> {
             }
         }
         match st.model.as_mut() {
-            Some((_, model, _)) => {
-                model.read(self.phys + offset, buf, &PlatformMemory(&self.tag.platform))
-            }
+            Some((_, model, _)) => model.read(
+                self.phys + offset,
+                buf,
+                &PlatformMemory(self.tag.platform()),
+            ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
                 unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
@@ -647,7 +640,6 @@ impl<P: Platform> DmaRegion<P> {
 
     #[cold]
     fn write_slow(&self, offset: u32, data: &[u8], flags: u8, caller: &'static Location<'static>) {
-        let _m = self.tag.platform.mask();
         let mut st = self.tag.state.lock();
         let st = &mut *st;
         if flags & AUDIT != 0 {
@@ -660,7 +652,7 @@ impl<P: Platform> DmaRegion<P> {
             Some((_, model, _)) => model.write(
                 self.phys + offset,
                 data,
-                &PlatformMemory(&self.tag.platform),
+                &PlatformMemory(self.tag.platform()),
             ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
@@ -722,10 +714,9 @@ impl<P: Platform> DmaRegion<P> {
         if self.tag.flags.load(Ordering::Relaxed) & MODEL == 0 || len == 0 {
             return;
         }
-        let _m = self.tag.platform.mask();
         let mut st = self.tag.state.lock();
         if let Some((_, model, _)) = st.model.as_mut() {
-            let mem = PlatformMemory(&self.tag.platform);
+            let mem = PlatformMemory(self.tag.platform());
             for i in 0..len {
                 let phys = self.phys + offset + i;
                 if model.holds(phys) {
@@ -747,7 +738,6 @@ impl<P: Platform> DmaRegion<P> {
 impl<P: Platform> Drop for DmaRegion<P> {
     fn drop(&mut self) {
         if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
-            let _m = self.tag.platform.mask();
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.remove_region(self.id);
             }
@@ -755,7 +745,7 @@ impl<P: Platform> Drop for DmaRegion<P> {
         // SAFETY: allocated by `alloc` with this size and alignment; the region is gone.
         unsafe {
             self.tag
-                .platform
+                .platform()
                 .free(self.ptr, (self.len as usize).max(1), 4096)
         };
     }
@@ -949,11 +939,15 @@ pub(crate) mod sim {
         }
     }
 
+    // Tests are single-threaded: there are no interrupt handlers to mask.
+    impl InterruptMask for SimPlatform {
+        type Guard = ();
+        fn mask(&self) {}
+    }
+
     // SAFETY: the arena is real memory; "physical" addresses map 1:1 onto it; the host has no
     // cache to maintain; tests are single-threaded, so `mask` has nothing to do.
     unsafe impl Platform for SimPlatform {
-        type Guard = ();
-        fn mask(&self) {}
         fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
             let start = self.next.load(Ordering::Relaxed).next_multiple_of(align);
             if start + size > ARENA {

@@ -1,48 +1,45 @@
 //! The kernel heap: `linked_list_allocator` over the free part of linear memory.
 //!
-//! Interrupt-safe by masking, not by its lock: atomics on wasm32v1-none are plain loads and
-//! stores, so a spin lock taken by an interrupt handler while the interrupted code holds it
-//! would spin forever. The lock is kept only to satisfy `Sync`; it is never contended.
+//! Interrupt handlers allocate too, so the heap sits in an [`IrqMutex`]: every allocation
+//! masks interrupts before it takes the lock (a handler spinning on a lock the interrupted
+//! code holds would spin forever on one CPU).
 
-use crate::arch::m68k::machine;
+use crate::arch::m68k::machine::{self, IrqMutex};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 use linked_list_allocator::Heap;
 
-pub struct KernelHeap(spin::Mutex<Heap>);
+struct State {
+    heap: Heap,
+    /// The most bytes ever in use at once: what the minimum RAM (linker.ld) is judged by.
+    peak: usize,
+}
 
-/// The most bytes ever in use at once: what the minimum RAM (linker.ld) is judged by.
-struct Peak(core::cell::UnsafeCell<usize>);
-// SAFETY: read and written only with interrupts masked on the one CPU.
-unsafe impl Sync for Peak {}
-static PEAK: Peak = Peak(core::cell::UnsafeCell::new(0));
+pub struct KernelHeap(IrqMutex<State>);
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
+static HEAP: KernelHeap = KernelHeap(machine::irq_mutex(State {
+    heap: Heap::empty(),
+    peak: 0,
+}));
 
-// SAFETY: every access to the heap happens with interrupts masked and under the lock, and
+// SAFETY: every access to the heap happens under its lock, taken with interrupts masked, and
 // the allocator returns blocks that satisfy the layout or null.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _masked = machine::mask_interrupts();
-        let mut heap = self.0.lock();
-        let p = heap
+        let mut st = self.0.lock();
+        let p = st
+            .heap
             .allocate_first_fit(layout)
             .map_or(ptr::null_mut(), |p| p.as_ptr());
-        let used = heap.used();
-        // SAFETY: PEAK is only touched with interrupts masked (single CPU), as here.
-        unsafe {
-            let peak = &mut *PEAK.0.get();
-            *peak = (*peak).max(used);
-        }
+        st.peak = st.peak.max(st.heap.used());
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _masked = machine::mask_interrupts();
         if let Some(p) = NonNull::new(ptr) {
             // SAFETY: the caller returns a block this allocator gave out with this layout.
-            unsafe { self.0.lock().deallocate(p, layout) }
+            unsafe { self.0.lock().heap.deallocate(p, layout) }
         }
     }
 }
@@ -54,28 +51,23 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// The range must be unused linear memory that nothing else will touch, and `init` must be
 /// called once, before the first allocation.
 pub unsafe fn init(start: *mut u8, size: usize) {
-    let _masked = machine::mask_interrupts();
-    // SAFETY: the caller's contract.
-    unsafe { HEAP.0.lock().init(start, size) }
+    // SAFETY: the caller's contract is the allocator's.
+    unsafe { HEAP.0.lock().heap.init(start, size) }
 }
 
 /// (bytes in use, bytes free).
 pub fn usage() -> (usize, usize) {
-    let _masked = machine::mask_interrupts();
-    let heap = HEAP.0.lock();
-    (heap.used(), heap.free())
+    let st = HEAP.0.lock();
+    (st.heap.used(), st.heap.free())
 }
 
 /// The most bytes in use at once since boot.
 pub fn peak() -> usize {
-    let _masked = machine::mask_interrupts();
-    // SAFETY: interrupts are masked, so no allocation runs concurrently.
-    unsafe { *PEAK.0.get() }
+    HEAP.0.lock().peak
 }
 
 /// The heap's first address and size.
 pub fn region() -> (usize, usize) {
-    let _masked = machine::mask_interrupts();
-    let heap = HEAP.0.lock();
-    (heap.bottom() as usize, heap.size())
+    let st = HEAP.0.lock();
+    (st.heap.bottom() as usize, st.heap.size())
 }

@@ -178,7 +178,7 @@ pub use clock::*;
 #[cfg(target_arch = "wasm32")]
 mod clock {
     use super::*;
-    use crate::arch::m68k::machine::{self, MachineBus};
+    use crate::arch::m68k::machine::{self, IrqMutex, MachineBus};
     use crate::board::virt::irq::{self, Handled};
     use crate::board::virt::memmap;
     use core::sync::atomic::{AtomicU32, Ordering};
@@ -188,16 +188,16 @@ mod clock {
     static RTC1_BASE: AtomicU32 = AtomicU32::new(memmap::RTC1_BASE);
 
     /// Clock state: RTC readings at boot and the last value returned (the RTC follows the
-    /// host clock, which may step back; the monotonic clock never does). Under the mask only.
+    /// host clock, which may step back; the monotonic clock never does). Behind an [`IrqMutex`].
     struct ClockState {
         boot_raw: u64,
         last: Nanos,
     }
-    static STATE: spin::Mutex<ClockState> = spin::Mutex::new(ClockState {
+    static STATE: IrqMutex<ClockState> = machine::irq_mutex(ClockState {
         boot_raw: 0,
         last: 0,
     });
-    static TIMERS: spin::Mutex<Option<TimerQueue>> = spin::Mutex::new(None);
+    static TIMERS: IrqMutex<Option<TimerQueue>> = machine::irq_mutex(None);
     static ALARMS: AtomicU32 = AtomicU32::new(0);
 
     fn rtc(base: &AtomicU32) -> GoldfishRtc<MachineBus> {
@@ -229,9 +229,9 @@ mod clock {
 
     /// Nanoseconds since boot; never goes backwards.
     pub fn now() -> Nanos {
-        let _masked = machine::mask_interrupts();
-        let raw = rtc(&RTC0_BASE).now_ns();
+        // The lock's mask also keeps the RTC's two-register read whole.
         let mut s = STATE.lock();
+        let raw = rtc(&RTC0_BASE).now_ns();
         let t = raw.saturating_sub(s.boot_raw).max(s.last);
         s.last = t;
         t
@@ -255,7 +255,7 @@ mod clock {
         ALARMS.load(Ordering::Relaxed)
     }
 
-    /// Arms the alarm for the earliest pending timer (or disarms it). Under the mask.
+    /// Arms the alarm for the earliest pending timer (or disarms it). Called with the timer queue locked (interrupts masked): the arm must not race an alarm.
     fn rearm(queue: &TimerQueue) {
         let r = rtc(&RTC0_BASE);
         match queue.earliest() {
@@ -272,7 +272,6 @@ mod clock {
         loop {
             let now = now();
             let due = {
-                let _masked = machine::mask_interrupts();
                 let mut q = TIMERS.lock();
                 let q = q
                     .as_mut()
@@ -294,7 +293,6 @@ mod clock {
     /// Runs `callback` in interrupt context (level 6) once `deadline` (ns since boot) has
     /// passed. Callbacks must be short and must not wait.
     pub fn at(deadline: Nanos, callback: impl FnOnce() + Send + 'static) -> TimerId {
-        let _masked = machine::mask_interrupts();
         let mut q = TIMERS.lock();
         let q = q.as_mut().expect("time::init runs at boot");
         let id = q.add(deadline, Box::new(callback));
@@ -308,7 +306,6 @@ mod clock {
 
     /// Cancels a pending timer; false if it already ran.
     pub fn cancel(id: TimerId) -> bool {
-        let _masked = machine::mask_interrupts();
         let mut q = TIMERS.lock();
         let q = q.as_mut().expect("time::init runs at boot");
         let removed = q.cancel(id);
@@ -317,7 +314,6 @@ mod clock {
     }
 
     pub fn pending_timers() -> usize {
-        let _masked = machine::mask_interrupts();
         TIMERS.lock().as_ref().map_or(0, |q| q.len())
     }
 

@@ -9,7 +9,7 @@
 //! the device's FIFO.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
-use crate::arch::m68k::machine::{self, MachineBus};
+use crate::arch::m68k::machine::{self, IrqMutex, MachineBus};
 use crate::board::virt::irq::{self, Handled};
 use crate::board::virt::memmap;
 use crate::kern::line_editor::{Event, LineEditor};
@@ -30,8 +30,8 @@ struct Ring {
     len: usize,
     dropped: u32,
 }
-/// Filled at interrupt level 1, emptied by readers under the mask.
-static RX: spin::Mutex<Ring> = spin::Mutex::new(Ring {
+/// Filled at interrupt level 1, emptied by readers.
+static RX: IrqMutex<Ring> = machine::irq_mutex(Ring {
     bytes: [0; RING],
     head: 0,
     len: 0,
@@ -98,7 +98,6 @@ fn receive_interrupt() -> Handled {
             .expect("within the region");
         region.read(0, &mut data[..n]);
         let data = &data[..n];
-        let _masked = machine::mask_interrupts();
         let mut rx = RX.lock();
         for &b in data {
             if rx.len == RING {
@@ -113,7 +112,6 @@ fn receive_interrupt() -> Handled {
 }
 
 fn take_byte() -> Option<u8> {
-    let _masked = machine::mask_interrupts();
     let mut rx = RX.lock();
     if rx.len == 0 {
         return None;
@@ -126,20 +124,13 @@ fn take_byte() -> Option<u8> {
 
 /// Bytes lost because the ring was full.
 pub fn dropped() -> u32 {
-    let _masked = machine::mask_interrupts();
     RX.lock().dropped
 }
 
 /// Waits up to `timeout` until some input is in the ring.
 pub fn wait_for_input(timeout: Nanos) -> Result<(), TimedOut> {
     start();
-    time::wait_until(
-        || {
-            let _masked = machine::mask_interrupts();
-            RX.lock().len > 0
-        },
-        timeout,
-    )
+    time::wait_until(|| RX.lock().len > 0, timeout)
 }
 
 /// Waits up to `timeout` for one byte.

@@ -137,21 +137,20 @@ pub use runner::{defer_report, install, run, test_names};
 #[cfg(target_arch = "wasm32")]
 mod runner {
     use super::*;
-    use crate::arch::m68k::machine::{self, Caught};
+    use crate::arch::m68k::machine::{self, Caught, IrqMutex};
     use crate::board::virt::irq;
     use crate::kern::fatal;
     use alloc::vec::Vec;
 
-    static DEFERRED: spin::Mutex<Vec<alloc::string::String>> = spin::Mutex::new(Vec::new());
+    static DEFERRED: IrqMutex<Vec<alloc::string::String>> = machine::irq_mutex(Vec::new());
 
     /// Text a test wants shown (a table, say), printed after the summary line so that the
     /// one-line-per-test format stays intact. Thread context only.
     pub fn defer_report(text: alloc::string::String) {
-        let _masked = machine::mask_interrupts();
         DEFERRED.lock().push(text);
     }
     static REGISTRY: spin::Once<Vec<Test>> = spin::Once::new();
-    static OUTCOME: spin::Mutex<Option<TestResult>> = spin::Mutex::new(None);
+    static OUTCOME: IrqMutex<Option<TestResult>> = machine::irq_mutex(None);
 
     /// Installs the registry: every test, in the order they run (boot, once).
     pub fn install(tests: Vec<Test>) {
@@ -224,10 +223,7 @@ mod runner {
             }
         }
         println!("{summary}");
-        let deferred = {
-            let _masked = machine::mask_interrupts();
-            core::mem::take(&mut *DEFERRED.lock())
-        };
+        let deferred = core::mem::take(&mut *DEFERRED.lock());
         for text in deferred {
             print!("{text}");
         }

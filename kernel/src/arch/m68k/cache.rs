@@ -290,8 +290,9 @@ mod exec {
 
     /// The CACR enable bits as programmed (the 68030's CD/CI strobes are not kept).
     static ENABLED: AtomicU32 = AtomicU32::new(0);
-    /// The mode last given to `enable` (Off after `disable`).
-    static MODE: spin::Mutex<Mode> = spin::Mutex::new(Mode::Off);
+    /// The mode last given to `enable` (Off after `disable`); a lock that masks, like every
+    /// lock of state an interrupt handler might read.
+    static MODE: machine::IrqMutex<Mode> = machine::irq_mutex(Mode::Off);
 
     fn model() -> Model {
         crate::arch::m68k::cpu::identity().model

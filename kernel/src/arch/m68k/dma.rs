@@ -10,20 +10,24 @@ use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use drivers::dma::{CacheStep, DmaTag, Platform, SyncOps};
+use drivers::sync::InterruptMask;
 
 pub struct M68kPlatform;
+
+/// The DMA tag's lock is taken from interrupt handlers too (the TTY's receive region, disk
+/// completions): it masks every level.
+impl InterruptMask for M68kPlatform {
+    type Guard = machine::IrqGuard;
+    fn mask(&self) -> Self::Guard {
+        machine::mask_interrupts()
+    }
+}
 
 // SAFETY: memory comes from the kernel heap, which is linear memory: physically contiguous at
 // linear base + address, reachable by devices (no IOMMU, no MMU). `execute` runs the cache
 // instructions of the identified CPU (`cpu` is None where it has none that work); `barrier` is an opaque import call; `mask` raises the
 // interrupt mask to 7.
 unsafe impl Platform for M68kPlatform {
-    type Guard = machine::IrqGuard;
-
-    fn mask(&self) -> Self::Guard {
-        machine::mask_interrupts()
-    }
-
     fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(size, align).ok()?;
         // SAFETY: a non-zero size (callers ask for at least one byte).

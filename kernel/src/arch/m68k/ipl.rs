@@ -1,8 +1,12 @@
 //! The interrupt priority level (the 68k's SR I2-I0) and a guard that raises it.
 //!
 //! A guard never lowers the level: raising to 3 inside a section already at 5 stays at 5.
-//! Dropping a guard puts back exactly the level it found, so guards nest in any order of
-//! scopes. The level logic is generic over [`IplControl`] so host tests can check nesting.
+//! Dropping a guard puts back exactly the level it found, so guards must drop in the reverse
+//! order of their raises (as nested scopes do). One dropped out of order would put back a
+//! level that is no longer right (an outer guard's restore undone by an inner one's, leaving
+//! interrupts masked for good, or unmasked under a held lock), so a drop that finds the level
+//! not at what its guard raised it to panics, naming both. The level logic is generic over
+//! [`IplControl`] so host tests can check nesting.
 
 /// Reads and writes the processor's interrupt mask level (0..=7).
 pub trait IplControl {
@@ -15,16 +19,23 @@ pub trait IplControl {
 pub struct IplGuard<'a, C: IplControl> {
     ctl: &'a C,
     previous: u8,
+    /// The level in force while this guard is the innermost one.
+    raised: u8,
 }
 
 impl<'a, C: IplControl> IplGuard<'a, C> {
     /// Masks interrupts of `level` and below (7 masks all but QEMU's NMI).
     pub fn raise(ctl: &'a C, level: u8) -> Self {
         let previous = ctl.get();
-        if level > previous {
-            ctl.set(level.min(7));
+        let raised = previous.max(level.min(7));
+        if raised > previous {
+            ctl.set(raised);
         }
-        IplGuard { ctl, previous }
+        IplGuard {
+            ctl,
+            previous,
+            raised,
+        }
     }
 
     /// The level this guard will restore.
@@ -35,6 +46,13 @@ impl<'a, C: IplControl> IplGuard<'a, C> {
 
 impl<C: IplControl> Drop for IplGuard<'_, C> {
     fn drop(&mut self) {
+        let now = self.ctl.get();
+        if now != self.raised {
+            panic!(
+                "interrupt mask guards dropped out of order: IPL {now} where this guard raised it to {}",
+                self.raised
+            );
+        }
         self.ctl.set(self.previous);
     }
 }
@@ -82,6 +100,19 @@ mod tests {
         assert_eq!(sr.get(), 5);
         drop(outer);
         assert_eq!(sr.get(), 2);
+    }
+
+    /// What a block's tail temporary does in edition 2021: the outer guard drops first.
+    #[test]
+    #[should_panic(
+        expected = "interrupt mask guards dropped out of order: IPL 0 where this guard raised it to 7"
+    )]
+    fn out_of_order_drop_is_refused() {
+        let sr = FakeSr(Cell::new(0));
+        let outer = IplGuard::raise(&sr, 7);
+        let inner = IplGuard::raise(&sr, 7);
+        drop(outer);
+        drop(inner);
     }
 
     #[test]

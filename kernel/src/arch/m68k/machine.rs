@@ -6,6 +6,7 @@
 
 use crate::arch::m68k::ipl::{IplControl, IplGuard};
 use drivers::bus::Bus;
+use drivers::sync::InterruptMask;
 
 #[link(wasm_import_module = "machine")]
 extern "C" {
@@ -100,6 +101,23 @@ pub type IrqGuard = IplGuard<'static, MachineIpl>;
 /// interrupt handlers, because atomics on wasm32v1-none are plain loads and stores.
 pub fn mask_interrupts() -> IrqGuard {
     IplGuard::raise(&MACHINE_IPL, 7)
+}
+
+/// Masks every interrupt: what an [`IrqMutex`] raises before it locks.
+impl InterruptMask for MachineIpl {
+    type Guard = IrqGuard;
+    fn mask(&self) -> IrqGuard {
+        mask_interrupts()
+    }
+}
+
+/// A lock for state shared with interrupt handlers: taking it masks every interrupt first,
+/// and its guard unlocks before it unmasks (see [`drivers::sync`]).
+pub type IrqMutex<T> = drivers::sync::IrqMutex<T, MachineIpl>;
+
+/// An [`IrqMutex`] holding `value` (a `const fn`, for statics).
+pub const fn irq_mutex<T>(value: T) -> IrqMutex<T> {
+    IrqMutex::new(MachineIpl, value)
 }
 
 /// Masks interrupts of `level` and below until the guard drops.
