@@ -18,6 +18,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use drivers::blk::config::{feature::BLK_SIZE, offset};
+use drivers::blk::request::{
+    header_bytes, HEADER_LEN, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_GET_ID,
+    VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
+};
 use drivers::dma::{CacheKind, Direction, DmaBuffer, DmaRegion, Limits, PostRead, SyncOps};
 use drivers::virtio::mmio::{feature, DeviceInfo, MmioTransport};
 use drivers::virtio::queue::{Buffer, SplitQueue};
@@ -76,10 +80,6 @@ fn probe_finds_the_attached_disks() -> TestResult {
 fn pattern(sector: u64, i: usize) -> u8 {
     (sector.wrapping_mul(31) ^ i as u64 ^ 0xa5) as u8
 }
-
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_GET_ID: u32 = 8;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -142,7 +142,7 @@ impl Blk {
         transport.setup_queue(0, size, d, a, u).map_err(err)?;
         transport.driver_ok();
         let header = DMA
-            .alloc("blk header", 16, Direction::ToDevice, false)
+            .alloc("blk header", HEADER_LEN, Direction::ToDevice, false)
             .map_err(err)?;
         let status = DMA
             .alloc("blk status", 16, Direction::FromDevice, false)
@@ -220,10 +220,10 @@ impl Blk {
         dir: Direction,
         bogus_len: Option<u32>,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Outcome> {
-        self.header.write_u32_le(0, kind);
-        self.header.write_u32_le(4, 0);
-        self.header.write_u64_le(8, sector);
-        self.header.sync(SyncOps::PREWRITE, 0, 16).map_err(err)?;
+        self.header.write(0, &header_bytes(kind, sector));
+        self.header
+            .sync(SyncOps::PREWRITE, 0, HEADER_LEN)
+            .map_err(err)?;
         self.status.sync(SyncOps::PREREAD, 0, 1).map_err(err)?;
         let len = data.len();
         let inflight = data
@@ -231,7 +231,7 @@ impl Blk {
             .map_err(|(_, e)| err(e))?;
         let mut bufs = vec![Buffer {
             addr: self.header.phys(),
-            len: 16,
+            len: HEADER_LEN,
             device_writes: false,
         }];
         for s in inflight.segments() {
@@ -335,7 +335,7 @@ impl Blk {
             .expect("set on success")
             .map_err(|e| Outcome::Failed(err(e)))?;
         self.header
-            .sync(SyncOps::POSTWRITE, 0, 16)
+            .sync(SyncOps::POSTWRITE, 0, HEADER_LEN)
             .map_err(|e| Outcome::Failed(err(e)))?;
         self.status
             .sync(SyncOps::POSTREAD, 0, 1)
@@ -382,9 +382,11 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
         "capacity {} sectors",
         blk.capacity()?
     );
-    let id = DMA.buffer("test get-id", 20).map_err(err)?;
-    let (status, id) = blk.request(T_GET_ID, 0, id, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let id = DMA
+        .buffer("test get-id", VIRTIO_BLK_ID_BYTES)
+        .map_err(err)?;
+    let (status, id) = blk.request(VIRTIO_BLK_T_GET_ID, 0, id, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     let serial = format!("m68k-disk{slot}");
     ensure!(
         id.as_slice().starts_with(serial.as_bytes()),
@@ -399,8 +401,8 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     let buf = DMA
         .buffer("test read", blk.block.max(8 * 512))
         .map_err(err)?;
-    let (status, buf) = blk.request(T_IN, 8, buf, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let (status, buf) = blk.request(VIRTIO_BLK_T_IN, 8, buf, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     for (i, &b) in buf.as_slice().iter().enumerate() {
         let (s, o) = (8 + (i / 512) as u64, i % 512);
         ensure!(
@@ -415,11 +417,11 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     for (i, b) in out.as_mut_slice().iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(3) ^ stamp;
     }
-    let (status, _) = blk.request(T_OUT, 1000, out, Direction::ToDevice)?;
-    ensure_eq!(status, 0);
+    let (status, _) = blk.request(VIRTIO_BLK_T_OUT, 1000, out, Direction::ToDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     let back = DMA.buffer("test read-back", blk.block).map_err(err)?;
-    let (status, back) = blk.request(T_IN, 1000, back, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let (status, back) = blk.request(VIRTIO_BLK_T_IN, 1000, back, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     ensure!(
         back.as_slice()
             .iter()
@@ -492,7 +494,7 @@ fn needs_reset_is_detected_and_recovered() -> TestResult {
     for mode in [Mode::Interrupt, Mode::Polled] {
         let mut blk = Blk::open(info, false, mode)?;
         let buf = DMA.buffer("test bogus", 512).map_err(err)?;
-        match blk.request_at(T_IN, 0, buf, Direction::FromDevice, Some(0)) {
+        match blk.request_at(VIRTIO_BLK_T_IN, 0, buf, Direction::FromDevice, Some(0)) {
             Err(Outcome::NeedsReset) => {}
             Err(Outcome::Failed(f)) => return Err(f),
             Ok((status, _)) => {
