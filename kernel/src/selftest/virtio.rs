@@ -41,6 +41,10 @@ pub fn tests() -> Vec<Test> {
             "virtio::needs_reset_is_detected_and_recovered",
             needs_reset_is_detected_and_recovered,
         ),
+        Test::new(
+            "virtio::timed_out_request_frees_nothing_the_device_may_write",
+            timed_out_request_frees_nothing_the_device_may_write,
+        ),
     ]
 }
 
@@ -102,6 +106,8 @@ struct Blk {
     /// Set from the interrupt handler when the device asked for a reset.
     needs_reset: Arc<AtomicBool>,
     handler: Option<irq::HandlerId>,
+    /// Reset after a timed-out request: the queue is gone, no request may be made.
+    stopped: bool,
 }
 
 impl Blk {
@@ -158,6 +164,7 @@ impl Blk {
             interrupts: Arc::new(AtomicU32::new(0)),
             needs_reset: Arc::new(AtomicBool::new(false)),
             handler: None,
+            stopped: false,
         };
         if mode == Mode::Interrupt {
             // SAFETY: the same slot, used by the handler for InterruptStatus/ACK only.
@@ -203,23 +210,34 @@ impl Blk {
         data: DmaBuffer<M68kPlatform>,
         dir: Direction,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Failure> {
-        self.request_at(kind, sector, data, dir, None)
+        self.request_at(kind, sector, data, dir, Fault::None)
             .map_err(|e| match e {
                 Outcome::Failed(f) => f,
                 Outcome::NeedsReset => err("the device asked for a reset"),
+                Outcome::TimedOut(e) => err(format!("request type {kind} not completed: {e}")),
             })
     }
 
-    /// As `request`; `bogus_len` replaces the data buffer's length as the device sees it
-    /// (to make the device fail). A device that sets DEVICE_NEEDS_RESET ends the wait at once.
+    /// As `request`, with a deliberate `fault`. A device that sets DEVICE_NEEDS_RESET ends
+    /// the wait at once.
     fn request_at(
         &mut self,
         kind: u32,
         sector: u64,
         data: DmaBuffer<M68kPlatform>,
         dir: Direction,
-        bogus_len: Option<u32>,
+        fault: Fault,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Outcome> {
+        if self.stopped {
+            return Err(Outcome::Failed(err(
+                "the device was reset after a timeout; open it again",
+            )));
+        }
+        let (bogus_len, kick, timeout) = match fault {
+            Fault::None => (None, true, REQUEST_TIMEOUT),
+            Fault::BogusLen(len) => (Some(len), true, REQUEST_TIMEOUT),
+            Fault::Unannounced { timeout_ns } => (None, false, timeout_ns),
+        };
         self.header.write(0, &header_bytes(kind, sector));
         self.header
             .sync(SyncOps::PREWRITE, 0, HEADER_LEN)
@@ -249,7 +267,7 @@ impl Blk {
         self.queue
             .add(&bufs, 1)
             .map_err(|e| Outcome::Failed(err(e)))?;
-        if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? {
+        if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? && kick {
             self.transport.notify(0);
         }
         let queue = &mut self.queue;
@@ -273,7 +291,7 @@ impl Blk {
                         true
                     }
                 },
-                REQUEST_TIMEOUT,
+                timeout,
             ),
             Mode::Interrupt => {
                 let start = time::now();
@@ -304,14 +322,12 @@ impl Blk {
                         }
                     }
                     let waited = time::now() - start;
-                    if waited >= REQUEST_TIMEOUT {
+                    if waited >= timeout {
                         break Err(time::TimedOut { waited });
                     }
                     let flag = &self.interrupted;
-                    let _ = time::wait_until(
-                        || flag.swap(false, Ordering::Relaxed),
-                        REQUEST_TIMEOUT - waited,
-                    );
+                    let _ =
+                        time::wait_until(|| flag.swap(false, Ordering::Relaxed), timeout - waited);
                 }
             }
         };
@@ -328,9 +344,26 @@ impl Blk {
                 ))),
             });
         }
+        if let Err(e) = waited {
+            // The device has not answered, but may still: until it is stopped, the buffer
+            // is its to write, and freeing it lets a late completion write whatever is
+            // allocated there next. Leaking it alone would not do: the request would stay in
+            // the ring, to complete later into this helper's one header and status slot,
+            // taken by then for the next request. So the device is reset, which ends its use
+            // of the queue and of everything the queue points to: once status reads 0 it may
+            // not touch the queues until re-initialised (virtio 1.2, 2.4.1; QEMU finishes or
+            // drops in-flight requests before the reset completes). Only then is the buffer
+            // taken back and freed. A reset that does not complete leaves the device live:
+            // the buffer is then leaked (dropping DeviceOwned does that), not freed.
+            self.stopped = true;
+            if self.transport.reset().is_ok() {
+                drop(inflight.take_back());
+            } else {
+                drop(inflight);
+            }
+            return Err(Outcome::TimedOut(e));
+        }
         let data = inflight.take_back();
-        waited
-            .map_err(|e| Outcome::Failed(err(format!("request type {kind} not completed: {e}"))))?;
         let (_token, _len) = done
             .expect("set on success")
             .map_err(|e| Outcome::Failed(err(e)))?;
@@ -348,6 +381,22 @@ impl Blk {
 enum Outcome {
     Failed(Failure),
     NeedsReset,
+    /// No completion by the deadline.
+    TimedOut(time::TimedOut),
+}
+
+/// Deliberate misbehaviour, for the failure tests.
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    /// Every data descriptor gets this length (0 makes QEMU give up on the ring).
+    BogusLen(u32),
+    /// The request is made available but not notified: QEMU does not look at the ring
+    /// until a later notification, so the wait (`timeout_ns`) times out whatever the
+    /// host's speed, and the request is still there for a late device to serve.
+    Unannounced {
+        timeout_ns: u64,
+    },
 }
 
 impl From<Failure> for Outcome {
@@ -494,9 +543,18 @@ fn needs_reset_is_detected_and_recovered() -> TestResult {
     for mode in [Mode::Interrupt, Mode::Polled] {
         let mut blk = Blk::open(info, false, mode)?;
         let buf = DMA.buffer("test bogus", 512).map_err(err)?;
-        match blk.request_at(VIRTIO_BLK_T_IN, 0, buf, Direction::FromDevice, Some(0)) {
+        match blk.request_at(
+            VIRTIO_BLK_T_IN,
+            0,
+            buf,
+            Direction::FromDevice,
+            Fault::BogusLen(0),
+        ) {
             Err(Outcome::NeedsReset) => {}
             Err(Outcome::Failed(f)) => return Err(f),
+            Err(Outcome::TimedOut(e)) => {
+                return Err(err(format!("DEVICE_NEEDS_RESET not seen: {e}")))
+            }
             Ok((status, _)) => {
                 return Err(err(format!(
                     "a bogus buffer completed with status {status}"
@@ -509,5 +567,73 @@ fn needs_reset_is_detected_and_recovered() -> TestResult {
         let mut blk = Blk::open(info, false, mode)?;
         exercise(&mut blk, info.slot)?;
     }
+    Ok(())
+}
+
+/// A request past its deadline may still be served: until the device is stopped, its data
+/// buffer is the device's, and handing it back to the heap lets a late completion write
+/// into whatever is allocated there next. The request here is never notified, so it times
+/// out whatever the host's speed; the test then fills the memory's next owner with a
+/// sentinel and, if the device is still live, notifies it, as a slow device would take the
+/// request, and waits for the completion. The sentinel must survive. (A helper that keeps
+/// the buffer passes too: its memory is not handed out again, and the test says so.)
+fn timed_out_request_frees_nothing_the_device_may_write() -> TestResult {
+    const LEN: u32 = 4096;
+    const SENTINEL: u8 = 0x3c;
+    let info = scratch_disk()?;
+    let mut blk = Blk::open(info, false, Mode::Polled)?;
+    let buf = DMA.buffer("test timed out", LEN).map_err(err)?;
+    let at = buf.as_slice().as_ptr() as usize;
+    let fault = Fault::Unannounced {
+        timeout_ns: time::MILLIS,
+    };
+    match blk.request_at(VIRTIO_BLK_T_IN, 8, buf, Direction::FromDevice, fault) {
+        Err(Outcome::TimedOut(_)) => {}
+        Err(Outcome::Failed(f)) => return Err(f),
+        Err(Outcome::NeedsReset) => return Err(err("the device asked for a reset")),
+        Ok((status, _)) => {
+            return Err(err(format!(
+                "a request never notified completed (status {status})"
+            )))
+        }
+    }
+    // The heap is first-fit: the freed pages are among the first a page-aligned
+    // allocation of the same size can take. Hold every probe until the end.
+    let mut probes = Vec::new();
+    let mut reused = None;
+    for _ in 0..8 {
+        let mut p = DMA.buffer("test probe", LEN).map_err(err)?;
+        p.as_mut_slice().fill(SENTINEL);
+        let hit = p.as_slice().as_ptr() as usize == at;
+        probes.push(p);
+        if hit {
+            reused = Some(probes.len() - 1);
+            break;
+        }
+    }
+    if blk.transport.status() != 0 {
+        // Still live: a late device may take the request now. Let it, and wait for it.
+        blk.transport.notify(0);
+        let queue = &mut blk.queue;
+        time::spin_until(|| !matches!(queue.pop_used(), Ok(None)), REQUEST_TIMEOUT)
+            .map_err(|e| err(format!("the late request did not complete: {e}")))?;
+    }
+    let Some(i) = reused else {
+        return Err(Failure::Skipped(
+            "the timed-out buffer's memory was not handed out again (kept, or the heap \
+             chose other pages): nothing to check"
+                .into(),
+        ));
+    };
+    let changed = probes[i]
+        .as_slice()
+        .iter()
+        .filter(|&&b| b != SENTINEL)
+        .count();
+    ensure!(
+        changed == 0,
+        "the device wrote {changed} bytes into memory freed on the timeout and now another \
+         buffer's"
+    );
     Ok(())
 }
