@@ -7,6 +7,7 @@
 //! goes through a [`Waiter`] the kernel provides (clock, idle, timeouts).
 
 pub mod config;
+pub mod request;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

@@ -11,6 +11,11 @@
 //! limits); so are some it may not (an understated used len, a bad status byte, no
 //! completion), to reach the driver's error paths.
 
+use super::request::{
+    parse_header, parse_segment, HEADER_LEN, SEGMENT_LEN, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
+    VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID,
+    VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
+};
 use crate::bus::Bus;
 use crate::dma::sim::SimPlatform;
 use crate::dma::{DmaTag, Platform};
@@ -53,17 +58,6 @@ const F_INDIRECT: u16 = 4;
 // Feature bits the device side needs to know.
 const F_EVENT_IDX: u64 = 1 << 29;
 pub const VERSION_1: u64 = 1 << 32;
-
-// Request types and status values (5.2.6).
-pub const T_IN: u32 = 0;
-pub const T_OUT: u32 = 1;
-pub const T_FLUSH: u32 = 4;
-pub const T_GET_ID: u32 = 8;
-pub const T_DISCARD: u32 = 11;
-pub const T_WRITE_ZEROES: u32 = 13;
-pub const S_OK: u8 = 0;
-pub const S_IOERR: u8 = 1;
-pub const S_UNSUPP: u8 = 2;
 
 pub const BASE: u32 = 0xff01_0000;
 
@@ -365,19 +359,18 @@ impl BlkSim {
         }
         let (h_addr, h_len, h_w) = bufs[0];
         let (s_addr, s_len, s_w) = bufs[bufs.len() - 1];
-        if h_len != 16 || h_w {
+        if h_len != HEADER_LEN || h_w {
             self.fault(std::format!("header descriptor len {h_len} writable {h_w}"));
         }
         if s_len != 1 || !s_w {
             self.fault(std::format!("status descriptor len {s_len} writable {s_w}"));
         }
-        let h = self.mem(h_addr, 16);
-        let kind = u32::from_le_bytes(h[0..4].try_into().unwrap());
-        let sector = u64::from_le_bytes(h[8..16].try_into().unwrap());
+        let h = self.mem(h_addr, HEADER_LEN as usize);
+        let (kind, sector) = parse_header(h[..].try_into().unwrap());
         let data = &bufs[1..bufs.len() - 1];
         let data_len: u64 = data.iter().map(|d| u64::from(d.1)).sum();
         let knobs = self.st.borrow().knobs.clone();
-        let want_write = matches!(kind, T_IN | T_GET_ID);
+        let want_write = matches!(kind, VIRTIO_BLK_T_IN | VIRTIO_BLK_T_GET_ID);
         if data.iter().any(|d| d.2 != want_write) {
             self.fault(std::format!(
                 "request type {kind}: data descriptors of the wrong direction"
@@ -388,12 +381,12 @@ impl BlkSim {
         let status = match knobs.force_status {
             Some((k, s)) if k == kind => s,
             _ => match kind {
-                T_GET_ID => match &knobs.get_id {
+                VIRTIO_BLK_T_GET_ID => match &knobs.get_id {
                     GetId::Serial(s) => {
                         let mut id = [0u8; 20];
                         id[..s.len()].copy_from_slice(s);
                         written = self.scatter(data, &id);
-                        S_OK
+                        VIRTIO_BLK_S_OK
                     }
                     GetId::Status(s) => *s,
                     GetId::Hang => {
@@ -401,14 +394,16 @@ impl BlkSim {
                         return None;
                     }
                 },
-                T_IN | T_OUT => self.rw(kind, sector, data, &knobs, &mut written),
-                T_FLUSH => S_OK,
-                T_DISCARD | T_WRITE_ZEROES => {
+                VIRTIO_BLK_T_IN | VIRTIO_BLK_T_OUT => {
+                    self.rw(kind, sector, data, &knobs, &mut written)
+                }
+                VIRTIO_BLK_T_FLUSH => VIRTIO_BLK_S_OK,
+                VIRTIO_BLK_T_DISCARD | VIRTIO_BLK_T_WRITE_ZEROES => {
                     let (st, sectors) = self.range(kind, data, &knobs);
                     size = sectors;
                     st
                 }
-                _ => S_UNSUPP,
+                _ => VIRTIO_BLK_S_UNSUPP,
             },
         };
         if !knobs.skip_status {
@@ -450,11 +445,11 @@ impl BlkSim {
         let cap = self.st.borrow().disk.len() as u64;
         let start = sector * 512;
         if !start.is_multiple_of(blk) || !len.is_multiple_of(blk) || start + len > cap {
-            return S_IOERR;
+            return VIRTIO_BLK_S_IOERR;
         }
         let mut at = start as usize;
         for &(addr, l, _) in data {
-            if kind == T_IN {
+            if kind == VIRTIO_BLK_T_IN {
                 let chunk = self.st.borrow().disk[at..at + l as usize].to_vec();
                 self.put(addr, &chunk);
                 *written += l;
@@ -464,20 +459,20 @@ impl BlkSim {
             }
             at += l as usize;
         }
-        S_OK
+        VIRTIO_BLK_S_OK
     }
 
     /// A discard or write-zeroes: one segment {le64 sector, le32 sectors, le32 flags};
     /// over the config limit is IOERR (QEMU). Returns (status, sectors).
     fn range(&self, kind: u32, data: &[(u32, u32, bool)], knobs: &Knobs) -> (u8, u64) {
-        if data.len() != 1 || data[0].1 != 16 {
+        if data.len() != 1 || data[0].1 != SEGMENT_LEN {
             self.fault("discard/write-zeroes without exactly one 16-byte segment".into());
-            return (S_IOERR, 0);
+            return (VIRTIO_BLK_S_IOERR, 0);
         }
-        let seg = self.mem(data[0].0, 16);
-        let sector = u64::from_le_bytes(seg[0..8].try_into().unwrap());
-        let sectors = u64::from(u32::from_le_bytes(seg[8..12].try_into().unwrap()));
-        let max = if kind == T_DISCARD {
+        let seg = self.mem(data[0].0, SEGMENT_LEN as usize);
+        let (sector, sectors, _flags) = parse_segment(seg[..].try_into().unwrap());
+        let sectors = u64::from(sectors);
+        let max = if kind == VIRTIO_BLK_T_DISCARD {
             knobs.u32_at(36)
         } else {
             knobs.u32_at(48)
@@ -486,12 +481,16 @@ impl BlkSim {
         let max = if max == 0 { u64::MAX } else { u64::from(max) };
         let cap = self.st.borrow().disk.len() as u64 / 512;
         if sectors > max || sector + sectors > cap {
-            return (S_IOERR, sectors);
+            return (VIRTIO_BLK_S_IOERR, sectors);
         }
         let (a, b) = (sector as usize * 512, (sector + sectors) as usize * 512);
-        let fill = if kind == T_DISCARD { 0xdd } else { 0 };
+        let fill = if kind == VIRTIO_BLK_T_DISCARD {
+            0xdd
+        } else {
+            0
+        };
         self.st.borrow_mut().disk[a..b].fill(fill);
-        (S_OK, sectors)
+        (VIRTIO_BLK_S_OK, sectors)
     }
 
     fn read_reg(&self, off: u32) -> u32 {

@@ -3,7 +3,11 @@
 //! conformant device may present, and every error path the driver has.
 
 use super::config::feature as f;
-use super::sim::{self, BlkSim, GetId, Knobs, Seen, BASE, S_IOERR, S_UNSUPP};
+use super::request::{
+    VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH,
+    VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
+};
+use super::sim::{self, BlkSim, GetId, Knobs, Seen, BASE};
 use super::virtio_blk::{IrqShared, Op, OpenOptions, VirtioBlk};
 use super::{BlkError, BlockDevice, CompletionMode, Waiter};
 use crate::bus::Bus;
@@ -161,7 +165,7 @@ fn every_mode_and_ring_option_round_trips() {
             assert!(d.has_serial());
             assert_eq!(d.serial(), b"sim-disk");
             round_trip(&mut d, r.sim);
-            let reads = r.seen(sim::T_IN);
+            let reads = r.seen(VIRTIO_BLK_T_IN);
             assert_eq!(reads.len(), 2, "4 KiB in requests of max_transfer 2 KiB");
             assert!(reads.iter().all(|s| s.indirect == indirect));
             assert_eq!(d.stats().errors, 0);
@@ -172,7 +176,7 @@ fn every_mode_and_ring_option_round_trips() {
 
 #[test]
 fn get_id_unsupported_costs_the_serial_only() {
-    for status in [S_UNSUPP, S_IOERR] {
+    for status in [VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_IOERR] {
         let mut k = Knobs::disk(COMMON);
         k.get_id = GetId::Status(status);
         let r = Rig::new(k);
@@ -189,7 +193,7 @@ fn get_id_unsupported_costs_the_serial_only() {
 #[test]
 fn get_id_ioerr_on_a_read_only_disk_opens_read_only() {
     let mut k = Knobs::disk(COMMON | f::RO | f::WRITE_ZEROES);
-    k.get_id = GetId::Status(S_IOERR);
+    k.get_id = GetId::Status(VIRTIO_BLK_S_IOERR);
     let r = Rig::new(k);
     let mut d = r.open(opts(CompletionMode::Interrupt)).expect("opens");
     assert!(d.read_only() && !d.has_serial());
@@ -217,7 +221,7 @@ fn seg_max_zero_is_read_as_one() {
     let mut d = r.open(opts(CompletionMode::Polled)).expect("opens");
     assert_eq!(d.config().seg_max, Some(1));
     round_trip(&mut d, r.sim);
-    assert!(r.seen(sim::T_IN).iter().all(|s| s.indirect));
+    assert!(r.seen(VIRTIO_BLK_T_IN).iter().all(|s| s.indirect));
     r.assert_clean();
 }
 
@@ -230,8 +234,8 @@ fn zero_discard_and_write_zeroes_limits_mean_no_limit() {
     let mut d = r.open(opts(CompletionMode::Polled)).expect("opens");
     d.write_zeroes(4, 40).unwrap();
     d.discard(50, 10).unwrap();
-    assert_eq!(r.seen(sim::T_WRITE_ZEROES).len(), 1, "one request");
-    assert_eq!(r.seen(sim::T_DISCARD).len(), 1, "one request");
+    assert_eq!(r.seen(VIRTIO_BLK_T_WRITE_ZEROES).len(), 1, "one request");
+    assert_eq!(r.seen(VIRTIO_BLK_T_DISCARD).len(), 1, "one request");
     let disk = r.sim.disk();
     assert!(disk[4 * 512..44 * 512].iter().all(|&b| b == 0));
     assert_eq!((disk[4 * 512 - 1], disk[44 * 512]), (0x55, 0x55));
@@ -248,13 +252,13 @@ fn discard_and_write_zeroes_are_split_to_the_device_limits() {
     let mut d = r.open(opts(CompletionMode::Interrupt)).expect("opens");
     d.write_zeroes(30, 5).unwrap();
     let wz: Vec<(u64, u64)> = r
-        .seen(sim::T_WRITE_ZEROES)
+        .seen(VIRTIO_BLK_T_WRITE_ZEROES)
         .iter()
         .map(|s| (s.sector, s.size))
         .collect();
     assert_eq!(wz, [(30, 2), (32, 2), (34, 1)]);
     d.discard(40, 2).unwrap();
-    assert_eq!(r.seen(sim::T_DISCARD).len(), 2);
+    assert_eq!(r.seen(VIRTIO_BLK_T_DISCARD).len(), 2);
     let disk = r.sim.disk();
     assert!(disk[30 * 512..35 * 512].iter().all(|&b| b == 0));
     assert_eq!(disk[35 * 512], 0x55);
@@ -267,7 +271,7 @@ fn discard_and_write_zeroes_are_split_to_the_device_limits() {
             capacity: 64
         })
     );
-    assert_eq!(r.seen(sim::T_WRITE_ZEROES).len(), 3);
+    assert_eq!(r.seen(VIRTIO_BLK_T_WRITE_ZEROES).len(), 3);
     // One request over the limit is refused before the device, naming the limit.
     assert_eq!(
         d.submit(Op::WriteZeroes, 0, 3 * 512, 1, |_| {}),
@@ -295,7 +299,12 @@ fn discard_and_write_zeroes_not_offered_are_unsupported() {
     let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
     assert_eq!(d.discard(0, 1), Err(BlkError::Unsupported));
     assert_eq!(d.write_zeroes(0, 1), Err(BlkError::Unsupported));
-    assert!(r.sim.seen.borrow().iter().all(|s| s.kind == sim::T_GET_ID));
+    assert!(r
+        .sim
+        .seen
+        .borrow()
+        .iter()
+        .all(|s| s.kind == VIRTIO_BLK_T_GET_ID));
 }
 
 #[test]
@@ -335,12 +344,14 @@ fn device_errors_fail_the_request_and_the_disk_stays_usable() {
     let r = Rig::new(Knobs::disk(COMMON));
     let mut d = r.open(opts(CompletionMode::Interrupt)).unwrap();
     let mut buf = [0u8; 512];
-    r.sim.knobs(|k| k.force_status = Some((sim::T_IN, S_IOERR)));
+    r.sim
+        .knobs(|k| k.force_status = Some((VIRTIO_BLK_T_IN, VIRTIO_BLK_S_IOERR)));
     assert_eq!(d.read(7, &mut buf), Err(BlkError::Io { sector: 7 }));
     r.sim
-        .knobs(|k| k.force_status = Some((sim::T_FLUSH, S_UNSUPP)));
+        .knobs(|k| k.force_status = Some((VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_S_UNSUPP)));
     assert_eq!(d.flush(), Err(BlkError::Unsupported));
-    r.sim.knobs(|k| k.force_status = Some((sim::T_OUT, 9)));
+    r.sim
+        .knobs(|k| k.force_status = Some((VIRTIO_BLK_T_OUT, 9)));
     assert_eq!(d.write(0, &buf), Err(BlkError::BadStatus { status: 9 }));
     r.sim.knobs(|k| {
         k.force_status = None;
@@ -474,7 +485,7 @@ fn queue_depth_without_indirect_counts_real_segments() {
     let mut d = r.open(o).unwrap();
     assert_eq!(d.queue_depth(), 32);
     round_trip(&mut d, r.sim);
-    assert!(r.seen(sim::T_IN).iter().all(|s| s.descriptors == 3));
+    assert!(r.seen(VIRTIO_BLK_T_IN).iter().all(|s| s.descriptors == 3));
     r.assert_clean();
 }
 
@@ -518,7 +529,7 @@ fn four_kib_logical_blocks_align_every_request() {
     // write-zeroes limit 12 sectors: pieces of one 8-sector block.
     d.write_zeroes(16, 24).unwrap();
     let wz: Vec<(u64, u64)> = r
-        .seen(sim::T_WRITE_ZEROES)
+        .seen(VIRTIO_BLK_T_WRITE_ZEROES)
         .iter()
         .map(|s| (s.sector, s.size))
         .collect();

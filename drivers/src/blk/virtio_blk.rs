@@ -20,6 +20,10 @@
 //! (the dispatcher would count it unclaimed and disable the line).
 
 use super::config::{feature, offset, BlkConfig};
+use super::request::{
+    self as req, header_bytes, segment_bytes, HEADER_LEN, SEGMENT_LEN, VIRTIO_BLK_ID_BYTES,
+    VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
+};
 use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waiter, SECTOR};
 use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
@@ -29,18 +33,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_FLUSH: u32 = 4;
-const T_GET_ID: u32 = 8;
-const T_DISCARD: u32 = 11;
-const T_WRITE_ZEROES: u32 = 13;
-/// write-zeroes segment flag: the device may deallocate the range.
-const WZ_UNMAP: u32 = 1;
-
-const S_OK: u8 = 0;
-const S_IOERR: u8 = 1;
-const S_UNSUPP: u8 = 2;
 /// Written before each request; a device that completes without writing status leaves it.
 const S_UNWRITTEN: u8 = 0xff;
 
@@ -102,12 +94,12 @@ pub enum Op {
 impl Op {
     fn kind(self) -> u32 {
         match self {
-            Op::Read => T_IN,
-            Op::Write => T_OUT,
-            Op::Flush => T_FLUSH,
-            Op::GetId => T_GET_ID,
-            Op::Discard => T_DISCARD,
-            Op::WriteZeroes => T_WRITE_ZEROES,
+            Op::Read => req::VIRTIO_BLK_T_IN,
+            Op::Write => req::VIRTIO_BLK_T_OUT,
+            Op::Flush => req::VIRTIO_BLK_T_FLUSH,
+            Op::GetId => req::VIRTIO_BLK_T_GET_ID,
+            Op::Discard => req::VIRTIO_BLK_T_DISCARD,
+            Op::WriteZeroes => req::VIRTIO_BLK_T_WRITE_ZEROES,
         }
     }
     fn direction(self) -> Direction {
@@ -502,13 +494,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 }))?;
         let s = u32::from(slot);
         let result = (|| {
-            // Header: written by the CPU, read by the device.
-            // {le32 type, le32 reserved, le64 sector}, in one write.
-            let mut h = [0u8; 16];
-            h[0..4].copy_from_slice(&op.kind().to_le_bytes());
-            h[8..16].copy_from_slice(&sector.to_le_bytes());
+            // Header: written by the CPU (in one write), read by the device.
+            let h = header_bytes(op.kind(), sector);
             self.headers.write(s * SLOT_STRIDE, &h);
-            self.headers.sync(SyncOps::PREWRITE, s * SLOT_STRIDE, 16)?;
+            self.headers
+                .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)?;
             // Status: a sentinel the device must overwrite, then the line is the device's.
             self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
             self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)?;
@@ -516,26 +506,31 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
             let data_len = match op {
                 Op::Read | Op::Write => len,
-                Op::GetId => 20,
+                Op::GetId => VIRTIO_BLK_ID_BYTES,
                 Op::Flush => 0,
-                // One segment: le64 sector, le32 sectors, le32 flags.
-                Op::Discard | Op::WriteZeroes => 16,
+                // One discard / write-zeroes segment.
+                Op::Discard | Op::WriteZeroes => SEGMENT_LEN,
             };
             match op {
                 Op::Write => fill(&mut buf.as_mut_slice()[..len as usize]),
                 Op::Discard | Op::WriteZeroes => {
-                    let seg = &mut buf.as_mut_slice()[..16];
-                    seg[0..8].copy_from_slice(&sector.to_le_bytes());
-                    seg[8..12].copy_from_slice(&(len / SECTOR).to_le_bytes());
-                    let flags = if op == Op::WriteZeroes { WZ_UNMAP } else { 0 };
-                    seg[12..16].copy_from_slice(&flags.to_le_bytes());
+                    let flags = if op == Op::WriteZeroes {
+                        req::VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
+                    } else {
+                        0
+                    };
+                    buf.as_mut_slice()[..SEGMENT_LEN as usize].copy_from_slice(&segment_bytes(
+                        sector,
+                        len / SECTOR,
+                        flags,
+                    ));
                 }
                 _ => {}
             }
             let mut bufs = BufList::new();
             bufs.push(Buffer {
                 addr: self.headers.phys() + s * SLOT_STRIDE,
-                len: 16,
+                len: HEADER_LEN,
                 device_writes: false,
             });
             if data_len > 0 {
@@ -687,7 +682,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         while let Some((slot, written)) = self.queue.pop_used()? {
             let s = slot;
             // Header: the device has read it.
-            self.headers.sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, 16)?;
+            self.headers
+                .sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, HEADER_LEN)?;
             let entry = &mut self.slots[slot as usize];
             // Data: POSTREAD/POSTWRITE inside take_back.
             let buf = match entry.inflight.take() {
@@ -705,13 +701,15 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             // byte, so their length says nothing the status does not.
             let data_written = written.saturating_sub(1);
             let result = match status {
-                S_OK if op == Op::Read && data_written < len => Err(BlkError::ShortTransfer {
-                    expected: len,
-                    got: data_written,
-                }),
-                S_OK => Ok(()),
-                S_IOERR => Err(BlkError::Io { sector }),
-                S_UNSUPP => Err(BlkError::Unsupported),
+                VIRTIO_BLK_S_OK if op == Op::Read && data_written < len => {
+                    Err(BlkError::ShortTransfer {
+                        expected: len,
+                        got: data_written,
+                    })
+                }
+                VIRTIO_BLK_S_OK => Ok(()),
+                VIRTIO_BLK_S_IOERR => Err(BlkError::Io { sector }),
+                VIRTIO_BLK_S_UNSUPP => Err(BlkError::Unsupported),
                 other => Err(BlkError::BadStatus { status: other }),
             };
             match result {
@@ -854,7 +852,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         self.run_one(
             Op::GetId,
             0,
-            20,
+            VIRTIO_BLK_ID_BYTES,
             |_| {},
             |d| id[..d.len()].copy_from_slice(d),
         )?;

@@ -21,6 +21,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use drivers::blk::request::{self as req, header_bytes, HEADER_LEN, HEADER_SECTOR_AT};
 use drivers::blk::virtio_blk::{Op, OpenOptions};
 use drivers::blk::{BlkError, CompletionMode, SECTOR};
 use drivers::dma::{Direction, DmaRegion, SyncOps};
@@ -321,23 +322,23 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     let ring: DmaRegion<M68kPlatform> =
         alloc("floor ring", 16 * q + 6 + 2 * q, Direction::ToDevice)?;
     let used = alloc("floor used", 6 + 8 * q, Direction::FromDevice)?;
-    let hdr = alloc("floor headers", 16 * qd as u32, Direction::ToDevice)?;
+    let hdr = alloc("floor headers", HEADER_LEN * qd as u32, Direction::ToDevice)?;
     let status = alloc("floor status", 16 * qd as u32, Direction::FromDevice)?;
     let data_len = if cell.op == BenchOp::GetId {
-        20
+        req::VIRTIO_BLK_ID_BYTES
     } else {
         cell.bs
     };
     let data = alloc("floor data", data_len * qd as u32, Direction::Bidirectional)?;
     let (kind, data_dev_writes) = match cell.op {
-        BenchOp::Read => (0u32, true),
-        BenchOp::Write => (1, false),
-        BenchOp::GetId => (8, true),
+        BenchOp::Read => (req::VIRTIO_BLK_T_IN, true),
+        BenchOp::Write => (req::VIRTIO_BLK_T_OUT, false),
+        BenchOp::GetId => (req::VIRTIO_BLK_T_GET_ID, true),
     };
     for i in 0..qd as u32 {
         let d = 3 * i;
         let descs = [
-            (hdr.phys() + 16 * i, 16u32, 1u16, d + 1),
+            (hdr.phys() + HEADER_LEN * i, HEADER_LEN, 1u16, d + 1),
             (
                 data.phys() + data_len * i,
                 data_len,
@@ -353,7 +354,8 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
             ring.write_u16_le(off + 12, flags);
             ring.write_u16_le(off + 14, next as u16);
         }
-        hdr.write_u32_le(16 * i, kind);
+        // The whole header once; per op only its sector changes.
+        hdr.write(HEADER_LEN * i, &header_bytes(kind, 0));
     }
     ring.sync(SyncOps::PREWRITE, 0, ring.len())
         .map_err(|x| e(&x))?;
@@ -362,103 +364,116 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     t.setup_queue(0, size, ring.phys(), ring.phys() + 16 * q, used.phys())
         .map_err(|x| e(&x))?;
     t.driver_ok();
-    let avail = 16 * q;
-    let (mut avail_idx, mut last_used) = (0u16, 0u16);
-    let mut starts = vec![0u64; qd];
-    let mut pending: Vec<u16> = (0..qd as u16).collect();
-    let mut outstanding = 0usize;
-    let (mut lat, mut ops, mut kicks, mut polls) = (Vec::new(), 0u64, 0u64, 0u64);
-    let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
-    let t0 = time::now();
-    loop {
-        let stop = ops * u64::from(cell.bs) >= budget.bytes
-            || time::now() - t0 >= budget.ns
-            || ops >= budget.ops;
-        if !stop && !pending.is_empty() {
-            let started = time::now();
-            for &i in &pending {
-                let slot = u32::from(i);
-                if let Some(o) = offsets.as_mut() {
-                    hdr.write_u64_le(16 * slot + 8, o.take(cell.bs));
+    // From here the device owns the rings and buffers: every way out of the loop (budget
+    // spent, an error, no completion) comes back here, and the device is reset before
+    // they are freed.
+    let result = (|| -> Result<Measured, String> {
+        let avail = 16 * q;
+        let (mut avail_idx, mut last_used) = (0u16, 0u16);
+        let mut starts = vec![0u64; qd];
+        let mut pending: Vec<u16> = (0..qd as u16).collect();
+        let mut outstanding = 0usize;
+        let (mut lat, mut ops, mut kicks, mut polls) = (Vec::new(), 0u64, 0u64, 0u64);
+        let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
+        let t0 = time::now();
+        loop {
+            let stop = ops * u64::from(cell.bs) >= budget.bytes
+                || time::now() - t0 >= budget.ns
+                || ops >= budget.ops;
+            if !stop && !pending.is_empty() {
+                let started = time::now();
+                for &i in &pending {
+                    let slot = u32::from(i);
+                    if let Some(o) = offsets.as_mut() {
+                        hdr.write_u64_le(HEADER_LEN * slot + HEADER_SECTOR_AT, o.take(cell.bs));
+                    }
+                    hdr.sync(SyncOps::PREWRITE, HEADER_LEN * slot, HEADER_LEN)
+                        .map_err(|x| e(&x))?;
+                    let dsync = if data_dev_writes {
+                        SyncOps::PREREAD
+                    } else {
+                        SyncOps::PREWRITE
+                    };
+                    data.sync(dsync, data_len * slot, data_len)
+                        .map_err(|x| e(&x))?;
+                    status
+                        .sync(SyncOps::PREREAD, 16 * slot, 1)
+                        .map_err(|x| e(&x))?;
+                    ring.write_u16_le(avail + 4 + 2 * u32::from(avail_idx % size), 3 * i);
+                    avail_idx = avail_idx.wrapping_add(1);
+                    starts[i as usize] = time::now();
+                    outstanding += 1;
                 }
-                hdr.sync(SyncOps::PREWRITE, 16 * slot, 16)
+                pending.clear();
+                ring.sync(SyncOps::PREWRITE, avail + 4, 2 * q)
                     .map_err(|x| e(&x))?;
-                let dsync = if data_dev_writes {
-                    SyncOps::PREREAD
-                } else {
-                    SyncOps::PREWRITE
-                };
-                data.sync(dsync, data_len * slot, data_len)
+                ring.write_u16_le(avail + 2, avail_idx);
+                ring.sync(SyncOps::PREWRITE, avail + 2, 2)
                     .map_err(|x| e(&x))?;
+                t.notify(0);
+                kicks += 1;
+                submit_ns += time::now() - started;
+            }
+            if outstanding == 0 {
+                break;
+            }
+            let idx = loop {
+                polls += 1;
+                used.sync(SyncOps::PREREAD, 2, 2).map_err(|x| e(&x))?;
+                used.sync(SyncOps::POSTREAD, 2, 2).map_err(|x| e(&x))?;
+                let idx = used.read_u16_le(2);
+                if idx != last_used {
+                    break idx;
+                }
+                if time::now() - t0 > budget.ns + 5 * time::SECONDS {
+                    return Err("floor: no completion within 5 s".into());
+                }
+            };
+            let now = time::now();
+            while last_used != idx {
+                let off = 4 + 8 * u32::from(last_used % size);
+                used.sync(SyncOps::PREREAD, off, 8).map_err(|x| e(&x))?;
+                used.sync(SyncOps::POSTREAD, off, 8).map_err(|x| e(&x))?;
+                let head = used.read_u32_le(off);
+                let i = (head / 3) as usize;
+                if head % 3 != 0 || i >= qd {
+                    return Err(format!("floor: device returned id {head}"));
+                }
                 status
-                    .sync(SyncOps::PREREAD, 16 * slot, 1)
+                    .sync(SyncOps::POSTREAD, 16 * i as u32, 1)
                     .map_err(|x| e(&x))?;
-                ring.write_u16_le(avail + 4 + 2 * u32::from(avail_idx % size), 3 * i);
-                avail_idx = avail_idx.wrapping_add(1);
-                starts[i as usize] = time::now();
-                outstanding += 1;
+                if status.read_u8(16 * i as u32) != req::VIRTIO_BLK_S_OK {
+                    return Err("floor: request failed".into());
+                }
+                lat.push(now - starts[i]);
+                pending.push(i as u16);
+                outstanding -= 1;
+                ops += 1;
+                last_used = last_used.wrapping_add(1);
             }
-            pending.clear();
-            ring.sync(SyncOps::PREWRITE, avail + 4, 2 * q)
-                .map_err(|x| e(&x))?;
-            ring.write_u16_le(avail + 2, avail_idx);
-            ring.sync(SyncOps::PREWRITE, avail + 2, 2)
-                .map_err(|x| e(&x))?;
-            t.notify(0);
-            kicks += 1;
-            submit_ns += time::now() - started;
+            complete_ns += time::now() - now;
         }
-        if outstanding == 0 {
-            break;
+        let ns = time::now() - t0;
+        Ok(Measured {
+            ops,
+            ns,
+            submit_ns,
+            complete_ns,
+            lat_ns: lat,
+            kicks,
+            irqs: 0,
+            polls,
+        })
+    })();
+    // A reset that took (status reads 0) means the device no longer touches the queue
+    // (virtio 1.2, 2.4.1); one that did not leaves it free to write them, so they are
+    // leaked rather than handed back to the heap.
+    if t.reset().is_err() {
+        for region in [ring, used, hdr, status, data] {
+            core::mem::forget(region);
         }
-        let idx = loop {
-            polls += 1;
-            used.sync(SyncOps::PREREAD, 2, 2).map_err(|x| e(&x))?;
-            used.sync(SyncOps::POSTREAD, 2, 2).map_err(|x| e(&x))?;
-            let idx = used.read_u16_le(2);
-            if idx != last_used {
-                break idx;
-            }
-            if time::now() - t0 > budget.ns + 5 * time::SECONDS {
-                return Err("floor: no completion within 5 s".into());
-            }
-        };
-        let now = time::now();
-        while last_used != idx {
-            let off = 4 + 8 * u32::from(last_used % size);
-            used.sync(SyncOps::PREREAD, off, 8).map_err(|x| e(&x))?;
-            used.sync(SyncOps::POSTREAD, off, 8).map_err(|x| e(&x))?;
-            let head = used.read_u32_le(off);
-            let i = (head / 3) as usize;
-            if head % 3 != 0 || i >= qd {
-                return Err(format!("floor: device returned id {head}"));
-            }
-            status
-                .sync(SyncOps::POSTREAD, 16 * i as u32, 1)
-                .map_err(|x| e(&x))?;
-            if status.read_u8(16 * i as u32) != 0 {
-                return Err("floor: request failed".into());
-            }
-            lat.push(now - starts[i]);
-            pending.push(i as u16);
-            outstanding -= 1;
-            ops += 1;
-            last_used = last_used.wrapping_add(1);
-        }
-        complete_ns += time::now() - now;
     }
-    let ns = time::now() - t0;
-    let _ = t.reset();
-    Ok(Measured {
-        ops,
-        ns,
-        submit_ns,
-        complete_ns,
-        lat_ns: lat,
-        kicks,
-        irqs: 0,
-        polls,
-    })
+    result
 }
 
 fn log_line(cell: &Cell, r: &mut Measured) {

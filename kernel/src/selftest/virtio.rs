@@ -18,6 +18,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use drivers::blk::config::{feature::BLK_SIZE, offset};
+use drivers::blk::request::{
+    header_bytes, HEADER_LEN, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_GET_ID,
+    VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
+};
 use drivers::dma::{CacheKind, Direction, DmaBuffer, DmaRegion, Limits, PostRead, SyncOps};
 use drivers::virtio::mmio::{feature, DeviceInfo, MmioTransport};
 use drivers::virtio::queue::{Buffer, SplitQueue};
@@ -36,6 +40,10 @@ pub fn tests() -> Vec<Test> {
         Test::new(
             "virtio::needs_reset_is_detected_and_recovered",
             needs_reset_is_detected_and_recovered,
+        ),
+        Test::new(
+            "virtio::timed_out_request_frees_nothing_the_device_may_write",
+            timed_out_request_frees_nothing_the_device_may_write,
         ),
     ]
 }
@@ -77,10 +85,6 @@ fn pattern(sector: u64, i: usize) -> u8 {
     (sector.wrapping_mul(31) ^ i as u64 ^ 0xa5) as u8
 }
 
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_GET_ID: u32 = 8;
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Polled,
@@ -102,6 +106,8 @@ struct Blk {
     /// Set from the interrupt handler when the device asked for a reset.
     needs_reset: Arc<AtomicBool>,
     handler: Option<irq::HandlerId>,
+    /// Reset after a timed-out request: the queue is gone, no request may be made.
+    stopped: bool,
 }
 
 impl Blk {
@@ -142,7 +148,7 @@ impl Blk {
         transport.setup_queue(0, size, d, a, u).map_err(err)?;
         transport.driver_ok();
         let header = DMA
-            .alloc("blk header", 16, Direction::ToDevice, false)
+            .alloc("blk header", HEADER_LEN, Direction::ToDevice, false)
             .map_err(err)?;
         let status = DMA
             .alloc("blk status", 16, Direction::FromDevice, false)
@@ -158,6 +164,7 @@ impl Blk {
             interrupts: Arc::new(AtomicU32::new(0)),
             needs_reset: Arc::new(AtomicBool::new(false)),
             handler: None,
+            stopped: false,
         };
         if mode == Mode::Interrupt {
             // SAFETY: the same slot, used by the handler for InterruptStatus/ACK only.
@@ -203,27 +210,38 @@ impl Blk {
         data: DmaBuffer<M68kPlatform>,
         dir: Direction,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Failure> {
-        self.request_at(kind, sector, data, dir, None)
+        self.request_at(kind, sector, data, dir, Fault::None)
             .map_err(|e| match e {
                 Outcome::Failed(f) => f,
                 Outcome::NeedsReset => err("the device asked for a reset"),
+                Outcome::TimedOut(e) => err(format!("request type {kind} not completed: {e}")),
             })
     }
 
-    /// As `request`; `bogus_len` replaces the data buffer's length as the device sees it
-    /// (to make the device fail). A device that sets DEVICE_NEEDS_RESET ends the wait at once.
+    /// As `request`, with a deliberate `fault`. A device that sets DEVICE_NEEDS_RESET ends
+    /// the wait at once.
     fn request_at(
         &mut self,
         kind: u32,
         sector: u64,
         data: DmaBuffer<M68kPlatform>,
         dir: Direction,
-        bogus_len: Option<u32>,
+        fault: Fault,
     ) -> Result<(u8, DmaBuffer<M68kPlatform>), Outcome> {
-        self.header.write_u32_le(0, kind);
-        self.header.write_u32_le(4, 0);
-        self.header.write_u64_le(8, sector);
-        self.header.sync(SyncOps::PREWRITE, 0, 16).map_err(err)?;
+        if self.stopped {
+            return Err(Outcome::Failed(err(
+                "the device was reset after a timeout; open it again",
+            )));
+        }
+        let (bogus_len, kick, timeout) = match fault {
+            Fault::None => (None, true, REQUEST_TIMEOUT),
+            Fault::BogusLen(len) => (Some(len), true, REQUEST_TIMEOUT),
+            Fault::Unannounced { timeout_ns } => (None, false, timeout_ns),
+        };
+        self.header.write(0, &header_bytes(kind, sector));
+        self.header
+            .sync(SyncOps::PREWRITE, 0, HEADER_LEN)
+            .map_err(err)?;
         self.status.sync(SyncOps::PREREAD, 0, 1).map_err(err)?;
         let len = data.len();
         let inflight = data
@@ -231,7 +249,7 @@ impl Blk {
             .map_err(|(_, e)| err(e))?;
         let mut bufs = vec![Buffer {
             addr: self.header.phys(),
-            len: 16,
+            len: HEADER_LEN,
             device_writes: false,
         }];
         for s in inflight.segments() {
@@ -249,7 +267,7 @@ impl Blk {
         self.queue
             .add(&bufs, 1)
             .map_err(|e| Outcome::Failed(err(e)))?;
-        if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? {
+        if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? && kick {
             self.transport.notify(0);
         }
         let queue = &mut self.queue;
@@ -273,7 +291,7 @@ impl Blk {
                         true
                     }
                 },
-                REQUEST_TIMEOUT,
+                timeout,
             ),
             Mode::Interrupt => {
                 let start = time::now();
@@ -304,14 +322,12 @@ impl Blk {
                         }
                     }
                     let waited = time::now() - start;
-                    if waited >= REQUEST_TIMEOUT {
+                    if waited >= timeout {
                         break Err(time::TimedOut { waited });
                     }
                     let flag = &self.interrupted;
-                    let _ = time::wait_until(
-                        || flag.swap(false, Ordering::Relaxed),
-                        REQUEST_TIMEOUT - waited,
-                    );
+                    let _ =
+                        time::wait_until(|| flag.swap(false, Ordering::Relaxed), timeout - waited);
                 }
             }
         };
@@ -328,14 +344,31 @@ impl Blk {
                 ))),
             });
         }
+        if let Err(e) = waited {
+            // The device has not answered, but may still: until it is stopped, the buffer
+            // is its to write, and freeing it lets a late completion write whatever is
+            // allocated there next. Leaking it alone would not do: the request would stay in
+            // the ring, to complete later into this helper's one header and status slot,
+            // taken by then for the next request. So the device is reset, which ends its use
+            // of the queue and of everything the queue points to: once status reads 0 it may
+            // not touch the queues until re-initialised (virtio 1.2, 2.4.1; QEMU finishes or
+            // drops in-flight requests before the reset completes). Only then is the buffer
+            // taken back and freed. A reset that does not complete leaves the device live:
+            // the buffer is then leaked (dropping DeviceOwned does that), not freed.
+            self.stopped = true;
+            if self.transport.reset().is_ok() {
+                drop(inflight.take_back());
+            } else {
+                drop(inflight);
+            }
+            return Err(Outcome::TimedOut(e));
+        }
         let data = inflight.take_back();
-        waited
-            .map_err(|e| Outcome::Failed(err(format!("request type {kind} not completed: {e}"))))?;
         let (_token, _len) = done
             .expect("set on success")
             .map_err(|e| Outcome::Failed(err(e)))?;
         self.header
-            .sync(SyncOps::POSTWRITE, 0, 16)
+            .sync(SyncOps::POSTWRITE, 0, HEADER_LEN)
             .map_err(|e| Outcome::Failed(err(e)))?;
         self.status
             .sync(SyncOps::POSTREAD, 0, 1)
@@ -348,6 +381,22 @@ impl Blk {
 enum Outcome {
     Failed(Failure),
     NeedsReset,
+    /// No completion by the deadline.
+    TimedOut(time::TimedOut),
+}
+
+/// Deliberate misbehaviour, for the failure tests.
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    /// Every data descriptor gets this length (0 makes QEMU give up on the ring).
+    BogusLen(u32),
+    /// The request is made available but not notified: QEMU does not look at the ring
+    /// until a later notification, so the wait (`timeout_ns`) times out whatever the
+    /// host's speed, and the request is still there for a late device to serve.
+    Unannounced {
+        timeout_ns: u64,
+    },
 }
 
 impl From<Failure> for Outcome {
@@ -382,9 +431,11 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
         "capacity {} sectors",
         blk.capacity()?
     );
-    let id = DMA.buffer("test get-id", 20).map_err(err)?;
-    let (status, id) = blk.request(T_GET_ID, 0, id, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let id = DMA
+        .buffer("test get-id", VIRTIO_BLK_ID_BYTES)
+        .map_err(err)?;
+    let (status, id) = blk.request(VIRTIO_BLK_T_GET_ID, 0, id, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     let serial = format!("m68k-disk{slot}");
     ensure!(
         id.as_slice().starts_with(serial.as_bytes()),
@@ -399,8 +450,8 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     let buf = DMA
         .buffer("test read", blk.block.max(8 * 512))
         .map_err(err)?;
-    let (status, buf) = blk.request(T_IN, 8, buf, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let (status, buf) = blk.request(VIRTIO_BLK_T_IN, 8, buf, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     for (i, &b) in buf.as_slice().iter().enumerate() {
         let (s, o) = (8 + (i / 512) as u64, i % 512);
         ensure!(
@@ -415,11 +466,11 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     for (i, b) in out.as_mut_slice().iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(3) ^ stamp;
     }
-    let (status, _) = blk.request(T_OUT, 1000, out, Direction::ToDevice)?;
-    ensure_eq!(status, 0);
+    let (status, _) = blk.request(VIRTIO_BLK_T_OUT, 1000, out, Direction::ToDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     let back = DMA.buffer("test read-back", blk.block).map_err(err)?;
-    let (status, back) = blk.request(T_IN, 1000, back, Direction::FromDevice)?;
-    ensure_eq!(status, 0);
+    let (status, back) = blk.request(VIRTIO_BLK_T_IN, 1000, back, Direction::FromDevice)?;
+    ensure_eq!(status, VIRTIO_BLK_S_OK);
     ensure!(
         back.as_slice()
             .iter()
@@ -492,9 +543,18 @@ fn needs_reset_is_detected_and_recovered() -> TestResult {
     for mode in [Mode::Interrupt, Mode::Polled] {
         let mut blk = Blk::open(info, false, mode)?;
         let buf = DMA.buffer("test bogus", 512).map_err(err)?;
-        match blk.request_at(T_IN, 0, buf, Direction::FromDevice, Some(0)) {
+        match blk.request_at(
+            VIRTIO_BLK_T_IN,
+            0,
+            buf,
+            Direction::FromDevice,
+            Fault::BogusLen(0),
+        ) {
             Err(Outcome::NeedsReset) => {}
             Err(Outcome::Failed(f)) => return Err(f),
+            Err(Outcome::TimedOut(e)) => {
+                return Err(err(format!("DEVICE_NEEDS_RESET not seen: {e}")))
+            }
             Ok((status, _)) => {
                 return Err(err(format!(
                     "a bogus buffer completed with status {status}"
@@ -507,5 +567,73 @@ fn needs_reset_is_detected_and_recovered() -> TestResult {
         let mut blk = Blk::open(info, false, mode)?;
         exercise(&mut blk, info.slot)?;
     }
+    Ok(())
+}
+
+/// A request past its deadline may still be served: until the device is stopped, its data
+/// buffer is the device's, and handing it back to the heap lets a late completion write
+/// into whatever is allocated there next. The request here is never notified, so it times
+/// out whatever the host's speed; the test then fills the memory's next owner with a
+/// sentinel and, if the device is still live, notifies it, as a slow device would take the
+/// request, and waits for the completion. The sentinel must survive. (A helper that keeps
+/// the buffer passes too: its memory is not handed out again, and the test says so.)
+fn timed_out_request_frees_nothing_the_device_may_write() -> TestResult {
+    const LEN: u32 = 4096;
+    const SENTINEL: u8 = 0x3c;
+    let info = scratch_disk()?;
+    let mut blk = Blk::open(info, false, Mode::Polled)?;
+    let buf = DMA.buffer("test timed out", LEN).map_err(err)?;
+    let at = buf.as_slice().as_ptr() as usize;
+    let fault = Fault::Unannounced {
+        timeout_ns: time::MILLIS,
+    };
+    match blk.request_at(VIRTIO_BLK_T_IN, 8, buf, Direction::FromDevice, fault) {
+        Err(Outcome::TimedOut(_)) => {}
+        Err(Outcome::Failed(f)) => return Err(f),
+        Err(Outcome::NeedsReset) => return Err(err("the device asked for a reset")),
+        Ok((status, _)) => {
+            return Err(err(format!(
+                "a request never notified completed (status {status})"
+            )))
+        }
+    }
+    // The heap is first-fit: the freed pages are among the first a page-aligned
+    // allocation of the same size can take. Hold every probe until the end.
+    let mut probes = Vec::new();
+    let mut reused = None;
+    for _ in 0..8 {
+        let mut p = DMA.buffer("test probe", LEN).map_err(err)?;
+        p.as_mut_slice().fill(SENTINEL);
+        let hit = p.as_slice().as_ptr() as usize == at;
+        probes.push(p);
+        if hit {
+            reused = Some(probes.len() - 1);
+            break;
+        }
+    }
+    if blk.transport.status() != 0 {
+        // Still live: a late device may take the request now. Let it, and wait for it.
+        blk.transport.notify(0);
+        let queue = &mut blk.queue;
+        time::spin_until(|| !matches!(queue.pop_used(), Ok(None)), REQUEST_TIMEOUT)
+            .map_err(|e| err(format!("the late request did not complete: {e}")))?;
+    }
+    let Some(i) = reused else {
+        return Err(Failure::Skipped(
+            "the timed-out buffer's memory was not handed out again (kept, or the heap \
+             chose other pages): nothing to check"
+                .into(),
+        ));
+    };
+    let changed = probes[i]
+        .as_slice()
+        .iter()
+        .filter(|&&b| b != SENTINEL)
+        .count();
+    ensure!(
+        changed == 0,
+        "the device wrote {changed} bytes into memory freed on the timeout and now another \
+         buffer's"
+    );
     Ok(())
 }
