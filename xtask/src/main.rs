@@ -13,6 +13,8 @@ mod qemu;
 mod rewrite;
 mod scratch;
 
+use bench::CellKey as _;
+use console_proto::{test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
 use qemu::{Disk, Outcome, Qemu};
@@ -390,10 +392,12 @@ fn failure_report(
     let mut r: Vec<String> = out
         .console
         .lines()
-        .filter(|l| l.starts_with("test ") && l.contains(" ... FAILED"))
+        .filter(|l| {
+            test_line::parse(l).is_some_and(|t| matches!(t.verdict, test_line::Verdict::Failed(_)))
+        })
         .map(String::from)
         .collect();
-    if let Some(test) = qemu::unfinished_test(&out.console) {
+    if let Some(test) = test_line::unfinished(&out.console) {
         r.push(format!("test running at the end: {test}"));
     }
     r.push(if out.timed_out {
@@ -590,7 +594,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         }
         eprintln!("\nxtask: {label}: {}", q.command_line(&elf)?);
         let out = q.run(&elf, true)?;
-        let summary = qemu::last_summary(&out.console);
+        let summary = Summary::last(&out.console);
         let verdict = match (out.status, summary) {
             (Some(0), Some(s)) if s.failed == 0 && s.passed > 0 => None,
             (Some(0), Some(s)) if s.failed == 0 => {

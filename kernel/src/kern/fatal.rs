@@ -61,8 +61,11 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     if running_test().is_some() {
         // The harness printed "test NAME ... "; finish its line and go back to it.
         println!(
-            "FAILED: panicked at {file}:{line}:{col}: {}",
-            info.message()
+            "{}",
+            console_proto::test_line::Failed(format_args!(
+                "panicked at {file}:{line}:{col}: {}",
+                info.message()
+            ))
         );
         machine::unwind_test();
     }

@@ -2,8 +2,8 @@
 //! bus_dma auditor on and under each stale-cache model, in both completion styles.
 //!
 //! The requests here are the bare minimum a virtqueue test needs (GET_ID, reads, a write);
-//! the block driver proper lives elsewhere. The xtask attaches disks whose sector s holds
-//! byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i, and passes their slots as `disks=`.
+//! the block driver proper lives elsewhere. The xtask attaches the scratch disks
+//! (`console_proto::scratch`: their fill pattern, serials) and passes their slots as `disks=`.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
 use crate::arch::m68k::dma_sync::CpuCache;
@@ -74,7 +74,7 @@ fn probe_finds_the_attached_disks() -> TestResult {
 }
 
 fn pattern(sector: u64, i: usize) -> u8 {
-    (sector.wrapping_mul(31) ^ i as u64 ^ 0xa5) as u8
+    console_proto::scratch::pattern(sector, i as u64)
 }
 
 const T_IN: u32 = 0;
@@ -385,7 +385,9 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
     let id = DMA.buffer("test get-id", 20).map_err(err)?;
     let (status, id) = blk.request(T_GET_ID, 0, id, Direction::FromDevice)?;
     ensure_eq!(status, 0);
-    let serial = format!("m68k-disk{slot}");
+    let serial = console_proto::scratch::disk(slot)
+        .ok_or_else(|| err(format!("slot {slot} holds no scratch disk")))?
+        .serial;
     ensure!(
         id.as_slice().starts_with(serial.as_bytes()),
         "serial {:?}",
