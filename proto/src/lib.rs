@@ -1,5 +1,6 @@
 //! What the kernel and the xtask agree on, defined once: the console lines the kernel prints
-//! and the xtask parses back (test lines, the closing summary, benchmark lines), and the
+//! and the xtask parses back (test lines, the closing summary, benchmark lines, the program counter in failure
+//! reports), and the
 //! scratch disks the xtask attaches and the kernel's disk tests rely on.
 //!
 //! Each line has a formatter (`core::fmt::Display`, used by the kernel for `wasm32v1-none`)
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod report;
 pub mod scratch;
 pub mod summary;
 pub mod test_line;

@@ -14,7 +14,7 @@ mod rewrite;
 mod scratch;
 
 use bench::CellKey as _;
-use console_proto::{test_line, Summary};
+use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
 use qemu::{Disk, Outcome, Qemu};
@@ -431,13 +431,10 @@ fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
         .lines()
         .filter(|l| l.starts_with("fatal") || l.contains("FAILED"))
     {
-        let Some(pos) = line.find("pc=0x") else {
+        let Some(Pc(pc)) = Pc::find(line) else {
             continue;
         };
-        let hex: String = line[pos + 5..]
-            .chars()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .collect();
+        let hex = format!("{pc:08x}");
         let Ok(o) = Command::new("m68k-linux-gnu-addr2line")
             .arg("-f")
             .arg("-e")

@@ -120,6 +120,7 @@ mod runner {
     use crate::board::virt::irq;
     use crate::kern::fatal;
     use alloc::vec::Vec;
+    use console_proto::report::Pc;
     use console_proto::test_line::{Failed, Skipped, Start, PASSED};
 
     static DEFERRED: spin::Mutex<Vec<alloc::string::String>> = spin::Mutex::new(Vec::new());
@@ -199,8 +200,9 @@ mod runner {
                     println!(
                         "{}",
                         Failed(format_args!(
-                            "wasm trap: {} pc={pc:#010x}",
-                            crate::arch::m68k::traps::trap_name(code)
+                            "wasm trap: {} {}",
+                            crate::arch::m68k::traps::trap_name(code),
+                            Pc(pc)
                         ))
                     );
                 }
