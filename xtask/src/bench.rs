@@ -52,6 +52,12 @@ pub fn parse_log(text: &str) -> Result<Vec<Record>> {
     Ok(out)
 }
 
+/// Whether the log has a `bench error: ` line (a cell that could not be measured).
+pub fn has_error_line(text: &str) -> bool {
+    text.lines()
+        .any(|l| matches!(line::parse_line(l), Ok(Some(Line::Error(_)))))
+}
+
 /// A cell over several runs.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -412,6 +418,15 @@ bench done 2 cells
         assert!(parse_log(&num)
             .unwrap_err()
             .contains("iops='fast' is not an integer"));
+    }
+
+    #[test]
+    fn error_lines_are_seen() {
+        assert!(!has_error_line(LOG));
+        assert!(has_error_line(&format!(
+            "{LOG}bench error: Cell {{ }}: does not fit\n"
+        )));
+        assert!(!has_error_line("log: bench error: is only a word here\n"));
     }
 
     #[test]

@@ -682,7 +682,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         let out = q.run(&elf, false)?;
         let why = match (out.status, bench::parse_log(&out.console)) {
             (_, Err(e)) => Some(e),
-            (Some(0), Ok(r)) if !r.is_empty() && !out.console.contains("bench error") => None,
+            (Some(0), Ok(r)) if !r.is_empty() && !bench::has_error_line(&out.console) => None,
             (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
         };
         match why {
