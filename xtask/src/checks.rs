@@ -4,6 +4,7 @@
 use crate::qemu::{self, Outcome, Qemu, Version};
 use crate::scratch::ScratchDisks;
 use crate::{fail, with_default, Result, M68060_QEMU};
+use console_proto::{test_line, Summary};
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -108,7 +109,12 @@ fn boot_group_passes() -> Result<String> {
 }
 
 fn summary_for(passed: usize) -> String {
-    format!("{passed} passed, 0 failed")
+    Summary {
+        passed: passed as u32,
+        failed: 0,
+        skipped: 0,
+    }
+    .to_string()
 }
 
 pub const CHECKS: &[Check] = &[
@@ -491,7 +497,7 @@ pub fn run(check: &Check, elf: &Path) -> Result<Option<(Qemu, Outcome, String)>>
         .filter(|e| !out.console.contains(*e))
         .collect();
     let why = if check.status == MUST_TIME_OUT {
-        match (out.timed_out, qemu::unfinished_test(&out.console)) {
+        match (out.timed_out, test_line::unfinished(&out.console)) {
             (true, Some(t)) if t == "hang::forever" && missing.is_empty() => None,
             (timed_out, t) => Some(format!(
                 "expected a timeout naming hang::forever, got timed_out={timed_out} test={t:?}"
@@ -574,6 +580,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
         .spawn()
         .map_err(|e| format!("cannot start the xtask: {e}"))?;
     let (tx, rx) = mpsc::channel::<(bool, String)>();
+    let hang_started = test_line::Start("hang::forever").to_string();
     for (stream, is_stderr) in [
         (
             Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
@@ -582,6 +589,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
         (Box::new(child.stderr.take().expect("piped")), true),
     ] {
         let tx = tx.clone();
+        let hang_started = hang_started.clone();
         std::thread::spawn(move || {
             // The console waits mid-line in the hanging test: read bytes, not lines.
             let mut r = BufReader::new(stream);
@@ -595,7 +603,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
                 for b in buf {
                     line.push(b);
                     let text = String::from_utf8_lossy(&line).to_string();
-                    if b == b'\n' || text.ends_with("test hang::forever ... ") {
+                    if b == b'\n' || text.ends_with(&hang_started) {
                         let _ = tx.send((is_stderr, text));
                         line.clear();
                     }
@@ -621,7 +629,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
                         scratch = Path::new(path).parent().map(|p| p.display().to_string());
                     }
                 }
-                if !is_stderr && text.contains("test hang::forever ... ") {
+                if !is_stderr && text.contains(&hang_started) {
                     break;
                 }
             }

@@ -13,6 +13,8 @@ mod qemu;
 mod rewrite;
 mod scratch;
 
+use bench::CellKey as _;
+use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
 use qemu::{Disk, Outcome, Qemu};
@@ -390,10 +392,12 @@ fn failure_report(
     let mut r: Vec<String> = out
         .console
         .lines()
-        .filter(|l| l.starts_with("test ") && l.contains(" ... FAILED"))
+        .filter(|l| {
+            test_line::parse(l).is_some_and(|t| matches!(t.verdict, test_line::Verdict::Failed(_)))
+        })
         .map(String::from)
         .collect();
-    if let Some(test) = qemu::unfinished_test(&out.console) {
+    if let Some(test) = test_line::unfinished(&out.console) {
         r.push(format!("test running at the end: {test}"));
     }
     r.push(if out.timed_out {
@@ -427,13 +431,10 @@ fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
         .lines()
         .filter(|l| l.starts_with("fatal") || l.contains("FAILED"))
     {
-        let Some(pos) = line.find("pc=0x") else {
+        let Some(Pc(pc)) = Pc::find(line) else {
             continue;
         };
-        let hex: String = line[pos + 5..]
-            .chars()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .collect();
+        let hex = format!("{pc:08x}");
         let Ok(o) = Command::new("m68k-linux-gnu-addr2line")
             .arg("-f")
             .arg("-e")
@@ -590,7 +591,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         }
         eprintln!("\nxtask: {label}: {}", q.command_line(&elf)?);
         let out = q.run(&elf, true)?;
-        let summary = qemu::last_summary(&out.console);
+        let summary = Summary::last(&out.console);
         let verdict = match (out.status, summary) {
             (Some(0), Some(s)) if s.failed == 0 && s.passed > 0 => None,
             (Some(0), Some(s)) if s.failed == 0 => {
@@ -681,7 +682,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         let out = q.run(&elf, false)?;
         let why = match (out.status, bench::parse_log(&out.console)) {
             (_, Err(e)) => Some(e),
-            (Some(0), Ok(r)) if !r.is_empty() && !out.console.contains("bench error") => None,
+            (Some(0), Ok(r)) if !r.is_empty() && !bench::has_error_line(&out.console) => None,
             (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
         };
         match why {

@@ -548,94 +548,9 @@ fn pump(
     }
 }
 
-/// Counts from the guest's closing line `N passed, N failed[, N skipped]` (the last one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub passed: u32,
-    pub failed: u32,
-    pub skipped: u32,
-}
-
-pub fn parse_summary_line(line: &str) -> Option<Summary> {
-    let mut parts = line.trim().split(", ");
-    let count = |part: Option<&str>, word: &str| -> Option<u32> {
-        let (n, w) = part?.split_once(' ')?;
-        (w == word).then(|| n.parse().ok())?
-    };
-    let passed = count(parts.next(), "passed")?;
-    let failed = count(parts.next(), "failed")?;
-    let skipped = match parts.next() {
-        None => 0,
-        some => count(some, "skipped")?,
-    };
-    parts.next().is_none().then_some(Summary {
-        passed,
-        failed,
-        skipped,
-    })
-}
-
-pub fn last_summary(console: &str) -> Option<Summary> {
-    console.lines().rev().find_map(parse_summary_line)
-}
-
-/// The test that had started but not finished when the console stopped.
-pub fn unfinished_test(console: &str) -> Option<String> {
-    let line = console
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("test ") && l.contains(" ... "))?;
-    let (name, rest) = line["test ".len()..].split_once(" ... ")?;
-    rest.trim().is_empty().then(|| name.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summary_lines() {
-        assert_eq!(
-            parse_summary_line("12 passed, 0 failed"),
-            Some(Summary {
-                passed: 12,
-                failed: 0,
-                skipped: 0
-            })
-        );
-        assert_eq!(
-            parse_summary_line("1 passed, 2 failed, 3 skipped"),
-            Some(Summary {
-                passed: 1,
-                failed: 2,
-                skipped: 3
-            })
-        );
-        assert_eq!(parse_summary_line("test x ... ok"), None);
-        assert_eq!(parse_summary_line("1 passed"), None);
-        assert_eq!(parse_summary_line("1 passed, 2 failed, extra"), None);
-        assert_eq!(parse_summary_line("x passed, 0 failed"), None);
-    }
-
-    #[test]
-    fn last_summary_wins() {
-        let c = "3 passed, 1 failed\nnoise\n4 passed, 0 failed\n";
-        assert_eq!(last_summary(c).map(|s| s.passed), Some(4));
-        assert_eq!(last_summary("no summary"), None);
-    }
-
-    #[test]
-    fn unfinished_test_is_found() {
-        assert_eq!(
-            unfinished_test("test a ... ok\ntest b ... \nfatal exception: x\n"),
-            Some("b".into())
-        );
-        assert_eq!(
-            unfinished_test("test a ... ok\ntest b ... FAILED: why\n"),
-            None
-        );
-        assert_eq!(unfinished_test("banner only\n"), None);
-    }
 
     #[test]
     fn disk_specs() {

@@ -3,26 +3,11 @@
 
 use crate::qemu::Disk;
 use crate::Result;
+use console_proto::scratch;
 use std::path::Path;
 
-/// I/O errors for the faulty scratch disk (slot 3): reads covering sector 100 and writes
-/// covering sector 200 fail with EIO, every time. The kernel's blk tests rely on exactly this.
-const BLKDEBUG_RULES: &str = "\
-[inject-error]
-event = \"read_aio\"
-errno = \"5\"
-sector = \"100\"
-once = \"off\"
-
-[inject-error]
-event = \"write_aio\"
-errno = \"5\"
-sector = \"200\"
-once = \"off\"
-";
-
-/// Scratch disk images for guest runs, in a temporary directory removed on drop. Sector s
-/// holds byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i (the virtio tests check it).
+/// Scratch disk images for guest runs, in a temporary directory removed on drop. Their
+/// slots, sizes, serials, fill pattern and injected errors: `console_proto::scratch`.
 pub struct ScratchDisks {
     /// Removed on drop, which every exit path reaches (errors, timeouts, signals).
     pub dir: tempfile::TempDir,
@@ -30,10 +15,6 @@ pub struct ScratchDisks {
 }
 
 impl ScratchDisks {
-    /// Sizes in 512-byte sectors: slot 0 16 MiB, slots 1-3 1 MiB each (slot 2 read-only,
-    /// slot 3 behind blkdebug, see BLKDEBUG_RULES).
-    const SECTORS: [u64; 4] = [32768, 2048, 2048, 2048];
-
     pub fn create() -> Result<ScratchDisks> {
         let base = if Path::new("/dev/shm").is_dir() {
             "/dev/shm".into()
@@ -46,28 +27,27 @@ impl ScratchDisks {
             .map_err(|e| format!("cannot create a scratch folder in {}: {e}", base.display()))?;
         let dir = tmp.path().to_path_buf();
         let mut disks = Vec::new();
-        for (slot, sectors) in Self::SECTORS.iter().enumerate() {
-            let file = dir.join(format!("disk{slot}.img"));
-            let mut bytes = Vec::with_capacity(*sectors as usize * 512);
-            for s in 0..*sectors {
-                bytes.extend((0..512u64).map(|i| (s.wrapping_mul(31) ^ i ^ 0xa5) as u8));
+        for d in &scratch::DISKS {
+            let file = dir.join(format!("disk{}.img", d.slot));
+            let sector = scratch::SECTOR_BYTES;
+            let mut bytes = Vec::with_capacity((d.sectors * sector) as usize);
+            for s in 0..d.sectors {
+                bytes.extend((0..sector).map(|i| scratch::pattern(s, i)));
             }
             std::fs::write(&file, bytes)
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            let (read_only, serial, blkdebug) = match slot {
-                2 => (true, None, None),
-                3 => {
-                    let rules = dir.join("blkdebug.conf");
-                    std::fs::write(&rules, BLKDEBUG_RULES)
-                        .map_err(|e| format!("cannot write {}: {e}", rules.display()))?;
-                    (false, Some("m68k-faulty3".to_string()), Some(rules))
-                }
-                _ => (false, None, None),
+            let blkdebug = if d.faulty {
+                let rules = dir.join("blkdebug.conf");
+                std::fs::write(&rules, scratch::BlkdebugRules.to_string())
+                    .map_err(|e| format!("cannot write {}: {e}", rules.display()))?;
+                Some(rules)
+            } else {
+                None
             };
             disks.push(Disk {
                 file,
-                read_only,
-                serial,
+                read_only: d.read_only,
+                serial: Some(d.serial.to_string()),
                 blkdebug,
                 aio: None,
             });

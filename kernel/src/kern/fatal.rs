@@ -9,6 +9,7 @@
 use crate::arch::m68k::machine::{self, MachineBus};
 use crate::arch::m68k::traps::{trap_name, vector_name};
 use crate::board::virt::memmap;
+use console_proto::report::Pc;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use drivers::virt_ctrl::{Command, VirtCtrl};
 
@@ -61,8 +62,11 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     if running_test().is_some() {
         // The harness printed "test NAME ... "; finish its line and go back to it.
         println!(
-            "FAILED: panicked at {file}:{line}:{col}: {}",
-            info.message()
+            "{}",
+            console_proto::test_line::Failed(format_args!(
+                "panicked at {file}:{line}:{col}: {}",
+                info.message()
+            ))
         );
         machine::unwind_test();
     }
@@ -81,8 +85,9 @@ pub extern "C" fn exception_entry(
     has_fault_address: u32,
 ) {
     crate::print!(
-        "\nfatal exception: vector {vector} ({}) pc={pc:#010x} sr={sr:#06x} format={format:#x}",
-        vector_name(vector)
+        "\nfatal exception: vector {vector} ({}) {} sr={sr:#06x} format={format:#x}",
+        vector_name(vector),
+        Pc(pc)
     );
     if has_fault_address != 0 {
         crate::print!(" fault-address={fault_address:#010x}");
@@ -97,6 +102,6 @@ pub extern "C" fn exception_entry(
 /// Called by the machine layer for a wasm trap outside a caught test.
 #[no_mangle]
 pub extern "C" fn trap_entry(code: u32, pc: u32) {
-    println!("\nfatal wasm trap: {} pc={pc:#010x}", trap_name(code));
+    println!("\nfatal wasm trap: {} {}", trap_name(code), Pc(pc));
     exit(false)
 }

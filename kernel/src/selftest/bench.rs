@@ -21,6 +21,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use console_proto::bench::{self as line, Fixed, Impl, Op as BenchOp, Pattern, Record};
 use drivers::blk::request::{self as req, header_bytes, HEADER_LEN, HEADER_SECTOR_AT};
 use drivers::blk::virtio_blk::{Op, OpenOptions};
 use drivers::blk::{BlkError, CompletionMode, SECTOR};
@@ -31,25 +32,6 @@ use drivers::virtio::mmio::{DeviceInfo, MmioTransport};
 pub enum Matrix {
     Quick,
     Full,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Impl {
-    Driver,
-    Floor,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Pattern {
-    Seq,
-    Rand,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum BenchOp {
-    Read,
-    Write,
-    GetId,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -482,46 +464,33 @@ fn log_line(cell: &Cell, r: &mut Measured) {
     let bytes = r.ops * u64::from(cell.bs);
     let ops = r.ops.max(1);
     // Fixed-point with integers only (no float formatting in the hot kernel path).
-    let iops = r.ops * 1_000_000_000 / ns;
-    let mib_s_x10 = bytes * 10_000_000_000 / ns / (1 << 20);
-    let per = |n: u64| format!("{}.{:03}", n / ops, n % ops * 1000 / ops);
-    let us = |n: u64| format!("{}.{}", n / 1000, n % 1000 / 100);
-    println!(
-        "bench disk=0 impl={} pattern={} op={} bs={} qd={} mode={} event_idx={} ops={} bytes={} ns={} iops={} mib_s={}.{} lat_p50_us={} lat_p99_us={} kicks_per_op={} irqs_per_op={} polls_per_op={} submit_ns_per_op={} complete_ns_per_op={} clock=rtc",
-        match cell.imp {
-            Impl::Driver => "driver",
-            Impl::Floor => "floor",
+    let record = Record {
+        disk: 0,
+        imp: cell.imp,
+        pattern: cell.pattern,
+        op: cell.op,
+        bs: u64::from(cell.bs),
+        qd: cell.qd as u64,
+        mode: match cell.mode {
+            CompletionMode::Interrupt => line::Mode::Intr,
+            CompletionMode::Polled => line::Mode::Polled,
         },
-        match cell.pattern {
-            Pattern::Seq => "seq",
-            Pattern::Rand => "rand",
-        },
-        match cell.op {
-            BenchOp::Read => "read",
-            BenchOp::Write => "write",
-            BenchOp::GetId => "getid",
-        },
-        cell.bs,
-        cell.qd,
-        match cell.mode {
-            CompletionMode::Interrupt => "intr",
-            CompletionMode::Polled => "polled",
-        },
-        if cell.event_idx { "on" } else { "off" },
-        r.ops,
+        event_idx: cell.event_idx,
+        ops: r.ops,
         bytes,
-        r.ns,
-        iops,
-        mib_s_x10 / 10,
-        mib_s_x10 % 10,
-        us(percentile(&r.lat_ns, 50)),
-        us(percentile(&r.lat_ns, 99)),
-        per(r.kicks),
-        per(r.irqs),
-        per(r.polls),
-        r.submit_ns / ops,
-        r.complete_ns / ops
-    );
+        ns: r.ns,
+        iops: r.ops * 1_000_000_000 / ns,
+        mib_s: Fixed::from_scaled(bytes * 10_000_000_000 / ns / (1 << 20)),
+        lat_p50_us: Fixed::ratio(percentile(&r.lat_ns, 50), 1000),
+        lat_p99_us: Fixed::ratio(percentile(&r.lat_ns, 99), 1000),
+        kicks_per_op: Fixed::ratio(r.kicks, ops),
+        irqs_per_op: Fixed::ratio(r.irqs, ops),
+        polls_per_op: Fixed::ratio(r.polls, ops),
+        submit_ns_per_op: r.submit_ns / ops,
+        complete_ns_per_op: r.complete_ns / ops,
+        clock: line::Clock::Rtc,
+    };
+    println!("{record}");
 }
 
 /// Runs the matrix on the scratch disk in slot 0; false if a cell failed.
@@ -549,7 +518,13 @@ pub fn run(matrix: Matrix) -> bool {
     let all = cells(matrix);
     let mut ok = true;
     for (n, cell) in all.iter().enumerate() {
-        println!("bench progress {}/{}", n + 1, all.len());
+        println!(
+            "{}",
+            line::Progress {
+                n: n + 1,
+                of: all.len()
+            }
+        );
         let r = match cell.imp {
             Impl::Driver => run_driver(info, cell, &budget),
             Impl::Floor => run_floor(info, cell, &budget),
@@ -557,11 +532,11 @@ pub fn run(matrix: Matrix) -> bool {
         match r {
             Ok(mut r) => log_line(cell, &mut r),
             Err(e) => {
-                println!("bench error: {cell:?}: {e}");
+                println!("{}", line::Error(format_args!("{cell:?}: {e}")));
                 ok = false;
             }
         }
     }
-    println!("bench done {} cells", all.len());
+    println!("{}", line::Done { cells: all.len() });
     ok
 }

@@ -6,6 +6,7 @@ use crate::selftest::harness::{Failure, Test, TestResult};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
+use console_proto::scratch;
 use drivers::blk::virtio_blk::{Op, OpenOptions};
 use drivers::blk::{BlkError, BlockDevice, CompletionMode, SECTOR};
 use drivers::virtio::mmio::DeviceInfo;
@@ -155,8 +156,9 @@ fn bad_requests_are_refused() -> TestResult {
 
 fn flush_and_get_id() -> TestResult {
     let mut d = open(0, CompletionMode::Polled, false)?;
-    ensure_eq!(d.serial(), b"m68k-disk0");
-    ensure_eq!(d.get_id().map_err(err)?[..10], *b"m68k-disk0");
+    let serial = scratch::DISKS[0].serial.as_bytes();
+    ensure_eq!(d.serial(), serial);
+    ensure_eq!(d.get_id().map_err(err)?[..serial.len()], *serial);
     d.flush().map_err(err)?;
     ensure!(d.stats().errors == 0, "errors {:?}", d.stats());
     Ok(())
@@ -340,13 +342,13 @@ fn two_disks_on_one_interrupt_level() -> TestResult {
     Ok(())
 }
 
-/// The runner's disk pattern: sector s byte i = (s * 31 ^ i ^ 0xa5).
+/// The byte a fresh scratch disk holds at offset i of sector s.
 fn runner_pattern(s: u64, i: usize) -> u8 {
-    (s.wrapping_mul(31) ^ i as u64 ^ 0xa5) as u8
+    scratch::pattern(s, i as u64)
 }
 
 fn read_only_disk_refuses_writes() -> TestResult {
-    let mut d = open(2, CompletionMode::Interrupt, true)?;
+    let mut d = open(scratch::READ_ONLY_SLOT, CompletionMode::Interrupt, true)?;
     ensure!(
         d.read_only(),
         "slot 2 should be the read-only scratch disk (readonly=on)"
@@ -369,18 +371,25 @@ fn read_only_disk_refuses_writes() -> TestResult {
 }
 
 /// Slot 3 sits behind QEMU's blkdebug: reads covering sector 100 and writes covering
-/// sector 200 fail with EIO (xtask's BLKDEBUG_RULES; 512-byte sector numbers). Requests are
-/// whole blocks: on a 4 KiB-block disk the failing ones are blocks 12 (sectors 96-103) and
-/// 25 (200-207).
+/// sector 200 fail with EIO (`console_proto::scratch`; 512-byte sector numbers). Requests
+/// are whole blocks: on a 4 KiB-block disk the failing ones are blocks 12 (sectors 96-103)
+/// and 25 (200-207).
 fn injected_io_errors(mode: CompletionMode) -> TestResult {
-    let mut d = open(3, mode, true)?;
+    let mut d = open(scratch::FAULTY_SLOT, mode, true)?;
     ensure!(
-        d.serial().starts_with(b"m68k-faulty"),
-        "slot 3 is not the blkdebug disk"
+        d.serial()
+            == scratch::DISKS[scratch::FAULTY_SLOT as usize]
+                .serial
+                .as_bytes(),
+        "slot {} is not the blkdebug disk",
+        scratch::FAULTY_SLOT
     );
     let (bs, spb) = block(&d);
-    // The blocks holding sectors 100 and 200.
-    let (bad_read, bad_write) = (100 / spb * spb, 200 / spb * spb);
+    // The blocks holding the failing sectors.
+    let (bad_read, bad_write) = (
+        scratch::READ_ERROR_SECTOR / spb * spb,
+        scratch::WRITE_ERROR_SECTOR / spb * spb,
+    );
     let mut one = vec![0u8; bs];
     ensure_eq!(
         d.read(bad_read, &mut one),

@@ -9,7 +9,6 @@
 use crate::kern::cmdline::TestSelection;
 use alloc::boxed::Box;
 use alloc::string::String;
-use core::fmt;
 
 /// Why a test did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,28 +80,8 @@ pub fn unmatched<'a>(selection: TestSelection<'a>, names: &[&str]) -> Option<&'a
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub passed: u32,
-    pub failed: u32,
-    pub skipped: u32,
-}
-
-impl Summary {
-    pub fn all_passed(&self) -> bool {
-        self.failed == 0
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
-        if self.skipped > 0 {
-            write!(f, ", {} skipped", self.skipped)?;
-        }
-        Ok(())
-    }
-}
+/// The run's counts; printed as the closing line (its format: `console_proto::summary`).
+pub use console_proto::Summary;
 
 /// Returns early from a test with a failure when `cond` is false.
 #[macro_export]
@@ -141,6 +120,8 @@ mod runner {
     use crate::board::virt::irq;
     use crate::kern::fatal;
     use alloc::vec::Vec;
+    use console_proto::report::Pc;
+    use console_proto::test_line::{Failed, Skipped, Start, PASSED};
 
     static DEFERRED: IrqMutex<Vec<alloc::string::String>> = machine::irq_mutex(Vec::new());
 
@@ -180,7 +161,7 @@ mod runner {
             if !is_selected(selection, test.name) {
                 continue;
             }
-            print!("test {} ... ", test.name);
+            print!("{}", Start(test.name));
             *OUTCOME.lock() = None;
             fatal::set_running_test(Some(&test.name));
             let depth = irq::nesting_depth();
@@ -197,27 +178,31 @@ mod runner {
             match (caught, outcome) {
                 (Caught::Returned, Some(Ok(()))) => {
                     summary.passed += 1;
-                    println!("ok");
+                    println!("{PASSED}");
                 }
                 (Caught::Returned, Some(Err(Failure::Failed(why)))) => {
                     summary.failed += 1;
-                    println!("FAILED: {why}");
+                    println!("{}", Failed(why));
                 }
                 (Caught::Returned, Some(Err(Failure::Skipped(why)))) => {
                     summary.skipped += 1;
-                    println!("skipped: {why}");
+                    println!("{}", Skipped(why));
                 }
                 (Caught::Returned, None) => {
                     summary.failed += 1;
-                    println!("FAILED: the test left no result");
+                    println!("{}", Failed("the test left no result"));
                 }
                 // The panic handler already finished the line with the panic message.
                 (Caught::Panicked, _) => summary.failed += 1,
                 (Caught::Trapped { code, pc }, _) => {
                     summary.failed += 1;
                     println!(
-                        "FAILED: wasm trap: {} pc={pc:#010x}",
-                        crate::arch::m68k::traps::trap_name(code)
+                        "{}",
+                        Failed(format_args!(
+                            "wasm trap: {} {}",
+                            crate::arch::m68k::traps::trap_name(code),
+                            Pc(pc)
+                        ))
                     );
                 }
             }
@@ -306,23 +291,5 @@ mod tests {
         );
         assert_eq!(unmatched(TestSelection::All, &[]), None);
         assert_eq!(unmatched(TestSelection::None, &[]), None);
-    }
-
-    #[test]
-    fn summary_line() {
-        let s = Summary {
-            passed: 3,
-            failed: 0,
-            skipped: 0,
-        };
-        assert_eq!(std::format!("{s}"), "3 passed, 0 failed");
-        assert!(s.all_passed());
-        let s = Summary {
-            passed: 1,
-            failed: 2,
-            skipped: 4,
-        };
-        assert_eq!(std::format!("{s}"), "1 passed, 2 failed, 4 skipped");
-        assert!(!s.all_passed());
     }
 }

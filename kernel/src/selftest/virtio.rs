@@ -2,8 +2,8 @@
 //! bus_dma auditor on and under each stale-cache model, in both completion styles.
 //!
 //! The requests here are the bare minimum a virtqueue test needs (GET_ID, reads, a write);
-//! the block driver proper lives elsewhere. The xtask attaches disks whose sector s holds
-//! byte `(s * 31 ^ i ^ 0xa5) as u8` at offset i, and passes their slots as `disks=`.
+//! the block driver proper lives elsewhere. The xtask attaches the scratch disks
+//! (`console_proto::scratch`: their fill pattern, serials) and passes their slots as `disks=`.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
 use crate::arch::m68k::dma_sync::CpuCache;
@@ -82,7 +82,7 @@ fn probe_finds_the_attached_disks() -> TestResult {
 }
 
 fn pattern(sector: u64, i: usize) -> u8 {
-    (sector.wrapping_mul(31) ^ i as u64 ^ 0xa5) as u8
+    console_proto::scratch::pattern(sector, i as u64)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -436,7 +436,9 @@ fn exercise(blk: &mut Blk, slot: u32) -> TestResult {
         .map_err(err)?;
     let (status, id) = blk.request(VIRTIO_BLK_T_GET_ID, 0, id, Direction::FromDevice)?;
     ensure_eq!(status, VIRTIO_BLK_S_OK);
-    let serial = format!("m68k-disk{slot}");
+    let serial = console_proto::scratch::disk(slot)
+        .ok_or_else(|| err(format!("slot {slot} holds no scratch disk")))?
+        .serial;
     ensure!(
         id.as_slice().starts_with(serial.as_bytes()),
         "serial {:?}",
