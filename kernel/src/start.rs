@@ -128,9 +128,9 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
     println!(
         "  bootinfo claims cpu {}, fpu {}, mmu {}{}",
         bootinfo::cpu_name(info.cpu_type.unwrap_or(0)),
-        bootinfo::cpu_name(info.fpu_type.unwrap_or(0)),
-        bootinfo::cpu_name(info.mmu_type.unwrap_or(0)),
-        if info.cpu_type != Some(id.model.bootinfo_bit()) {
+        bootinfo::fpu_name(info.fpu_type.unwrap_or(0)),
+        bootinfo::mmu_name(info.mmu_type.unwrap_or(0)),
+        if bootinfo::cpu_model(info.cpu_type.unwrap_or(0)) != Some(id.model) {
             " (wrong: QEMU 7.2 always says 68040)"
         } else {
             ""

@@ -25,16 +25,6 @@ impl Model {
             Model::M68060 => "68060",
         }
     }
-
-    /// Linux/bootinfo CPUTYPE bit for this model.
-    pub fn bootinfo_bit(self) -> u32 {
-        match self {
-            Model::M68020 => 1,
-            Model::M68030 => 2,
-            Model::M68040 => 4,
-            Model::M68060 => 8,
-        }
-    }
 }
 
 impl fmt::Display for Model {
@@ -236,13 +226,5 @@ mod tests {
             text.contains("0x00001234") && text.contains("0x80008000"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn bootinfo_bits() {
-        assert_eq!(Model::M68020.bootinfo_bit(), 1);
-        assert_eq!(Model::M68030.bootinfo_bit(), 2);
-        assert_eq!(Model::M68040.bootinfo_bit(), 4);
-        assert_eq!(Model::M68060.bootinfo_bit(), 8);
     }
 }

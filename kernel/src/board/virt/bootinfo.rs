@@ -8,6 +8,7 @@
 //! record's padding), then the payload; the list ends with tag 0.
 #![forbid(unsafe_code)]
 
+use crate::arch::m68k::cpu::Model;
 use core::fmt;
 
 /// Largest number of memory chunks kept (QEMU's virt board passes one).
@@ -417,10 +418,39 @@ impl BootInfo<'_> {
     }
 }
 
-/// Human-readable name of a CPUTYPE/FPUTYPE/MMUTYPE value (Linux's bootinfo bit values).
-pub fn cpu_name(bits: u32) -> &'static str {
+/// The CPU a BI_CPUTYPE value names (Linux's asm/bootinfo-m68k.h: CPU_68020 = bit 0, 68030
+/// bit 1, 68040 bit 2, 68060 bit 3). The kernel identifies the CPU by probing
+/// (`arch::m68k::cpu`), since QEMU 7.2 always writes 68040; this is only what bootinfo claims.
+pub fn cpu_model(bits: u32) -> Option<Model> {
     match bits {
-        1 => "68020",
+        1 => Some(Model::M68020),
+        2 => Some(Model::M68030),
+        4 => Some(Model::M68040),
+        8 => Some(Model::M68060),
+        _ => None,
+    }
+}
+
+/// Name of a BI_CPUTYPE value.
+pub fn cpu_name(bits: u32) -> &'static str {
+    cpu_model(bits).map_or("unknown", Model::name)
+}
+
+/// Name of a BI_FPUTYPE value (FPU_68881 = bit 0, 68882 bit 1, 68040 bit 2, 68060 bit 3).
+pub fn fpu_name(bits: u32) -> &'static str {
+    match bits {
+        1 => "68881",
+        2 => "68882",
+        4 => "68040",
+        8 => "68060",
+        _ => "unknown",
+    }
+}
+
+/// Name of a BI_MMUTYPE value (MMU_68851 = bit 0, 68030 bit 1, 68040 bit 2, 68060 bit 3).
+pub fn mmu_name(bits: u32) -> &'static str {
+    match bits {
+        1 => "68851",
         2 => "68030",
         4 => "68040",
         8 => "68060",
@@ -431,6 +461,20 @@ pub fn cpu_name(bits: u32) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Values from Linux's arch/m68k/include/uapi/asm/bootinfo-m68k.h.
+    #[test]
+    fn type_values_are_linux_bits() {
+        assert_eq!(cpu_model(1 << 0), Some(Model::M68020));
+        assert_eq!(cpu_model(1 << 1), Some(Model::M68030));
+        assert_eq!(cpu_model(1 << 2), Some(Model::M68040));
+        assert_eq!(cpu_model(1 << 3), Some(Model::M68060));
+        assert_eq!(cpu_model(3), None);
+        assert_eq!(fpu_name(1 << 0), "68881");
+        assert_eq!(fpu_name(1 << 1), "68882");
+        assert_eq!(mmu_name(1 << 0), "68851");
+        assert_eq!(mmu_name(1 << 2), "68040");
+    }
     use crate::board::virt::memmap;
     use std::vec::Vec;
 
