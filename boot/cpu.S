@@ -2,7 +2,7 @@
  * translation registers and cache lines/pages, and the probes that tell models apart.
  *
  * Owns: only the instructions. Which one is safe on which CPU, and when to use it, is decided
- * in Rust (kernel/src/cpu.rs, kernel/src/cache.rs): on a 68020/68030 the 68040 instructions
+ * in Rust (kernel/src/arch/m68k/cpu.rs, kernel/src/arch/m68k/cache.rs): on a 68020/68030 the 68040 instructions
  * below take an F-line trap (and under QEMU on the 68060 too), so Rust calls them only where
  * the probes below found them working. The 68060's PCR is never touched here (movec PCR
  * aborts QEMU 7.2 and 10.0.2).
@@ -75,35 +75,64 @@ machine_ttr_write:                  /* void machine_ttr_write(u32 which, u32 val
 3:  movec   %d0, %dtt1
     rts
 
-/* 68040 cache maintenance, one function per instruction: void f(u32 physical_address).
- * Encoding 0xF400 | cache<<6 | push<<5 | scope<<3 | An; machine.c maps Rust's request,
- * given as that middle byte, to these. */
-    .macro  CACHEOP name, insn
-    .globl  \name
-\name:
-    move.l  4(%sp), %a0
-    \insn
+/* u32 machine_cache_op(u32 kind, u32 physical_address): one 68040 CINV or CPUSH, or 1 when
+ * `kind` names none. `kind` is the opcode's middle byte, cache<<6 | push<<5 | scope<<3
+ * (MC68040UM 9.1: 1111 0100 CC P SS RRR; CC 01 data, 10 instruction, 11 both; SS 01 line,
+ * 10 page, 11 all); Rust's cache::Step::encoding is its one producer. The opcode is not
+ * spelled here instance by instance: the table below holds one 8-byte entry per multiple of 8,
+ * `.word 0xF400 | kind` (register field 0: the address is in %a0) where CC and SS are both
+ * non-zero, a refusal elsewhere. So the instruction executed is, by construction, the one
+ * whose middle byte is `kind`. Interrupts are not masked: each instruction is atomic. */
+    .globl  machine_cache_op
+machine_cache_op:
+    move.l  4(%sp), %d0
+    move.l  8(%sp), %a0
+    cmp.l   #0xf8, %d0
+    bhi.s   1f
+    moveq   #7, %d1
+    and.l   %d0, %d1
+    bne.s   1f
+    lea     cacheop_table(%pc), %a1
+    jmp     0(%a1,%d0.l)
+1:  moveq   #1, %d0
     rts
-    .endm
 
-    CACHEOP machine_cinvl_dc, "cinvl %dc,(%a0)"
-    CACHEOP machine_cinvl_ic, "cinvl %ic,(%a0)"
-    CACHEOP machine_cinvl_bc, "cinvl %bc,(%a0)"
-    CACHEOP machine_cinvp_dc, "cinvp %dc,(%a0)"
-    CACHEOP machine_cinvp_ic, "cinvp %ic,(%a0)"
-    CACHEOP machine_cinvp_bc, "cinvp %bc,(%a0)"
-    CACHEOP machine_cinva_dc, "cinva %dc"
-    CACHEOP machine_cinva_ic, "cinva %ic"
-    CACHEOP machine_cinva_bc, "cinva %bc"
-    CACHEOP machine_cpushl_dc, "cpushl %dc,(%a0)"
-    CACHEOP machine_cpushl_ic, "cpushl %ic,(%a0)"
-    CACHEOP machine_cpushl_bc, "cpushl %bc,(%a0)"
-    CACHEOP machine_cpushp_dc, "cpushp %dc,(%a0)"
-    CACHEOP machine_cpushp_ic, "cpushp %ic,(%a0)"
-    CACHEOP machine_cpushp_bc, "cpushp %bc,(%a0)"
-    CACHEOP machine_cpusha_dc, "cpusha %dc"
-    CACHEOP machine_cpusha_ic, "cpusha %ic"
-    CACHEOP machine_cpusha_bc, "cpusha %bc"
+    .balign 2
+cacheop_table:
+    .set    kind, 0
+    .rept   32
+    .if     ((kind >> 6) & 3) && ((kind >> 3) & 3)
+    .word   0xf400 + kind          /* not "|": that starts a comment in m68k gas */
+    moveq   #0, %d0
+    rts
+    nop
+    .else
+    moveq   #1, %d0
+    rts
+    nop
+    nop
+    .endif
+    .set    kind, kind + 8
+    .endr
+cacheop_table_end:
+    .if     cacheop_table_end - cacheop_table - 256
+    .error  "cacheop_table entries must be 8 bytes each"
+    .endif
+
+/* void machine_cache_off_040(void): push and invalidate both caches, then turn them off, with
+ * interrupts masked and no memory write between the CPUSHA and the CACR write. Done as two
+ * calls from C or Rust, the return address and locals written after the push would sit dirty
+ * in a cache that no longer answers once CACR is 0, and be lost (as would an interrupt
+ * handler's writes in between). */
+    .globl  machine_cache_off_040
+machine_cache_off_040:
+    move.w  %sr, %d1
+    ori.w   #0x0700, %sr
+    cpusha  %bc
+    moveq   #0, %d0
+    movec   %d0, %cacr
+    move.w  %d1, %sr
+    rts
 
 /* u32 machine_probe_fpu(void): 1 if an FPU answers, 0 if reading FPCR takes an F-line trap.
  * machine_trap resumes a faulting probe at machine_probe_resume with machine_probe_faulted

@@ -354,6 +354,7 @@ u32 Z_machineZ_last_trap_pc(M *m) { (void)m; return last_trap_pc; }
 
 u32 Z_machineZ_cpu_cacr_read(M *m) { (void)m; return machine_cacr_read(); }
 void Z_machineZ_cpu_cacr_write(M *m, u32 v) { (void)m; machine_cacr_write(v); }
+void Z_machineZ_cpu_cache_off_040(M *m) { (void)m; machine_cache_off_040(); }
 u32 Z_machineZ_cpu_fpu_present(M *m) { (void)m; return machine_fpu_present; }
 
 /* Runs one probe of cpu.S with interrupts masked: the probes briefly put the CPU in states
@@ -381,34 +382,13 @@ u32 Z_machineZ_cpu_probe_ttrs(M *m) { (void)m; return probe_masked(machine_probe
 u32 Z_machineZ_cpu_ttr_read(M *m, u32 which) { (void)m; return machine_ttr_read(which & 3); }
 void Z_machineZ_cpu_ttr_write(M *m, u32 which, u32 v) { (void)m; machine_ttr_write(which & 3, v); }
 
-/* One 68040-style cache instruction (68040, 68060). `kind` is the middle of its encoding,
- * cache<<6 | push<<5 | scope<<3 (cache 1 DC, 2 IC, 3 both; scope 1 line, 2 page, 3 all);
- * anything else is refused with 1. Rust calls this only on a CPU that has the instruction. */
+/* One 68040-style cache instruction (68040, 68060): cpu.S builds it from `kind` (the middle
+ * byte of its opcode) and refuses, with 1, a kind that names none. Rust calls this only on a
+ * CPU that has the instruction. */
 u32 Z_machineZ_cache_op(M *m, u32 kind, u32 addr)
 {
     (void)m;
-    switch (kind) {
-    case 0x48: machine_cinvl_dc(addr); break;
-    case 0x88: machine_cinvl_ic(addr); break;
-    case 0xc8: machine_cinvl_bc(addr); break;
-    case 0x50: machine_cinvp_dc(addr); break;
-    case 0x90: machine_cinvp_ic(addr); break;
-    case 0xd0: machine_cinvp_bc(addr); break;
-    case 0x58: machine_cinva_dc(addr); break;
-    case 0x98: machine_cinva_ic(addr); break;
-    case 0xd8: machine_cinva_bc(addr); break;
-    case 0x68: machine_cpushl_dc(addr); break;
-    case 0xa8: machine_cpushl_ic(addr); break;
-    case 0xe8: machine_cpushl_bc(addr); break;
-    case 0x70: machine_cpushp_dc(addr); break;
-    case 0xb0: machine_cpushp_ic(addr); break;
-    case 0xf0: machine_cpushp_bc(addr); break;
-    case 0x78: machine_cpusha_dc(addr); break;
-    case 0xb8: machine_cpusha_ic(addr); break;
-    case 0xf8: machine_cpusha_bc(addr); break;
-    default: return 1;
-    }
-    return 0;
+    return machine_cache_op(kind, addr);
 }
 
 /* An opaque call (this file is compiled apart from the kernel, without LTO) with a memory

@@ -25,6 +25,7 @@ extern u8 machine_fpu_present;
 /* cpu.S */
 u32 machine_cacr_read(void);
 void machine_cacr_write(u32 value);
+void machine_cache_off_040(void);
 u32 machine_cacr_probe(void);
 u32 machine_ttr_read(u32 which);
 void machine_ttr_write(u32 which, u32 value);
@@ -33,13 +34,7 @@ u32 machine_probe_cache_insns(void);
 u32 machine_probe_ttrs(void);
 extern u32 machine_probe_resume;
 extern u8 machine_probe_faulted;
-#define CACHE_OP_DECL(n) void machine_##n(u32 addr);
-CACHE_OP_DECL(cinvl_dc) CACHE_OP_DECL(cinvl_ic) CACHE_OP_DECL(cinvl_bc)
-CACHE_OP_DECL(cinvp_dc) CACHE_OP_DECL(cinvp_ic) CACHE_OP_DECL(cinvp_bc)
-CACHE_OP_DECL(cinva_dc) CACHE_OP_DECL(cinva_ic) CACHE_OP_DECL(cinva_bc)
-CACHE_OP_DECL(cpushl_dc) CACHE_OP_DECL(cpushl_ic) CACHE_OP_DECL(cpushl_bc)
-CACHE_OP_DECL(cpushp_dc) CACHE_OP_DECL(cpushp_ic) CACHE_OP_DECL(cpushp_bc)
-CACHE_OP_DECL(cpusha_dc) CACHE_OP_DECL(cpusha_ic) CACHE_OP_DECL(cpusha_bc)
+u32 machine_cache_op(u32 kind, u32 addr);
 
 /* linker.ld */
 extern u8 __linear_memory_base[];

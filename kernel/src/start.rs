@@ -153,14 +153,8 @@ fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) 
             machine::cacr_read()
         );
     }
-    if id.ttrs {
-        print!(
-            "; ITT0 {:#010x} ITT1 {:#010x} DTT0 {:#010x} DTT1 {:#010x}",
-            machine::ttr_read(0),
-            machine::ttr_read(1),
-            machine::ttr_read(2),
-            machine::ttr_read(3)
-        );
+    if let Some([itt0, itt1, dtt0, dtt1]) = cache::read_ttrs() {
+        print!("; ITT0 {itt0:#010x} ITT1 {itt1:#010x} DTT0 {dtt0:#010x} DTT1 {dtt1:#010x}");
     }
     println!(")");
     if !cache::has_data_cache(id.model) {
@@ -252,9 +246,14 @@ pub extern "C" fn kernel_main() {
     let info = read_bootinfo();
     let tty = info.tty.unwrap().base;
     let ctrl = info.ctrl.unwrap().base;
-    console::set_tty_base(tty);
-    fatal::set_ctrl_base(ctrl);
-    machine::set_fallback(tty, ctrl);
+    // SAFETY: bootinfo's BI_VIRT_GF_TTY_BASE and BI_VIRT_CTRL_BASE records, which QEMU's virt
+    // board writes with the addresses where it maps those devices (read_bootinfo requires
+    // both records, and require_virt that neither register page overlaps RAM).
+    unsafe {
+        console::set_tty_base(tty);
+        fatal::set_ctrl_base(ctrl);
+        machine::set_fallback(tty, ctrl);
+    }
     setup_memory(info);
 
     let opts = match cmdline::parse(info.command_line.unwrap_or("")) {
@@ -275,7 +274,9 @@ pub extern "C" fn kernel_main() {
     crate::kern::dma::configure(opts);
     start_interrupts_and_clock(info);
     let virtio = info.virtio.unwrap();
-    crate::board::virt::virtio_probe::probe_all(virtio.base, virtio.irq);
+    // SAFETY: bootinfo's BI_VIRT_VIRTIO_BASE record, the board's virtio-mmio window
+    // (require_virt checked that all its slots lie outside RAM).
+    unsafe { crate::board::virt::virtio_probe::probe_all(virtio.base, virtio.irq) };
     banner(info, opts, id, cache_mode);
     print_virtio_banner();
     crate::kern::disks::print_banner();
@@ -338,18 +339,25 @@ fn setup_caches(id: Identity, opts: &Options) -> CacheMode {
 fn start_interrupts_and_clock(info: &BootInfo) {
     let pic = info.pic.unwrap();
     let rtc = info.rtc.unwrap();
-    irq::init(pic.base);
-    if let Err(e) = time::init(rtc.base, rtc.irq) {
+    // SAFETY: bootinfo's BI_VIRT_GF_PIC_BASE record, where the board maps PIC #1 (and the
+    // other five PIC_STRIDE apart).
+    unsafe { irq::init(pic.base) };
+    // SAFETY: bootinfo's BI_VIRT_GF_RTC_BASE record, where the board maps RTC #0 (RTC #1 at
+    // RTC_STRIDE above it).
+    if let Err(e) = unsafe { time::init(rtc.base, rtc.irq) } {
         println!("fatal: cannot start the clock: {e}");
         fatal::exit(false);
     }
     let tty = info.tty.unwrap();
-    if let Err(e) = crate::kern::tty::init(tty.base, tty.irq) {
+    // SAFETY: bootinfo's BI_VIRT_GF_TTY_BASE record, where the board maps the TTY.
+    if let Err(e) = unsafe { crate::kern::tty::init(tty.base, tty.irq) } {
         println!("fatal: cannot set up console input: {e}");
         fatal::exit(false);
     }
     // Entry left SR at 0x2700: from here on interrupts are taken.
-    machine::MACHINE_IPL.set(0);
+    // SAFETY: boot holds no lock and no guard here; the PIC, clock and console input are set
+    // up with their handlers registered, so any interrupt now finds its handler and state.
+    unsafe { machine::MACHINE_IPL.set(0) };
 }
 
 /// One line per virtio slot holding a device or refused at probe time.

@@ -194,7 +194,9 @@ pub const CHECKS: &[Check] = &[
             "test fail::assertion ... FAILED: deliberate: 1 + 1 is not 3",
             "test fail::panic ... FAILED: panicked at kernel/src/selftest/fail.rs:",
             "test fail::wasm_trap ... FAILED: wasm trap: out of bounds memory access",
-            "0 passed, 3 failed",
+            "test fail::refused_cache_op ... FAILED: panicked at kernel/src/arch/m68k/cache.rs:",
+            ": machine layer refused cache op 0x00 at 0x00000000",
+            "0 passed, 4 failed",
         ],
     ),
     // The first test panics inside a timer interrupt handler; the second needs the kernel's

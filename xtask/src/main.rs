@@ -8,6 +8,7 @@ mod checks;
 mod deps;
 #[cfg(test)]
 mod layers;
+mod machine_code;
 mod pipeline;
 mod qemu;
 mod rewrite;
@@ -512,6 +513,15 @@ fn cmd_test(args: &[String]) -> Result<bool> {
 
     // 2. in-guest suite on each CPU model
     let elf = build()?;
+    // ... after the machine layer's code, as linked, is checked against the manual.
+    eprintln!("xtask: machine code checks (objdump)");
+    match machine_code::check(&elf) {
+        Ok(()) => passed += 1,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            failed.push("machine code checks".into());
+        }
+    }
     let selection = o
         .filter
         .clone()

@@ -62,6 +62,8 @@ pub enum BlkError {
     ReadOnly,
     /// No such disk.
     NoDevice,
+    /// The disk is already open (one driver per device).
+    InUse,
     /// The device reported an I/O error (status IOERR).
     Io {
         sector: u64,
@@ -120,6 +122,7 @@ impl fmt::Display for BlkError {
             BlkError::Empty => f.write_str("zero-length request"),
             BlkError::ReadOnly => f.write_str("the disk is read-only"),
             BlkError::NoDevice => f.write_str("no such disk"),
+            BlkError::InUse => f.write_str("the disk is already open"),
             BlkError::Io { sector } => write!(
                 f,
                 "I/O error reported by the device (request at sector {sector})"

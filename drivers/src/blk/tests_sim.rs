@@ -602,6 +602,27 @@ fn a_device_that_does_not_reset_fails_the_open() {
     );
 }
 
+/// Closing a disk frees the rings, headers and buffers only once the reset took: a device
+/// that ignores it may still write them, so they are leaked instead.
+#[test]
+fn closing_frees_device_memory_only_after_the_reset() {
+    for stuck in [false, true] {
+        let r = Rig::new(Knobs::disk(COMMON));
+        let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
+        d.read(0, &mut [0u8; 512]).unwrap();
+        r.sim.knobs(|k| k.stuck = stuck);
+        let before = r.tag.platform().frees.load(Ordering::Relaxed);
+        drop(d);
+        let freed = r.tag.platform().frees.load(Ordering::Relaxed) - before;
+        if stuck {
+            assert_eq!(freed, 0, "freed under a device that did not reset");
+        } else {
+            // The ring, used ring, headers and status regions at least, and the slots' buffers.
+            assert!(freed >= 4, "only {freed} regions freed after a reset");
+        }
+    }
+}
+
 #[test]
 fn a_full_pool_refuses_a_request_and_drains() {
     let r = Rig::new(Knobs::disk(COMMON));

@@ -31,6 +31,7 @@ use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
 use crate::virtio::queue::{Buffer, QueueError, SplitQueue};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Written before each request; a device that completes without writing status leaves it.
@@ -181,12 +182,14 @@ struct Slot<P: Platform> {
 pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     transport: MmioTransport<B>,
     shared: Arc<IrqShared<B>>,
-    queue: SplitQueue<P>,
+    // The memory the device can reach (rings, headers, status bytes, the slots' buffers) is
+    // freed by `Drop` only once a reset has stopped the device, and leaked otherwise.
+    queue: ManuallyDrop<SplitQueue<P>>,
     features: u64,
     config: BlkConfig,
-    headers: DmaRegion<P>,
-    status: DmaRegion<P>,
-    slots: Vec<Slot<P>>,
+    headers: ManuallyDrop<DmaRegion<P>>,
+    status: ManuallyDrop<DmaRegion<P>>,
+    slots: ManuallyDrop<Vec<Slot<P>>>,
     free: Vec<u16>,
     limits: Limits,
     max_transfer: u32,
@@ -270,10 +273,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             features & feature::EVENT_IDX != 0,
             features & feature::INDIRECT_DESC != 0,
         )?;
-        let (d, a, u) = queue.addresses();
-        transport
-            .setup_queue(0, size, d, a, u)
-            .map_err(BlkError::Init)?;
         // Request limits: SEG_MAX counts data segments; SIZE_MAX bounds each.
         let seg_max = config.seg_max.unwrap_or(1).min(64) as usize;
         let size_max = config.size_max.unwrap_or(u32::MAX);
@@ -336,20 +335,30 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             config_changed: AtomicBool::new(false),
             interrupts: AtomicU32::new(0),
         });
+        let (d, a, u) = queue.addresses();
+        // SAFETY: the three areas are `queue`'s DMA regions, sized by `SplitQueue::new` for
+        // `size` entries (virtio 1.2 2.7). They move into the driver below, whose `Drop`
+        // frees them only after a reset took; the one error path in between (attach) resets
+        // the device first, and leaks the queue if that fails. Everything else is allocated
+        // already, so nothing else can fail in between.
+        unsafe { transport.setup_queue(0, size, d, a, u) }.map_err(BlkError::Init)?;
         transport.driver_ok();
         if let Err(e) = attach(shared.clone()) {
             transport.fail();
+            if transport.reset().is_err() {
+                core::mem::forget(queue);
+            }
             return Err(e);
         }
         let mut blk = VirtioBlk {
             transport,
             shared,
-            queue,
+            queue: ManuallyDrop::new(queue),
             features,
             config,
-            headers,
-            status,
-            slots,
+            headers: ManuallyDrop::new(headers),
+            status: ManuallyDrop::new(status),
+            slots: ManuallyDrop::new(slots),
             free: (0..depth).rev().collect(),
             limits,
             max_transfer,
@@ -561,7 +570,13 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             entry.sector = sector;
             entry.len = data_len;
             entry.token = token;
-            self.queue.add(bufs.as_slice(), s)?;
+            // SAFETY: the chain is this slot's header and status (regions the driver owns,
+            // the header PREWRITE-synced above, the status read only after POSTREAD at
+            // completion) and the data segments of `owned`, given to the device by
+            // `give_to_device` and kept in the slot until `complete` pops this chain or the
+            // device is reset (`Drop` resets it before the regions go): the CPU touches none
+            // of them meanwhile.
+            unsafe { self.queue.add(bufs.as_slice(), s)? };
             Ok(slot)
         })();
         if result.is_err() {
@@ -575,7 +590,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     fn release_unsubmitted(&mut self, slot: u16) {
         let entry = &mut self.slots[slot as usize];
         if let Some(owned) = entry.inflight.take() {
-            entry.buffer = Some(owned.take_back());
+            // SAFETY: the chain never reached the queue (`add` failed or was not called), so
+            // the device has no descriptor for the buffer.
+            entry.buffer = Some(unsafe { owned.take_back() });
         }
         if entry.buffer.is_some() {
             self.free.push(slot);
@@ -687,7 +704,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             let entry = &mut self.slots[slot as usize];
             // Data: POSTREAD/POSTWRITE inside take_back.
             let buf = match entry.inflight.take() {
-                Some(owned) => owned.take_back(),
+                // SAFETY: `pop_used` returned this slot's chain: the device is done with it.
+                Some(owned) => unsafe { owned.take_back() },
                 None => entry.buffer.take().expect("a slot owns its buffer"),
             };
             let (op, token, len, sector) = (entry.op, entry.token, entry.len, entry.sector);
@@ -990,7 +1008,20 @@ impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
 
 impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
     fn drop(&mut self) {
-        let _ = self.transport.reset();
+        if self.transport.reset().is_err() {
+            // The device did not stop: it may still read or write every ring, header, status
+            // byte and in-flight buffer. Leaked, they can never be reused under it.
+            return;
+        }
+        // SAFETY: each field is dropped once, here, and never used again (`self` is being
+        // dropped); the reset completed, so the device no longer touches any of them
+        // (virtio 1.2 2.4.1).
+        unsafe {
+            ManuallyDrop::drop(&mut self.slots);
+            ManuallyDrop::drop(&mut self.status);
+            ManuallyDrop::drop(&mut self.headers);
+            ManuallyDrop::drop(&mut self.queue);
+        }
     }
 }
 
@@ -1054,7 +1085,8 @@ mod tests {
             len: 1,
             device_writes: true,
         }];
-        q.add(&bufs, 7).expect("room");
+        // SAFETY: the simulated device here only reads the rings; 0x10_0000 is never touched.
+        unsafe { q.add(&bufs, 7) }.expect("room");
         q.publish().expect("publish");
         let mut dev = SimDevice::default();
         let chains = dev.fetch(&q, tag.platform());

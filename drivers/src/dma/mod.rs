@@ -225,7 +225,15 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
         len: u32,
         emit: &mut dyn FnMut(CacheStep),
     );
-    fn execute(&self, step: CacheStep);
+    /// Performs one cache step on the CPU's real data cache.
+    ///
+    /// # Safety
+    ///
+    /// A step that invalidates without pushing discards the CPU's writes to its lines: the
+    /// caller must know nobody needs them, as bus_dma's PREREAD does for a buffer the device
+    /// is about to write (the steps of [`sync_steps`](Self::sync_steps) for a range the
+    /// caller owns, which push partial lines at its edges).
+    unsafe fn execute(&self, step: CacheStep);
     fn barrier(&self);
 }
 
@@ -475,8 +483,13 @@ impl<P: Platform> DmaTag<P> {
         // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
         self.platform().barrier();
         if let Some(cpu) = self.platform().cpu() {
-            self.platform()
-                .sync_steps(cpu, ops, start, len, &mut |s| self.platform().execute(s));
+            self.platform().sync_steps(cpu, ops, start, len, &mut |s| {
+                // SAFETY: the platform's own steps for `ops` over [start, start + len), in
+                // bounds of this region (checked above), which the caller syncs under the
+                // bus_dma rules: an invalidate covers only lines of this region the device
+                // owns, and partial edge lines are pushed by the planner, not discarded.
+                unsafe { self.platform().execute(s) }
+            });
         }
         if flags != 0 {
             let mut st = self.state.lock();
@@ -859,8 +872,14 @@ impl<P: Platform> DeviceOwned<P> {
     }
 
     /// After the device is done: the POST sync, then the CPU owns the buffer again.
+    ///
+    /// # Safety
+    ///
+    /// The device must be done with the buffer: its request completed (the used element was
+    /// seen), or the device reset, or the buffer never given to it (no descriptor names it).
+    /// Otherwise it may still write memory the CPU now owns, or that is freed and reused.
     #[track_caller]
-    pub fn take_back(mut self) -> DmaBuffer<P> {
+    pub unsafe fn take_back(mut self) -> DmaBuffer<P> {
         let region = self
             .region
             .take()
@@ -997,7 +1016,7 @@ pub(crate) mod sim {
                 line += LINE;
             }
         }
-        fn execute(&self, _step: CacheStep) {}
+        unsafe fn execute(&self, _step: CacheStep) {}
         fn barrier(&self) {}
     }
 
@@ -1203,7 +1222,8 @@ mod tests {
                 len: 64
             }]
         );
-        let buf = out.take_back();
+        // SAFETY: no device here: the buffer was never named in a descriptor.
+        let buf = unsafe { out.take_back() };
         assert_eq!(buf.len(), 64);
         let too_small = Limits {
             max_segments: 1,

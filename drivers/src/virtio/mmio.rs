@@ -267,8 +267,18 @@ impl<B: Bus> MmioTransport<B> {
         self.read(QUEUE_NUM_MAX).min(u32::from(u16::MAX)) as u16
     }
 
-    /// Gives queue `queue` of `size` entries its three areas and makes it ready.
-    pub fn setup_queue(
+    /// Gives queue `queue` of `size` entries its three areas (physical addresses of the
+    /// descriptor table, driver and device areas; virtio 1.2 4.2.3.2) and makes it ready.
+    ///
+    /// Errors: `QueueAlreadyReady`, `QueueUnavailable` (QueueNumMax 0).
+    ///
+    /// # Safety
+    ///
+    /// From here the device reads the descriptor table and driver area and writes the device
+    /// area at any time: each must be DMA memory of at least the size virtio 1.2 2.7 gives
+    /// for `size` entries, aligned as it requires, owned for this queue and kept allocated
+    /// until the device is reset.
+    pub unsafe fn setup_queue(
         &self,
         queue: u16,
         size: u16,

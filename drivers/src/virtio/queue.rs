@@ -336,7 +336,19 @@ impl<P: Platform> SplitQueue<P> {
 
     /// Queues a chain (not yet visible to the device: see [`publish`](Self::publish)).
     /// `token` comes back with its completion.
-    pub fn add(&mut self, bufs: &[Buffer], token: u32) -> Result<u16, QueueError> {
+    ///
+    /// Errors: `EmptyChain`, `ReadableAfterWritable` (virtio 1.2 2.7.4.2), `Full`, or the
+    /// queue's broken state.
+    ///
+    /// # Safety
+    ///
+    /// The device will read each buffer's `[addr, addr + len)`, and write it where
+    /// `device_writes`, at any time until the chain's completion is popped or the device is
+    /// reset. So each must be DMA memory given to the device for that (a
+    /// [`DeviceOwned`](crate::dma::DeviceOwned)'s segments, or a region the caller owns and has
+    /// synced for the device), that stays allocated and untouched by the CPU in the device's
+    /// direction until then.
+    pub unsafe fn add(&mut self, bufs: &[Buffer], token: u32) -> Result<u16, QueueError> {
         self.check()?;
         if bufs.is_empty() {
             return Err(QueueError::EmptyChain);

@@ -14,7 +14,13 @@ use drivers::goldfish_tty::GoldfishTty;
 static TTY_BASE: AtomicU32 = AtomicU32::new(crate::board::virt::memmap::TTY_BASE);
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
-pub fn set_tty_base(base: u32) {
+/// Points the console at the goldfish TTY at `base` (physical).
+///
+/// # Safety
+///
+/// `base` must be the TTY's register block as bootinfo reports it: every later print writes
+/// its PUT_CHAR register through the machine bus.
+pub unsafe fn set_tty_base(base: u32) {
     TTY_BASE.store(base, Ordering::Relaxed);
 }
 
@@ -29,8 +35,9 @@ pub fn enabled(level: Level) -> bool {
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     let _masked = machine::mask_interrupts();
-    // SAFETY: TTY_BASE holds the board's TTY base or the one bootinfo reported.
-    let mut tty = unsafe { GoldfishTty::new(MachineBus, TTY_BASE.load(Ordering::Relaxed)) };
+    // SAFETY: TTY_BASE holds the board's TTY base or the one bootinfo reported: the bus and
+    // the driver reach only the TTY's registers (output here, input in kern::tty).
+    let mut tty = unsafe { GoldfishTty::new(MachineBus::new(), TTY_BASE.load(Ordering::Relaxed)) };
     let _ = tty.write_fmt(args);
 }
 

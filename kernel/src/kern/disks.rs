@@ -2,8 +2,9 @@
 //! and interrupts.
 
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
-use crate::arch::m68k::machine::MachineBus;
+use crate::arch::m68k::machine::{self, IrqMutex, MachineBus};
 use crate::board::virt::irq::{self, Handled, HandlerId};
+use crate::board::virt::virtio_probe;
 use crate::kern::time;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -37,7 +38,12 @@ pub struct Disk {
     /// Always `Some` until drop, which resets the device before its handler goes.
     blk: Option<VirtioDisk>,
     handler: Option<HandlerId>,
+    slot: u32,
 }
+
+/// Slots with an open [`Disk`], one bit each (128 virtio slots): the driver's obligation
+/// that nothing else drives a slot it opens, kept here rather than left to callers.
+static OPEN: IrqMutex<u128> = machine::irq_mutex(0);
 
 impl Deref for Disk {
     type Target = VirtioDisk;
@@ -65,6 +71,7 @@ impl Drop for Disk {
         if let Some(id) = self.handler.take() {
             detach(id);
         }
+        *OPEN.lock() &= !(1u128 << self.slot);
     }
 }
 
@@ -73,12 +80,34 @@ fn detach(id: HandlerId) {
     irq::unregister(id);
 }
 
-/// Opens the virtio-blk device in `info`'s slot. Its interrupt handler is registered on the
-/// slot's line (shared-line safe: "not mine" when its InterruptStatus is clear) and the line
-/// enabled during the open, before the driver's first request, whatever the mode: an
-/// interrupt-mode request never completes onto a line without its handler, and the mode can
-/// be switched later.
-pub fn open(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
+/// Opens the virtio-blk device the boot probe found in virtio slot `slot` (0..128). Its
+/// interrupt handler is registered on the slot's line (shared-line safe: "not mine" when its
+/// InterruptStatus is clear) and the line enabled during the open, before the driver's first
+/// request, whatever the mode: an interrupt-mode request never completes onto a line without
+/// its handler, and the mode can be switched later.
+///
+/// Errors: `NoDevice` when the probe found no device in `slot` (or a refused one),
+/// `InUse` while another [`Disk`] holds the slot; otherwise the driver's open errors.
+pub fn open(slot: u32, opts: OpenOptions) -> Result<Disk, BlkError> {
+    let info = *virtio_probe::devices()
+        .find(|d| d.slot == slot)
+        .ok_or(BlkError::NoDevice)?;
+    {
+        let mut open = OPEN.lock();
+        if *open & (1u128 << slot) != 0 {
+            return Err(BlkError::InUse);
+        }
+        *open |= 1u128 << slot;
+    }
+    let opened = open_claimed(info, opts);
+    if opened.is_err() {
+        *OPEN.lock() &= !(1u128 << slot);
+    }
+    opened
+}
+
+/// [`open`] once `info.slot` is claimed in `OPEN`.
+fn open_claimed(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
     let mut handler = None;
     let attach = |shared: Arc<IrqShared<MachineBus>>| {
         let id = irq::register(info.irq, "virtio-blk", move || {
@@ -92,12 +121,15 @@ pub fn open(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
         handler = Some(id);
         irq::enable(info.irq).map_err(|_| BlkError::NoDevice)
     };
-    // SAFETY: slots come from the boot probe, and callers open each slot once at a time.
-    let opened = unsafe { VirtioBlk::open(&DMA, MachineBus, info, opts, &WAITER, attach) };
+    // SAFETY: `info` is a slot the boot probe found (its registers at the address the probe
+    // read), and `OPEN` shows no other Disk holds it, so the bus reaches only registers
+    // this driver owns and nothing else drives the slot.
+    let opened = unsafe { VirtioBlk::open(&DMA, MachineBus::new(), info, opts, &WAITER, attach) };
     match opened {
         Ok(blk) => Ok(Disk {
             blk: Some(blk),
             handler,
+            slot: info.slot,
         }),
         Err(e) => {
             // The device was reset or failed by the open; now its handler goes.
@@ -130,7 +162,7 @@ pub fn print_banner() {
             mode: CompletionMode::Polled,
             ..OpenOptions::default()
         };
-        match open(*info, opts) {
+        match open(info.slot, opts) {
             Ok(d) => {
                 // A device without GET_ID support still serves its sectors.
                 let serial = if d.has_serial() {

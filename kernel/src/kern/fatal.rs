@@ -32,13 +32,20 @@ fn running_test() -> Option<&'static str> {
     unsafe { RUNNING_TEST.load(Ordering::Relaxed).as_ref() }.copied()
 }
 
-pub fn set_ctrl_base(base: u32) {
+/// Points the exit path at the virt-ctrl device at `base` (physical).
+///
+/// # Safety
+///
+/// `base` must be virt-ctrl's register block as bootinfo reports it: exiting writes its
+/// command register through the machine bus.
+pub unsafe fn set_ctrl_base(base: u32) {
     CTRL_BASE.store(base, Ordering::Relaxed);
 }
 
 fn ctrl() -> VirtCtrl<MachineBus> {
-    // SAFETY: CTRL_BASE holds the board's virt-ctrl base or the one bootinfo reported.
-    unsafe { VirtCtrl::new(MachineBus, CTRL_BASE.load(Ordering::Relaxed)) }
+    // SAFETY: CTRL_BASE holds the board's virt-ctrl base or the one bootinfo reported: the
+    // bus and the driver reach only virt-ctrl's registers.
+    unsafe { VirtCtrl::new(MachineBus::new(), CTRL_BASE.load(Ordering::Relaxed)) }
 }
 
 /// Ends the emulation: QEMU exits 0 on success, 1 on failure (with -action panic=exit-failure).

@@ -201,14 +201,20 @@ mod clock {
     static ALARMS: AtomicU32 = AtomicU32::new(0);
 
     fn rtc(base: &AtomicU32) -> GoldfishRtc<MachineBus> {
-        // SAFETY: the base is bootinfo's RTC record (RTC #1 is 0x1000 above RTC #0).
-        unsafe { GoldfishRtc::new(MachineBus, base.load(Ordering::Relaxed)) }
+        // SAFETY: the base is bootinfo's RTC record (RTC #1 is RTC_STRIDE above RTC #0): the bus
+        // and the driver reach only that RTC's registers, which only this module uses.
+        unsafe { GoldfishRtc::new(MachineBus::new(), base.load(Ordering::Relaxed)) }
     }
 
     /// Starts the clock and the timer interrupt (RTC #0 on `rtc0_irq`).
-    pub fn init(rtc0_base: u32, rtc0_irq: u32) -> Result<(), irq::IrqError> {
+    ///
+    /// # Safety
+    ///
+    /// `rtc0_base` must be goldfish RTC #0's register block as bootinfo reports it (RTC #1
+    /// sits `RTC_STRIDE` above it on the virt board): the clock reads and programs both.
+    pub unsafe fn init(rtc0_base: u32, rtc0_irq: u32) -> Result<(), irq::IrqError> {
         RTC0_BASE.store(rtc0_base, Ordering::Relaxed);
-        RTC1_BASE.store(rtc0_base + 0x1000, Ordering::Relaxed);
+        RTC1_BASE.store(rtc0_base + memmap::RTC_STRIDE, Ordering::Relaxed);
         {
             let _masked = machine::mask_interrupts();
             let r = rtc(&RTC0_BASE);

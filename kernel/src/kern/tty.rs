@@ -43,13 +43,19 @@ static TTY_IRQ: AtomicU32 = AtomicU32::new(memmap::TTY_IRQ);
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 fn tty() -> GoldfishTty<MachineBus> {
-    // SAFETY: the base is bootinfo's TTY record.
-    unsafe { GoldfishTty::new(MachineBus, TTY_BASE.load(Ordering::Relaxed)) }
+    // SAFETY: the base is bootinfo's TTY record: the bus and the driver reach only the TTY's
+    // registers.
+    unsafe { GoldfishTty::new(MachineBus::new(), TTY_BASE.load(Ordering::Relaxed)) }
 }
 
 /// Registers the receive handler and turns on the device's receive interrupt; the PIC line
 /// stays off until [`start`].
-pub fn init(base: u32, irq_no: u32) -> Result<(), String> {
+///
+/// # Safety
+///
+/// `base` must be the goldfish TTY's register block as bootinfo reports it: the receive path
+/// reads and writes its registers, and programs its DMA address, from here on.
+pub unsafe fn init(base: u32, irq_no: u32) -> Result<(), String> {
     TTY_BASE.store(base, Ordering::Relaxed);
     TTY_IRQ.store(irq_no, Ordering::Relaxed);
     let region = DMA

@@ -208,7 +208,7 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
         max_transfer: cell.bs.max(SECTOR),
         ..OpenOptions::default()
     };
-    let mut d = disks::open(info, opts)?;
+    let mut d = disks::open(info.slot, opts)?;
     let cap = drivers::blk::BlockDevice::capacity(&*d);
     let mut offsets = if cell.op == BenchOp::GetId {
         None
@@ -280,8 +280,9 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
 /// PREREAD/POSTREAD read phase, then each element.
 fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, String> {
     let e = |x: &dyn core::fmt::Display| format!("{x}");
-    // SAFETY: the bench owns the scratch disk's slot while it runs.
-    let t = unsafe { MmioTransport::new(MachineBus, info) }.map_err(|x| e(&x))?;
+    // SAFETY: `info` is a slot the boot probe found; the bench owns it while it runs, and the
+    // bus reaches only that slot's registers.
+    let t = unsafe { MmioTransport::new(MachineBus::new(), info) }.map_err(|x| e(&x))?;
     t.begin_init(|_| 0).map_err(|x| e(&x))?;
     let mut raw = [0u8; 8];
     t.read_config(0, &mut raw).map_err(|x| e(&x))?;
@@ -343,7 +344,10 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
         .map_err(|x| e(&x))?;
     used.sync(SyncOps::PREREAD, 0, used.len())
         .map_err(|x| e(&x))?;
-    t.setup_queue(0, size, ring.phys(), ring.phys() + 16 * q, used.phys())
+    // SAFETY: `ring` holds the descriptor table (16 bytes per entry) followed by the avail
+    // ring, `used` the used ring, both allocated above for `size` entries; every way out of
+    // the loop below resets the device before they are freed, and leaks them if it fails.
+    unsafe { t.setup_queue(0, size, ring.phys(), ring.phys() + 16 * q, used.phys()) }
         .map_err(|x| e(&x))?;
     t.driver_ok();
     // From here the device owns the rings and buffers: every way out of the loop (budget

@@ -43,6 +43,7 @@ pub fn tests() -> Vec<Test> {
         }),
         Test::new("blk::discard_and_write_zeroes", discard_and_write_zeroes),
         Test::new("blk::missing_disk_is_an_error", missing_disk_is_an_error),
+        Test::new("blk::a_disk_opens_once", a_disk_opens_once),
         Test::new(
             "blk::timeout_is_an_error_and_the_disk_recovers",
             timeout_is_an_error_and_the_disk_recovers,
@@ -78,7 +79,7 @@ fn open(slot: u32, mode: CompletionMode, event_idx: bool) -> Result<Disk, Failur
         event_idx,
         ..OpenOptions::default()
     };
-    disks::open(scratch(slot)?, opts).map_err(err)
+    disks::open(scratch(slot)?.slot, opts).map_err(err)
 }
 
 /// Byte `i` of sector `s` for a given seed: sector number and seed mixed into every byte.
@@ -474,25 +475,31 @@ fn discard_and_write_zeroes() -> TestResult {
 /// Opening a slot the boot probe found empty fails with NoDevice. The slot is one the probe
 /// left empty (the highest: any slot may hold a device the runner or the user attached).
 fn missing_disk_is_an_error() -> TestResult {
-    let virtio = crate::kern::boot::boot_info().virtio.unwrap();
     let Some(slot) = crate::board::virt::virtio_probe::empty_slots().last() else {
         return Err(Failure::Skipped(
             "every virtio slot holds a device: no empty one to open".into(),
         ));
     };
-    let info = DeviceInfo {
-        slot,
-        base: virtio.base + slot * 0x200,
-        irq: virtio.irq + slot,
-        device_id: 0,
-        vendor_id: 0,
-        version: 2,
-    };
-    match disks::open(info, OpenOptions::default()) {
+    match disks::open(slot, OpenOptions::default()) {
         Err(BlkError::NoDevice) => Ok(()),
         Err(e) => Err(err(format!("expected NoDevice, got {e}"))),
         Ok(_) => Err(err("an empty slot opened as a disk")),
     }
+}
+
+/// One driver per device: a second open of an open slot is refused (the driver's contract
+/// that nothing else drives its slot), and the slot opens again once the first Disk is gone.
+fn a_disk_opens_once() -> TestResult {
+    let first = open(1, CompletionMode::Polled, false)?;
+    match disks::open(1, OpenOptions::default()) {
+        Err(BlkError::InUse) => {}
+        Err(e) => return Err(err(format!("expected InUse, got {e}"))),
+        Ok(_) => return Err(err("slot 1 opened twice")),
+    }
+    drop(first);
+    let again = open(1, CompletionMode::Polled, false)?;
+    ensure!(again.capacity() > 0, "reopened disk has no capacity");
+    Ok(())
 }
 
 /// A read published with its notification withheld cannot complete: an idle device does not

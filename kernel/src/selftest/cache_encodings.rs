@@ -2,27 +2,32 @@
 //! can check that none of them could lose data on a real copyback 68040.
 #![forbid(unsafe_code)]
 
-/// The machine layer's cache-op kind: bits 7..6 cache (1 data, 2 instruction, 3 both), bit 5
-/// push, bits 4..3 scope (1 line, 2 page, 3 all), the CINV/CPUSH opcode's own fields
-/// (MC68040UM section 9.1, "CINV, CPUSH").
-const fn kind(cache: u32, push: u32, scope: u32) -> u32 {
-    cache << 6 | push << 5 | scope << 3
-}
+use crate::arch::m68k::cache::{Caches, Scope, Step};
 
-/// Every encoding the test issues, in order: each cache, each scope, invalidate and push,
-/// except an invalidate of the whole data cache (`cinva %dc`, `cinva %bc`). That one discards
-/// every dirty line in the cache, and the stack is written between any earlier push and it
-/// (the call that issues it), so on copyback hardware it would lose the kernel's own stack
-/// lines. Line and page forms act on the test's own buffer, pushed first and not written after.
-pub fn exercised() -> impl Iterator<Item = u32> {
-    [1u32, 2, 3].into_iter().flat_map(|cache| {
-        [0u32, 1].into_iter().flat_map(move |push| {
-            [1u32, 2, 3]
-                .into_iter()
-                .filter(move |&scope| !(cache & 1 == 1 && push == 0 && scope == 3))
-                .map(move |scope| kind(cache, push, scope))
+/// Every step the test issues, in order: each cache, each scope, invalidate and push, except
+/// an invalidate of the whole data cache (`cinva %dc`, `cinva %bc`). That one discards every
+/// dirty line in the cache, and the stack is written between any earlier push and it (the
+/// call that issues it), so on copyback hardware it would lose the kernel's own stack lines.
+/// Line and page forms act on `addr`, the test's own buffer, pushed first and not written
+/// after. The encodings come from `Step::encoding`, the one the cache module issues.
+pub fn exercised(addr: u32) -> impl Iterator<Item = Step> {
+    [Caches::Data, Caches::Instruction, Caches::Both]
+        .into_iter()
+        .flat_map(move |caches| {
+            [false, true].into_iter().flat_map(move |push| {
+                [Scope::Line, Scope::Page, Scope::All]
+                    .into_iter()
+                    .filter(move |&scope| {
+                        push || scope != Scope::All || caches == Caches::Instruction
+                    })
+                    .map(move |scope| Step {
+                        push,
+                        scope,
+                        caches,
+                        addr,
+                    })
+            })
         })
-    })
 }
 
 #[cfg(test)]
@@ -39,13 +44,13 @@ mod tests {
     const CINVA_IC: u16 = 0xf498;
     const CPUSHA_DC: u16 = 0xf478;
 
-    fn opcode(kind: u32) -> u16 {
-        0xf400 | kind as u16
+    fn opcode(step: Step) -> u16 {
+        0xf400 | step.encoding() as u16
     }
 
     #[test]
     fn no_whole_data_cache_invalidate() {
-        let ops: Vec<u16> = exercised().map(opcode).collect();
+        let ops: Vec<u16> = exercised(0x1000).map(opcode).collect();
         assert!(
             !ops.contains(&CINVA_DC),
             "cinva %dc discards dirty stack lines"
@@ -58,7 +63,7 @@ mod tests {
 
     #[test]
     fn everything_else_is_exercised() {
-        let ops: Vec<u16> = exercised().map(opcode).collect();
+        let ops: Vec<u16> = exercised(0x1000).map(opcode).collect();
         // 3 caches x 3 scopes x {invalidate, push}, less the two refused invalidates.
         assert_eq!(ops.len(), 16);
         assert!(ops.contains(&CINVA_IC));

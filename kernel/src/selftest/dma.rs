@@ -70,9 +70,14 @@ fn err(e: impl core::fmt::Display) -> Failure {
 }
 
 /// A device write: straight to memory, as DMA does (never through the cache model).
-fn device_write(addr: usize, bytes: &[u8]) {
+///
+/// # Safety
+///
+/// `[addr, addr + bytes.len())` must lie in a live DMA region or buffer that the test, playing
+/// the device, owns for writing (the CPU does not hold a reference into it meanwhile).
+unsafe fn device_write(addr: usize, bytes: &[u8]) {
     for (i, &b) in bytes.iter().enumerate() {
-        // SAFETY: `addr` is the start of a live DMA region at least `i + 1` bytes long.
+        // SAFETY: inside the range the caller vouches for.
         unsafe { core::ptr::write_volatile((addr + i) as *mut u8, b) };
     }
 }
@@ -108,7 +113,8 @@ fn polling_loop(seq: Sequencing) -> Result<Outcome, Failure> {
             let ready = driver_poll_once(&region, seq);
             polls += 1;
             if polls == 1 {
-                device_write(addr + 2, &1u16.to_le_bytes());
+                // SAFETY: bytes 2..4 of the 64-byte region, which the device owns (PREREAD).
+                unsafe { device_write(addr + 2, &1u16.to_le_bytes()) };
             }
             ready
         },
@@ -141,8 +147,11 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
     }
     // The device runs the request: element, then idx (then it would interrupt).
     let addr = region.raw_pointer() as usize;
-    device_write(addr + 4, &7u32.to_le_bytes());
-    device_write(addr + 2, &1u16.to_le_bytes());
+    // SAFETY: bytes 2..8 of the 64-byte region, which the device owns (PREREAD above).
+    unsafe {
+        device_write(addr + 4, &7u32.to_le_bytes());
+        device_write(addr + 2, &1u16.to_le_bytes());
+    }
     // Completion: POSTREAD, read idx; on a hit read the element (same cache line).
     let mut element = None;
     let r = time::spin_until(
@@ -313,15 +322,19 @@ fn typestate_buffer_round_trip() -> TestResult {
             .give_to_device(Direction::ToDevice, 8192, &limits)
             .map_err(|(_, e)| err(e))?;
         ensure_eq!(out.segments().len(), 2);
-        let buf = out.take_back();
+        // SAFETY: no device was given the segments; the test plays the device itself.
+        let buf = unsafe { out.take_back() };
         // ...then writes it.
         let inflight = buf
             .give_to_device(Direction::FromDevice, 8192, &limits)
             .map_err(|(_, e)| err(e))?;
         let seg = inflight.segments()[0];
         let ptr = DMA.platform().pointer(seg.addr);
-        device_write(ptr as usize, &[0x22; 64]);
-        let buf = inflight.take_back();
+        // SAFETY: the first 64 bytes of the buffer's first segment (at least 4096 bytes),
+        // given to the device for writing just above.
+        unsafe { device_write(ptr as usize, &[0x22; 64]) };
+        // SAFETY: the test is the device here, and its write above is done.
+        let buf = unsafe { inflight.take_back() };
         ensure!(
             buf.as_slice()[..64].iter().all(|&b| b == 0x22),
             "device data not seen"

@@ -14,6 +14,7 @@ pub fn tests() -> Vec<Test> {
         Test::new("fail::assertion", assertion),
         Test::new("fail::panic", panic),
         Test::new("fail::wasm_trap", wasm_trap),
+        Test::new("fail::refused_cache_op", refused_cache_op),
     ]
 }
 
@@ -37,6 +38,16 @@ fn wasm_trap() -> TestResult {
     // SAFETY: deliberately invalid; the access never happens (the wasm check traps).
     let x = unsafe { core::ptr::read_volatile(0xffff_fff0usize as *const u32) };
     ensure!(x == 0, "read past linear memory returned {x}");
+    Ok(())
+}
+
+/// A cache operation the machine layer refuses must stop the caller, in the release build
+/// too: silently skipped maintenance is the bug this kernel exists to prevent.
+fn refused_cache_op() -> TestResult {
+    // SAFETY: kind 0 names no cache (CC = 00): the machine layer refuses it before executing
+    // any instruction, on every CPU.
+    unsafe { crate::arch::m68k::cache::execute_encoded(0, 0) };
+    ensure!(false, "a refused cache op returned to its caller");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use drivers::blk::config::{feature::BLK_SIZE, offset};
 use drivers::blk::request::{
@@ -94,9 +95,10 @@ enum Mode {
 /// A block device opened just far enough to run requests one at a time.
 struct Blk {
     transport: MmioTransport<MachineBus>,
-    queue: SplitQueue<M68kPlatform>,
-    header: DmaRegion<M68kPlatform>,
-    status: DmaRegion<M68kPlatform>,
+    // What the device can reach is freed by Drop only after a reset took (leaked otherwise).
+    queue: ManuallyDrop<SplitQueue<M68kPlatform>>,
+    header: ManuallyDrop<DmaRegion<M68kPlatform>>,
+    status: ManuallyDrop<DmaRegion<M68kPlatform>>,
     mode: Mode,
     /// The logical block in bytes (blk_size when BLK_SIZE is offered, else 512): the device
     /// fails a request that is not whole blocks with IOERR.
@@ -112,8 +114,9 @@ struct Blk {
 
 impl Blk {
     fn open(info: DeviceInfo, event_idx: bool, mode: Mode) -> Result<Blk, Failure> {
-        // SAFETY: the slot was found by the boot probe; this test owns it while it runs.
-        let transport = unsafe { MmioTransport::new(MachineBus, info) }.map_err(err)?;
+        // SAFETY: the slot was found by the boot probe; this test owns it while it runs, and the
+        // bus reaches only that slot's registers.
+        let transport = unsafe { MmioTransport::new(MachineBus::new(), info) }.map_err(err)?;
         let want = if event_idx { feature::EVENT_IDX } else { 0 };
         // BLK_SIZE taken when offered: it only tells the block size, which requests must follow.
         let features = transport
@@ -144,20 +147,26 @@ impl Blk {
             false,
         )
         .map_err(err)?;
-        let (d, a, u) = queue.addresses();
-        transport.setup_queue(0, size, d, a, u).map_err(err)?;
-        transport.driver_ok();
+        // Everything allocated before the device learns the rings: no error return between
+        // `setup_queue` and the Blk that owns them.
         let header = DMA
             .alloc("blk header", HEADER_LEN, Direction::ToDevice, false)
             .map_err(err)?;
         let status = DMA
             .alloc("blk status", 16, Direction::FromDevice, false)
             .map_err(err)?;
+        let (d, a, u) = queue.addresses();
+        // SAFETY: `queue`'s own DMA regions, sized for `size` entries by `SplitQueue::new`;
+        // they move into this Blk just below (no error return in between), whose Drop frees
+        // them only after a reset took and leaks them otherwise. A setup error leaves the
+        // queue not ready: the device never learned its areas.
+        unsafe { transport.setup_queue(0, size, d, a, u) }.map_err(err)?;
+        transport.driver_ok();
         let mut blk = Blk {
             transport,
-            queue,
-            header,
-            status,
+            queue: ManuallyDrop::new(queue),
+            header: ManuallyDrop::new(header),
+            status: ManuallyDrop::new(status),
             mode,
             block,
             interrupted: Arc::new(AtomicBool::new(false)),
@@ -167,8 +176,9 @@ impl Blk {
             stopped: false,
         };
         if mode == Mode::Interrupt {
-            // SAFETY: the same slot, used by the handler for InterruptStatus/ACK only.
-            let regs = unsafe { MmioTransport::new(MachineBus, info) }.map_err(err)?;
+            // SAFETY: the same slot (probed, owned by this test), used by the handler for
+            // InterruptStatus/ACK only.
+            let regs = unsafe { MmioTransport::new(MachineBus::new(), info) }.map_err(err)?;
             let (flag, count, reset) = (
                 blk.interrupted.clone(),
                 blk.interrupts.clone(),
@@ -255,7 +265,9 @@ impl Blk {
         for s in inflight.segments() {
             bufs.push(Buffer {
                 addr: s.addr,
-                len: bogus_len.unwrap_or(s.len),
+                // A fault may shorten a buffer (0 bytes: QEMU's NEEDS_RESET), never lengthen
+                // it past the memory given to the device.
+                len: bogus_len.map_or(s.len, |l| l.min(s.len)),
                 device_writes: dir == Direction::FromDevice,
             });
         }
@@ -264,9 +276,11 @@ impl Blk {
             len: 1,
             device_writes: true,
         });
-        self.queue
-            .add(&bufs, 1)
-            .map_err(|e| Outcome::Failed(err(e)))?;
+        // SAFETY: header and status are this helper's own regions (PREWRITE and PREREAD
+        // above), the data segments `inflight`'s, given to the device just now, each at most
+        // as long as its memory; all stay allocated and untouched by the CPU until the
+        // completion below, or the reset after a timeout (or leaked if that fails).
+        unsafe { self.queue.add(&bufs, 1) }.map_err(|e| Outcome::Failed(err(e)))?;
         if self.queue.publish().map_err(|e| Outcome::Failed(err(e)))? && kick {
             self.transport.notify(0);
         }
@@ -357,13 +371,16 @@ impl Blk {
             // the buffer is then leaked (dropping DeviceOwned does that), not freed.
             self.stopped = true;
             if self.transport.reset().is_ok() {
-                drop(inflight.take_back());
+                // SAFETY: the reset completed: the device no longer touches the queue or
+                // anything it points to (virtio 1.2 2.4.1).
+                drop(unsafe { inflight.take_back() });
             } else {
                 drop(inflight);
             }
             return Err(Outcome::TimedOut(e));
         }
-        let data = inflight.take_back();
+        // SAFETY: the wait saw the chain's completion (`done` is set): the device is done.
+        let data = unsafe { inflight.take_back() };
         let (_token, _len) = done
             .expect("set on success")
             .map_err(|e| Outcome::Failed(err(e)))?;
@@ -411,7 +428,17 @@ impl Drop for Blk {
             let _ = irq::disable(id.irq);
             irq::unregister(id);
         }
-        let _ = self.transport.reset();
+        if self.transport.reset().is_err() {
+            // The device may still use the rings, header and status: leaked, never reused.
+            return;
+        }
+        // SAFETY: each field is dropped once, here, and `self` is going away; the reset
+        // completed, so the device no longer touches them (virtio 1.2 2.4.1).
+        unsafe {
+            ManuallyDrop::drop(&mut self.status);
+            ManuallyDrop::drop(&mut self.header);
+            ManuallyDrop::drop(&mut self.queue);
+        }
     }
 }
 

@@ -303,37 +303,79 @@ mod exec {
         crate::arch::m68k::cpu::identity().cache_insns
     }
 
+    /// The four transparent translation registers (ITT0, ITT1, DTT0, DTT1), or `None` on a
+    /// CPU without them (68020, 68030; QEMU's 68060, whose movec to them is illegal).
+    pub fn read_ttrs() -> Option<[u32; 4]> {
+        if !crate::arch::m68k::cpu::identity().ttrs {
+            return None;
+        }
+        // SAFETY: identification found the TTRs on this CPU (checked just above); reading one
+        // has no effect on the machine.
+        Some([0, 1, 2, 3].map(|which| unsafe { machine::ttr_read(which) }))
+    }
+
     /// Sets the RAM/device cache modes (68040, 68060 where its ITT/DTT exist) and enables the
     /// caches in `mode`.
     pub fn enable(mode: Mode) {
         let id = crate::arch::m68k::cpu::identity();
         if id.ttrs {
             for (which, value) in ttr_values(mode).into_iter().enumerate() {
-                machine::ttr_write(which as u32, value);
+                // SAFETY: identification found the TTRs; `ttr_values` keeps RAM cacheable in
+                // `mode` and the device window cache-inhibited, serialized (tested below
+                // against the manual's field layout).
+                unsafe { machine::ttr_write(which as u32, value) };
             }
         }
         if id.cache_insns {
             // Nothing may be cached from before the modes were set.
-            execute(Step {
-                push: true,
-                scope: Scope::All,
-                caches: Caches::Both,
-                addr: 0,
-            });
+            // SAFETY: CINV/CPUSH work here (identified); a push-all discards nothing.
+            unsafe {
+                execute(Step {
+                    push: true,
+                    scope: Scope::All,
+                    caches: Caches::Both,
+                    addr: 0,
+                })
+            };
         }
         let bits = cacr_enable_bits(id.model, mode);
         ENABLED.store(bits, Ordering::Relaxed);
         *MODE.lock() = mode;
-        machine::cacr_write(bits | cacr_clear_on_enable(id.model));
+        // SAFETY: bits the model defines (`cacr_enable_bits`, tested against the manuals);
+        // enabling loses nothing, and the clear bits (68020/68030) only drop lines of a cache
+        // that was off and write-through.
+        unsafe { machine::cacr_write(bits | cacr_clear_on_enable(id.model)) };
+    }
+
+    /// How [`disable`] turns the caches off on a model.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Off {
+        /// One machine-layer routine: CPUSHA %bc and CACR = 0 with interrupts masked and no
+        /// memory write between (a copyback line dirtied after a separate push would be left
+        /// in a cache that no longer answers).
+        PushAndOff,
+        /// CACR = 0: the 68020/68030 data caches write through, so nothing can be lost.
+        CacrZero,
+    }
+
+    pub(super) fn off_for(has_040_cache_insns: bool) -> Off {
+        if has_040_cache_insns {
+            Off::PushAndOff
+        } else {
+            Off::CacrZero
+        }
     }
 
     /// Pushes everything and turns the caches off.
     pub fn disable() {
-        push_invalidate_all();
-        invalidate_instruction_all();
         ENABLED.store(0, Ordering::Relaxed);
         *MODE.lock() = Mode::Off;
-        machine::cacr_write(0);
+        match off_for(cache_insns()) {
+            // SAFETY: `cache_insns` says CPUSHA works here.
+            Off::PushAndOff => unsafe { machine::cache_off_040() },
+            // SAFETY: 0 is valid on every model, and these caches hold no dirty data.
+            Off::CacrZero => unsafe { machine::cacr_write(0) },
+        }
     }
 
     /// The mode the caches are in (as last enabled; Off after `disable`).
@@ -346,32 +388,73 @@ mod exec {
         ENABLED.load(Ordering::Relaxed)
     }
 
-    fn execute(step: Step) {
-        let refused = machine::cache_op(step.encoding(), step.addr);
-        debug_assert!(!refused, "machine layer refused cache step {step:?}");
+    /// Executes `step` (only where `cache_insns()`; the callers check).
+    ///
+    /// # Safety
+    ///
+    /// An invalidate without push discards the lines it covers: nobody may need their data.
+    unsafe fn execute(step: Step) {
+        // SAFETY: the callers check `cache_insns()`; what the step may discard is this
+        // function's caller's contract.
+        unsafe { execute_encoded(step.encoding(), step.addr) }
+    }
+
+    /// Executes the cache instruction whose opcode middle byte is `kind` (see
+    /// [`Step::encoding`]). A kind the machine layer refuses is a kernel bug that would
+    /// silently skip cache maintenance, so it ends the kernel, release build or not.
+    ///
+    /// # Safety
+    ///
+    /// As [`machine::cache_op`]: only where CINV/CPUSH run, and an invalidate discards the
+    /// lines it covers, so nobody may need their data. (A refused kind executes nothing.)
+    pub unsafe fn execute_encoded(kind: u32, addr: u32) {
+        // SAFETY: the caller's contract is `cache_op`'s.
+        let refused = unsafe { machine::cache_op(kind, addr) };
+        assert!(
+            !refused,
+            "machine layer refused cache op {kind:#04x} at {addr:#010x}"
+        );
     }
 
     /// Runs one 68040-style data-cache step (from a plan) on the real cache.
-    pub fn execute_040_data(push: bool, scope: Scope, addr: u32) {
+    ///
+    /// # Safety
+    ///
+    /// Without `push`, the line or page at `addr` is discarded: nobody may need the CPU's
+    /// writes to it (bus_dma PREREAD: the device owns it and is about to write it).
+    pub unsafe fn execute_040_data(push: bool, scope: Scope, addr: u32) {
         if cache_insns() {
-            execute(Step {
-                push,
-                scope,
-                caches: Caches::Data,
-                addr,
-            });
+            // SAFETY: CINV/CPUSH work here (checked); the discard is the caller's contract.
+            unsafe {
+                execute(Step {
+                    push,
+                    scope,
+                    caches: Caches::Data,
+                    addr,
+                })
+            };
         }
     }
 
-    fn data_range(op: RangeOp, addr: u32, len: u32) {
+    /// # Safety
+    ///
+    /// For `RangeOp::Invalidate`, nobody may need the CPU's writes in [addr, addr + len)
+    /// (the planner pushes partial lines at the edges, so only whole lines inside are lost).
+    unsafe fn data_range(op: RangeOp, addr: u32, len: u32) {
         match model() {
             Model::M68040 | Model::M68060 if cache_insns() => {
-                plan_040(op, Caches::Data, addr, len, &mut |s| execute(s))
+                plan_040(op, Caches::Data, addr, len, &mut |s| {
+                    // SAFETY: CINV/CPUSH work here; the plan discards only whole lines inside
+                    // the range (tested), which the caller's contract covers.
+                    unsafe { execute(s) }
+                })
             }
             // Write-through: memory already has every write; only discarding remains, and
             // the 68030 can only clear its whole (256-byte) data cache.
             Model::M68030 if op != RangeOp::Push && len != 0 => {
-                machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD);
+                // SAFETY: the enabled bits plus CD, valid on the 68030; its write-through
+                // data cache holds nothing memory lacks, so clearing it loses nothing.
+                unsafe { machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD) };
             }
             // A 68030 push (nothing to do), no data cache (68020), or QEMU's 68060 whose
             // CINV/CPUSH trap (it models no caches, so there is nothing to maintain).
@@ -381,29 +464,44 @@ mod exec {
 
     /// Writes the CPU's cached writes in [addr, addr + len) (physical) back to memory.
     pub fn push_range(addr: u32, len: u32) {
-        data_range(RangeOp::Push, addr, len);
+        // SAFETY: a push discards nothing.
+        unsafe { data_range(RangeOp::Push, addr, len) };
     }
 
     /// Makes the CPU's next reads of [addr, addr + len) come from memory. Partial lines at
     /// the edges are pushed first, never discarded.
-    pub fn invalidate_range(addr: u32, len: u32) {
-        data_range(RangeOp::Invalidate, addr, len);
+    ///
+    /// # Safety
+    ///
+    /// The CPU's writes to whole lines inside the range are discarded: nobody may need them.
+    pub unsafe fn invalidate_range(addr: u32, len: u32) {
+        // SAFETY: the caller's contract.
+        unsafe { data_range(RangeOp::Invalidate, addr, len) };
     }
 
+    /// Pushes the range, then invalidates it: memory keeps every write.
     pub fn push_invalidate_range(addr: u32, len: u32) {
-        data_range(RangeOp::PushInvalidate, addr, len);
+        // SAFETY: every line is pushed before it is invalidated: nothing is lost.
+        unsafe { data_range(RangeOp::PushInvalidate, addr, len) };
     }
 
     /// Pushes and invalidates the whole data cache.
     pub fn push_invalidate_all() {
         match model() {
-            Model::M68040 | Model::M68060 if cache_insns() => execute(Step {
-                push: true,
-                scope: Scope::All,
-                caches: Caches::Data,
-                addr: 0,
-            }),
-            Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD),
+            // SAFETY: CINV/CPUSH work here, and a push-all discards nothing.
+            Model::M68040 | Model::M68060 if cache_insns() => unsafe {
+                execute(Step {
+                    push: true,
+                    scope: Scope::All,
+                    caches: Caches::Data,
+                    addr: 0,
+                })
+            },
+            // SAFETY: the enabled bits plus CD on a 68030, whose write-through data cache
+            // holds nothing memory lacks.
+            Model::M68030 => unsafe {
+                machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD)
+            },
             _ => {}
         }
     }
@@ -411,14 +509,25 @@ mod exec {
     /// Discards the whole instruction cache (after writing code, e.g. a loaded module).
     pub fn invalidate_instruction_all() {
         match model() {
-            Model::M68040 | Model::M68060 if cache_insns() => execute(Step {
-                push: false,
-                scope: Scope::All,
-                caches: Caches::Instruction,
-                addr: 0,
-            }),
-            Model::M68030 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CI),
-            Model::M68020 => machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr020::CI),
+            // SAFETY: CINV/CPUSH work here; the instruction cache holds no writes to lose.
+            Model::M68040 | Model::M68060 if cache_insns() => unsafe {
+                execute(Step {
+                    push: false,
+                    scope: Scope::All,
+                    caches: Caches::Instruction,
+                    addr: 0,
+                })
+            },
+            // SAFETY: the enabled bits plus CI (68030 layout); an instruction cache clear
+            // loses no data.
+            Model::M68030 => unsafe {
+                machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CI)
+            },
+            // SAFETY: the enabled bits plus CI (68020 layout); the 68020 has only an
+            // instruction cache, so no data can be lost.
+            Model::M68020 => unsafe {
+                machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr020::CI)
+            },
             _ => {}
         }
     }

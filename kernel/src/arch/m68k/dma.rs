@@ -77,13 +77,21 @@ unsafe impl Platform for M68kPlatform {
         crate::arch::m68k::dma_sync::sync_steps(cpu, ops, phys, len, emit)
     }
 
-    fn execute(&self, step: CacheStep) {
+    unsafe fn execute(&self, step: CacheStep) {
         use crate::arch::m68k::cache::{self, Scope};
         match step {
-            // The 68030's only data-cache invalidate, and the 68040's push-all.
+            // The 68030's only data-cache invalidate (write-through: it loses nothing), and
+            // the 68040's push-all.
             CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => cache::push_invalidate_all(),
-            CacheStep::Line { addr, push } => cache::execute_040_data(push, Scope::Line, addr),
-            CacheStep::Page { addr, push } => cache::execute_040_data(push, Scope::Page, addr),
+            // SAFETY: the step is this trait method's caller's, who vouches that its lines
+            // hold nothing needed when it does not push.
+            CacheStep::Line { addr, push } => unsafe {
+                cache::execute_040_data(push, Scope::Line, addr)
+            },
+            // SAFETY: as for the line step: the caller's contract covers the page.
+            CacheStep::Page { addr, push } => unsafe {
+                cache::execute_040_data(push, Scope::Page, addr)
+            },
         }
     }
 

@@ -11,7 +11,15 @@
 /// Reads and writes the processor's interrupt mask level (0..=7).
 pub trait IplControl {
     fn get(&self) -> u8;
-    fn set(&self, level: u8);
+    /// Sets the level. Raising is what [`IplGuard::raise`] does safely; this is the raw form.
+    ///
+    /// # Safety
+    ///
+    /// Lowering the level lets handlers of the levels above it run: the caller must hold
+    /// nothing they take (no lock whose holder relies on the mask, no state mid-update that
+    /// a handler reads), as at the end of a guard's scope or at boot once every handler and
+    /// its state are set up.
+    unsafe fn set(&self, level: u8);
 }
 
 /// Raised interrupt mask for the guard's lifetime.
@@ -29,7 +37,8 @@ impl<'a, C: IplControl> IplGuard<'a, C> {
         let previous = ctl.get();
         let raised = previous.max(level.min(7));
         if raised > previous {
-            ctl.set(raised);
+            // SAFETY: a raise; it only keeps handlers from running.
+            unsafe { ctl.set(raised) };
         }
         IplGuard {
             ctl,
@@ -53,7 +62,10 @@ impl<C: IplControl> Drop for IplGuard<'_, C> {
                 self.raised
             );
         }
-        self.ctl.set(self.previous);
+        // SAFETY: the level this guard found, restored at the end of its scope: the IPL is
+        // where this guard raised it (checked above), so every guard raised later has
+        // dropped, and with them anything they protected.
+        unsafe { self.ctl.set(self.previous) };
     }
 }
 
@@ -67,7 +79,7 @@ mod tests {
         fn get(&self) -> u8 {
             self.0.get()
         }
-        fn set(&self, level: u8) {
+        unsafe fn set(&self, level: u8) {
             self.0.set(level)
         }
     }

@@ -32,6 +32,7 @@ extern "C" {
     fn barrier();
     fn cpu_cacr_read() -> u32;
     fn cpu_cacr_write(value: u32);
+    fn cpu_cache_off_040();
     fn cpu_cacr_probe() -> u32;
     fn cpu_fpu_present() -> u32;
     fn cpu_probe_cache_insns() -> u32;
@@ -42,9 +43,29 @@ extern "C" {
     fn machine_cache_op(kind: u32, addr: u32) -> u32;
 }
 
-/// Register access through the machine layer's volatile loads and stores.
-#[derive(Clone, Copy, Default)]
-pub struct MachineBus;
+/// Register access through the machine layer's volatile loads and stores: a capability to
+/// reach device registers, so only [`MachineBus::new`] (unsafe) makes one.
+///
+/// The machine layer loads and stores whatever address it is given (boot/machine.c,
+/// `Z_machineZ_mmio_*`): a bus in safe hands could write any byte of RAM, the kernel's own
+/// code included. Holders pass it only to device drivers for register blocks the board
+/// describes (bootinfo, `board::virt::memmap`, the virtio probe).
+#[derive(Clone, Copy)]
+pub struct MachineBus {
+    _capability: (),
+}
+
+impl MachineBus {
+    /// # Safety
+    ///
+    /// Every address the holder, or a driver it hands the bus to, passes to the `Bus`
+    /// methods must be a register of a device the board describes at that address (bootinfo's
+    /// records, `board::virt::memmap`, a slot the virtio probe found), owned by that holder:
+    /// never RAM, never another driver's registers.
+    pub const unsafe fn new() -> Self {
+        MachineBus { _capability: () }
+    }
+}
 
 // SAFETY: each method is one call of a machine-layer import that performs exactly one
 // volatile access of that width; import calls are opaque to the compiler, so they stay in
@@ -53,27 +74,33 @@ unsafe impl Bus for MachineBus {
     // The 68k is big-endian and the virt board wires its devices' byte lanes straight.
     const BIG_ENDIAN: bool = true;
     fn read8(&self, addr: u32) -> u8 {
-        // SAFETY: the Bus contract: callers name addresses of their own register block.
+        // SAFETY: this bus exists only through `MachineBus::new`, whose caller promised that
+        // `addr` is a register of its own device; a byte load there touches no Rust memory.
         unsafe { mmio_read8(addr) as u8 }
     }
     fn read16(&self, addr: u32) -> u16 {
-        // SAFETY: as above.
+        // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract); the
+        // 16-bit load is one bus cycle of the width the device's register defines.
         unsafe { mmio_read16(addr) as u16 }
     }
     fn read32(&self, addr: u32) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract); a
+        // load there reads the device, not memory any Rust reference covers.
         unsafe { mmio_read32(addr) }
     }
     fn write8(&self, addr: u32, value: u8) {
-        // SAFETY: as above.
+        // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract), so
+        // the store changes that device's state and no byte of RAM.
         unsafe { mmio_write8(addr, value.into()) }
     }
     fn write16(&self, addr: u32, value: u16) {
-        // SAFETY: as above.
+        // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract), so
+        // the store reaches the device and no RAM.
         unsafe { mmio_write16(addr, value.into()) }
     }
     fn write32(&self, addr: u32, value: u32) {
-        // SAFETY: as above.
+        // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract), so
+        // the store reaches the device and no RAM.
         unsafe { mmio_write32(addr, value) }
     }
 }
@@ -86,8 +113,9 @@ impl IplControl for MachineIpl {
         // SAFETY: reads SR.
         unsafe { ipl_get() as u8 }
     }
-    fn set(&self, level: u8) {
-        // SAFETY: changes only SR's interrupt mask.
+    unsafe fn set(&self, level: u8) {
+        // SAFETY: the import changes only SR's interrupt mask; what lowering it lets run is
+        // the caller's obligation (this trait method's contract).
         unsafe { ipl_set(level.into()) }
     }
 }
@@ -161,8 +189,13 @@ pub fn read_bootinfo(offset: usize, buf: &mut [u8]) -> usize {
 }
 
 /// Tells the machine layer's last-resort printer where the console and virt-ctrl are.
-pub fn set_fallback(tty: u32, ctrl: u32) {
-    // SAFETY: two addresses stored for later.
+///
+/// # Safety
+///
+/// `tty` and `ctrl` must be the goldfish TTY's and virt-ctrl's register blocks: the machine
+/// layer writes their registers when it reports a fault Rust cannot.
+pub unsafe fn set_fallback(tty: u32, ctrl: u32) {
+    // SAFETY: the caller's contract covers both addresses; the import only stores them.
     unsafe { set_fallback_devices(tty, ctrl) }
 }
 
@@ -231,18 +264,42 @@ pub fn cacr_read() -> u32 {
     unsafe { cpu_cacr_read() }
 }
 
-/// Writes the CACR. Callers (the cache module) choose bits valid for the identified model.
-pub fn cacr_write(value: u32) {
-    // SAFETY: the CACR only controls caches, which do not change memory contents when
-    // enabled, disabled or cleared in write-through mode; copyback users push first.
+/// Writes the CACR.
+///
+/// # Safety
+///
+/// `value` holds only bits the identified CPU defines (MC68040UM 7.2, MC68030UM 6.3.1), and
+/// no dirty data cache line may be lost by it: before a write that disables or clears the
+/// data cache in copyback mode, the caller has pushed it with interrupts masked since.
+pub unsafe fn cacr_write(value: u32) {
+    // SAFETY: the caller's contract covers the value and the cache contents; the import is
+    // one `movec` to CACR.
     unsafe { cpu_cacr_write(value) }
 }
 
-/// The CACR's writable bits (all ones written, read back, caches left off).
+/// Pushes and invalidates both caches and turns them off (CACR = 0) in one machine-layer
+/// routine: interrupts masked, nothing written to memory between the push and the CACR
+/// write, so no dirty line is left in a cache that no longer answers.
+///
+/// # Safety
+///
+/// Only where `cpu::Identity::cache_insns` is true (CPUSHA takes an F-line trap elsewhere).
+pub unsafe fn cache_off_040() {
+    // SAFETY: the caller checked the CPU; the routine loses no data (push before off).
+    unsafe { cpu_cache_off_040() }
+}
+
+/// The CACR's writable bits (all ones written, read back, caches left off). Probed by the
+/// first call only; later calls return that answer and touch no register.
 pub fn cacr_probe() -> u32 {
-    // SAFETY: runs with interrupts masked and leaves the caches off; called before they are
-    // ever enabled, so no dirty line can be lost.
-    unsafe { cpu_cacr_probe() }
+    static MASK: spin::Once<u32> = spin::Once::new();
+    *MASK.call_once(|| {
+        // SAFETY: the probe writes the CACR (all ones, then 0) with interrupts masked, which
+        // loses nothing while no cache was ever enabled. This is the first call of the boot:
+        // `cpu::identify` makes it before anything else, and `cache::enable` cannot run
+        // before identification (it needs `cpu::identity`), so no cache is on yet.
+        unsafe { cpu_cacr_probe() }
+    })
 }
 
 /// Whether the boot-time FPU probe found an FPU.
@@ -252,12 +309,17 @@ pub fn fpu_present() -> bool {
 }
 
 /// Whether CINV/CPUSH execute (false: they took an F-line trap). Only for a CPU that has
-/// them architecturally (68040, 68060), before its caches are enabled.
+/// them architecturally (68040, 68060). Probed by the first call only; later calls return
+/// that answer and execute nothing.
 pub fn probe_cache_insns() -> bool {
-    // Called at identification, before any cache is enabled: no line, dirty or not, exists.
-    // SAFETY: CPUSHA/CINVA with interrupts masked and no cache enabled lose nothing; a trap
-    // is resumed after the instruction by the machine layer.
-    unsafe { cpu_probe_cache_insns() != 0 }
+    static FOUND: spin::Once<bool> = spin::Once::new();
+    *FOUND.call_once(|| {
+        // SAFETY: CPUSHA/CINVA with interrupts masked lose nothing while no cache was ever
+        // enabled, and this first call is `cpu::identify`'s, which precedes any
+        // `cache::enable` (that needs the identity); a trap is resumed after the instruction
+        // by the machine layer.
+        unsafe { cpu_probe_cache_insns() != 0 }
+    })
 }
 
 /// Whether movec from/to ITT0-1 and DTT0-1 executes (false: illegal instruction). Only for
@@ -268,24 +330,41 @@ pub fn probe_ttrs() -> bool {
     unsafe { cpu_probe_ttrs() != 0 }
 }
 
-/// Reads a 68040 transparent translation register (0 ITT0, 1 ITT1, 2 DTT0, 3 DTT1).
-/// Only where `cpu::Identity::ttrs` is true (68040; 68060 on silicon).
-pub fn ttr_read(which: u32) -> u32 {
-    // SAFETY: the callers (cache module, banner, tests) check Identity::ttrs first.
+/// Reads a 68040 transparent translation register (0 ITT0, 1 ITT1, 2 DTT0, 3 DTT1; the
+/// machine layer masks `which` to 0..=3).
+///
+/// # Safety
+///
+/// Only where `cpu::Identity::ttrs` is true (68040; a 68060 on silicon): elsewhere these
+/// `movec` encodings are other registers or an illegal instruction.
+pub unsafe fn ttr_read(which: u32) -> u32 {
+    // SAFETY: the caller checked `Identity::ttrs`; reading a TTR has no effect.
     unsafe { cpu_ttr_read(which) }
 }
 
-/// Writes a 68040 transparent translation register; only where `Identity::ttrs` is true.
-pub fn ttr_write(which: u32, value: u32) {
-    // SAFETY: as ttr_read; the values only set cache modes with the MMU off.
+/// Writes a 68040 transparent translation register.
+///
+/// # Safety
+///
+/// As [`ttr_read`]; and `value` must keep every range the kernel touches reachable with the
+/// cache mode its users rely on: RAM cacheable as the cache module set it, the board's device
+/// window (`board::virt::memmap`) cache-inhibited and serialized (MC68040UM 3.3, 4.2), or MMIO reads would
+/// hit stale lines.
+pub unsafe fn ttr_write(which: u32, value: u32) {
+    // SAFETY: the caller's contract; the import is one `movec` to the selected TTR.
     unsafe { cpu_ttr_write(which, value) }
 }
 
 /// Executes one 68040 cache instruction (encoding byte from `cache::Step::encoding`).
-/// Returns true when the machine layer refused an unknown encoding.
-pub fn cache_op(kind: u32, addr: u32) -> bool {
-    // SAFETY: the cache module calls this only where Identity::cache_insns is true, with
-    // steps that never discard data outside the caller's range.
+/// Returns true when the machine layer refused an unknown encoding (nothing executed).
+///
+/// # Safety
+///
+/// Only where `cpu::Identity::cache_insns` is true (else an F-line trap). An invalidate
+/// (CINV) discards dirty lines: the caller must know that no line it covers holds data
+/// anyone needs (pushed first, or owned by a device about to overwrite it: bus_dma PREREAD).
+pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
+    // SAFETY: the caller's contract covers the CPU and what the operation may discard.
     unsafe { machine_cache_op(kind, addr) != 0 }
 }
 

@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 use crate::arch::m68k::cpu::Model;
+use crate::board::virt::memmap;
 use core::fmt;
+use drivers::virtio::mmio::{SLOTS, SLOT_SIZE};
 
 /// Largest number of memory chunks kept (QEMU's virt board passes one).
 pub const MAX_MEM_CHUNKS: usize = 4;
@@ -367,6 +369,13 @@ pub enum Missing {
     Rtc,
     Virtio,
     NotVirt(Option<u32>),
+    /// A device's register window (`len` bytes from `base`) overlaps RAM or runs past 4 GiB:
+    /// the kernel's register accesses there would write memory.
+    DeviceWindow {
+        device: &'static str,
+        base: u32,
+        len: u32,
+    },
 }
 
 impl fmt::Display for Missing {
@@ -380,6 +389,10 @@ impl fmt::Display for Missing {
             Missing::Virtio => f.write_str("no VIRT_VIRTIO_BASE record"),
             Missing::NotVirt(Some(t)) => write!(f, "MACHTYPE is {t}, not {MACH_VIRT} (virt)"),
             Missing::NotVirt(None) => f.write_str("no MACHTYPE record"),
+            Missing::DeviceWindow { device, base, len } => write!(
+                f,
+                "the {device} registers ({len:#x} bytes at {base:#010x}) overlap RAM or pass 4 GiB"
+            ),
         }
     }
 }
@@ -403,6 +416,27 @@ impl BootInfo<'_> {
         for (dev, missing) in required {
             if dev.is_none() {
                 return Err(missing);
+            }
+        }
+        // Each device's whole register window (the board's layout: six PICs, two RTCs, one
+        // page for the TTY and virt-ctrl, every virtio slot) must lie outside RAM: the
+        // kernel hands these addresses to the machine bus, which would write memory there.
+        let windows = [
+            ("PIC", self.pic, 6 * memmap::PIC_STRIDE),
+            ("RTC", self.rtc, 2 * memmap::RTC_STRIDE),
+            ("TTY", self.tty, memmap::DEVICE_PAGE),
+            ("virt-ctrl", self.ctrl, memmap::DEVICE_PAGE),
+            ("virtio", self.virtio, SLOTS * SLOT_SIZE),
+        ];
+        for (device, dev, len) in windows {
+            let base = dev.map_or(0, |d| d.base);
+            let (start, end) = (u64::from(base), u64::from(base) + u64::from(len));
+            let in_ram = self.mem_chunks.as_slice().iter().any(|c| {
+                let (lo, hi) = (u64::from(c.addr), u64::from(c.addr) + u64::from(c.size));
+                start < hi && lo < end
+            });
+            if in_ram || end > 1 << 32 {
+                return Err(Missing::DeviceWindow { device, base, len });
             }
         }
         Ok(())
@@ -475,7 +509,6 @@ pub(crate) mod tests {
         assert_eq!(mmu_name(1 << 0), "68851");
         assert_eq!(mmu_name(1 << 2), "68040");
     }
-    use crate::board::virt::memmap;
     use std::vec::Vec;
 
     /// Builds a list the way QEMU does: each record padded to 4 bytes, size counting it.
@@ -766,6 +799,44 @@ pub(crate) mod tests {
             .u32s(tag::MEMCHUNK, &[0, 1 << 24])
             .end();
         assert_eq!(parse(&buf).unwrap().require_virt(), Err(Missing::Tty));
+    }
+
+    /// The board's records with RAM from 0 to `ram_end` and the PIC at `pic`.
+    fn virt_with(ram_end: u32, pic: u32) -> Vec<u8> {
+        Builder::new()
+            .u32s(tag::MACHTYPE, &[14])
+            .u32s(tag::MEMCHUNK, &[0, ram_end])
+            .u32s(tag::VIRT_GF_PIC_BASE, &[pic, 1])
+            .u32s(tag::VIRT_GF_RTC_BASE, &[0xff00_6000, 168])
+            .u32s(tag::VIRT_GF_TTY_BASE, &[0xff00_8000, 39])
+            .u32s(tag::VIRT_CTRL_BASE, &[0xff00_9000, 8])
+            .u32s(tag::VIRT_VIRTIO_BASE, &[0xff01_0000, 40])
+            .end()
+    }
+
+    #[test]
+    fn device_windows_must_miss_ram() {
+        // QEMU's layout (hw/m68k/virt.c) with 128 MiB passes.
+        let buf = virt_with(128 << 20, 0xff00_0000);
+        assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
+        // A PIC inside RAM: its six 4 KiB windows overlap the chunk's last bytes.
+        let buf = virt_with(128 << 20, (128 << 20) - 0x1000);
+        assert_eq!(
+            parse(&buf).unwrap().require_virt(),
+            Err(Missing::DeviceWindow {
+                device: "PIC",
+                base: (128 << 20) - 0x1000,
+                len: 0x6000
+            })
+        );
+        // Ending exactly where RAM starts is fine; running past 4 GiB is not.
+        let buf = virt_with(128 << 20, 128 << 20);
+        assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
+        let buf = virt_with(128 << 20, 0xffff_b000);
+        assert!(matches!(
+            parse(&buf).unwrap().require_virt(),
+            Err(Missing::DeviceWindow { device: "PIC", .. })
+        ));
     }
 
     #[test]

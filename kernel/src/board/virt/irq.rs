@@ -102,10 +102,11 @@ mod dispatch {
     use crate::board::virt::memmap::{self, PIC_STRIDE};
 
     fn pic(n: u32) -> GoldfishPic<MachineBus> {
-        // SAFETY: PIC_BASE is bootinfo's PIC base; PICs are 0x1000 apart (n is 1..=6).
+        // SAFETY: PIC_BASE is bootinfo's PIC base; PICs are 0x1000 apart (n is 1..=6): the bus
+        // and the driver reach only that PIC's registers, and dispatch is their one user.
         unsafe {
             GoldfishPic::new(
-                MachineBus,
+                MachineBus::new(),
                 PIC_BASE.load(Ordering::Relaxed) + (n - 1) * PIC_STRIDE,
             )
         }
@@ -117,7 +118,12 @@ mod dispatch {
     }
 
     /// Resets every PIC (all inputs disabled) and records where they are.
-    pub fn init(pic_base: u32) {
+    ///
+    /// # Safety
+    ///
+    /// `pic_base` must be PIC #1's register block as bootinfo reports it (the six PICs sit
+    /// `PIC_STRIDE` apart from it): dispatch reads and writes their registers from here on.
+    pub unsafe fn init(pic_base: u32) {
         let _masked = machine::mask_interrupts();
         PIC_BASE.store(pic_base, Ordering::Relaxed);
         for n in 1..=PICS {

@@ -25,6 +25,8 @@ pub const RTC_STRIDE: u32 = 0x1000;
 pub const TTY_BASE: u32 = 0xff00_8000;
 /// Goldfish TTY's interrupt: PIC 1 bit 31.
 pub const TTY_IRQ: u32 = 39;
+/// The register window of one goldfish device or virt-ctrl (bytes).
+pub const DEVICE_PAGE: u32 = 0x1000;
 /// virt-ctrl (halt, panic, reset).
 pub const CTRL_BASE: u32 = 0xff00_9000;
 /// virt-ctrl's interrupt (PIC 1 bit 0; never raised).

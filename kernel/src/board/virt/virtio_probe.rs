@@ -36,13 +36,22 @@ pub fn device_name(id: u32) -> &'static str {
     }
 }
 
-/// Probes every slot from `base` (slot i at base + i * 0x200, irq `irq0` + i).
-pub fn probe_all(base: u32, irq0: u32) -> &'static [Slot] {
+/// Probes every slot from `base` (slot i at base + i * SLOT_SIZE, irq `irq0` + i), once: later
+/// calls return the first answer and read no register.
+///
+/// # Safety
+///
+/// `base` must be the virtio-mmio window bootinfo reports (`SLOTS` slots of `SLOT_SIZE`
+/// bytes): the probe reads each slot's identification registers.
+pub unsafe fn probe_all(base: u32, irq0: u32) -> &'static [Slot] {
     FOUND.call_once(|| {
         let mut found = Vec::new();
+        // SAFETY: `base` is the virtio window (this function's contract); the probe reads
+        // only each slot's identification registers, before any driver owns one.
+        let bus = unsafe { MachineBus::new() };
         for slot in 0..SLOTS {
             let b = base + slot * SLOT_SIZE;
-            match mmio::probe(&MachineBus, b, irq0 + slot, slot) {
+            match mmio::probe(&bus, b, irq0 + slot, slot) {
                 Ok(None) => {}
                 Ok(Some(info)) if info.version != 2 => found.push(Slot::Refused {
                     slot,
