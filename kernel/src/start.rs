@@ -332,7 +332,7 @@ fn setup_caches(id: Identity, opts: &Options) -> CacheMode {
         (_, Some(mode)) => mode,
         (_, None) => CacheMode::Copyback,
     };
-    cache::enable(mode);
+    cache::enable(mode, crate::board::virt::memmap::DEVICE_WINDOW);
     mode
 }
 

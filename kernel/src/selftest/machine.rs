@@ -5,6 +5,7 @@ use crate::arch::m68k::cache::{self, Mode as CacheMode};
 use crate::arch::m68k::cpu::{self, Model};
 use crate::arch::m68k::machine::{self, MachineBus};
 use crate::board::virt::irq::{self, Handled, IrqError};
+use crate::board::virt::memmap;
 use crate::kern::time::{self, MILLIS, SECONDS};
 use crate::kern::tty;
 use crate::selftest::cache_encodings;
@@ -102,13 +103,13 @@ fn cacr_reads_back_as_programmed() -> TestResult {
         cache::disable();
         ensure_eq!(cacr_enable_bits_now(), 0);
         for mode in [CacheMode::WriteThrough, CacheMode::Copyback] {
-            cache::enable(mode);
+            cache::enable(mode, memmap::DEVICE_WINDOW);
             ensure_eq!(cacr_enable_bits_now(), manual_enable_bits(model));
         }
         Ok(())
     })();
     // Put back the boot configuration whatever happened.
-    cache::enable(booted_mode);
+    cache::enable(booted_mode, memmap::DEVICE_WINDOW);
     ensure_eq!(cache::enabled_bits(), booted);
     result
 }
@@ -167,7 +168,10 @@ fn ttrs_read_back_on_68040() -> TestResult {
             _ => "only the 68040 and 68060 have ITT/DTT registers",
         });
     };
-    ensure_eq!(read, cache::ttr_values(cache::mode()));
+    ensure_eq!(
+        read,
+        cache::ttr_values(cache::mode(), memmap::DEVICE_WINDOW)
+    );
     Ok(())
 }
 

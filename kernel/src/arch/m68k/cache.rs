@@ -252,20 +252,22 @@ pub fn has_data_cache(model: Model) -> bool {
 }
 
 /// 68040 transparent translation register values, with the MMU off:
-/// (ITT0, ITT1, DTT0, DTT1).
+/// (ITT0, ITT1, DTT0, DTT1) (MC68040UM 3.3.1: base byte 31-24, mask 23-16, E 15, S 14-13,
+/// CM 6-5).
 ///
-/// DTT0 maps the device window 0xff000000-0xffffffff cache-inhibited, serialized (device
-/// registers must be neither cached nor reordered); DTT1 maps 0x00000000-0x7fffffff (RAM) in
-/// `mode`. ITT0 lets instructions be cached from RAM; ITT1 keeps the device window uncached.
-/// All match supervisor and user accesses (S field = ignore).
-pub fn ttr_values(mode: Mode) -> [u32; 4] {
+/// DTT0 maps the board's device window, the 16 MiB from `device_window` (its top byte is the
+/// TTR's base, mask 0), cache-inhibited, serialized (device registers must be neither cached
+/// nor reordered); DTT1 maps 0x00000000-0x7fffffff (RAM) in `mode`. ITT0 lets instructions be
+/// cached from RAM; ITT1 keeps the device window uncached. All match supervisor and user
+/// accesses (S field = ignore). Low 24 bits of `device_window` are ignored.
+pub fn ttr_values(mode: Mode, device_window: u32) -> [u32; 4] {
     const ENABLE: u32 = 0x8000;
     const S_IGNORE: u32 = 0x4000;
     const CM_WRITETHROUGH: u32 = 0x00;
     const CM_COPYBACK: u32 = 0x20;
     const CM_INHIBIT_SERIALIZED: u32 = 0x40;
     let ram = 0x007f_0000 | ENABLE | S_IGNORE; // base 0x00, mask 0x7f
-    let devices = 0xff00_0000 | ENABLE | S_IGNORE; // base 0xff, mask 0x00
+    let devices = (device_window & (0xff << 24)) | ENABLE | S_IGNORE; // its base byte, mask 0x00
     let ram_mode = match mode {
         Mode::Copyback => CM_COPYBACK,
         Mode::WriteThrough => CM_WRITETHROUGH,
@@ -315,11 +317,12 @@ mod exec {
     }
 
     /// Sets the RAM/device cache modes (68040, 68060 where its ITT/DTT exist) and enables the
-    /// caches in `mode`.
-    pub fn enable(mode: Mode) {
+    /// caches in `mode`; `device_window` is the 16 MiB-aligned start of the board's device
+    /// registers (see [`ttr_values`]).
+    pub fn enable(mode: Mode, device_window: u32) {
         let id = crate::arch::m68k::cpu::identity();
         if id.ttrs {
-            for (which, value) in ttr_values(mode).into_iter().enumerate() {
+            for (which, value) in ttr_values(mode, device_window).into_iter().enumerate() {
                 // SAFETY: identification found the TTRs; `ttr_values` keeps RAM cacheable in
                 // `mode` and the device window cache-inhibited, serialized (tested below
                 // against the manual's field layout).
@@ -747,10 +750,14 @@ mod tests {
             assert_eq!(cacr_strobes(model) & !mask, 0, "{model:?}");
         }
         assert!(!has_data_cache(Model::M68020) && has_data_cache(Model::M68060));
-        let [itt0, itt1, dtt0, dtt1] = ttr_values(Mode::Copyback);
-        assert_eq!(dtt0, 0xff00_c040, "devices: cache-inhibited, serialized");
+        // From the manual's fields: base byte, mask byte, E = 0x8000, S = ignore 0x4000,
+        // CM: 0x00 write-through, 0x20 copyback, 0x40 inhibited serialized.
+        let window = 0xfe << 24;
+        let devices = 0xfe00_0000 | 0x8000 | 0x4000 | 0x40;
+        let [itt0, itt1, dtt0, dtt1] = ttr_values(Mode::Copyback, window | 0x12_3456);
+        assert_eq!(dtt0, devices, "devices: cache-inhibited, serialized");
         assert_eq!(dtt1, 0x007f_c020, "RAM: copyback");
-        assert_eq!(ttr_values(Mode::WriteThrough)[3], 0x007f_c000);
-        assert_eq!((itt0, itt1), (0x007f_c000, 0xff00_c040));
+        assert_eq!(ttr_values(Mode::WriteThrough, window)[3], 0x007f_c000);
+        assert_eq!((itt0, itt1), (0x007f_c000, devices));
     }
 }

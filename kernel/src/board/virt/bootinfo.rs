@@ -369,8 +369,9 @@ pub enum Missing {
     Rtc,
     Virtio,
     NotVirt(Option<u32>),
-    /// A device's register window (`len` bytes from `base`) overlaps RAM or runs past 4 GiB:
-    /// the kernel's register accesses there would write memory.
+    /// A device's register window (`len` bytes from `base`) overlaps RAM or lies outside the
+    /// board's device window (`memmap::DEVICE_WINDOW` to 4 GiB, the range the kernel maps
+    /// cache-inhibited): its register accesses would write memory or go through the cache.
     DeviceWindow {
         device: &'static str,
         base: u32,
@@ -391,7 +392,8 @@ impl fmt::Display for Missing {
             Missing::NotVirt(None) => f.write_str("no MACHTYPE record"),
             Missing::DeviceWindow { device, base, len } => write!(
                 f,
-                "the {device} registers ({len:#x} bytes at {base:#010x}) overlap RAM or pass 4 GiB"
+                "the {device} registers ({len:#x} bytes at {base:#010x}) overlap RAM or lie outside the device window ({:#010x}..4 GiB)",
+                memmap::DEVICE_WINDOW
             ),
         }
     }
@@ -419,8 +421,8 @@ impl BootInfo<'_> {
             }
         }
         // Each device's whole register window (the board's layout: six PICs, two RTCs, one
-        // page for the TTY and virt-ctrl, every virtio slot) must lie outside RAM: the
-        // kernel hands these addresses to the machine bus, which would write memory there.
+        // page for the TTY and virt-ctrl, every virtio slot) must lie outside RAM, where the
+        // machine bus would write memory, and inside the window the kernel maps uncached.
         let windows = [
             ("PIC", self.pic, 6 * memmap::PIC_STRIDE),
             ("RTC", self.rtc, 2 * memmap::RTC_STRIDE),
@@ -435,7 +437,8 @@ impl BootInfo<'_> {
                 let (lo, hi) = (u64::from(c.addr), u64::from(c.addr) + u64::from(c.size));
                 start < hi && lo < end
             });
-            if in_ram || end > 1 << 32 {
+            let uncached = start >= u64::from(memmap::DEVICE_WINDOW) && end <= 1 << 32;
+            if in_ram || !uncached {
                 return Err(Missing::DeviceWindow { device, base, len });
             }
         }
@@ -807,17 +810,23 @@ pub(crate) mod tests {
             .u32s(tag::MACHTYPE, &[14])
             .u32s(tag::MEMCHUNK, &[0, ram_end])
             .u32s(tag::VIRT_GF_PIC_BASE, &[pic, 1])
-            .u32s(tag::VIRT_GF_RTC_BASE, &[0xff00_6000, 168])
-            .u32s(tag::VIRT_GF_TTY_BASE, &[0xff00_8000, 39])
-            .u32s(tag::VIRT_CTRL_BASE, &[0xff00_9000, 8])
-            .u32s(tag::VIRT_VIRTIO_BASE, &[0xff01_0000, 40])
+            .u32s(
+                tag::VIRT_GF_RTC_BASE,
+                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
+            )
+            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
+            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
+            .u32s(
+                tag::VIRT_VIRTIO_BASE,
+                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
+            )
             .end()
     }
 
     #[test]
     fn device_windows_must_miss_ram() {
         // QEMU's layout (hw/m68k/virt.c) with 128 MiB passes.
-        let buf = virt_with(128 << 20, 0xff00_0000);
+        let buf = virt_with(128 << 20, memmap::PIC_BASE);
         assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
         // A PIC inside RAM: its six 4 KiB windows overlap the chunk's last bytes.
         let buf = virt_with(128 << 20, (128 << 20) - 0x1000);
@@ -829,10 +838,13 @@ pub(crate) mod tests {
                 len: 0x6000
             })
         );
-        // Ending exactly where RAM starts is fine; running past 4 GiB is not.
+        // Outside RAM but below the uncached window: refused too.
         let buf = virt_with(128 << 20, 128 << 20);
+        assert!(parse(&buf).unwrap().require_virt().is_err());
+        // The window's last 24 KiB hold six PICs exactly; one page higher runs past 4 GiB.
+        let buf = virt_with(128 << 20, 0u32.wrapping_sub(0x6000));
         assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
-        let buf = virt_with(128 << 20, 0xffff_b000);
+        let buf = virt_with(128 << 20, 0u32.wrapping_sub(0x5000));
         assert!(matches!(
             parse(&buf).unwrap().require_virt(),
             Err(Missing::DeviceWindow { device: "PIC", .. })

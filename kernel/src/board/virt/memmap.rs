@@ -7,8 +7,11 @@
 //! the last-resort printer that runs before Rust.)
 #![forbid(unsafe_code)]
 
+/// Every device's registers lie in the 16 MiB from here to 4 GiB (hw/m68k/virt.c maps all of
+/// them at 0xff000000 and above): the 68040's DTT0 makes this window cache-inhibited.
+pub const DEVICE_WINDOW: u32 = 0xff00_0000;
 /// Goldfish PIC 1; PIC n (1..=6) is at `PIC_BASE + (n - 1) * PIC_STRIDE`.
-pub const PIC_BASE: u32 = 0xff00_0000;
+pub const PIC_BASE: u32 = DEVICE_WINDOW;
 /// Distance between consecutive PICs and between the two RTCs (bytes).
 pub const PIC_STRIDE: u32 = 0x1000;
 /// Goldfish RTC #0 (the kernel's clock and timers).
