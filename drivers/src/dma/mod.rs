@@ -403,8 +403,15 @@ impl<P: Platform> DmaTag<P> {
         f(st.model.as_mut().map(|(_, m, _)| m))
     }
 
-    /// Allocates a page-aligned, physically contiguous region. `coherent` is a hint only: it
-    /// changes no sync the driver must make.
+    /// Allocates a page-aligned, physically contiguous region of `len` bytes, zeroed.
+    /// `coherent` is a hint only: it changes no sync the driver must make.
+    ///
+    /// The allocation is rounded up to whole cache lines (`Platform::LINE`), so no line of the
+    /// region is shared with other memory the CPU writes while the device owns it: a PREREAD
+    /// pushes partial edge lines, and a neighbour's dirty copy pushed later would land on the
+    /// device's data. The zeroing is a CPU write like any other: with the cache model on it
+    /// goes through the model (dirty lines on a copyback cache, memory unchanged until they
+    /// are pushed), so a device-written region needs PREREAD|PREWRITE before its first use.
     pub fn alloc(
         &'static self,
         name: &'static str,
@@ -412,21 +419,37 @@ impl<P: Platform> DmaTag<P> {
         dir: Direction,
         coherent: bool,
     ) -> Result<DmaRegion<P>, DmaError> {
-        const PAGE: usize = 4096;
-        let size = (len as usize).max(1);
+        let size = alloc_size::<P>(len);
         let ptr = self
             .platform()
-            .alloc(size, PAGE)
+            .alloc(size, DMA_ALIGN)
             .ok_or(DmaError::OutOfMemory { bytes: size })?;
-        // SAFETY: `size` fresh bytes; zeroed so no stale data reaches a device.
-        unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+        let phys = self.platform().physical(ptr.as_ptr());
+        let modelled = self.flags.load(Ordering::Relaxed) & MODEL != 0 && {
+            let mut st = self.state.lock();
+            match st.model.as_mut() {
+                Some((_, model, _)) => {
+                    let mem = PlatformMemory(self.platform());
+                    let zeros = [0u8; 64];
+                    for off in (0..size).step_by(zeros.len()) {
+                        let n = zeros.len().min(size - off);
+                        model.write(phys + off as u32, &zeros[..n], &mem);
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        if !modelled {
+            // SAFETY: `size` fresh bytes; zeroed so no stale data reaches a device.
+            unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.add_region(id, name, len, dir != Direction::ToDevice);
             }
         }
-        let phys = self.platform().physical(ptr.as_ptr());
         Ok(DmaRegion {
             tag: self,
             id,
@@ -512,6 +535,14 @@ impl<P: Platform> DmaTag<P> {
         self.platform().barrier();
         Ok(())
     }
+}
+
+/// Alignment of every DMA allocation (a page: page-granular cache operations stay inside).
+const DMA_ALIGN: usize = 4096;
+
+/// Bytes allocated for a region of `len`: at least one, rounded up to whole cache lines.
+fn alloc_size<P: Platform>(len: u32) -> usize {
+    (len.max(1) as usize).next_multiple_of(P::LINE as usize)
 }
 
 /// Long-lived DMA memory shared with a device, accessed through audited accessors.
@@ -759,7 +790,7 @@ impl<P: Platform> Drop for DmaRegion<P> {
         unsafe {
             self.tag
                 .platform()
-                .free(self.ptr, (self.len as usize).max(1), 4096)
+                .free(self.ptr, alloc_size::<P>(self.len), DMA_ALIGN)
         };
     }
 }
@@ -949,7 +980,11 @@ pub(crate) mod sim {
         pub fn new() -> Self {
             let layout = core::alloc::Layout::from_size_align(ARENA, 4096).unwrap();
             // SAFETY: non-zero size; leaked for the test's lifetime.
-            let arena = unsafe { std::alloc::alloc_zeroed(layout) } as usize;
+            let arena = unsafe { std::alloc::alloc(layout) } as usize;
+            // Old heap bytes, as a real allocator hands out: memory the CPU never zeroed
+            // must not read as zeros.
+            // SAFETY: the arena's own `ARENA` bytes.
+            unsafe { core::ptr::write_bytes(arena as *mut u8, 0xa5, ARENA) };
             SimPlatform {
                 arena,
                 next: AtomicUsize::new(0),
@@ -1246,5 +1281,42 @@ mod tests {
             "a buffer dropped in the device's hands is leaked, never reused"
         );
         assert_eq!(t.with_auditor(|a| a.unwrap().total()), 0);
+    }
+
+    /// E2: a region owns its last cache line. The used ring is 6 + 8q bytes; if the
+    /// allocator may place CPU data right after it (here: a heap neighbour taken from the same
+    /// allocator with byte alignment), the neighbour's dirty line covers the ring's tail, the
+    /// next read phase's PREREAD pushes that partial edge line, and the CPU's stale copy of
+    /// the ring's last bytes lands on what the device wrote.
+    #[test]
+    fn a_region_shares_no_line_with_a_heap_neighbour() {
+        let t = tag();
+        t.set_model(Some(sim::SimCache::Copyback), PostRead::NoOp);
+        let used = t
+            .alloc("used ring", 38, Direction::FromDevice, false)
+            .unwrap();
+        used.sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, 38)
+            .unwrap();
+        let neighbour = t.platform().alloc(8, 1).unwrap();
+        let n_phys = t.platform().physical(neighbour.as_ptr());
+        // The CPU writes its neighbour (through the cache), then the device the ring's tail.
+        t.with_model(|m| {
+            m.unwrap()
+                .write(n_phys, &[1; 8], &PlatformMemory(t.platform()))
+        });
+        device_write(&used, 32, &[0x77; 6]);
+        // The next read phase.
+        used.sync(SyncOps::PREREAD, 0, 38).unwrap();
+        used.sync(SyncOps::POSTREAD, 0, 38).unwrap();
+        let mut tail = [0u8; 6];
+        used.read(32, &mut tail);
+        assert_eq!(
+            tail, [0x77; 6],
+            "the neighbour at {n_phys:#x} pushed a stale tail"
+        );
+        assert!(
+            n_phys >= used.phys() + 48,
+            "neighbour inside the ring's last line"
+        );
     }
 }

@@ -232,8 +232,12 @@ impl<P: Platform> SplitQueue<P> {
         if let Some(ind) = &q.indirect {
             ind.sync(SyncOps::PREWRITE, 0, ind.len())?;
         }
-        // Hand the used ring to the device before it may write.
-        q.used.sync(SyncOps::PREREAD, 0, q.used.len())?;
+        // Hand the used ring to the device before it may write. Its zeroes were written by
+        // the CPU (alloc): on a copyback cache they are dirty lines, which a bare PREREAD
+        // would discard, leaving old heap bytes for the first used->idx read. So push them
+        // first (PREWRITE) in the same sync.
+        q.used
+            .sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, q.used.len())?;
         Ok(q)
     }
 

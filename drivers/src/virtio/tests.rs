@@ -394,3 +394,21 @@ fn used_idx_jump() {
         },
     );
 }
+
+/// E1: the used ring's zeroes are CPU writes (alloc). On a copyback cache they are dirty
+/// lines, which a bare PREREAD at creation would discard, leaving the old heap bytes in memory
+/// for the device and for every later read (0xa5 in the simulated arena): used->idx would
+/// jump and used->flags would say "no notify". A fresh queue of any size reads an empty used
+/// ring and asks for the first notification.
+#[test]
+fn a_fresh_used_ring_reads_zero_under_a_copyback_cache() {
+    for size in [4u16, 8, 32, 64, 256] {
+        for event_idx in [false, true] {
+            let mut r = rig(size, event_idx, false);
+            assert_eq!(r.q.has_used(), Ok(false), "size {size}");
+            add(&mut r.q, &req(2, 0x1000), 1).unwrap();
+            assert_eq!(r.q.publish(), Ok(true), "size {size} event_idx {event_idx}");
+            r.assert_clean();
+        }
+    }
+}

@@ -342,7 +342,8 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     }
     ring.sync(SyncOps::PREWRITE, 0, ring.len())
         .map_err(|x| e(&x))?;
-    used.sync(SyncOps::PREREAD, 0, used.len())
+    // PREWRITE too: the allocation's zeroes are CPU writes a bare PREREAD would discard.
+    used.sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, used.len())
         .map_err(|x| e(&x))?;
     // SAFETY: `ring` holds the descriptor table (16 bytes per entry) followed by the avail
     // ring, `used` the used ring, both allocated above for `size` entries; every way out of

@@ -103,7 +103,10 @@ fn polling_loop(seq: Sequencing) -> Result<Outcome, Failure> {
     let region = DMA
         .alloc("seed/poll", 64, Direction::FromDevice, false)
         .map_err(err)?;
-    region.sync(SyncOps::PREREAD, 0, 64).map_err(err)?;
+    // The allocation's zeroes are CPU writes: pushed, then the lines are the device's.
+    region
+        .sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, 64)
+        .map_err(err)?;
     let addr = region.raw_pointer() as usize;
     let mut polls = 0u32;
     // spin_until checks once more after its deadline, so the poll after the device's write
@@ -137,8 +140,10 @@ fn submit_then_complete(seq: Sequencing) -> Result<Outcome, Failure> {
     let region = DMA
         .alloc("seed/used", 64, Direction::FromDevice, false)
         .map_err(err)?;
-    // Ring set up: the device owns it.
-    region.sync(SyncOps::PREREAD, 0, 64).map_err(err)?;
+    // Ring set up (its zeroes pushed): the device owns it.
+    region
+        .sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, 64)
+        .map_err(err)?;
     // Submit: may we skip the notification? Read used->flags.
     region.sync(SyncOps::POSTREAD, 0, 4).map_err(err)?;
     let _flags = region.read_u16_le(0);
