@@ -277,6 +277,9 @@ pub extern "C" fn kernel_main() {
     // SAFETY: bootinfo's BI_VIRT_VIRTIO_BASE record, the board's virtio-mmio window
     // (require_virt checked that all its slots lie outside RAM).
     unsafe { crate::board::virt::virtio_probe::probe_all(virtio.base, virtio.irq) };
+    // SAFETY: slot 0's MagicValue (offset 0) in the same window: a constant register,
+    // whatever the slot holds (QEMU's virtio-mmio answers it with no side effect).
+    unsafe { crate::arch::m68k::dma::set_membar_register(virtio.base) };
     banner(info, opts, id, cache_mode);
     print_virtio_banner();
     crate::kern::disks::print_banner();

@@ -387,6 +387,34 @@ pub const CHECKS: &[Check] = &[
             &[" 0 failed"],
         )
     },
+    // PR kern/60182 from the real driver: NetBSD's 2024 used-ring syncs under a stale-cache
+    // model. The open's GET_ID (polled, EVENT_IDX off) reads used->flags at the kick
+    // decision, which caches used->idx as 0 before the device answers: the completion is
+    // never seen and the request times out (bounded, reported). The corrected sequencing
+    // passes the same test on the same model.
+    Check {
+        setup: Setup::Scratch,
+        ..fault(
+            "vq_sync=netbsd-2024 hangs the driver under a 68030 cache (PR kern/60182)",
+            "m68040",
+            "test=blk::flush_and_get_id vq_sync=netbsd-2024 dma_model=030 dma_audit=on",
+            &[
+                "test blk::flush_and_get_id ... FAILED",
+                "no completion after",
+                "0 passed, 1 failed",
+            ],
+        )
+    },
+    Check {
+        setup: Setup::Scratch,
+        ..passes(
+            "vq_sync=corrected passes the disk tests under a 68040 copyback cache model",
+            "m68040",
+            "128M",
+            "test=blk::flush_and_get_id,blk::random_io vq_sync=corrected dma_model=040 dma_audit=on",
+            &[" 0 failed"],
+        )
+    },
     // CPU models: the 68020-68060 run; older cores and ColdFire get one line and exit 1.
     passes(
         "68020 runs, without a data cache",

@@ -28,7 +28,7 @@ use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waite
 use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
-use crate::virtio::queue::{Buffer, QueueError, SplitQueue};
+use crate::virtio::queue::{Buffer, QueueError, SplitQueue, UsedSync};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
@@ -126,6 +126,9 @@ pub struct OpenOptions {
     /// Bytes per request at most (also bounded by SIZE_MAX x SEG_MAX).
     pub max_transfer: u32,
     pub timeout_ns: u64,
+    /// The used ring's read-phase syncs; None: [`UsedSync::Corrected`] (the kernel fills in
+    /// its `vq_sync` option).
+    pub vq_sync: Option<UsedSync>,
 }
 
 impl Default for OpenOptions {
@@ -137,6 +140,7 @@ impl Default for OpenOptions {
             queue_depth: 32,
             max_transfer: 64 * 1024,
             timeout_ns: 5_000_000_000,
+            vq_sync: None,
         }
     }
 }
@@ -265,7 +269,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             }));
         }
         let size = 1u16 << (15 - max.leading_zeros());
-        let queue = SplitQueue::new(
+        let mut queue = SplitQueue::new(
             tag,
             ["vblk ring", "vblk used", "vblk indirect"],
             0,
@@ -273,6 +277,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             features & feature::EVENT_IDX != 0,
             features & feature::INDIRECT_DESC != 0,
         )?;
+        queue.set_used_sync(opts.vq_sync.unwrap_or_default());
         // Request limits: SEG_MAX counts data segments; SIZE_MAX bounds each.
         let seg_max = config.seg_max.unwrap_or(1).min(64) as usize;
         let size_max = config.size_max.unwrap_or(u32::MAX);

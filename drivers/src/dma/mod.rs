@@ -235,6 +235,15 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
     /// caller owns, which push partial lines at its edges).
     unsafe fn execute(&self, step: CacheStep);
     fn barrier(&self);
+    /// A full memory barrier as a paravirtual device sees it (Linux's `virtio_mb`, NetBSD's
+    /// `paravirt_membar_sync`): every store before it is visible to a device running on
+    /// another host thread before any load after it. Needed between a driver's store that
+    /// re-arms the device (avail->idx, used_event, avail->flags) and its load of what the
+    /// device answers (used->flags, avail_event, used->idx), even on one CPU. Platforms whose
+    /// host needs none leave the default: a compiler barrier.
+    fn paravirt_membar(&self) {
+        self.barrier();
+    }
 }
 
 const AUDIT: u8 = 1;
@@ -468,6 +477,11 @@ impl<P: Platform> DmaTag<P> {
         })
     }
 
+    /// The platform's paravirtual store-before-load barrier (see [`Platform::paravirt_membar`]).
+    pub fn paravirt_membar(&self) {
+        self.platform().paravirt_membar();
+    }
+
     fn sync_range(
         &self,
         region: &DmaRegion<P>,
@@ -577,6 +591,10 @@ impl<P: Platform> DmaRegion<P> {
     }
     pub fn is_coherent_hint(&self) -> bool {
         self.coherent
+    }
+    /// The tag the region belongs to.
+    pub fn tag(&self) -> &'static DmaTag<P> {
+        self.tag
     }
 
     /// The segments of [offset, offset + len) under `limits`.
@@ -974,6 +992,8 @@ pub(crate) mod sim {
         arena: usize,
         next: AtomicUsize,
         pub frees: AtomicUsize,
+        /// `paravirt_membar` calls so far.
+        pub membars: AtomicUsize,
     }
 
     impl SimPlatform {
@@ -989,6 +1009,7 @@ pub(crate) mod sim {
                 arena,
                 next: AtomicUsize::new(0),
                 frees: AtomicUsize::new(0),
+                membars: AtomicUsize::new(0),
             }
         }
     }
@@ -1053,6 +1074,9 @@ pub(crate) mod sim {
         }
         unsafe fn execute(&self, _step: CacheStep) {}
         fn barrier(&self) {}
+        fn paravirt_membar(&self) {
+            self.membars.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn tag() -> &'static DmaTag<SimPlatform> {

@@ -37,6 +37,30 @@ pub const USED_F_NO_NOTIFY: u16 = 1;
 /// Buffers per indirect table.
 pub const MAX_INDIRECT: usize = 16;
 
+/// How the driver syncs the used ring around its reads (kernel option `vq_sync`).
+///
+/// The used ring is written by the device and read by the driver at several moments: the
+/// notification decision at publish (used->flags, or avail_event with EVENT_IDX), every
+/// completion check (used->idx, then the elements), every poll, every interrupt. On a cache
+/// whose POSTREAD does nothing (NetBSD and Linux on m68k invalidate at PREREAD only), a line
+/// the CPU read in one of those moments is returned again in the next unless a PREREAD
+/// between them discarded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsedSync {
+    /// Each read phase opens with its own PREREAD, then POSTREAD, then the read: the answer
+    /// of NetBSD PR kern/60144 (docs/dma-sync.md).
+    #[default]
+    Corrected,
+    /// What NetBSD's virtio(4) did before that fix, in its functions' order: the whole used
+    /// ring gets PREREAD once at setup; `virtio_enqueue_commit` syncs it PREREAD, stores
+    /// avail->idx, then POSTREAD and reads the flags (or avail_event); the completion side
+    /// (`virtio_vq_intr`, the polled dequeues) syncs it POSTREAD and reads idx and the
+    /// elements with no PREREAD since the last commit. A line filled by one of those reads
+    /// stays in a 68030/68040 cache until the next commit: the completion is never seen
+    /// (PR kern/60182, "ld@virtio sometimes hangs up").
+    NetBsd2024,
+}
+
 /// One buffer of a chain, as the device will see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Buffer {
@@ -168,6 +192,7 @@ pub struct SplitQueue<P: Platform> {
     /// a store and its PREWRITE are skipped when the value is already there.
     used_event_mem: Option<u16>,
     avail_flags_mem: Option<u16>,
+    used_sync: UsedSync,
     pub stats: QueueStats,
 }
 
@@ -225,6 +250,7 @@ impl<P: Platform> SplitQueue<P> {
             interrupts_wanted: false,
             used_event_mem: None,
             avail_flags_mem: None,
+            used_sync: UsedSync::Corrected,
             stats: QueueStats::default(),
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
@@ -266,6 +292,13 @@ impl<P: Platform> SplitQueue<P> {
     }
     pub fn event_idx(&self) -> bool {
         self.event_idx
+    }
+    /// How the used ring's read phases are synced (default [`UsedSync::Corrected`]).
+    pub fn set_used_sync(&mut self, s: UsedSync) {
+        self.used_sync = s;
+    }
+    pub fn used_sync(&self) -> UsedSync {
+        self.used_sync
     }
 
     pub(crate) fn avail_off(&self) -> u32 {
@@ -431,10 +464,16 @@ impl<P: Platform> SplitQueue<P> {
         Ok(head)
     }
 
-    /// One read phase of the used ring at [off, off + len): PREREAD, POSTREAD, read.
+    /// One read phase of the used ring at [off, off + 2): PREREAD, POSTREAD, read
+    /// (`NetBsd2024`: the whole ring POSTREAD, then the read).
     fn used_read_u16(&self, off: u32) -> Result<u16, QueueError> {
-        self.used.sync(SyncOps::PREREAD, off, 2)?;
-        self.used.sync(SyncOps::POSTREAD, off, 2)?;
+        match self.used_sync {
+            UsedSync::Corrected => {
+                self.used.sync(SyncOps::PREREAD, off, 2)?;
+                self.used.sync(SyncOps::POSTREAD, off, 2)?;
+            }
+            UsedSync::NetBsd2024 => self.used.sync(SyncOps::POSTREAD, 0, self.used.len())?,
+        }
         Ok(self.used.read_u16_le(off))
     }
 
@@ -463,10 +502,17 @@ impl<P: Platform> SplitQueue<P> {
                     .map_err(QueueError::from)
             },
         )?;
+        if self.used_sync == UsedSync::NetBsd2024 {
+            // virtio_enqueue_commit: the used ring's one PREREAD per commit.
+            self.used.sync(SyncOps::PREREAD, 0, self.used.len())?;
+        }
         let idx_off = self.avail_off() + 2;
         self.ring.write_u16_le(idx_off, self.avail_idx);
         // Rule: idx reaches memory before the notification decision and the notification.
         self.ring.sync(SyncOps::PREWRITE, idx_off, 2)?;
+        // Rule: the device, on another host thread, must see the new idx before this driver
+        // reads whether it wants a notification (it re-checks idx after re-enabling them).
+        self.ring.tag().paravirt_membar();
         self.ring.device_start(0, self.ring.len());
         if let Some(t) = &self.indirect {
             t.device_start(0, t.len());
@@ -511,12 +557,15 @@ impl<P: Platform> SplitQueue<P> {
         // Rule: the elements idx announces (written before it) are read in a read phase of
         // their own, opened here for all of them at once: their lines may hold elements of
         // the previous lap, read before.
+        // (`NetBsd2024`: the POSTREAD before idx covered the whole ring, and nothing more.)
         let used = &self.used;
-        self.ring_pieces(self.last_used, idx, 4, 8, |off, len| {
-            used.sync(SyncOps::PREREAD, off, len)?;
-            used.sync(SyncOps::POSTREAD, off, len)
-                .map_err(QueueError::from)
-        })?;
+        if self.used_sync == UsedSync::Corrected {
+            self.ring_pieces(self.last_used, idx, 4, 8, |off, len| {
+                used.sync(SyncOps::PREREAD, off, len)?;
+                used.sync(SyncOps::POSTREAD, off, len)
+                    .map_err(QueueError::from)
+            })?;
+        }
         self.device_used = idx;
         Ok(())
     }
@@ -593,6 +642,9 @@ impl<P: Platform> SplitQueue<P> {
         } else {
             self.set_avail_flags(0)?;
         }
+        // Rule: the device must see the re-arm before this driver re-checks used->idx (else a
+        // completion between the check and the re-arm raises no interrupt and is not seen).
+        self.ring.tag().paravirt_membar();
         self.has_used()
     }
 

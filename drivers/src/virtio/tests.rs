@@ -5,7 +5,7 @@
 // Unsafe only in `add`, the one call whose contract the simulated device meets.
 #![deny(unsafe_code)]
 
-use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, AVAIL_F_NO_INTERRUPT};
+use super::queue::{Buffer, DeviceFault, QueueError, SplitQueue, UsedSync, AVAIL_F_NO_INTERRUPT};
 use super::sim::SimDevice;
 use crate::dma::sim::SimCache;
 use crate::dma::sim::{tag, SimPlatform};
@@ -410,5 +410,69 @@ fn a_fresh_used_ring_reads_zero_under_a_copyback_cache() {
             assert_eq!(r.q.publish(), Ok(true), "size {size} event_idx {event_idx}");
             r.assert_clean();
         }
+    }
+}
+
+/// One request through a queue of `sync` under the copyback model with `postread`: publish
+/// (the notification decision reads the used ring), the device completes it, then the driver
+/// polls used->idx `polls` times. Returns whether it ever saw the completion.
+fn completion_seen(sync: UsedSync, postread: PostRead, event_idx: bool, polls: u32) -> bool {
+    let mut r = rig(8, event_idx, false);
+    r.tag.set_model(Some(SimCache::Copyback), postread);
+    r.q.set_used_sync(sync);
+    add(&mut r.q, &req(2, 0x1000), 1).unwrap();
+    r.q.publish().unwrap();
+    // A first completion check before the device answers (a poll, or an interrupt on a
+    // shared line): it reads used->idx, filling its line.
+    assert_eq!(r.q.has_used(), Ok(false));
+    let chains = r.fetch();
+    r.dev.complete(&r.q, chains[0].head, 0);
+    (0..polls).any(|_| r.q.has_used().unwrap())
+}
+
+/// PR kern/60182 on the host: NetBSD's 2024 used-ring syncs never see a completion once a
+/// read phase has cached used->idx and POSTREAD does nothing; an invalidating POSTREAD or the
+/// corrected sequencing sees it at the first poll.
+#[test]
+fn the_netbsd_2024_sequencing_hangs_where_the_corrected_one_completes() {
+    for event_idx in [false, true] {
+        assert!(
+            !completion_seen(UsedSync::NetBsd2024, PostRead::NoOp, event_idx, 1000),
+            "event_idx {event_idx}: the stale line should hide the completion"
+        );
+        assert!(completion_seen(
+            UsedSync::NetBsd2024,
+            PostRead::Invalidate,
+            event_idx,
+            1
+        ));
+        assert!(completion_seen(
+            UsedSync::Corrected,
+            PostRead::NoOp,
+            event_idx,
+            1
+        ));
+    }
+}
+
+/// The store-before-load points get the platform's paravirtual barrier: after avail->idx
+/// and before the notification decision's read; after re-arming interrupts and before
+/// re-checking used->idx.
+#[test]
+fn publish_and_rearm_each_issue_the_paravirtual_barrier() {
+    for event_idx in [false, true] {
+        let mut r = rig(8, event_idx, false);
+        let membars = || {
+            r.tag
+                .platform()
+                .membars
+                .load(core::sync::atomic::Ordering::Relaxed)
+        };
+        let before = membars();
+        add(&mut r.q, &req(2, 0x1000), 1).unwrap();
+        r.q.publish().unwrap();
+        assert_eq!(membars(), before + 1, "publish");
+        r.q.enable_interrupts().unwrap();
+        assert_eq!(membars(), before + 2, "enable_interrupts");
     }
 }

@@ -11,6 +11,7 @@ use crate::arch::m68k::cpu::Model;
 use crate::arch::m68k::dma_sync::CpuCache;
 use core::fmt;
 use drivers::dma::PostRead;
+use drivers::virtio::queue::UsedSync;
 
 /// Console verbosity, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +84,8 @@ pub struct Options<'a> {
     pub dma_postread: PostRead,
     /// Driver paths that honour it leave out their per-phase PREREAD.
     pub dma_bug_drop_preread: bool,
+    /// The virtqueues' used-ring read-phase syncs.
+    pub vq_sync: UsedSync,
     /// virtio slots the runner attached block devices to (bit n = slot n).
     pub disks: u128,
     /// The block I/O benchmark to run after the tests.
@@ -121,6 +124,7 @@ impl Default for Options<'_> {
             dma_model: None,
             dma_postread: PostRead::NoOp,
             dma_bug_drop_preread: false,
+            vq_sync: UsedSync::Corrected,
             disks: 0,
             bench: Bench::None,
         }
@@ -191,6 +195,11 @@ pub const SPECS: &[Spec] = &[
         key: "dma_bug",
         values: "none | drop-preread",
         help: "break driver paths on purpose: leave out the PREREAD before each new read phase",
+    },
+    Spec {
+        key: "vq_sync",
+        values: "corrected | netbsd-2024",
+        help: "the virtqueues' used-ring syncs: a PREREAD per read phase, or NetBSD virtio(4)'s before PR kern/60144 (hangs on a stale cache)",
     },
 ];
 
@@ -339,6 +348,13 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 }
             }
+            "vq_sync" => {
+                opts.vq_sync = match value {
+                    "corrected" => UsedSync::Corrected,
+                    "netbsd-2024" => UsedSync::NetBsd2024,
+                    _ => return Err(bad()),
+                }
+            }
             "cpu" => {
                 opts.expect_cpu = Some(match value.trim_start_matches('m') {
                     "68020" => Model::M68020,
@@ -423,6 +439,15 @@ mod tests {
 
     #[test]
     fn dma_options() {
+        assert_eq!(
+            parse("vq_sync=netbsd-2024").unwrap().vq_sync,
+            UsedSync::NetBsd2024
+        );
+        assert_eq!(parse("").unwrap().vq_sync, UsedSync::Corrected);
+        assert!(matches!(
+            parse("vq_sync=netbsd"),
+            Err(Error::BadValue { key: "vq_sync", .. })
+        ));
         let o = parse("dma_audit=on dma_model=040 dma_postread=invalidate dma_bug=drop-preread")
             .unwrap();
         assert!(o.dma_audit && o.dma_bug_drop_preread);
@@ -479,6 +504,7 @@ mod tests {
                 "cache" => "cache=off".into(),
                 "log" => "log=info".into(),
                 "bench" => "bench=none".into(),
+                "vq_sync" => "vq_sync=corrected".into(),
                 k => panic!("no sample value for {k}"),
             })
             .collect();

@@ -88,7 +88,9 @@ fn detach(id: HandlerId) {
 ///
 /// Errors: `NoDevice` when the probe found no device in `slot` (or a refused one),
 /// `InUse` while another [`Disk`] holds the slot; otherwise the driver's open errors.
-pub fn open(slot: u32, opts: OpenOptions) -> Result<Disk, BlkError> {
+pub fn open(slot: u32, mut opts: OpenOptions) -> Result<Disk, BlkError> {
+    // The kernel's `vq_sync` option, unless the caller chose.
+    opts.vq_sync = opts.vq_sync.or(Some(crate::kern::dma::vq_sync()));
     let info = *virtio_probe::devices()
         .find(|d| d.slot == slot)
         .ok_or(BlkError::NoDevice)?;

@@ -9,10 +9,30 @@ use crate::arch::m68k::dma_sync::CpuCache;
 use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
+use drivers::bus::Bus;
 use drivers::dma::{CacheStep, DmaTag, Platform, SyncOps};
 use drivers::sync::InterruptMask;
 
 pub struct M68kPlatform;
+
+/// The register `paravirt_membar` reads (0: none set yet, the barrier is the compiler's).
+static MEMBAR_REGISTER: AtomicU32 = AtomicU32::new(0);
+
+/// Names the register whose read is the paravirtual store-before-load barrier.
+///
+/// Why a register read: the m68k has no fence instruction, and QEMU runs its m68k guest
+/// without parallel TCG, so nothing the CPU executes becomes a host fence; an MMIO access
+/// takes QEMU's global lock, which is one (docs/dma-sync.md). Under QEMU 8.2 and later the
+/// virtio device runs on another host thread (ioeventfd), so the driver needs it.
+///
+/// # Safety
+///
+/// `addr` must be a 32-bit device register whose read has no side effect (e.g. virtio-mmio
+/// MagicValue, virtio 1.2 4.2.2), valid for the rest of the run.
+pub unsafe fn set_membar_register(addr: u32) {
+    MEMBAR_REGISTER.store(addr, Ordering::Relaxed);
+}
 
 /// The DMA tag's lock is taken from interrupt handlers too (the TTY's receive region, disk
 /// completions): it masks every level.
@@ -96,6 +116,16 @@ unsafe impl Platform for M68kPlatform {
     }
 
     fn barrier(&self) {
+        machine::compiler_barrier();
+    }
+
+    fn paravirt_membar(&self) {
+        let addr = MEMBAR_REGISTER.load(Ordering::Relaxed);
+        if addr != 0 {
+            // SAFETY: `set_membar_register`'s caller vouched that `addr` is a register whose
+            // read has no side effect; the bus is used for this one read.
+            let _ = unsafe { machine::MachineBus::new() }.read32(addr);
+        }
         machine::compiler_barrier();
     }
 }
