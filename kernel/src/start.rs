@@ -335,7 +335,9 @@ fn setup_caches(id: Identity, opts: &Options) -> CacheMode {
         (_, Some(mode)) => mode,
         (_, None) => CacheMode::Copyback,
     };
-    cache::enable(mode, crate::board::virt::memmap::DEVICE_WINDOW);
+    // SAFETY: the board's device window; require_virt checked that every device bootinfo
+    // names lies in it.
+    unsafe { cache::enable(mode, crate::board::virt::memmap::DEVICE_WINDOW) };
     mode
 }
 

@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod report;
 pub mod scratch;
+pub mod seed_live;
 pub mod summary;
 pub mod test_line;
 

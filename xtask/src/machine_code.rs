@@ -54,6 +54,71 @@ pub fn expected_entry(kind: u32) -> String {
     format!("{op}{scope} {caches}{operand}")
 }
 
+/// True when `text` (objdump's MIT syntax: destination last) writes register `reg`.
+fn writes_register(text: &str, reg: &str) -> bool {
+    let mnemonic = text.split(' ').next().unwrap_or("");
+    let reads_only = ["cmp", "tst", "btst", "jmp", "pea", "bra", "b"]
+        .iter()
+        .any(|m| mnemonic.starts_with(m));
+    !reads_only
+        && text
+            .rsplit(',')
+            .next()
+            .is_some_and(|last| last.trim() == reg)
+        || mnemonic.starts_with("exg") && text.contains(reg)
+        || mnemonic.starts_with("swap") && text.ends_with(reg)
+}
+
+/// Checks the dispatcher in front of the table: it loads the kind into %d0 from the first
+/// argument, jumps to `table + %d0` through a register loaded with the table's address,
+/// and nothing between writes %d0 or that register, so the entry executed is the kind's.
+pub fn check_cache_dispatch(table: u32, insns: &[Insn]) -> Result<()> {
+    let bad = |why: &str| fail(format!("machine_cache_op's dispatcher: {why}"));
+    let Some(load) = insns.iter().position(|i| i.text == "movel %sp@(4),%d0") else {
+        return bad("the kind is not loaded into %d0 from the first argument");
+    };
+    let Some(jump) = insns.iter().position(|i| i.text.starts_with("jmp ")) else {
+        return bad("no indexed jump into the table");
+    };
+    let jmp = &insns[jump].text;
+    let Some(base_reg) = jmp
+        .strip_prefix("jmp ")
+        .and_then(|t| t.strip_suffix("@(0,%d0:l)"))
+    else {
+        return bad(&format!("`{jmp}` is not a jump to register + %d0"));
+    };
+    if jump < load {
+        return bad("the jump comes before the kind is loaded");
+    }
+    let Some(lea) = insns[..jump]
+        .iter()
+        .rposition(|i| writes_register(&i.text, base_reg))
+    else {
+        return bad(&format!("{base_reg} is never loaded"));
+    };
+    if !(insns[lea].text.starts_with("lea ")
+        && insns[lea]
+            .text
+            .contains(&format!("<cacheop_table>),{base_reg}"))
+        && insns[lea].text.contains(&format!("{table:x}")))
+    {
+        return bad(&format!(
+            "{base_reg} last set by `{}`, not to the table's address",
+            insns[lea].text
+        ));
+    }
+    if let Some(i) = insns[load + 1..jump]
+        .iter()
+        .find(|i| writes_register(&i.text, "%d0"))
+    {
+        return bad(&format!(
+            "`{}` at {:#x} changes the kind between its load and the jump",
+            i.text, i.addr
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the 256-byte table at `base` (8-byte entries, one per multiple of 8): every
 /// entry's first instruction is `expected_entry`, and a valid one then returns 0.
 pub fn check_cache_table(base: u32, insns: &[Insn]) -> Result<()> {
@@ -99,27 +164,60 @@ fn touches_memory(text: &str) -> bool {
         .any(|m| mnemonic.starts_with(m))
 }
 
-/// Checks the copyback cache-off routine: SR's interrupt mask raised to 7 (`oriw #1792,%sr`)
-/// before `cpusha bc`; from there to `movec ...,%cacr` no instruction touches memory; the
-/// register moved to CACR was last set to 0.
+/// True when `text` changes SR (its interrupt mask) or may change the flow of control:
+/// an SR destination, `stop`, `rte`, or any branch or jump.
+fn changes_sr_or_flow(text: &str) -> bool {
+    let mnemonic = text.split(' ').next().unwrap_or("");
+    text.ends_with(",%sr")
+        || ["stop", "rte", "rtr", "rts", "jmp", "jsr", "bra", "bsr", "trap"]
+            .iter()
+            .any(|m| mnemonic.starts_with(m))
+        // Bcc and DBcc (b/db + condition), not btst/bchg/bclr/bset/bfxxx.
+        || (mnemonic.starts_with('b')
+            && !["btst", "bchg", "bclr", "bset", "bf", "bkpt"]
+                .iter()
+                .any(|m| mnemonic.starts_with(m)))
+        || mnemonic.starts_with("db")
+}
+
+/// Checks the copyback cache-off routine, straight-line: SR's interrupt mask raised to 7
+/// (`oriw #1792,%sr`), then `cpusha bc`, then `movec ...,%cacr` with a register last set to
+/// 0; from the mask to that CACR write nothing changes SR or the flow of control, from the
+/// push to it nothing touches memory, and the CACR is written once.
 pub fn check_cache_off(insns: &[Insn]) -> Result<()> {
     let find = |pred: &dyn Fn(&str) -> bool| insns.iter().position(|i| pred(&i.text));
     let Some(push) = find(&|t| t == "cpusha bc") else {
         return fail("machine_cache_off_040 has no `cpusha bc`".into());
     };
-    let Some(off) = find(&|t| t.starts_with("movec ") && t.ends_with(",%cacr")) else {
+    let writes_cacr = |t: &str| t.starts_with("movec ") && t.ends_with(",%cacr");
+    let Some(off) = find(&writes_cacr) else {
         return fail("machine_cache_off_040 never writes the CACR".into());
     };
     if off < push {
         return fail("machine_cache_off_040 writes the CACR before pushing the caches".into());
     }
-    let masked = insns[..push].iter().any(|i| i.text == "oriw #1792,%sr");
-    if !masked {
+    if insns[off + 1..].iter().any(|i| writes_cacr(&i.text)) {
+        return fail("machine_cache_off_040 writes the CACR more than once".into());
+    }
+    let Some(mask) = insns[..push]
+        .iter()
+        .rposition(|i| i.text == "oriw #1792,%sr")
+    else {
         return fail(
             "machine_cache_off_040 pushes without masking interrupts to level 7 first: a \
              handler's writes after the push would be lost when the cache turns off"
                 .into(),
         );
+    };
+    if let Some(i) = insns[mask + 1..=off]
+        .iter()
+        .find(|i| changes_sr_or_flow(&i.text))
+    {
+        return fail(format!(
+            "machine_cache_off_040: `{}` at {:#x} lies between the interrupt mask and the CACR \
+             write: interrupts could run, or the push be skipped, before the cache turns off",
+            i.text, i.addr
+        ));
     }
     if let Some(i) = insns[push + 1..off]
         .iter()
@@ -192,6 +290,8 @@ pub fn check(elf: &Path) -> Result<()> {
         ],
     )?;
     check_cache_table(base, &table)?;
+    let dispatch = objdump(elf, &["--disassemble=machine_cache_op".into()])?;
+    check_cache_dispatch(base, &dispatch)?;
     let off = objdump(elf, &["--disassemble=machine_cache_off_040".into()])?;
     check_cache_off(&off)
 }
@@ -258,7 +358,10 @@ mod tests {
             let mut v = GOOD.to_vec();
             v.insert(3, between);
             let e = check_cache_off(&insns(&v)).unwrap_err();
-            assert!(e.contains("touches memory"), "{between}: {e}");
+            assert!(
+                e.contains("touches memory") || e.contains("lies between"),
+                "{between}: {e}"
+            );
         }
     }
 
@@ -274,6 +377,77 @@ mod tests {
         let mut v = GOOD.to_vec();
         v[3] = "moveq #1,%d0";
         assert!(check_cache_off(&insns(&v)).unwrap_err().contains("to 0"));
+    }
+
+    #[test]
+    fn sr_restored_or_flow_changed_before_the_cacr_write_fails() {
+        let cases: &[(usize, &str)] = &[
+            (3, "movew %d1,%sr"),
+            (3, "andiw #-1793,%sr"),
+            (3, "stop #9984"),
+            (3, "bras 0x1010"),
+            (2, "beqs 0x1010"),
+        ];
+        for &(at, insn) in cases {
+            let mut v = GOOD.to_vec();
+            v.insert(at, insn);
+            let e = check_cache_off(&insns(&v)).unwrap_err();
+            assert!(e.contains("lies between"), "{insn}: {e}");
+        }
+        // Unmasked before the push, masked again only after it.
+        let late = [
+            "movew %sr,%d1",
+            "cpusha bc",
+            "oriw #1792,%sr",
+            "moveq #0,%d0",
+            "movec %d0,%cacr",
+        ];
+        assert!(check_cache_off(&insns(&late)).is_err());
+        // A second CACR write (caches back on).
+        let mut twice = GOOD.to_vec();
+        twice.insert(5, "movec %d1,%cacr");
+        assert!(check_cache_off(&insns(&twice))
+            .unwrap_err()
+            .contains("more than once"));
+    }
+
+    /// The dispatcher as linked today.
+    const DISPATCH: &[&str] = &[
+        "movel %sp@(4),%d0",
+        "moveal %sp@(8),%a0",
+        "cmpil #248,%d0",
+        "bhis 0x12b0b4 <machine_cache_op+0x1e>",
+        "moveq #7,%d1",
+        "andl %d0,%d1",
+        "bnes 0x12b0b4 <machine_cache_op+0x1e>",
+        "lea %pc@(12b0b8 <cacheop_table>),%a1",
+        "jmp %a1@(0,%d0:l)",
+        "moveq #1,%d0",
+        "rts",
+    ];
+
+    #[test]
+    fn the_dispatcher_as_built_passes() {
+        assert_eq!(check_cache_dispatch(0x12b0b8, &insns(DISPATCH)), Ok(()));
+    }
+
+    #[test]
+    fn a_dispatcher_that_changes_the_kind_or_base_fails() {
+        for (at, insn) in [
+            (8, "eoril #32,%d0"),
+            (8, "addql #8,%d0"),
+            (8, "lea %a1@(8),%a1"),
+            (8, "exg %d0,%d1"),
+        ] {
+            let mut v = DISPATCH.to_vec();
+            v.insert(at, insn);
+            assert!(
+                check_cache_dispatch(0x12b0b8, &insns(&v)).is_err(),
+                "{insn} accepted"
+            );
+        }
+        // The table's address elsewhere.
+        assert!(check_cache_dispatch(0x12b0c0, &insns(DISPATCH)).is_err());
     }
 
     #[test]

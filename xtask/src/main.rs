@@ -13,6 +13,7 @@ mod pipeline;
 mod qemu;
 mod rewrite;
 mod scratch;
+mod seed_live;
 
 use bench::CellKey as _;
 use console_proto::{report::Pc, test_line, Summary};
@@ -627,6 +628,18 @@ fn cmd_test(args: &[String]) -> Result<bool> {
                 )),
                 None => Some("the guest printed no dma sync matrix".to_string()),
             }
+        });
+        // ... and so must the live matrix (the real driver against QEMU's device).
+        let verdict = verdict.or_else(|| {
+            if selection != "test=all" {
+                return None;
+            }
+            let doc = std::fs::read_to_string(paths.root.join("docs/dma-sync.md"))
+                .map_err(|e| format!("docs/dma-sync.md: {e}"));
+            doc.and_then(|d| seed_live::documented(&d))
+                .and_then(|d| seed_live::compare(&d, &seed_live::printed(&out.console)))
+                .err()
+                .map(|e| format!("the live seed matrix differs from docs/dma-sync.md:\n{e}"))
         });
         match verdict {
             None => {

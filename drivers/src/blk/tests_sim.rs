@@ -623,6 +623,46 @@ fn closing_frees_device_memory_only_after_the_reset() {
     }
 }
 
+/// An open that fails after the device learned its rings (here: the interrupt cannot be
+/// attached) resets the device before the rings go, and leaks them if it does not stop.
+#[test]
+fn a_failed_attach_frees_the_rings_only_after_the_reset() {
+    let freed = [false, true].map(|stuck| {
+        let r = Rig::new(Knobs::disk(COMMON));
+        let info = mmio::probe(&r.sim, BASE, 40, 0)
+            .expect("magic")
+            .expect("a device");
+        let clock: &'static Clock = std::boxed::Box::leak(std::boxed::Box::default());
+        let before = r.tag.platform().frees.load(Ordering::Relaxed);
+        // SAFETY: the simulated slot is this rig's alone.
+        let opened = unsafe {
+            VirtioBlk::open(
+                r.tag,
+                r.sim,
+                info,
+                opts(CompletionMode::Polled),
+                clock,
+                |_| {
+                    // From here the device ignores resets, if `stuck`.
+                    r.sim.knobs(|k| k.stuck = stuck);
+                    Err(BlkError::NoDevice)
+                },
+            )
+        };
+        assert_eq!(opened.err(), Some(BlkError::NoDevice));
+        r.tag.platform().frees.load(Ordering::Relaxed) - before
+    });
+    // Headers, status bytes and buffers never reached the device: freed either way. The
+    // descriptor table with the avail ring, and the used ring (and an indirect table when
+    // negotiated), only once the reset took.
+    assert!(
+        (2..=3).contains(&(freed[0] - freed[1])),
+        "freed {} regions after a reset, {} under a device that ignores it",
+        freed[0],
+        freed[1]
+    );
+}
+
 #[test]
 fn a_full_pool_refuses_a_request_and_drains() {
     let r = Rig::new(Knobs::disk(COMMON));

@@ -238,9 +238,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if info.device_id != 2 {
             return Err(BlkError::NoDevice);
         }
-        // SAFETY: the caller's contract.
+        // SAFETY: `open`'s caller vouched that `info` is a probed slot this driver alone
+        // drives with `bus`: `MmioTransport::new`'s contract, passed on unchanged.
         let transport = unsafe { MmioTransport::new(bus.clone(), info) }.map_err(BlkError::Init)?;
-        // SAFETY: the same slot, used only for InterruptStatus/ACK and Status.
+        // SAFETY: the same slot, for the interrupt side: it touches only InterruptStatus,
+        // InterruptACK and Status, registers the transport above does not hold state for.
         let regs = unsafe { MmioTransport::new(bus, info) }.map_err(BlkError::Init)?;
         let mut wanted = feature::all_supported();
         if !opts.event_idx {
@@ -395,7 +397,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         self.shared.clone()
     }
     pub fn info(&self) -> DeviceInfo {
-        self.transport.info
+        self.transport.info()
     }
     pub fn features(&self) -> u64 {
         self.features
@@ -420,6 +422,23 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     pub fn max_transfer(&self) -> u32 {
         self.max_transfer
     }
+    /// The used ring's read-phase syncs from now on (see [`UsedSync`]).
+    pub fn set_vq_sync(&mut self, s: UsedSync) {
+        self.queue.set_used_sync(s);
+    }
+
+    /// One completion check outside [`wait`](Self::wait), as an early poll or an interrupt
+    /// on a shared line makes: a read phase of used->idx. True when completions wait.
+    pub fn poll_used(&mut self) -> Result<bool, BlkError> {
+        Ok(self.queue.has_used()?)
+    }
+
+    /// Completions in memory the driver has not taken (see
+    /// [`SplitQueue::unseen_completions`]).
+    pub fn unseen_completions(&self) -> u16 {
+        self.queue.unseen_completions()
+    }
+
     pub fn queue_stats(&self) -> crate::virtio::queue::QueueStats {
         self.queue.stats
     }

@@ -282,12 +282,13 @@ unsafe fn copy_from_memory(src: *const u8, buf: &mut [u8]) {
             buf[i..i + 4].copy_from_slice(&v.to_ne_bytes());
             i += 4;
         } else if left >= 2 && (p as usize).is_multiple_of(2) {
-            // SAFETY: as above.
+            // SAFETY: `p` is inside the caller's readable range with 2 bytes left, and even.
             let v = unsafe { core::ptr::read_volatile(p as *const u16) };
             buf[i..i + 2].copy_from_slice(&v.to_ne_bytes());
             i += 2;
         } else {
-            // SAFETY: as above.
+            // SAFETY: `p` is inside the caller's readable range (i < len); a byte has no
+            // alignment.
             buf[i] = unsafe { core::ptr::read_volatile(p) };
             i += 1;
         }
@@ -310,13 +311,14 @@ unsafe fn copy_to_memory(dst: *mut u8, data: &[u8]) {
             unsafe { core::ptr::write_volatile(p as *mut u32, v) };
             i += 4;
         } else if left >= 2 && (p as usize).is_multiple_of(2) {
-            // SAFETY: as above.
+            // SAFETY: `p` is inside the caller's writable range with 2 bytes left, and even.
             unsafe {
                 core::ptr::write_volatile(p as *mut u16, u16::from_ne_bytes([data[i], data[i + 1]]))
             };
             i += 2;
         } else {
-            // SAFETY: as above.
+            // SAFETY: `p` is inside the caller's writable range (i < len); a byte has no
+            // alignment.
             unsafe { core::ptr::write_volatile(p, data[i]) };
             i += 1;
         }
@@ -328,11 +330,15 @@ struct PlatformMemory<'a, P: Platform>(&'a P);
 
 impl<P: Platform> model::Memory for PlatformMemory<'_, P> {
     fn read(&self, phys: u32, buf: &mut [u8]) {
-        // SAFETY: the model only touches lines of DMA regions, which are mapped memory.
+        // SAFETY: the model fills only lines of live DMA allocations (region accessors,
+        // allocation zeroing, buffers handed back: all inside their allocation, rounded to
+        // whole lines), and a region's lines leave the model before its memory is freed
+        // (`DmaRegion::drop`); nothing else can plant a line (`with_model` is read-only).
         unsafe { copy_from_memory(self.0.pointer(phys), buf) }
     }
     fn write(&self, phys: u32, data: &[u8]) {
-        // SAFETY: as above.
+        // SAFETY: a write-back or write-through of such a line: memory of a live DMA
+        // allocation (see `read`), which the model's owner may write.
         unsafe { copy_to_memory(self.0.pointer(phys), data) }
     }
 }
@@ -406,10 +412,20 @@ impl<P: Platform> DmaTag<P> {
         })
     }
 
-    /// Runs `f` on the cache model (None when it is off).
-    pub fn with_model<R>(&self, f: impl FnOnce(Option<&mut CacheModel>) -> R) -> R {
+    /// Runs `f` on the cache model (None when it is off), read-only: a line planted by hand
+    /// would be written back to whatever memory its address names.
+    pub fn with_model<R>(&self, f: impl FnOnce(Option<&CacheModel>) -> R) -> R {
+        let st = self.state.lock();
+        f(st.model.as_ref().map(|(_, m, _)| m))
+    }
+
+    /// A CPU write through the cache model at any address (tests of what a line shared with
+    /// other data does).
+    #[cfg(test)]
+    fn model_write(&self, phys: u32, data: &[u8]) {
         let mut st = self.state.lock();
-        f(st.model.as_mut().map(|(_, m, _)| m))
+        let (_, model, _) = st.model.as_mut().expect("the model is on");
+        model.write(phys, data, &PlatformMemory(self.platform()));
     }
 
     /// Allocates a page-aligned, physically contiguous region of `len` bytes, zeroed.
@@ -428,6 +444,21 @@ impl<P: Platform> DmaTag<P> {
         dir: Direction,
         coherent: bool,
     ) -> Result<DmaRegion<P>, DmaError> {
+        self.alloc_zeroed(name, len, dir, coherent, true)
+    }
+
+    /// `alloc`; `cached_zeroes`: whether the zeroing is a CPU write the cache model sees
+    /// (regions, whose accessors go through the model) or a write to memory itself
+    /// (streaming buffers, whose plain slices the model never sees: the model's lines over
+    /// them are written back and dropped first, so none can later land on the slice's data).
+    fn alloc_zeroed(
+        &'static self,
+        name: &'static str,
+        len: u32,
+        dir: Direction,
+        coherent: bool,
+        cached_zeroes: bool,
+    ) -> Result<DmaRegion<P>, DmaError> {
         let size = alloc_size::<P>(len);
         let ptr = self
             .platform()
@@ -437,7 +468,7 @@ impl<P: Platform> DmaTag<P> {
         let modelled = self.flags.load(Ordering::Relaxed) & MODEL != 0 && {
             let mut st = self.state.lock();
             match st.model.as_mut() {
-                Some((_, model, _)) => {
+                Some((_, model, _)) if cached_zeroes => {
                     let mem = PlatformMemory(self.platform());
                     let zeros = [0u8; 64];
                     for off in (0..size).step_by(zeros.len()) {
@@ -445,6 +476,19 @@ impl<P: Platform> DmaTag<P> {
                         model.write(phys + off as u32, &zeros[..n], &mem);
                     }
                     true
+                }
+                Some((_, model, _)) => {
+                    let mem = PlatformMemory(self.platform());
+                    for off in (0..size as u32).step_by(P::LINE as usize) {
+                        model.apply(
+                            CacheStep::Line {
+                                addr: phys + off,
+                                push: true,
+                            },
+                            &mem,
+                        );
+                    }
+                    false
                 }
                 None => false,
             }
@@ -473,7 +517,7 @@ impl<P: Platform> DmaTag<P> {
     /// Allocates a streaming buffer, owned by the CPU.
     pub fn buffer(&'static self, name: &'static str, len: u32) -> Result<DmaBuffer<P>, DmaError> {
         Ok(DmaBuffer {
-            region: self.alloc(name, len, Direction::Bidirectional, false)?,
+            region: self.alloc_zeroed(name, len, Direction::Bidirectional, false, false)?,
         })
     }
 
@@ -573,7 +617,10 @@ pub struct DmaRegion<P: Platform> {
 // SAFETY: the region owns its memory; every access goes through volatile operations or the
 // tag's lock, and the hardware does not care which context issues them.
 unsafe impl<P: Platform> Send for DmaRegion<P> {}
-// SAFETY: as above; accessors take &self and do single volatile accesses.
+// SAFETY: shared references only reach the memory through volatile accesses of the
+// accessors or under the tag's lock (auditor, model), so concurrent `&self` calls from a
+// handler and a thread race like two CPU accesses to device memory, with no Rust reference
+// into the bytes.
 unsafe impl<P: Platform> Sync for DmaRegion<P> {}
 
 impl<P: Platform> DmaRegion<P> {
@@ -764,6 +811,15 @@ impl<P: Platform> DmaRegion<P> {
         self.write(offset, &v.to_le_bytes());
     }
 
+    /// Reads `buf.len()` bytes at `offset` from memory itself, past the cache model and
+    /// unseen by the auditor: what the device sees (diagnostics: a driver whose accessor
+    /// returns something else is reading a stale line). Panics outside the region.
+    pub fn peek_memory(&self, offset: u32, buf: &mut [u8]) {
+        self.in_bounds(offset, buf.len());
+        // SAFETY: in bounds of this region's memory (checked above).
+        unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
+    }
+
     /// What the device sees: memory itself, past any cache (for simulated devices and tests).
     pub fn raw_pointer(&self) -> *mut u8 {
         self.ptr.as_ptr()
@@ -799,6 +855,23 @@ impl<P: Platform> DmaRegion<P> {
 
 impl<P: Platform> Drop for DmaRegion<P> {
     fn drop(&mut self) {
+        if self.tag.flags.load(Ordering::Relaxed) & MODEL != 0 {
+            // The model's lines over this memory are written back and dropped while it is
+            // still the region's: none may land later on whoever is given it next.
+            let mut st = self.tag.state.lock();
+            if let Some((_, model, _)) = st.model.as_mut() {
+                let mem = PlatformMemory(self.tag.platform());
+                for off in (0..alloc_size::<P>(self.len) as u32).step_by(P::LINE as usize) {
+                    model.apply(
+                        CacheStep::Line {
+                            addr: self.phys + off,
+                            push: true,
+                        },
+                        &mem,
+                    );
+                }
+            }
+        }
         if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.remove_region(self.id);
@@ -851,7 +924,8 @@ impl<P: Platform> DmaBuffer<P> {
         unsafe { core::slice::from_raw_parts(self.region.ptr.as_ptr(), self.region.len as usize) }
     }
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and `&mut self` excludes other references.
+        // SAFETY: the CPU owns the buffer (a device transfer consumes `self`), the region's
+        // `len` bytes are its allocation, and `&mut self` excludes every other reference.
         unsafe {
             core::slice::from_raw_parts_mut(self.region.ptr.as_ptr(), self.region.len as usize)
         }
@@ -1324,10 +1398,7 @@ mod tests {
         let neighbour = t.platform().alloc(8, 1).unwrap();
         let n_phys = t.platform().physical(neighbour.as_ptr());
         // The CPU writes its neighbour (through the cache), then the device the ring's tail.
-        t.with_model(|m| {
-            m.unwrap()
-                .write(n_phys, &[1; 8], &PlatformMemory(t.platform()))
-        });
+        t.model_write(n_phys, &[1; 8]);
         device_write(&used, 32, &[0x77; 6]);
         // The next read phase.
         used.sync(SyncOps::PREREAD, 0, 38).unwrap();

@@ -153,7 +153,8 @@ pub struct InterruptCause {
 
 pub struct MmioTransport<B: Bus> {
     bus: B,
-    pub info: DeviceInfo,
+    /// Private: its base is where every register access goes, vouched for by `new`'s caller.
+    info: DeviceInfo,
 }
 
 /// Reads slot `slot`'s identity: Ok(None) for an empty slot (device id 0).
@@ -183,6 +184,11 @@ pub fn probe<B: Bus>(
 }
 
 impl<B: Bus> MmioTransport<B> {
+    /// The slot this transport drives (read-only: the base was vouched for at `new`).
+    pub fn info(&self) -> DeviceInfo {
+        self.info
+    }
+
     /// # Safety
     ///
     /// `info.base` must be the register window of a virtio-mmio slot, owned by the caller.

@@ -293,6 +293,15 @@ impl<P: Platform> SplitQueue<P> {
     pub fn event_idx(&self) -> bool {
         self.event_idx
     }
+    /// Completions the device has published (used->idx in memory, read past any cache) that
+    /// this driver has not taken: after a timeout, non-zero means the driver was looking at
+    /// a stale line (PR kern/60182), zero that the device never finished (or never heard).
+    pub fn unseen_completions(&self) -> u16 {
+        let mut idx = [0u8; 2];
+        self.used.peek_memory(2, &mut idx);
+        u16::from_le_bytes(idx).wrapping_sub(self.last_used)
+    }
+
     /// How the used ring's read phases are synced (default [`UsedSync::Corrected`]).
     pub fn set_used_sync(&mut self, s: UsedSync) {
         self.used_sync = s;

@@ -38,12 +38,40 @@ pub struct Disk {
     /// Always `Some` until drop, which resets the device before its handler goes.
     blk: Option<VirtioDisk>,
     handler: Option<HandlerId>,
+    /// The slot's claim, released (after the device and handler) when the Disk drops.
+    _claim: SlotClaim,
+}
+
+/// Slots with an open [`Disk`] or another [`SlotClaim`], one bit each (128 virtio slots):
+/// the driver's obligation that nothing else drives a slot it opens, kept here rather than
+/// left to callers.
+static OPEN: IrqMutex<u128> = machine::irq_mutex(0);
+
+/// Exclusive use of a virtio slot by code that drives it without a [`Disk`] (the self tests'
+/// raw queue, the benchmark's floor); released on drop.
+pub struct SlotClaim {
     slot: u32,
 }
 
-/// Slots with an open [`Disk`], one bit each (128 virtio slots): the driver's obligation
-/// that nothing else drives a slot it opens, kept here rather than left to callers.
-static OPEN: IrqMutex<u128> = machine::irq_mutex(0);
+impl Drop for SlotClaim {
+    fn drop(&mut self) {
+        *OPEN.lock() &= !(1u128 << self.slot);
+    }
+}
+
+/// Claims `slot` (0..128) for exclusive use. Errors: `NoDevice` outside 0..128, `InUse`
+/// while a [`Disk`] or another claim holds it.
+pub fn claim(slot: u32) -> Result<SlotClaim, BlkError> {
+    if slot >= 128 {
+        return Err(BlkError::NoDevice);
+    }
+    let mut open = OPEN.lock();
+    if *open & (1u128 << slot) != 0 {
+        return Err(BlkError::InUse);
+    }
+    *open |= 1u128 << slot;
+    Ok(SlotClaim { slot })
+}
 
 impl Deref for Disk {
     type Target = VirtioDisk;
@@ -71,7 +99,6 @@ impl Drop for Disk {
         if let Some(id) = self.handler.take() {
             detach(id);
         }
-        *OPEN.lock() &= !(1u128 << self.slot);
     }
 }
 
@@ -94,22 +121,11 @@ pub fn open(slot: u32, mut opts: OpenOptions) -> Result<Disk, BlkError> {
     let info = *virtio_probe::devices()
         .find(|d| d.slot == slot)
         .ok_or(BlkError::NoDevice)?;
-    {
-        let mut open = OPEN.lock();
-        if *open & (1u128 << slot) != 0 {
-            return Err(BlkError::InUse);
-        }
-        *open |= 1u128 << slot;
-    }
-    let opened = open_claimed(info, opts);
-    if opened.is_err() {
-        *OPEN.lock() &= !(1u128 << slot);
-    }
-    opened
+    open_claimed(info, opts, claim(slot)?)
 }
 
-/// [`open`] once `info.slot` is claimed in `OPEN`.
-fn open_claimed(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
+/// [`open`] once `info.slot` is claimed.
+fn open_claimed(info: DeviceInfo, opts: OpenOptions, claim: SlotClaim) -> Result<Disk, BlkError> {
     let mut handler = None;
     let attach = |shared: Arc<IrqShared<MachineBus>>| {
         let id = irq::register(info.irq, "virtio-blk", move || {
@@ -124,14 +140,14 @@ fn open_claimed(info: DeviceInfo, opts: OpenOptions) -> Result<Disk, BlkError> {
         irq::enable(info.irq).map_err(|_| BlkError::NoDevice)
     };
     // SAFETY: `info` is a slot the boot probe found (its registers at the address the probe
-    // read), and `OPEN` shows no other Disk holds it, so the bus reaches only registers
+    // read), and `claim` shows nothing else holds it, so the bus reaches only registers
     // this driver owns and nothing else drives the slot.
     let opened = unsafe { VirtioBlk::open(&DMA, MachineBus::new(), info, opts, &WAITER, attach) };
     match opened {
         Ok(blk) => Ok(Disk {
             blk: Some(blk),
             handler,
-            slot: info.slot,
+            _claim: claim,
         }),
         Err(e) => {
             // The device was reset or failed by the open; now its handler goes.

@@ -354,7 +354,9 @@ mod clock {
             if may_stop {
                 // stop leaves the mask at 0, which is where the guard would put it back.
                 core::mem::forget(masked);
-                machine::wait_for_interrupt();
+                // SAFETY: `may_stop`: the caller runs at IPL 0, so it holds no IrqMutex
+                // (their guards mask to 7); the guard taken for the check is forgotten above.
+                unsafe { machine::wait_for_interrupt() };
             } else {
                 drop(masked);
                 core::hint::spin_loop();

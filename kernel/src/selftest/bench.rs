@@ -280,8 +280,10 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
 /// PREREAD/POSTREAD read phase, then each element.
 fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, String> {
     let e = |x: &dyn core::fmt::Display| format!("{x}");
-    // SAFETY: `info` is a slot the boot probe found; the bench owns it while it runs, and the
-    // bus reaches only that slot's registers.
+    // Declared first, dropped last: the slot stays claimed until the device is reset.
+    let _claim = crate::kern::disks::claim(info.slot).map_err(|x| e(&x))?;
+    // SAFETY: `info` is a slot the boot probe found, claimed just above (no Disk or other
+    // claim drives it), so the bus reaches only that slot's registers.
     let t = unsafe { MmioTransport::new(MachineBus::new(), info) }.map_err(|x| e(&x))?;
     t.begin_init(|_| 0).map_err(|x| e(&x))?;
     let mut raw = [0u8; 8];

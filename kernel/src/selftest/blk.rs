@@ -43,6 +43,7 @@ pub fn tests() -> Vec<Test> {
         }),
         Test::new("blk::discard_and_write_zeroes", discard_and_write_zeroes),
         Test::new("blk::missing_disk_is_an_error", missing_disk_is_an_error),
+        Test::new("blk::seed_live_matrix", seed_live_matrix),
         Test::new("blk::a_disk_opens_once", a_disk_opens_once),
         Test::new(
             "blk::timeout_is_an_error_and_the_disk_recovers",
@@ -604,4 +605,159 @@ fn every_disk_interrupt_is_claimed() -> TestResult {
         "a closed disk leaves its line {after:?} (before: {before:?})"
     );
     Ok(())
+}
+
+/// How long a cell's request may take before the cell is called hung: a request QEMU serves
+/// takes well under a millisecond of guest time; a stale used ring never ends.
+const LIVE_TIMEOUT_NS: u64 = 2 * crate::kern::time::SECONDS;
+
+/// The seed's question answered by the real driver against QEMU's virtio-blk: every used-ring
+/// sync sequencing x POSTREAD semantics x cache model x completion mode x EVENT_IDX, one
+/// line per cell (`console_proto::seed_live`), which the xtask compares with the table in
+/// docs/dma-sync.md. Each request of a cell is published, then polled once before the device
+/// is notified (as an early poll or an interrupt on a shared line does), then kicked and
+/// waited for: that first read phase always precedes the device's answer, so no outcome
+/// depends on how fast the host runs the device. Fails here if a corrected cell is not
+/// `works` with a clean audit.
+fn seed_live_matrix() -> TestResult {
+    use console_proto::seed_live::{Audit, Cell, Line, Sync};
+    if crate::kern::boot::options().dma_model.is_some() {
+        return Err(Failure::Skipped(
+            "the matrix sets its own cache models (run without dma_model=)".into(),
+        ));
+    }
+    let slot = scratch(1)?.slot;
+    let mut wrong = Vec::new();
+    for cell in Cell::all() {
+        let (outcome, audit) = live_cell(slot, cell)?;
+        let line = Line {
+            cell,
+            outcome,
+            audit,
+        };
+        crate::println!("{line}");
+        if cell.sync == Sync::Corrected
+            && (outcome != console_proto::seed_live::Outcome::Works || audit != Audit::Clean)
+        {
+            wrong.push(format!("{line}"));
+        }
+    }
+    ensure!(
+        wrong.is_empty(),
+        "corrected sequencing failed in {} cells: {}",
+        wrong.len(),
+        wrong.join("; ")
+    );
+    Ok(())
+}
+
+/// Runs one cell on a fresh open of the scratch disk in `slot`.
+fn live_cell(
+    slot: u32,
+    cell: console_proto::seed_live::Cell,
+) -> Result<
+    (
+        console_proto::seed_live::Outcome,
+        console_proto::seed_live::Audit,
+    ),
+    Failure,
+> {
+    use crate::arch::m68k::dma::DMA;
+    use crate::arch::m68k::dma_sync::CpuCache;
+    use console_proto::seed_live::{Audit, Cache, EventIdx, Mode, PostRead, Sync};
+    use drivers::virtio::queue::UsedSync;
+    let model = match cell.cache {
+        Cache::Coherent => None,
+        Cache::M68030 => Some(CpuCache::M68030),
+        Cache::M68040 => Some(CpuCache::M68040),
+    };
+    let postread = match cell.postread {
+        PostRead::NoOp => drivers::dma::PostRead::NoOp,
+        PostRead::Invalidate => drivers::dma::PostRead::Invalidate,
+    };
+    let mut result = Err(err("the cell did not run"));
+    crate::selftest::dma::with_dma(model, postread, false, || {
+        let opts = OpenOptions {
+            mode: match cell.mode {
+                Mode::Interrupt => CompletionMode::Interrupt,
+                Mode::Polled => CompletionMode::Polled,
+            },
+            event_idx: cell.event_idx == EventIdx::On,
+            timeout_ns: LIVE_TIMEOUT_NS,
+            // The open itself (its GET_ID) runs corrected: the cell starts after it.
+            vq_sync: Some(UsedSync::Corrected),
+            ..OpenOptions::default()
+        };
+        let mut d = disks::open(slot, opts).map_err(err)?;
+        d.set_vq_sync(match cell.sync {
+            Sync::Corrected => UsedSync::Corrected,
+            Sync::NetBsd2024 => UsedSync::NetBsd2024,
+        });
+        let outcome = live_requests(&mut d);
+        drop(d);
+        let flagged = DMA.with_auditor(|a| a.is_some_and(|a| a.total() > 0));
+        result = outcome.map(|o| (o, if flagged { Audit::Flags } else { Audit::Clean }));
+        Ok(())
+    })?;
+    result
+}
+
+/// The cell's fixed request mix: write 4 KiB, read it back, GET_ID, flush.
+fn live_requests(d: &mut Disk) -> Result<console_proto::seed_live::Outcome, Failure> {
+    use console_proto::seed_live::Outcome;
+    let (bs, spb) = block(d);
+    let len = bs.max(4096);
+    let sector = 64 / spb * spb;
+    let data: Vec<u8> = (0..len).map(|i| pattern(0x5eed, sector, i)).collect();
+    let ops = [
+        (Op::Write, sector, len as u32),
+        (Op::Read, sector, len as u32),
+        (Op::GetId, 0, 20),
+        (Op::Flush, 0, 0),
+    ];
+    for (token, &(op, s, n)) in ops.iter().enumerate() {
+        let token = token as u64;
+        d.submit(op, s, n, token, |b| {
+            if op == Op::Write {
+                b.copy_from_slice(&data);
+            }
+        })
+        .map_err(err)?;
+        d.publish().map_err(err)?;
+        // The read phase before the device can answer: it has not been notified.
+        ensure!(
+            !d.poll_used().map_err(err)?,
+            "{op:?}: a completion before the device was notified"
+        );
+        d.kick().map_err(err)?;
+        match d.wait() {
+            Ok(()) => {}
+            Err(BlkError::Timeout { .. }) => {
+                return Ok(if d.unseen_completions() > 0 {
+                    Outcome::Hangs
+                } else {
+                    Outcome::LostKick
+                });
+            }
+            Err(e) => return Err(err(format!("{op:?}: {e}"))),
+        }
+        let mut stale = false;
+        let mut done = false;
+        d.reap(|t, op, r| {
+            if t == token {
+                done = true;
+                match r {
+                    Ok(got) if op == Op::Read => stale |= got != &data[..],
+                    Ok(_) => {}
+                    Err(_) => stale = true,
+                }
+            }
+        })
+        .map_err(err)?;
+        ensure!(done, "{op:?}: woken without its completion");
+        if stale {
+            return Ok(Outcome::Stale);
+        }
+    }
+    Ok(Outcome::Works)
 }

@@ -103,13 +103,15 @@ fn cacr_reads_back_as_programmed() -> TestResult {
         cache::disable();
         ensure_eq!(cacr_enable_bits_now(), 0);
         for mode in [CacheMode::WriteThrough, CacheMode::Copyback] {
-            cache::enable(mode, memmap::DEVICE_WINDOW);
+            // SAFETY: the board's device window.
+            unsafe { cache::enable(mode, memmap::DEVICE_WINDOW) };
             ensure_eq!(cacr_enable_bits_now(), manual_enable_bits(model));
         }
         Ok(())
     })();
     // Put back the boot configuration whatever happened.
-    cache::enable(booted_mode, memmap::DEVICE_WINDOW);
+    // SAFETY: the board's device window.
+    unsafe { cache::enable(booted_mode, memmap::DEVICE_WINDOW) };
     ensure_eq!(cache::enabled_bits(), booted);
     result
 }

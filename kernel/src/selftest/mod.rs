@@ -2,7 +2,8 @@
 //! and the registry below, which `start` hands to the harness.
 //!
 //! Add a test: write `fn name() -> TestResult` in a group's file and list it in that group's
-//! `tests()`. Names are `group::name`; `test=<text>` selects by substring.
+//! list (`tests()`, or in machine.rs `cpu_tests()`, `irq_tests()`... one per group). Names
+//! are `group::name`; `test=<text>` selects by substring.
 
 #[macro_use]
 pub mod harness;

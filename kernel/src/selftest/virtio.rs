@@ -110,12 +110,15 @@ struct Blk {
     handler: Option<irq::HandlerId>,
     /// Reset after a timed-out request: the queue is gone, no request may be made.
     stopped: bool,
+    /// Exclusive use of the slot while this helper drives it (released last).
+    _claim: crate::kern::disks::SlotClaim,
 }
 
 impl Blk {
     fn open(info: DeviceInfo, event_idx: bool, mode: Mode) -> Result<Blk, Failure> {
-        // SAFETY: the slot was found by the boot probe; this test owns it while it runs, and the
-        // bus reaches only that slot's registers.
+        let claim = crate::kern::disks::claim(info.slot).map_err(err)?;
+        // SAFETY: the slot was found by the boot probe and is claimed by this helper (no Disk
+        // or other claim drives it), so the bus reaches only that slot's registers.
         let transport = unsafe { MmioTransport::new(MachineBus::new(), info) }.map_err(err)?;
         let want = if event_idx { feature::EVENT_IDX } else { 0 };
         // BLK_SIZE taken when offered: it only tells the block size, which requests must follow.
@@ -174,6 +177,7 @@ impl Blk {
             needs_reset: Arc::new(AtomicBool::new(false)),
             handler: None,
             stopped: false,
+            _claim: claim,
         };
         if mode == Mode::Interrupt {
             // SAFETY: the same slot (probed, owned by this test), used by the handler for
@@ -379,11 +383,25 @@ impl Blk {
             }
             return Err(Outcome::TimedOut(e));
         }
-        // SAFETY: the wait saw the chain's completion (`done` is set): the device is done.
+        let (_token, _len) = match done.expect("set on success") {
+            Ok(c) => c,
+            Err(e) => {
+                // The queue broke (the device broke the protocol): the chain may still be the
+                // device's. As after a timeout: reset it, then free; leak if it will not stop.
+                self.stopped = true;
+                if self.transport.reset().is_ok() {
+                    // SAFETY: the reset completed: the device no longer touches the queue or
+                    // anything it points to (virtio 1.2 2.4.1).
+                    drop(unsafe { inflight.take_back() });
+                } else {
+                    drop(inflight);
+                }
+                return Err(Outcome::Failed(err(e)));
+            }
+        };
+        // SAFETY: `pop_used` returned this request's chain (the helper has one in flight):
+        // the device is done with it.
         let data = unsafe { inflight.take_back() };
-        let (_token, _len) = done
-            .expect("set on success")
-            .map_err(|e| Outcome::Failed(err(e)))?;
         self.header
             .sync(SyncOps::POSTWRITE, 0, HEADER_LEN)
             .map_err(|e| Outcome::Failed(err(e)))?;

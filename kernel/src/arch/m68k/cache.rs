@@ -317,18 +317,33 @@ mod exec {
     }
 
     /// Sets the RAM/device cache modes (68040, 68060 where its ITT/DTT exist) and enables the
-    /// caches in `mode`; `device_window` is the 16 MiB-aligned start of the board's device
-    /// registers (see [`ttr_values`]).
-    pub fn enable(mode: Mode, device_window: u32) {
+    /// caches in `mode` (`Mode::Off`: [`disable`], then RAM's mode); `device_window` is the
+    /// 16 MiB-aligned start of the board's device registers (see [`ttr_values`]).
+    ///
+    /// # Safety
+    ///
+    /// `device_window` must be the board's device window (`board::virt::memmap::DEVICE_WINDOW`):
+    /// every device register must lie in the 16 MiB from it, or a register would be cached.
+    pub unsafe fn enable(mode: Mode, device_window: u32) {
         let id = crate::arch::m68k::cpu::identity();
-        if id.ttrs {
-            for (which, value) in ttr_values(mode, device_window).into_iter().enumerate() {
-                // SAFETY: identification found the TTRs; `ttr_values` keeps RAM cacheable in
-                // `mode` and the device window cache-inhibited, serialized (tested below
-                // against the manual's field layout).
-                unsafe { machine::ttr_write(which as u32, value) };
+        let set_ttrs = || {
+            if id.ttrs {
+                for (which, value) in ttr_values(mode, device_window).into_iter().enumerate() {
+                    // SAFETY: identification found the TTRs; `ttr_values` keeps RAM cacheable
+                    // in `mode` and the device window (this function's contract)
+                    // cache-inhibited, serialized (tested against the manual's fields).
+                    unsafe { machine::ttr_write(which as u32, value) };
+                }
             }
+        };
+        if mode == Mode::Off {
+            // Off first (pushed, masked), then RAM inhibited: inhibiting RAM while dirty lines
+            // exist would make reads bypass the newest data.
+            disable();
+            set_ttrs();
+            return;
         }
+        set_ttrs();
         if id.cache_insns {
             // Nothing may be cached from before the modes were set.
             // SAFETY: CINV/CPUSH work here (identified); a push-all discards nothing.
@@ -467,7 +482,8 @@ mod exec {
 
     /// Writes the CPU's cached writes in [addr, addr + len) (physical) back to memory.
     pub fn push_range(addr: u32, len: u32) {
-        // SAFETY: a push discards nothing.
+        // SAFETY: a push writes the CPU's newest data to memory and keeps it: no line is
+        // dropped, so no write can be lost.
         unsafe { data_range(RangeOp::Push, addr, len) };
     }
 
@@ -478,7 +494,8 @@ mod exec {
     ///
     /// The CPU's writes to whole lines inside the range are discarded: nobody may need them.
     pub unsafe fn invalidate_range(addr: u32, len: u32) {
-        // SAFETY: the caller's contract.
+        // SAFETY: what the invalidate may discard is exactly what this function's caller
+        // vouched nobody needs; `data_range` pushes the partial lines at the edges.
         unsafe { data_range(RangeOp::Invalidate, addr, len) };
     }
 

@@ -110,7 +110,8 @@ pub struct MachineIpl;
 
 impl IplControl for MachineIpl {
     fn get(&self) -> u8 {
-        // SAFETY: reads SR.
+        // SAFETY: the import reads SR (move from SR, privileged: the kernel runs in
+        // supervisor mode) and changes nothing.
         unsafe { ipl_get() as u8 }
     }
     unsafe fn set(&self, level: u8) {
@@ -157,21 +158,32 @@ pub fn current_ipl() -> u8 {
     MACHINE_IPL.get()
 }
 
-/// Stops the CPU until an interrupt arrives (68k `stop #0x2000`: the IPL is 0 afterwards).
-pub fn wait_for_interrupt() {
-    // SAFETY: stop only waits.
+/// Lowers the IPL to 0 and stops the CPU until an interrupt arrives, in one instruction
+/// (68k `stop #0x2000`): an interrupt that became pending while the caller had them masked
+/// is taken at once, not lost. The IPL is 0 afterwards.
+///
+/// # Safety
+///
+/// As [`IplControl::set`] to 0: handlers of every level run from here, so the caller holds
+/// nothing they take (no `IrqMutex` guard, no state mid-update); an `IplGuard` it raised must
+/// be forgotten, not dropped, since the level it would restore is no longer current.
+pub unsafe fn wait_for_interrupt() {
+    // SAFETY: the caller's contract covers what handlers may now see; `stop` changes only SR
+    // and waits.
     unsafe { idle() }
 }
 
 /// Physical address of wasm linear memory's byte 0.
 pub fn linear_memory_base() -> u32 {
-    // SAFETY: a constant of the link.
+    // SAFETY: the import returns a link-time address (linker.ld's __linear_memory_base) and
+    // touches nothing.
     unsafe { linear_base() }
 }
 
 /// The end of RAM as the machine layer found it (it bounds linear memory growth).
 pub fn machine_ram_end() -> u32 {
-    // SAFETY: a value read at start-up.
+    // SAFETY: the import returns a value the machine layer stored once at start-up, before
+    // Rust ran; reading it has no effect.
     unsafe { ram_end() }
 }
 
@@ -216,7 +228,8 @@ pub fn catch(index: u32) -> Caught {
         0 => Caught::Returned,
         1 => Caught::Panicked,
         code => {
-            // SAFETY: reads a value stored by the trap.
+            // SAFETY: the import returns the program counter the trap stored before the
+            // longjmp back to `catch_test`; reading it has no effect.
             let pc = unsafe { last_trap_pc() };
             Caught::Trapped { code: code - 2, pc }
         }
@@ -224,8 +237,16 @@ pub fn catch(index: u32) -> Caught {
 }
 
 /// Leaves the running caught test (from the panic handler). Returns if no test is running.
-pub fn unwind_test() {
-    // SAFETY: the machine layer longjmps to catch() only while one is active.
+///
+/// # Safety
+///
+/// The frames between here and [`catch`] are abandoned without running their destructors:
+/// call it only from the panic handler, for the test whose panic it reports, after which
+/// nothing of those frames is used (locks they hold stay held; the harness puts back the
+/// interrupt state it saved).
+pub unsafe fn unwind_test() {
+    // SAFETY: the machine layer longjmps to catch() only while one is active (else this
+    // returns); abandoning the frames is this function's caller's contract.
     unsafe { unwind() }
 }
 
@@ -260,7 +281,8 @@ pub fn deliver_interrupt_vector(vector: u32) -> bool {
 
 /// The CACR as the CPU holds it.
 pub fn cacr_read() -> u32 {
-    // SAFETY: reading a control register has no effect.
+    // SAFETY: `movec cacr,d0` exists on every CPU this kernel runs on (entry.S refuses
+    // those without a CACR) and reading it changes nothing.
     unsafe { cpu_cacr_read() }
 }
 
@@ -304,7 +326,7 @@ pub fn cacr_probe() -> u32 {
 
 /// Whether the boot-time FPU probe found an FPU.
 pub fn fpu_present() -> bool {
-    // SAFETY: reads a flag set at start-up.
+    // SAFETY: the import returns a flag the FPU probe set once at start-up, before Rust ran.
     unsafe { cpu_fpu_present() != 0 }
 }
 

@@ -838,6 +838,30 @@ pub(crate) mod tests {
                 len: 0x6000
             })
         );
+        // Inside the window but also in RAM (a chunk reaching into it): refused.
+        let buf = Builder::new()
+            .u32s(tag::MACHTYPE, &[14])
+            .u32s(tag::MEMCHUNK, &[0xfe00_0000, 0x0100_8000])
+            .u32s(tag::VIRT_GF_PIC_BASE, &[memmap::PIC_BASE, 1])
+            .u32s(
+                tag::VIRT_GF_RTC_BASE,
+                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
+            )
+            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
+            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
+            .u32s(
+                tag::VIRT_VIRTIO_BASE,
+                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
+            )
+            .end();
+        assert_eq!(
+            parse(&buf).unwrap().require_virt(),
+            Err(Missing::DeviceWindow {
+                device: "PIC",
+                base: memmap::PIC_BASE,
+                len: 0x6000
+            })
+        );
         // Outside RAM but below the uncached window: refused too.
         let buf = virt_with(128 << 20, 128 << 20);
         assert!(parse(&buf).unwrap().require_virt().is_err());
