@@ -399,8 +399,8 @@ pub const CHECKS: &[Check] = &[
             "m68040",
             "test=blk::flush_and_get_id vq_sync=netbsd-2024 dma_model=030 dma_audit=on",
             &[
-                "test blk::flush_and_get_id ... FAILED",
-                "no completion after",
+                "test blk::flush_and_get_id ...",
+                "FAILED: no completion after",
                 "0 passed, 1 failed",
             ],
         )

@@ -31,7 +31,8 @@ std::thread_local! {
     static DEVICE: RefCell<Option<&'static BlkSim>> = const { RefCell::new(None) };
 }
 
-/// A clock that moves only when the driver waits (1 ms a turn): timeouts do not depend on
+/// A clock that moves only when the driver waits (1 ms a turn, whether or not the turn ends
+/// the wait: a line that keeps interrupting must not stop time): timeouts do not depend on
 /// the host's speed. A sleep delivers the device's interrupt, as the line would.
 #[derive(Default)]
 struct Clock {
@@ -55,6 +56,7 @@ impl Clock {
                 });
             }
             if cond() {
+                self.now.fetch_add(1_000_000, Ordering::Relaxed);
                 return true;
             }
             if self.now_ns() - start >= timeout_ns {

@@ -530,11 +530,20 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             // Header: written by the CPU (in one write), read by the device.
             let h = header_bytes(op.kind(), sector);
             self.headers.write(s * SLOT_STRIDE, &h);
+            crate::sync_site!(
+                "blk.header.prewrite",
+                self.headers
+                    .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)
+            )?;
             self.headers
-                .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)?;
+                .device_start_transfer(s * SLOT_STRIDE, HEADER_LEN);
             // Status: a sentinel the device must overwrite, then the line is the device's.
             self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
-            self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)?;
+            crate::sync_site!(
+                "blk.status.preread",
+                self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)
+            )?;
+            self.status.device_start_writing(s * SLOT_STRIDE, 1);
             let entry = &mut self.slots[slot as usize];
             let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
             let data_len = match op {
@@ -723,8 +732,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         while let Some((slot, written)) = self.queue.pop_used()? {
             let s = slot;
             // Header: the device has read it.
-            self.headers
-                .sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, HEADER_LEN)?;
+            crate::sync_site!(
+                "blk.header.postwrite",
+                self.headers
+                    .sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, HEADER_LEN)
+            )?;
             let entry = &mut self.slots[slot as usize];
             // Data: POSTREAD/POSTWRITE inside take_back.
             let buf = match entry.inflight.take() {
@@ -734,7 +746,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             };
             let (op, token, len, sector) = (entry.op, entry.token, entry.len, entry.sector);
             // Status: POSTREAD, then read it.
-            self.status.sync(SyncOps::POSTREAD, s * SLOT_STRIDE, 1)?;
+            crate::sync_site!(
+                "blk.status.postread",
+                self.status.sync(SyncOps::POSTREAD, s * SLOT_STRIDE, 1)
+            )?;
             let status = self.status.read_u8(s * SLOT_STRIDE);
             // A read's used length counts its data and the status byte. A modern device
             // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past

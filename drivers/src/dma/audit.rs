@@ -15,7 +15,13 @@
 //! - a CPU read in a later read phase of the same cycle as its previous read re-reads the line
 //!   without a PREREAD/POSTREAD cycle: the exact mistake of NetBSD PR kern/60144 (on a 68030
 //!   the line the first read filled is still in the cache, POSTREAD does not invalidate);
+//! - a CPU read of bytes it already read in the same cycle, whatever the POSTREADs: a polling
+//!   loop that syncs nothing between its reads (the same mistake with no sync at all; reads of
+//!   different fields of one line in one read phase are fine);
 //! - the device starting on lines the CPU wrote since their last PREWRITE;
+//! - the device starting to write lines that had no PREREAD since their last POSTREAD;
+//! - a CPU write to a line handed to the device for a transfer (a request header, a data
+//!   buffer) before the transfer's POSTWRITE: the device may still be reading it;
 //! - PRE mixed with POST in one sync, and syncs outside the region.
 //!
 //! Repeated reports of one kind on one line are counted, not repeated.
@@ -39,6 +45,10 @@ pub enum Violation {
     DeviceStartWithoutPreWrite,
     /// The CPU wrote a line the device may be writing (PREREAD without POSTREAD).
     WriteWhileDeviceOwns,
+    /// The device was started writing lines with no PREREAD since their last POSTREAD.
+    DeviceWriteWithoutPreRead,
+    /// The CPU wrote a line handed to the device for a transfer before its POSTWRITE.
+    WriteWhileDeviceReads,
     /// One sync combined PRE and POST operations.
     PreMixedWithPost,
     /// A sync range outside the region.
@@ -54,6 +64,8 @@ impl Violation {
             }
             Violation::DeviceStartWithoutPreWrite => "device started on a line the CPU wrote after its last PREWRITE",
             Violation::WriteWhileDeviceOwns => "CPU wrote a line the device may be writing (PREREAD, no POSTREAD yet)",
+            Violation::DeviceWriteWithoutPreRead => "device started writing a line with no PREREAD since its last POSTREAD",
+            Violation::WriteWhileDeviceReads => "CPU wrote a line the device may still be reading (handed over for a transfer, no POSTWRITE since)",
             Violation::PreMixedWithPost => "PRE and POST operations in one sync",
             Violation::SyncOutsideRegion => "sync range outside the region",
         }
@@ -101,7 +113,11 @@ struct LineState {
     cycle: u32,
     phase: u32,
     last_read: Option<(u32, u32)>,
+    /// Bytes of the line (bit i: byte i) the CPU read in cycle `last_read.0`.
+    read_bytes: u64,
     cpu_dirty: bool,
+    /// Handed to the device for a transfer it reads, no POSTWRITE since.
+    device_reading: bool,
 }
 
 struct RegionState {
@@ -126,8 +142,13 @@ pub struct Auditor {
 pub const MAX_REPORTS: usize = 64;
 
 impl Auditor {
-    /// An auditor tracking `line`-byte cache lines (the platform's [`super::Platform::LINE`]).
+    /// An auditor tracking `line`-byte cache lines (the platform's [`super::Platform::LINE`],
+    /// a power of two up to 64).
     pub fn new(line: u32) -> Self {
+        assert!(
+            line.is_power_of_two() && line <= 64,
+            "cache line of {line} bytes"
+        );
         Auditor {
             line,
             regions: BTreeMap::new(),
@@ -276,6 +297,9 @@ impl Auditor {
             if ops.contains(SyncOps::PREWRITE) {
                 s.cpu_dirty = false;
             }
+            if ops.contains(SyncOps::POSTWRITE) {
+                s.device_reading = false;
+            }
             if ops.contains(SyncOps::PREREAD) {
                 s.device_writable = true;
                 s.handed = true;
@@ -296,11 +320,19 @@ impl Auditor {
             return;
         };
         let mut found = Vec::new();
+        let line = self.line;
         for l in Self::lines(self.line, r.len, offset, len) {
             let s = &mut r.lines[l as usize];
             if !s.device_writable {
                 continue;
             }
+            // The bytes of this line the read covers.
+            let lo = offset.max(l * line) - l * line;
+            let hi = (offset + len).min((l + 1) * line) - l * line;
+            if hi <= lo {
+                continue;
+            }
+            let bytes = (u64::MAX >> (64 - (hi - lo))) << lo;
             if s.handed || s.cycle == 0 {
                 let why = if s.handed {
                     "PREREAD done, POSTREAD missing"
@@ -315,7 +347,17 @@ impl Auditor {
                         s.phase
                     );
                     found.push((l, Violation::RereadWithoutPreRead, why));
+                } else if c == s.cycle && s.read_bytes & bytes != 0 {
+                    let why = String::from(
+                        "the same bytes read again with no PREREAD/POSTREAD cycle since",
+                    );
+                    found.push((l, Violation::RereadWithoutPreRead, why));
                 }
+            }
+            if s.last_read.is_some_and(|(c, _)| c == s.cycle) {
+                s.read_bytes |= bytes;
+            } else {
+                s.read_bytes = bytes;
             }
             s.last_read = Some((s.cycle, s.phase));
         }
@@ -334,15 +376,39 @@ impl Auditor {
             let s = &mut r.lines[l as usize];
             s.cpu_dirty = true;
             if s.handed {
-                found.push(l);
+                found.push((l, Violation::WriteWhileDeviceOwns));
+            }
+            if s.device_reading {
+                found.push((l, Violation::WriteWhileDeviceReads));
             }
         }
-        for l in found {
+        for (l, v) in found {
+            self.report(id, l, v, offset, caller, String::new());
+        }
+    }
+
+    /// The device may write [offset, offset + len) from now on (a buffer or status byte handed
+    /// over for a device-to-memory transfer): each line needs a PREREAD since its last
+    /// POSTREAD.
+    pub fn on_device_start_writing(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+    ) {
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
+        let not_handed: Vec<u32> = Self::lines(self.line, r.len, offset, len)
+            .filter(|&l| !r.lines[l as usize].handed)
+            .collect();
+        for l in not_handed {
             self.report(
                 id,
                 l,
-                Violation::WriteWhileDeviceOwns,
-                offset,
+                Violation::DeviceWriteWithoutPreRead,
+                l * self.line,
                 caller,
                 String::new(),
             );
@@ -357,9 +423,38 @@ impl Auditor {
         len: u32,
         caller: &'static Location<'static>,
     ) {
+        self.device_start(id, offset, len, caller, false);
+    }
+
+    /// As [`on_device_start`](Self::on_device_start), for a transfer: the lines stay the
+    /// device's to read until their POSTWRITE (ring memory, which the device reads at any
+    /// time and the CPU keeps extending, is started with `on_device_start`).
+    pub fn on_device_start_transfer(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+    ) {
+        self.device_start(id, offset, len, caller, true);
+    }
+
+    fn device_start(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+        holds: bool,
+    ) {
         let Some(r) = self.regions.get_mut(&id) else {
             return;
         };
+        if holds {
+            for l in Self::lines(self.line, r.len, offset, len) {
+                r.lines[l as usize].device_reading = true;
+            }
+        }
         let dirty: Vec<u32> = Self::lines(self.line, r.len, offset, len)
             .filter(|&l| r.lines[l as usize].cpu_dirty)
             .collect();
@@ -533,5 +628,46 @@ mod tests {
         }
         assert_eq!(a.reports().len(), MAX_REPORTS);
         assert_eq!(a.total(), 200);
+    }
+
+    /// The seed's polling mistake with no sync at all: after one PREREAD/POSTREAD cycle, a
+    /// loop that re-reads the ready word syncs nothing. Each re-read of the same bytes is a
+    /// finding; reading another field of the same line in the same phase is not.
+    #[test]
+    fn a_polling_loop_with_no_syncs_is_flagged() {
+        let mut a = Auditor::new(16);
+        a.add_region(1, "ring", 64, true);
+        a.on_sync(1, SyncOps::PREREAD, 0, 16);
+        a.on_sync(1, SyncOps::POSTREAD, 0, 16);
+        a.on_read(1, 2, 2, here()); // idx
+        a.on_read(1, 4, 4, here()); // the element's id, same line, other bytes
+        assert!(a.reports().is_empty(), "{:?}", kinds(&a));
+        for _ in 0..1000 {
+            a.on_read(1, 2, 2, here());
+        }
+        assert_eq!(kinds(&a), [Violation::RereadWithoutPreRead]);
+        assert_eq!(a.total(), 1000);
+        // A new cycle makes the same bytes new again.
+        a.clear_reports();
+        a.on_sync(1, SyncOps::PREREAD, 0, 16);
+        a.on_sync(1, SyncOps::POSTREAD, 0, 16);
+        a.on_read(1, 2, 2, here());
+        assert!(a.reports().is_empty());
+    }
+
+    #[test]
+    fn the_device_may_write_only_lines_handed_to_it() {
+        let mut a = Auditor::new(16);
+        a.add_region(1, "status", 32, true);
+        // Line 0 handed with PREREAD, line 1 not.
+        a.on_sync(1, SyncOps::PREREAD, 0, 16);
+        a.on_device_start_writing(1, 0, 32, here());
+        assert_eq!(kinds(&a), [Violation::DeviceWriteWithoutPreRead]);
+        assert_eq!(a.reports()[0].offset, 16);
+        // After its POSTREAD a line needs a new PREREAD.
+        a.clear_reports();
+        a.on_sync(1, SyncOps::POSTREAD, 0, 16);
+        a.on_device_start_writing(1, 0, 16, here());
+        assert_eq!(kinds(&a), [Violation::DeviceWriteWithoutPreRead]);
     }
 }

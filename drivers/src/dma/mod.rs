@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod model;
+pub mod mutant;
 
 use crate::sync::{InterruptMask, IrqMutex};
 use alloc::vec::Vec;
@@ -501,6 +502,9 @@ impl<P: Platform> DmaTag<P> {
         if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.add_region(id, name, len, dir != Direction::ToDevice);
+                // The zeroing is a CPU write like any other: it needs a PREWRITE (or, for
+                // device-written memory, PREWRITE|PREREAD) before the device sees the lines.
+                a.on_write(id, 0, len, Location::caller());
             }
         }
         Ok(DmaRegion {
@@ -684,10 +688,34 @@ impl<P: Platform> DmaRegion<P> {
     /// a notify): lines the CPU wrote since their last PREWRITE are reported.
     #[track_caller]
     pub fn device_start(&self, offset: u32, len: u32) {
+        self.audit_device(offset, len, Auditor::on_device_start);
+    }
+
+    /// As [`device_start`](Self::device_start) for a transfer the device reads (a request
+    /// header): until the POSTWRITE, a CPU write to these lines is a finding.
+    #[track_caller]
+    pub fn device_start_transfer(&self, offset: u32, len: u32) {
+        self.audit_device(offset, len, Auditor::on_device_start_transfer);
+    }
+
+    /// The device may write [offset, offset + len) from now on: the auditor checks every
+    /// line had a PREREAD since its last POSTREAD.
+    #[track_caller]
+    pub fn device_start_writing(&self, offset: u32, len: u32) {
+        self.audit_device(offset, len, Auditor::on_device_start_writing);
+    }
+
+    #[track_caller]
+    fn audit_device(
+        &self,
+        offset: u32,
+        len: u32,
+        check: fn(&mut Auditor, u32, u32, u32, &'static Location<'static>),
+    ) {
         if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.learn_region(self.id, self.name, self.len);
-                a.on_device_start(self.id, offset, len, Location::caller());
+                check(a, self.id, offset, len, Location::caller());
             }
         }
     }
@@ -923,7 +951,17 @@ impl<P: Platform> DmaBuffer<P> {
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
         unsafe { core::slice::from_raw_parts(self.region.ptr.as_ptr(), self.region.len as usize) }
     }
+    /// The buffer's bytes for the CPU to write. The auditor takes every line as written (the
+    /// slice itself is plain memory): the next transfer to the device needs its PREWRITE.
+    #[track_caller]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let r = &self.region;
+        if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+            if let Some(a) = r.tag.state.lock().auditor.as_mut() {
+                a.learn_region(r.id, r.name, r.len);
+                a.on_write(r.id, 0, r.len, Location::caller());
+            }
+        }
         // SAFETY: the CPU owns the buffer (a device transfer consumes `self`), the region's
         // `len` bytes are its allocation, and `&mut self` excludes every other reference.
         unsafe {
@@ -955,8 +993,16 @@ impl<P: Platform> DmaBuffer<P> {
                 Err(e) => return Err((self, e)),
             }
         };
-        if let Err(e) = self.region.sync(dir.pre(), 0, len) {
+        if let Err(e) = crate::sync_site!("dma.give.pre", self.region.sync(dir.pre(), 0, len)) {
             return Err((self, e));
+        }
+        // The hand-over itself, for the auditor: the device reads CPU-written lines only after
+        // their PREWRITE, and writes only lines handed to it with PREREAD.
+        if dir != Direction::FromDevice {
+            self.region.device_start_transfer(0, len);
+        }
+        if dir != Direction::ToDevice {
+            self.region.device_start_writing(0, len);
         }
         Ok(DeviceOwned {
             region: Some(self.region),
@@ -1007,8 +1053,7 @@ impl<P: Platform> DeviceOwned<P> {
             .region
             .take()
             .expect("a DeviceOwned holds its region until taken back");
-        region
-            .sync(self.dir.post(), 0, self.len)
+        crate::sync_site!("dma.take.post", region.sync(self.dir.post(), 0, self.len))
             .expect("a range that passed give_to_device is valid");
         if self.dir != Direction::ToDevice {
             region.materialize_model_view(0, self.len);
@@ -1413,5 +1458,26 @@ mod tests {
             n_phys >= used.phys() + 48,
             "neighbour inside the ring's last line"
         );
+    }
+
+    /// The allocation's zeroing and a buffer's mutable slice are CPU writes: handing such
+    /// lines to the device without PREWRITE is a finding; give_to_device's own PRE sync
+    /// makes the hand-over clean.
+    #[test]
+    fn zeroing_and_slices_are_writes_the_device_must_not_see_unpushed() {
+        let t = tag();
+        t.set_audit(true, None);
+        let r = t.alloc("header", 16, Direction::ToDevice, false).unwrap();
+        r.device_start(0, 16);
+        assert!(t.audit_findings()[0].contains("device started on a line the CPU wrote"));
+        t.with_auditor(|a| a.unwrap().clear_reports());
+        let mut b = t.buffer("data", 64).unwrap();
+        b.as_mut_slice()[0] = 1;
+        let out = b
+            .give_to_device(Direction::ToDevice, 64, &Limits::NONE)
+            .unwrap();
+        assert!(t.audit_findings().is_empty(), "{:?}", t.audit_findings());
+        // SAFETY: no device here: the buffer was never named in a descriptor.
+        drop(unsafe { out.take_back() });
     }
 }

@@ -254,16 +254,25 @@ impl<P: Platform> SplitQueue<P> {
             stats: QueueStats::default(),
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
-        q.ring.sync(SyncOps::PREWRITE, 0, q.ring.len())?;
+        crate::sync_site!(
+            "queue.new.ring",
+            q.ring.sync(SyncOps::PREWRITE, 0, q.ring.len())
+        )?;
         if let Some(ind) = &q.indirect {
-            ind.sync(SyncOps::PREWRITE, 0, ind.len())?;
+            crate::sync_site!(
+                "queue.new.indirect",
+                ind.sync(SyncOps::PREWRITE, 0, ind.len())
+            )?;
         }
         // Hand the used ring to the device before it may write. Its zeroes were written by
         // the CPU (alloc): on a copyback cache they are dirty lines, which a bare PREREAD
         // would discard, leaving old heap bytes for the first used->idx read. So push them
         // first (PREWRITE) in the same sync.
-        q.used
-            .sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, q.used.len())?;
+        crate::sync_site!(
+            "queue.new.used",
+            q.used
+                .sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, q.used.len())
+        )?;
         Ok(q)
     }
 
@@ -424,7 +433,10 @@ impl<P: Platform> SplitQueue<P> {
                 Self::write_desc(table, base + i as u32 * DESC_SIZE, b, flags, (i + 1) as u16);
             }
             // Rule: the table reaches memory before the device can follow the descriptor.
-            table.sync(SyncOps::PREWRITE, base, bufs.len() as u32 * DESC_SIZE)?;
+            crate::sync_site!(
+                "queue.add.indirect",
+                table.sync(SyncOps::PREWRITE, base, bufs.len() as u32 * DESC_SIZE)
+            )?;
             let whole = Buffer {
                 addr: table.phys() + base,
                 len: bufs.len() as u32 * DESC_SIZE,
@@ -474,12 +486,20 @@ impl<P: Platform> SplitQueue<P> {
     }
 
     /// One read phase of the used ring at [off, off + 2): PREREAD, POSTREAD, read
-    /// (`NetBsd2024`: the whole ring POSTREAD, then the read).
+    /// (`NetBsd2024`: the whole ring POSTREAD, then the read). Audit findings name the
+    /// read phase's caller.
+    #[track_caller]
     fn used_read_u16(&self, off: u32) -> Result<u16, QueueError> {
         match self.used_sync {
             UsedSync::Corrected => {
-                self.used.sync(SyncOps::PREREAD, off, 2)?;
-                self.used.sync(SyncOps::POSTREAD, off, 2)?;
+                crate::sync_site!(
+                    "queue.read.preread",
+                    self.used.sync(SyncOps::PREREAD, off, 2)
+                )?;
+                crate::sync_site!(
+                    "queue.read.postread",
+                    self.used.sync(SyncOps::POSTREAD, off, 2)
+                )?;
             }
             UsedSync::NetBsd2024 => self.used.sync(SyncOps::POSTREAD, 0, self.used.len())?,
         }
@@ -488,6 +508,7 @@ impl<P: Platform> SplitQueue<P> {
 
     /// Makes every added chain visible to the device; returns whether it wants a
     /// notification (the caller then writes QueueNotify). Several chains, one decision.
+    #[track_caller]
     pub fn publish(&mut self) -> Result<bool, QueueError> {
         self.check()?;
         if !self.dirty {
@@ -497,8 +518,11 @@ impl<P: Platform> SplitQueue<P> {
         // what was written since the last publish.
         if let Some((lo, hi)) = self.dirty_descs.take() {
             let (lo, hi) = (u32::from(lo), u32::from(hi));
-            self.ring
-                .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)?;
+            crate::sync_site!(
+                "queue.publish.descs",
+                self.ring
+                    .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)
+            )?;
         }
         let ring = &self.ring;
         self.ring_pieces(
@@ -507,8 +531,11 @@ impl<P: Platform> SplitQueue<P> {
             self.avail_off() + 4,
             2,
             |off, len| {
-                ring.sync(SyncOps::PREWRITE, off, len)
-                    .map_err(QueueError::from)
+                crate::sync_site!(
+                    "queue.publish.avail",
+                    ring.sync(SyncOps::PREWRITE, off, len)
+                )
+                .map_err(QueueError::from)
             },
         )?;
         if self.used_sync == UsedSync::NetBsd2024 {
@@ -518,7 +545,10 @@ impl<P: Platform> SplitQueue<P> {
         let idx_off = self.avail_off() + 2;
         self.ring.write_u16_le(idx_off, self.avail_idx);
         // Rule: idx reaches memory before the notification decision and the notification.
-        self.ring.sync(SyncOps::PREWRITE, idx_off, 2)?;
+        crate::sync_site!(
+            "queue.publish.idx",
+            self.ring.sync(SyncOps::PREWRITE, idx_off, 2)
+        )?;
         // Rule: the device, on another host thread, must see the new idx before this driver
         // reads whether it wants a notification (it re-checks idx after re-enabling them).
         self.ring.tag().paravirt_membar();
@@ -546,12 +576,14 @@ impl<P: Platform> SplitQueue<P> {
     }
 
     /// Whether the device has completions the driver has not taken (a read phase of idx).
+    #[track_caller]
     pub fn has_used(&mut self) -> Result<bool, QueueError> {
         self.check()?;
         self.refresh_used_idx()?;
         Ok(self.device_used != self.last_used)
     }
 
+    #[track_caller]
     fn refresh_used_idx(&mut self) -> Result<(), QueueError> {
         // Rule: each poll, each interrupt reads used->idx in a read phase of its own.
         let idx = self.used_read_u16(2)?;
@@ -570,9 +602,15 @@ impl<P: Platform> SplitQueue<P> {
         let used = &self.used;
         if self.used_sync == UsedSync::Corrected {
             self.ring_pieces(self.last_used, idx, 4, 8, |off, len| {
-                used.sync(SyncOps::PREREAD, off, len)?;
-                used.sync(SyncOps::POSTREAD, off, len)
-                    .map_err(QueueError::from)
+                crate::sync_site!(
+                    "queue.elements.preread",
+                    used.sync(SyncOps::PREREAD, off, len)
+                )?;
+                crate::sync_site!(
+                    "queue.elements.postread",
+                    used.sync(SyncOps::POSTREAD, off, len)
+                )
+                .map_err(QueueError::from)
             })?;
         }
         self.device_used = idx;
@@ -581,6 +619,7 @@ impl<P: Platform> SplitQueue<P> {
 
     /// Takes the next completion: (token, bytes the device wrote). Ok(None) when there is
     /// none. Reads used->idx only when everything it announced earlier has been taken.
+    #[track_caller]
     pub fn pop_used(&mut self) -> Result<Option<(u32, u32)>, QueueError> {
         self.check()?;
         if self.device_used == self.last_used {
@@ -663,7 +702,10 @@ impl<P: Platform> SplitQueue<P> {
             let off = self.used_event_off();
             self.ring.write_u16_le(off, v);
             // Rule: the device reads it.
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            crate::sync_site!(
+                "queue.used_event",
+                self.ring.sync(SyncOps::PREWRITE, off, 2)
+            )?;
             self.used_event_mem = Some(v);
         }
         Ok(())
@@ -675,7 +717,10 @@ impl<P: Platform> SplitQueue<P> {
             let off = self.avail_off();
             self.ring.write_u16_le(off, v);
             // Rule: the device reads it.
-            self.ring.sync(SyncOps::PREWRITE, off, 2)?;
+            crate::sync_site!(
+                "queue.avail_flags",
+                self.ring.sync(SyncOps::PREWRITE, off, 2)
+            )?;
             self.avail_flags_mem = Some(v);
         }
         Ok(())

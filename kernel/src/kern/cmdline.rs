@@ -86,6 +86,9 @@ pub struct Options<'a> {
     pub dma_bug_drop_preread: bool,
     /// The virtqueues' used-ring read-phase syncs.
     pub vq_sync: UsedSync,
+    /// The bus_dma sync call site left out (mutation tests): an index into
+    /// `drivers::dma::mutant::SITES`.
+    pub dma_mutant: Option<usize>,
     /// virtio slots the runner attached block devices to (bit n = slot n).
     pub disks: u128,
     /// The block I/O benchmark to run after the tests.
@@ -125,6 +128,7 @@ impl Default for Options<'_> {
             dma_postread: PostRead::NoOp,
             dma_bug_drop_preread: false,
             vq_sync: UsedSync::Corrected,
+            dma_mutant: None,
             disks: 0,
             bench: Bench::None,
         }
@@ -195,6 +199,11 @@ pub const SPECS: &[Spec] = &[
         key: "dma_bug",
         values: "none | drop-preread",
         help: "break driver paths on purpose: leave out the PREREAD before each new read phase",
+    },
+    Spec {
+        key: "dma_mutant",
+        values: "none | <site>",
+        help: "leave out one bus_dma sync call site (cargo xtask mutants; sites in drivers/src/dma/mutant.rs)",
     },
     Spec {
         key: "vq_sync",
@@ -348,6 +357,12 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 }
             }
+            "dma_mutant" => {
+                opts.dma_mutant = match value {
+                    "none" => None,
+                    site => Some(drivers::dma::mutant::index_of(site).ok_or_else(bad)?),
+                }
+            }
             "vq_sync" => {
                 opts.vq_sync = match value {
                     "corrected" => UsedSync::Corrected,
@@ -444,6 +459,17 @@ mod tests {
             UsedSync::NetBsd2024
         );
         assert_eq!(parse("").unwrap().vq_sync, UsedSync::Corrected);
+        assert_eq!(
+            parse("dma_mutant=blk.header.prewrite").unwrap().dma_mutant,
+            drivers::dma::mutant::index_of("blk.header.prewrite")
+        );
+        assert!(matches!(
+            parse("dma_mutant=blk.header"),
+            Err(Error::BadValue {
+                key: "dma_mutant",
+                ..
+            })
+        ));
         assert!(matches!(
             parse("vq_sync=netbsd"),
             Err(Error::BadValue { key: "vq_sync", .. })
@@ -505,6 +531,7 @@ mod tests {
                 "log" => "log=info".into(),
                 "bench" => "bench=none".into(),
                 "vq_sync" => "vq_sync=corrected".into(),
+                "dma_mutant" => "dma_mutant=none".into(),
                 k => panic!("no sample value for {k}"),
             })
             .collect();

@@ -37,6 +37,10 @@ pub fn print_report(r: &drivers::dma::audit::Report) {
 pub fn configure(opts: &crate::kern::cmdline::Options) {
     DROP_PREREAD.store(opts.dma_bug_drop_preread, Ordering::Relaxed);
     VQ_SYNC_NETBSD.store(opts.vq_sync == UsedSync::NetBsd2024, Ordering::Relaxed);
+    drivers::dma::mutant::select(opts.dma_mutant);
+    if let Some(site) = drivers::dma::mutant::selected() {
+        crate::println!("dma: sync site {site} left out (dma_mutant)");
+    }
     if opts.dma_audit {
         DMA.set_audit(true, Some(print_report));
     }
