@@ -10,7 +10,7 @@
 //!   before the CPUSHA, and nothing between the CPUSHA and the CACR write that touches memory
 //!   or calls out, so no dirty line can be left in a cache that stops answering.
 
-use crate::{fail, Result};
+use crate::{anyhow, fail, Result};
 use std::path::Path;
 use std::process::Command;
 
@@ -105,20 +105,19 @@ fn touches_memory(text: &str) -> bool {
 pub fn check_cache_off(insns: &[Insn]) -> Result<()> {
     let find = |pred: &dyn Fn(&str) -> bool| insns.iter().position(|i| pred(&i.text));
     let Some(push) = find(&|t| t == "cpusha bc") else {
-        return fail("machine_cache_off_040 has no `cpusha bc`".into());
+        return fail("machine_cache_off_040 has no `cpusha bc`");
     };
     let Some(off) = find(&|t| t.starts_with("movec ") && t.ends_with(",%cacr")) else {
-        return fail("machine_cache_off_040 never writes the CACR".into());
+        return fail("machine_cache_off_040 never writes the CACR");
     };
     if off < push {
-        return fail("machine_cache_off_040 writes the CACR before pushing the caches".into());
+        return fail("machine_cache_off_040 writes the CACR before pushing the caches");
     }
     let masked = insns[..push].iter().any(|i| i.text == "oriw #1792,%sr");
     if !masked {
         return fail(
             "machine_cache_off_040 pushes without masking interrupts to level 7 first: a \
-             handler's writes after the push would be lost when the cache turns off"
-                .into(),
+             handler's writes after the push would be lost when the cache turns off",
         );
     }
     if let Some(i) = insns[push + 1..off]
@@ -155,7 +154,7 @@ fn objdump(elf: &Path, args: &[String]) -> Result<Vec<Insn>> {
         .args(args)
         .arg(elf)
         .output()
-        .map_err(|e| format!("cannot run m68k-linux-gnu-objdump: {e}"))?;
+        .map_err(|e| anyhow!("cannot run m68k-linux-gnu-objdump: {e}"))?;
     if !out.status.success() {
         return fail(format!(
             "m68k-linux-gnu-objdump failed: {}",
@@ -169,7 +168,7 @@ fn symbol(elf: &Path, name: &str) -> Result<u32> {
     let out = Command::new("m68k-linux-gnu-nm")
         .arg(elf)
         .output()
-        .map_err(|e| format!("cannot run m68k-linux-gnu-nm: {e}"))?;
+        .map_err(|e| anyhow!("cannot run m68k-linux-gnu-nm: {e}"))?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| {
@@ -178,7 +177,7 @@ fn symbol(elf: &Path, name: &str) -> Result<u32> {
             let _kind = f.next()?;
             (f.next()? == name).then(|| u32::from_str_radix(addr, 16).ok())?
         })
-        .ok_or_else(|| format!("kernel.elf has no symbol {name}"))
+        .ok_or_else(|| anyhow!("kernel.elf has no symbol {name}"))
 }
 
 /// Runs both checks on the linked kernel.
@@ -242,14 +241,17 @@ mod tests {
 
     #[test]
     fn the_masked_push_and_off_passes() {
-        assert_eq!(check_cache_off(&insns(GOOD)), Ok(()));
+        check_cache_off(&insns(GOOD)).unwrap();
     }
 
     #[test]
     fn an_unmasked_push_fails() {
         let mut v = GOOD.to_vec();
         v.remove(1);
-        assert!(check_cache_off(&insns(&v)).unwrap_err().contains("masking"));
+        assert!(check_cache_off(&insns(&v))
+            .unwrap_err()
+            .to_string()
+            .contains("masking"));
     }
 
     #[test]
@@ -257,7 +259,7 @@ mod tests {
         for between in ["movel %d0,%sp@-", "jsr 0x1234", "clrl %a0@"] {
             let mut v = GOOD.to_vec();
             v.insert(3, between);
-            let e = check_cache_off(&insns(&v)).unwrap_err();
+            let e = check_cache_off(&insns(&v)).unwrap_err().to_string();
             assert!(e.contains("touches memory"), "{between}: {e}");
         }
     }
@@ -273,7 +275,10 @@ mod tests {
     fn a_nonzero_cacr_value_fails() {
         let mut v = GOOD.to_vec();
         v[3] = "moveq #1,%d0";
-        assert!(check_cache_off(&insns(&v)).unwrap_err().contains("to 0"));
+        assert!(check_cache_off(&insns(&v))
+            .unwrap_err()
+            .to_string()
+            .contains("to 0"));
     }
 
     #[test]
@@ -311,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_table_as_built_passes() {
-        assert_eq!(check_cache_table(0x2000, &table(right)), Ok(()));
+        check_cache_table(0x2000, &table(right)).unwrap();
     }
 
     #[test]
@@ -325,7 +330,7 @@ mod tests {
             }
             e
         });
-        let err = check_cache_table(0x2000, &broken).unwrap_err();
+        let err = check_cache_table(0x2000, &broken).unwrap_err().to_string();
         assert!(err.contains("kind 0x48: want `cinvl dc,%a0@`"), "{err}");
     }
 
@@ -334,6 +339,7 @@ mod tests {
         let swapped = table(|k| right(if k == 0x58 { 0x78 } else { k }));
         assert!(check_cache_table(0x2000, &swapped)
             .unwrap_err()
+            .to_string()
             .contains("kind 0x58"));
     }
 }
