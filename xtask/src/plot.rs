@@ -16,7 +16,8 @@ pub const FONT_FILE: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 pub const FONT_PACKAGE: &str = "fonts-dejavu-core";
 
 const FONT: &str = "sans-serif";
-const WIDTH: u32 = 1100;
+const WIDTH: u32 = 1300;
+const LEGEND_WIDTH: u32 = 280;
 const HEIGHT: u32 = 900;
 
 /// Registers DejaVu Sans with plotters (once; the bytes live as long as the process).
@@ -100,11 +101,27 @@ fn size_label(bs: f64) -> String {
     }
 }
 
+/// 1, 2, 5, 10, 20, 50, ... within `lo..hi`: labelled rates on a log axis.
+fn one_two_five(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.max(1e-3).log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 fn rate_label(v: f64) -> String {
     if v >= 1e6 {
-        format!("{:.0}M", v / 1e6)
+        format!("{}M", v / 1e6)
     } else if v >= 1e3 {
-        format!("{:.0}k", v / 1e3)
+        format!("{}k", v / 1e3)
     } else if v >= 1.0 {
         format!("{v:.0}")
     } else {
@@ -166,7 +183,7 @@ where
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(0.0f64, f64::max);
     let (lo, hi) = if lo.is_finite() && hi > 0.0 {
-        (lo / 2.0, hi * 2.0)
+        (lo / 1.5, hi * 1.5)
     } else {
         (0.1, 10.0)
     };
@@ -184,7 +201,7 @@ where
                 .log_scale()
                 .base(2.0)
                 .with_key_points(sizes.to_vec()),
-            (lo..hi).log_scale(),
+            (lo..hi).log_scale().with_key_points(one_two_five(lo, hi)),
         )
         .map_err(|e| anyhow!("plot: {e}"))?;
     chart
@@ -205,12 +222,10 @@ where
         let c = color(&s.name);
         let pts = pick(s);
         let style = ShapeStyle::from(&c).stroke_width(2);
-        let anno = chart
+        chart
             .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), style))
             .map_err(|e| anyhow!("plot: {e}"))?;
         let qd = qd_of(&s.name);
-        anno.label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         // The spread: min-max over the runs at each point.
         chart
             .draw_series(
@@ -218,40 +233,66 @@ where
                     .map(|p| ErrorBar::new_vertical(p.0, p.2, p.1, p.3, c.stroke_width(1), 8)),
             )
             .map_err(|e| anyhow!("plot: {e}"))?;
-        // A marker per queue depth: circle QD1, triangle QD4, square QD16, cross QD32.
-        let at = |p: &(f64, f64, f64, f64)| EmptyElement::at((p.0, p.1));
-        let drawn = match qd {
-            1 => chart.draw_series(
-                pts.iter()
-                    .map(|p| at(p) + Circle::new((0, 0), 4, c.filled())),
-            ),
-            4 => chart.draw_series(
-                pts.iter()
-                    .map(|p| at(p) + TriangleMarker::new((0, 0), 5, c.filled())),
-            ),
-            16 => chart.draw_series(
-                pts.iter()
-                    .map(|p| at(p) + Rectangle::new([(-4, -4), (4, 4)], c.filled())),
-            ),
-            _ => chart.draw_series(
-                pts.iter()
-                    .map(|p| at(p) + Cross::new((0, 0), 5, c.stroke_width(2))),
-            ),
-        };
-        drawn.map_err(|e| anyhow!("plot: {e}"))?;
+        for p in &pts {
+            marker(chart.plotting_area(), (p.0, p.1), qd, c)?;
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(if mib {
-            SeriesLabelPosition::UpperLeft
-        } else {
-            SeriesLabelPosition::LowerLeft
-        })
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(|e| anyhow!("plot: {e}"))?;
+    Ok(())
+}
+
+/// The marker of a queue depth at `at`: circle QD1, triangle QD4, square QD16, cross other.
+fn marker<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    at: CT::From,
+    qd: u32,
+    c: RGBColor,
+) -> Result<()>
+where
+    CT::From: Clone,
+    DB::ErrorType: 'static,
+{
+    let e = EmptyElement::at(at);
+    match qd {
+        1 => area.draw(&(e + Circle::new((0, 0), 5, c.filled()))),
+        4 => area.draw(&(e + TriangleMarker::new((0, 0), 6, c.filled()))),
+        16 => area.draw(&(e + Rectangle::new([(-4, -4), (4, 4)], c.filled()))),
+        _ => area.draw(&(e + Cross::new((0, 0), 5, c.stroke_width(2)))),
+    }
+    .map_err(|e| anyhow!("plot: {e}"))
+}
+
+/// The legend, in its own column at the figure's right: one entry per line, in the order
+/// the benchmark measured them.
+fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, all: &[Series]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e}");
+    area.draw(&Text::new(
+        "impl, mode, EVENT_IDX, QD",
+        (8, 8),
+        (FONT, 15).into_font(),
+    ))
+    .map_err(err)?;
+    area.draw(&Text::new(
+        "bars: min-max over runs",
+        (8, 28),
+        (FONT, 13).into_font(),
+    ))
+    .map_err(err)?;
+    for (i, s) in all.iter().enumerate() {
+        let y = 60 + 24 * i32::try_from(i).unwrap_or(0);
+        let c = color(&s.name);
+        area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(2)))
+            .map_err(err)?;
+        marker(area, (24, y), qd_of(&s.name), c)?;
+        area.draw(&Text::new(
+            s.name.clone(),
+            (48, y - 8),
+            (FONT, 14).into_font(),
+        ))
+        .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -287,9 +328,11 @@ where
     let root = root
         .titled(&title, (FONT, 18))
         .map_err(|e| anyhow!("plot: {e}"))?;
-    let (top, bottom) = root.split_vertically(HEIGHT * 47 / 100);
+    let (plots, key) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let (top, bottom) = plots.split_vertically(HEIGHT * 47 / 100);
     panel(&top, &sizes, &all, true, "throughput")?;
     panel(&bottom, &sizes, &all, false, "requests per second")?;
+    legend(&key, &all)?;
     root.present().map_err(|e| anyhow!("plot: {e}"))?;
     Ok(())
 }
