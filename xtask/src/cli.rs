@@ -402,4 +402,37 @@ mod tests {
         }
         assert_eq!(Cpu::value_variants().len(), board.split(' ').count());
     }
+
+    /// The README shows `--help`, `run -h`, `test -h` and `bench -h` as the xtask prints
+    /// them (100 columns, as without a terminal), indented as a code block.
+    #[test]
+    fn the_readme_shows_the_help() {
+        use clap::CommandFactory;
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md beside the workspace");
+        let mut cmd = Cli::command().term_width(100);
+        cmd.build();
+        let mut helps = vec![("--help", cmd.render_help().to_string())];
+        for sub in ["run", "test", "bench"] {
+            let c = cmd.find_subcommand_mut(sub).expect("a subcommand");
+            helps.push((sub, c.render_help().to_string()));
+        }
+        for (name, help) in helps {
+            let block: String = help
+                .trim_end()
+                .lines()
+                .map(|l| {
+                    if l.is_empty() {
+                        "\n".to_string()
+                    } else {
+                        format!("    {}\n", l.trim_end())
+                    }
+                })
+                .collect();
+            assert!(
+                readme.contains(&block),
+                "README.md does not show `cargo xtask {name}` as it is now:\n{block}"
+            );
+        }
+    }
 }

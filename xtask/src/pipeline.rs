@@ -165,7 +165,23 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     fs::create_dir_all(&paths.out)
         .map_err(|e| anyhow!("cannot create {}: {e}", paths.out.display()))?;
 
+    // A spinner naming the stage (on a terminal; hidden otherwise): the GCC step alone takes
+    // minutes after a kernel change.
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} building kernel.elf: {msg} [{elapsed}]")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let result = build_stages(paths, &bar);
+    bar.finish_and_clear();
+    result
+}
+
+fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> {
     // 1. Rust -> wasm (cargo is incremental by itself).
+    bar.set_message("cargo build -p kernel (Rust -> wasm)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -190,6 +206,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     let kernel_h = paths.out.join("kernel.h");
     let wasm_rt_h = paths.out.join("wasm-rt.h");
     let wasm = paths.wasm();
+    bar.set_message("wasm-validate, wasm2c, memory rewrite");
     let c_hash = hash_files(
         &[wasm.clone(), paths.root.join("xtask/src/memory_model.h")],
         &format!(
@@ -254,6 +271,10 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
             })
         }));
     }
+    bar.set_message(format!(
+        "m68k-linux-gnu-gcc ({} C and assembler files)",
+        jobs.len()
+    ));
     for job in jobs {
         job.join()
             .map_err(|_| anyhow!("a compile thread panicked"))??;
@@ -262,6 +283,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     // 4. link.
     let elf = paths.elf();
     let script = paths.root.join("linker.ld");
+    bar.set_message("m68k-linux-gnu-ld, 64-bit mul/div check");
     let lib = libgcc()?;
     let mut inputs = objects.clone();
     inputs.push(script.clone());
