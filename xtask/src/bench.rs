@@ -2,12 +2,13 @@
 //! a table (MiB/s, IOPS, ratio to the floor), bench.json, bench.csv, bench.svg, and a
 //! comparison with a previous bench.json.
 
-use crate::Result;
+use crate::{Context as _, Result};
+use comfy_table::{CellAlignment, Table};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 pub use console_proto::bench::Record;
-use console_proto::bench::{self as line, on_off, Impl, Line, Op};
+use console_proto::bench::{self as line, on_off, Impl, Line};
 
 /// The identity of a cell, for grouping runs and comparing with a previous bench.json.
 pub trait CellKey {
@@ -46,7 +47,7 @@ pub fn parse_log(text: &str) -> Result<Vec<Record>> {
         match line::parse_line(l) {
             Ok(Some(Line::Record(r))) => out.push(r),
             Ok(_) => {}
-            Err(e) => return Err(format!("benchmark log line {}: {e}\n  {l}", n + 1)),
+            Err(e) => anyhow::bail!("benchmark log line {}: {e}\n  {l}", n + 1),
         }
     }
     Ok(out)
@@ -124,232 +125,236 @@ pub fn summarize(runs: &[Vec<Record>]) -> Vec<Summary> {
     order.into_iter().map(|k| by.remove(&k).unwrap()).collect()
 }
 
+/// Where and how the runs were taken: the header of bench.json and the plot's title.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// When the benchmark finished (UTC, RFC 3339).
+    pub date: String,
+    /// `qemu-system-m68k --version`'s number, and the binary.
+    pub qemu: String,
+    pub qemu_path: String,
+    pub cpu: String,
+    pub aio: String,
+    /// `rtc (host time)` or `icount ...`.
+    pub clock: String,
+    /// `quick` or `full`.
+    pub matrix: String,
+    /// Runs the medians are taken over.
+    pub runs: u32,
+}
+
+/// The version of bench.json's layout; a reader refuses any other.
+pub const SCHEMA: u32 = 1;
+
+/// bench.json: `{"schema": 1, "meta": {...}, "cells": [...]}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchFile {
+    pub schema: u32,
+    pub meta: Meta,
+    pub cells: Vec<Row>,
+}
+
+/// One cell over the runs: a bench.json entry and a bench.csv row (flat, so both carry it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub key: String,
+    #[serde(rename = "impl")]
+    pub imp: String,
+    pub pattern: String,
+    pub op: String,
+    pub bs: u64,
+    pub qd: u64,
+    pub mode: String,
+    pub event_idx: String,
+    /// Medians, minima and maxima over the runs.
+    pub iops: f64,
+    pub iops_min: f64,
+    pub iops_max: f64,
+    pub mib_s: f64,
+    pub mib_s_min: f64,
+    pub mib_s_max: f64,
+    /// (max - min) / median of IOPS, in percent.
+    pub spread_pct: f64,
+    pub runs: u32,
+    /// The first run's values (the guest measures these per run).
+    pub lat_p50_us: f64,
+    pub lat_p99_us: f64,
+    pub kicks_per_op: f64,
+    pub irqs_per_op: f64,
+    pub polls_per_op: f64,
+    pub submit_ns_per_op: u64,
+    pub complete_ns_per_op: u64,
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let m = 10f64.powi(places);
+    (v * m).round() / m
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+impl Summary {
+    pub fn row(&self) -> Row {
+        let r = &self.first;
+        let (iops_min, iops_max) = min_max(&self.iops);
+        let (mib_min, mib_max) = min_max(&self.mib_s);
+        Row {
+            key: r.key(),
+            imp: r.imp.to_string(),
+            pattern: r.pattern.to_string(),
+            op: r.op.to_string(),
+            bs: r.bs,
+            qd: r.qd,
+            mode: r.mode.to_string(),
+            event_idx: on_off(r.event_idx).to_string(),
+            iops: round(self.iops(), 1),
+            iops_min,
+            iops_max,
+            mib_s: round(self.mib_s(), 2),
+            mib_s_min: mib_min,
+            mib_s_max: mib_max,
+            spread_pct: round(self.spread_pct(), 2),
+            runs: u32::try_from(self.iops.len()).unwrap_or(u32::MAX),
+            lat_p50_us: r.lat_p50_us.to_f64(),
+            lat_p99_us: r.lat_p99_us.to_f64(),
+            kicks_per_op: r.kicks_per_op.to_f64(),
+            irqs_per_op: r.irqs_per_op.to_f64(),
+            polls_per_op: r.polls_per_op.to_f64(),
+            submit_ns_per_op: r.submit_ns_per_op,
+            complete_ns_per_op: r.complete_ns_per_op,
+        }
+    }
+}
+
+/// The result table (comfy-table; markdown-shaped, so table.txt pastes into a README).
 pub fn table(cells: &[Summary], clock: &str) -> String {
     let floors: BTreeMap<String, &Summary> = cells
         .iter()
         .filter(|c| c.first.imp == Impl::Floor)
         .map(|c| (c.first.key(), c))
         .collect();
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "clock: {clock}; medians of {} run(s); spread = (max-min)/median of IOPS",
-        cells.first().map_or(0, |c| c.iops.len())
-    );
-    let _ = writeln!(
-        t,
-        "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10} {:>10} {:>7} {:>9} {:>7} {:>7} {:>8} {:>10}",
-        "impl",
-        "pat",
-        "op",
-        "bs",
-        "qd",
-        "mode",
-        "eidx",
-        "IOPS",
-        "MiB/s",
-        "spread",
-        "vs floor",
-        "kicks",
-        "irqs",
-        "p99 us",
-        "own ns/op"
-    );
+    let mut t = Table::new();
+    t.load_style(comfy_table::presets::ASCII_MARKDOWN)
+        .set_header([
+            "impl",
+            "pat",
+            "op",
+            "bs",
+            "qd",
+            "mode",
+            "eidx",
+            "IOPS",
+            "MiB/s",
+            "spread",
+            "vs floor",
+            "kicks",
+            "irqs",
+            "p99 us",
+            "own ns/op",
+        ]);
     for c in cells {
         let r = &c.first;
         let ratio = match (r.imp, floors.get(&r.floor_key())) {
             (Impl::Driver, Some(f)) if f.iops() > 0.0 => format!("{:.2}x", c.iops() / f.iops()),
             _ => "-".into(),
         };
-        let _ = writeln!(
-            t,
-            "{:<6} {:<5} {:<6} {:>8} {:>3} {:<7} {:<4} {:>10.0} {:>10.1} {:>6.1}% {:>9} {:>7.3} {:>7.3} {:>8.1} {:>10}",
-            r.imp, r.pattern, r.op, r.bs, r.qd, r.mode, on_off(r.event_idx), c.iops(), c.mib_s(), c.spread_pct(), ratio,
-            r.kicks_per_op.to_f64(), r.irqs_per_op.to_f64(), r.lat_p99_us.to_f64(), r.submit_ns_per_op + r.complete_ns_per_op
-        );
+        t.add_row([
+            r.imp.to_string(),
+            r.pattern.to_string(),
+            r.op.to_string(),
+            r.bs.to_string(),
+            r.qd.to_string(),
+            r.mode.to_string(),
+            on_off(r.event_idx).to_string(),
+            format!("{:.0}", c.iops()),
+            format!("{:.1}", c.mib_s()),
+            format!("{:.1}%", c.spread_pct()),
+            ratio,
+            format!("{:.3}", r.kicks_per_op.to_f64()),
+            format!("{:.3}", r.irqs_per_op.to_f64()),
+            format!("{:.1}", r.lat_p99_us.to_f64()),
+            (r.submit_ns_per_op + r.complete_ns_per_op).to_string(),
+        ]);
     }
-    t
+    for i in [3, 4, 7, 8, 9, 10, 11, 12, 13, 14] {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!(
+        "clock: {clock}; medians of {} run(s); spread = (max-min)/median of IOPS\n{t}\n",
+        cells.first().map_or(0, |c| c.iops.len())
+    )
 }
 
-pub fn json(cells: &[Summary], clock: &str, aio: &str) -> String {
-    let mut j = String::from("[\n");
-    for (i, c) in cells.iter().enumerate() {
-        let r = &c.first;
-        let _ = write!(
-            j,
-            "  {{\"key\": \"{}\", \"impl\": \"{}\", \"pattern\": \"{}\", \"op\": \"{}\", \"bs\": {}, \"qd\": {}, \"mode\": \"{}\", \"event_idx\": \"{}\", \"iops\": {:.1}, \"mib_s\": {:.2}, \"spread_pct\": {:.2}, \"runs\": {}, \"lat_p50_us\": {}, \"lat_p99_us\": {}, \"kicks_per_op\": {}, \"irqs_per_op\": {}, \"polls_per_op\": {}, \"clock\": \"{}\", \"aio\": \"{}\"}}",
-            r.key(), r.imp, r.pattern, r.op, r.bs, r.qd, r.mode, on_off(r.event_idx), c.iops(), c.mib_s(), c.spread_pct(),
-            c.iops.len(), r.lat_p50_us, r.lat_p99_us, r.kicks_per_op, r.irqs_per_op, r.polls_per_op, clock, aio
-        );
-        j.push_str(if i + 1 < cells.len() { ",\n" } else { "\n" });
-    }
-    j.push_str("]\n");
-    j
+pub fn json(cells: &[Summary], meta: &Meta) -> Result<String> {
+    let file = BenchFile {
+        schema: SCHEMA,
+        meta: meta.clone(),
+        cells: cells.iter().map(Summary::row).collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&file)?;
+    text.push('\n');
+    Ok(text)
 }
 
-pub fn csv(cells: &[Summary]) -> String {
-    let mut s = String::from("impl,pattern,op,bs,qd,mode,event_idx,iops,mib_s,spread_pct,lat_p50_us,lat_p99_us,kicks_per_op,irqs_per_op,polls_per_op\n");
+pub fn csv(cells: &[Summary]) -> Result<String> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
     for c in cells {
-        let r = &c.first;
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{:.1},{:.2},{:.2},{},{},{},{},{}",
-            r.imp,
-            r.pattern,
-            r.op,
-            r.bs,
-            r.qd,
-            r.mode,
-            on_off(r.event_idx),
-            c.iops(),
-            c.mib_s(),
-            c.spread_pct(),
-            r.lat_p50_us,
-            r.lat_p99_us,
-            r.kicks_per_op,
-            r.irqs_per_op,
-            r.polls_per_op
-        );
+        w.serialize(c.row())?;
     }
-    s
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
-/// Throughput against block size, one line per implementation/mode/queue depth, for the
-/// first (pattern, op) of the data that has several block sizes.
-pub fn svg(cells: &[Summary]) -> String {
-    let (w, h, left, bottom, top, right) = (760.0, 440.0, 70.0, 50.0, 30.0, 200.0);
-    let data: Vec<&Summary> = cells.iter().filter(|c| c.first.op != Op::GetId).collect();
-    let Some(first) = data.first() else {
-        return String::from("<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n");
-    };
-    let (pat, op) = (first.first.pattern, first.first.op);
-    let data: Vec<&Summary> = data
-        .into_iter()
-        .filter(|c| c.first.pattern == pat && c.first.op == op)
-        .collect();
-    let mut sizes: Vec<u64> = data.iter().map(|c| c.first.bs).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let ymax = data.iter().map(|c| c.mib_s()).fold(1.0f64, f64::max) * 1.1;
-    let x = |bs: u64| {
-        let i = sizes.iter().position(|&s| s == bs).unwrap_or(0) as f64;
-        left + i * (w - left - right) / (sizes.len().max(2) - 1) as f64
-    };
-    let y = |v: f64| h - bottom - v / ymax * (h - bottom - top);
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{left}\" y=\"18\">{pat} {op}: MiB/s against block size</text>"
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
-        h - bottom,
-        w - right,
-        h - bottom
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>",
-        h - bottom
-    );
-    for &bs in &sizes {
-        let label = if bs >= 1 << 20 {
-            format!("{}M", bs >> 20)
-        } else if bs >= 1024 {
-            format!("{}K", bs >> 10)
-        } else {
-            format!("{bs}")
-        };
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
-            x(bs),
-            h - bottom + 18.0
-        );
-    }
-    for k in 0..=4 {
-        let v = ymax * f64::from(k) / 4.0;
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.0}</text>",
-            left - 6.0,
-            y(v) + 4.0
-        );
-    }
-    let colors = [
-        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-        "#7f7f7f", "#bcbd22",
-    ];
-    let mut series: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-    for c in &data {
-        let r = &c.first;
-        let name = format!(
-            "{} {} qd={} eidx={}",
-            r.imp,
-            r.mode,
-            r.qd,
-            on_off(r.event_idx)
-        );
-        series.entry(name).or_default().push((r.bs, c.mib_s()));
-    }
-    for (i, (name, mut pts)) in series.into_iter().enumerate() {
-        pts.sort_unstable_by_key(|p| p.0);
-        let color = colors[i % colors.len()];
-        let path: Vec<String> = pts
-            .iter()
-            .map(|&(bs, v)| format!("{:.1},{:.1}", x(bs), y(v)))
-            .collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-            path.join(" ")
-        );
-        let ly = top + 16.0 * i as f64;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/>",
-            w - right + 10.0,
-            ly - 4.0
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{ly}\">{name}</text>",
-            w - right + 26.0
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+/// A bench.json from before the schema field (a bare array of cells): still readable for
+/// `--compare`.
+#[derive(Deserialize)]
+struct LegacyCell {
+    key: String,
+    iops: f64,
+    #[serde(default)]
+    spread_pct: f64,
 }
 
-/// (key, iops, spread_pct) from a bench.json this module wrote.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyBench {
+    Schema(BenchFile),
+    Legacy(Vec<LegacyCell>),
+}
+
+/// (key, iops, spread_pct) of every cell of a bench.json this xtask wrote.
 pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
-    let field = |obj: &str, k: &str| -> Option<String> {
-        let at = obj.find(&format!("\"{k}\": "))? + k.len() + 4;
-        let rest = &obj[at..];
-        Some(if let Some(r) = rest.strip_prefix('"') {
-            r[..r.find('"')?].to_string()
-        } else {
-            rest[..rest.find([',', '}']).unwrap_or(rest.len())]
-                .trim()
-                .to_string()
-        })
-    };
-    let mut out = Vec::new();
-    for obj in text.split('{').skip(1) {
-        let key = field(obj, "key").ok_or("bench.json: an entry without \"key\"")?;
-        let iops = field(obj, "iops")
-            .and_then(|v| v.parse().ok())
-            .ok_or(format!("bench.json: no iops for {key}"))?;
-        let spread = field(obj, "spread_pct")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        out.push((key, iops, spread));
+    let schema = serde_json::from_str::<serde_json::Value>(text)
+        .context("bench.json is not JSON")?
+        .get("schema")
+        .cloned();
+    if let Some(v) = schema {
+        if v != serde_json::json!(SCHEMA) {
+            anyhow::bail!("bench.json has schema {v}; this xtask reads schema {SCHEMA}");
+        }
     }
+    let out: Vec<(String, f64, f64)> = match serde_json::from_str::<AnyBench>(text)
+        .context("bench.json: not a file `cargo xtask bench` wrote (no schema 1 layout)")?
+    {
+        AnyBench::Schema(f) => f
+            .cells
+            .into_iter()
+            .map(|c| (c.key, c.iops, c.spread_pct))
+            .collect(),
+        AnyBench::Legacy(v) => v
+            .into_iter()
+            .map(|c| (c.key, c.iops, c.spread_pct))
+            .collect(),
+    };
     if out.is_empty() {
-        return Err(
-            "bench.json: no cells (is this a bench.json that `cargo xtask bench` wrote?)".into(),
+        anyhow::bail!(
+            "bench.json: no cells (is this a bench.json that `cargo xtask bench` wrote?)"
         );
     }
     Ok(out)
@@ -405,7 +410,7 @@ bench done 2 cells
     #[test]
     fn a_malformed_line_is_named() {
         let log = "banner\nbench disk=0 impl=turbo pattern=seq\n";
-        let e = parse_log(log).unwrap_err();
+        let e = parse_log(log).unwrap_err().to_string();
         assert!(
             e.starts_with("benchmark log line 2: impl='turbo' is not one of driver, floor"),
             "{e}"
@@ -417,6 +422,7 @@ bench done 2 cells
             .replace("iops=108853", "iops=fast");
         assert!(parse_log(&num)
             .unwrap_err()
+            .to_string()
             .contains("iops='fast' is not an integer"));
     }
 
@@ -429,12 +435,29 @@ bench done 2 cells
         assert!(!has_error_line("log: bench error: is only a word here\n"));
     }
 
+    fn meta() -> Meta {
+        Meta {
+            date: "2026-11-24T10:00:00Z".into(),
+            qemu: "7.2.22".into(),
+            qemu_path: "/usr/bin/qemu-system-m68k".into(),
+            cpu: "m68040".into(),
+            aio: "threads".into(),
+            clock: "rtc (host time)".into(),
+            matrix: "quick".into(),
+            runs: 1,
+        }
+    }
+
     #[test]
     fn json_round_trip_and_regressions() {
         let s = summarize(&[parse_log(LOG).unwrap()]);
-        let j = json(&s, "rtc", "threads");
+        let j = json(&s, &meta()).unwrap();
         assert!(read_json("hello").is_err(), "not a bench.json");
         assert!(read_json("{}").is_err(), "an entry without a key");
+        assert!(read_json("[]").is_err(), "no cells");
+        let other = j.replace("\"schema\": 1", "\"schema\": 2");
+        let e = read_json(&other).unwrap_err().to_string();
+        assert!(e.contains("schema 2"), "{e}");
         let back = read_json(&j).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].1, 62251.0);
@@ -442,17 +465,13 @@ bench done 2 cells
         worse[1].iops = vec![40000.0];
         assert_eq!(regressions(&back, &worse).len(), 1);
         assert!(regressions(&back, &s).is_empty());
+        // A bench.json from before the schema field still serves --compare.
+        let legacy = r#"[{"key": "floor rand read bs=4096 qd=16 polled eidx=off", "iops": 100.0, "spread_pct": 1.0}]"#;
+        assert_eq!(read_json(legacy).unwrap()[0].1, 100.0);
     }
 
-    /// bench.json read by a parser that is not ours (Python's json module): every cell, its
-    /// key fields and rates as the captured log says.
-    #[test]
-    fn bench_json_parses_with_pythons_json_module() {
-        let s = summarize(&[parse_log(LOG).unwrap()]);
-        let j = json(&s, "rtc", "threads");
-        let script = "import json,sys\n\
-                      for c in json.load(sys.stdin):\n    \
-                      print(c['impl'], c['op'], c['bs'], c['qd'], c['mode'], c['iops'], c['mib_s'], c['aio'])";
+    /// Runs a Python script with `input` on its stdin; its stdout.
+    fn python(script: &str, input: &str) -> String {
         let mut child = std::process::Command::new("python3")
             .args(["-c", script])
             .stdin(std::process::Stdio::piped())
@@ -461,29 +480,69 @@ bench done 2 cells
             .spawn()
             .expect("python3 (on every machine of this project) runs");
         use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(j.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "python3 json refused bench.json: {}\n{j}",
+            "python3 refused the file: {}\n{input}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// bench.json read by a parser that is not ours (Python's json module): the schema, the
+    /// header, every cell, its key fields and rates as the captured log says.
+    #[test]
+    fn bench_json_parses_with_pythons_json_module() {
+        let s = summarize(&[parse_log(LOG).unwrap(), parse_log(LOG).unwrap()]);
+        let mut m = meta();
+        m.runs = 2;
+        let j = json(&s, &m).unwrap();
+        let script = "import json,sys\n\
+                      d = json.load(sys.stdin)\n\
+                      print(d['schema'], d['meta']['qemu'], d['meta']['cpu'], d['meta']['aio'], d['meta']['runs'])\n\
+                      for c in d['cells']:\n    \
+                      print(c['impl'], c['op'], c['bs'], c['qd'], c['mode'], c['iops'], c['iops_min'], c['mib_s'], c['runs'])";
         assert_eq!(
-            String::from_utf8(out.stdout).unwrap(),
-            "floor read 4096 16 polled 108853.0 425.2 threads\n\
-             driver read 4096 16 intr 62251.0 243.1 threads\n"
+            python(script, &j),
+            "1 7.2.22 m68040 threads 2\n\
+             floor read 4096 16 polled 108853.0 108853.0 425.2 2\n\
+             driver read 4096 16 intr 62251.0 62251.0 243.1 2\n"
+        );
+    }
+
+    /// bench.csv read by Python's csv module: a header row and one row per cell.
+    #[test]
+    fn bench_csv_parses_with_pythons_csv_module() {
+        let s = summarize(&[parse_log(LOG).unwrap()]);
+        let c = csv(&s).unwrap();
+        let script = "import csv,sys\n\
+                      rows = list(csv.DictReader(sys.stdin))\n\
+                      print(len(rows))\n\
+                      for r in rows:\n    \
+                      print(r['key'], r['impl'], r['bs'], r['qd'], r['iops'], r['mib_s'], r['spread_pct'], r['kicks_per_op'])";
+        assert_eq!(
+            python(script, &c),
+            "2\n\
+             floor rand read bs=4096 qd=16 polled eidx=off floor 4096 16 108853.0 425.2 0.0 0.099\n\
+             driver rand read bs=4096 qd=16 intr eidx=on driver 4096 16 62251.0 243.1 0.0 0.062\n"
         );
     }
 
     #[test]
-    fn svg_and_csv_have_every_cell() {
+    fn the_table_has_every_cell_and_the_ratio() {
         let s = summarize(&[parse_log(LOG).unwrap()]);
-        assert_eq!(csv(&s).lines().count(), 3);
-        let svg = svg(&s);
-        assert!(
-            svg.starts_with("<svg")
-                && svg.contains("polyline")
-                && svg.contains("driver intr qd=16")
+        let t = table(&s, "rtc");
+        assert_eq!(
+            t.lines().filter(|l| l.contains("| rand ")).count(),
+            2,
+            "{t}"
         );
+        assert!(t.contains("0.57x"), "{t}");
     }
 }

@@ -3,12 +3,13 @@
 
 use crate::qemu::{self, Outcome, Qemu, Version};
 use crate::scratch::ScratchDisks;
-use crate::{fail, with_default, Result, M68060_QEMU};
+use crate::{anyhow, fail, with_default, Context as _, Result, M68060_QEMU};
 use console_proto::{test_line, Summary};
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use wait_timeout::ChildExt as _;
 
 /// A Check status meaning "QEMU must be killed by the timeout".
 const MUST_TIME_OUT: i32 = -1;
@@ -104,7 +105,7 @@ const BOOT_GROUP_PASSES: &str = "<every boot:: test passed>";
 fn boot_group_passes() -> Result<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/src/selftest/boot.rs");
     let src = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
     Ok(summary_for(src.matches("\"boot::").count()))
 }
 
@@ -560,7 +561,7 @@ fn setup(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
             let mut s = ScratchDisks::create()?;
             if let Setup::TinyDisk = setup {
                 std::fs::write(&s.disks[0].file, vec![0x5a; 32 * 1024])
-                    .map_err(|e| format!("cannot write the tiny disk: {e}"))?;
+                    .map_err(|e| anyhow!("cannot write the tiny disk: {e}"))?;
                 s.disks.truncate(1);
             } else {
                 q.append = with_default(&q.append, "disks", &s.slots());
@@ -572,7 +573,7 @@ fn setup(setup: Setup, q: &mut Qemu) -> Result<Option<ScratchDisks>> {
             if let Setup::ScratchPlusUnpinned = setup {
                 let file = s.dir.path().join("unpinned.img");
                 std::fs::write(&file, vec![0u8; 3 * 512 * 1024])
-                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                    .map_err(|e| anyhow!("cannot write {}: {e}", file.display()))?;
                 q.extra.extend([
                     "-drive".to_string(),
                     format!("if=none,id=unpinned,file={},format=raw", file.display()),
@@ -596,7 +597,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     use std::sync::mpsc;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| anyhow!("cannot find the xtask binary: {e}"))?;
     let mut cmd = Command::new(exe);
     if group {
         cmd.process_group(0);
@@ -608,7 +609,7 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start the xtask: {e}"))?;
+        .map_err(|e| anyhow!("cannot start the xtask: {e}"))?;
     let (tx, rx) = mpsc::channel::<(bool, String)>();
     let hang_started = test_line::Start("hang::forever").to_string();
     for (stream, is_stderr) in [
@@ -679,16 +680,12 @@ pub fn signal(signal: i32, group: bool) -> Result<()> {
     unsafe {
         libc::kill(target, signal);
     }
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| format!("{e}"))? {
-            break s;
-        }
-        if signalled.elapsed() > Duration::from_secs(15) {
-            kill_child(&mut child);
-            return fail("the xtask was still running 15 s after the signal".to_string());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = child
+        .wait_timeout(Duration::from_secs(15))
+        .context("waiting for the signalled xtask")?
+    else {
+        kill_child(&mut child);
+        return fail("the xtask was still running 15 s after the signal");
     };
     // The rest of its output (the readers end when the pipes close).
     while let Ok((_, text)) = rx.recv_timeout(Duration::from_secs(5)) {

@@ -4,7 +4,7 @@
 //! apt-get (one `apt-get update` first) and the wasm target with rustup. Otherwise the xtask
 //! stops with the exact command that would install them.
 
-use crate::{fail, Result};
+use crate::{anyhow, fail, Result};
 use std::process::Command;
 
 /// A host program and the Debian package that provides it.
@@ -51,6 +51,8 @@ pub enum Need {
     Build,
     Run,
     Gdb,
+    /// The font the benchmark's plots are drawn with.
+    Plot,
 }
 
 pub fn on_path(program: &str) -> bool {
@@ -74,9 +76,9 @@ fn run_visible(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd
         .status()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .map_err(|e| anyhow!("cannot run {cmd:?}: {e}"))?;
     if !status.success() {
-        return Err(format!("{cmd:?} failed with {status}"));
+        return Err(anyhow!("{cmd:?} failed with {status}"));
     }
     Ok(())
 }
@@ -85,7 +87,7 @@ fn wasm_target_installed() -> Result<bool> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map_err(|e| format!("cannot run rustup (needed for the {WASM_TARGET} target): {e}"))?;
+        .map_err(|e| anyhow!("cannot run rustup (needed for the {WASM_TARGET} target): {e}"))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.trim() == WASM_TARGET))
@@ -99,6 +101,13 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
             Need::Build => BUILD_TOOLS,
             Need::Run => RUN_TOOLS,
             Need::Gdb => GDB_TOOLS,
+            Need::Plot => {
+                let font = std::path::Path::new(crate::plot::FONT_FILE);
+                if !font.is_file() && !packages.contains(&crate::plot::FONT_PACKAGE) {
+                    packages.push(crate::plot::FONT_PACKAGE);
+                }
+                continue;
+            }
         };
         for t in tools {
             if matches!(need, Need::Run) && crate::qemu::chosen_explicitly() {
@@ -128,7 +137,7 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
     if needs.iter().any(|n| matches!(n, Need::Build)) && !wasm_target_installed()? {
         eprintln!("xtask: adding the rustup target {WASM_TARGET}");
         run_visible(Command::new("rustup").args(["target", "add", WASM_TARGET])).map_err(|e| {
-            format!("{e}\n  install the target yourself with: rustup target add {WASM_TARGET}")
+            anyhow!("{e}\n  install the target yourself with: rustup target add {WASM_TARGET}")
         })?;
     }
     Ok(())

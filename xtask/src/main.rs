@@ -5,77 +5,36 @@
 
 mod bench;
 mod checks;
+mod cli;
 mod deps;
 #[cfg(test)]
 mod layers;
 mod machine_code;
 mod pipeline;
+mod plot;
 mod qemu;
 mod rewrite;
 mod scratch;
 mod seed_live;
 
 use bench::CellKey as _;
+use clap::Parser as _;
+use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, TestArgs};
 use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
-use qemu::{Disk, Outcome, Qemu};
+use qemu::{Outcome, Qemu};
 use scratch::ScratchDisks;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-pub type Result<T> = std::result::Result<T, String>;
+pub use anyhow::{anyhow, Context, Result};
 
-pub fn fail<T>(msg: String) -> Result<T> {
-    Err(msg)
+/// An error with this message (for the many checks that refuse with a sentence).
+pub fn fail<T>(msg: impl Into<String>) -> Result<T> {
+    Err(anyhow!(msg.into()))
 }
-
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
-
-commands:
-  build                     build target/m68k/kernel.elf
-  run [options]             build, boot with the scratch disks: banner, self tests, and (without
-                            --append) the quick benchmark
-  test [FILTER] [options]   host unit tests; the in-guest suite on every CPU model the QEMU
-                            runs; one-insn-per-tb, cache-model and -icount passes; whole-boot
-                            and signal checks; the quick benchmark. With FILTER, only the
-                            suite's tests whose name contains it
-  qemu [options] -- ARGS    build and boot with extra QEMU arguments
-  gdb [options]             boot stopped under QEMU's gdb stub and attach gdb-multiarch
-  bench [bench options]     the block I/O benchmark: table, target/bench/bench.{json,csv,svg}
-
-options for every command that boots:
-  --qemu PATH        the qemu-system-m68k to run (default: $XTASK_QEMU, else the one on PATH);
-                     its version is printed and picks -singlestep or -accel tcg,one-insn-per-tb=on
-
-options (run, qemu, gdb; test takes --cpu, --mem, --timeout and --singlestep):
-  --cpu MODEL        m68040 (default), m68030, m68020, m68060 (QEMU >= 9.0); the board's other
-                     models (m68000, m68010, cfv4e, m5206, m5208, any) boot to a refusal
-  --mem SIZE         guest RAM, QEMU syntax (default 128M)
-  --append \"...\"     kernel command line (default: test=all; see README for the options);
-                     the xtask adds dma_audit=on and its disks= only where you set neither
-  --disk FILE[,ro]   attach FILE as a virtio-blk disk (repeatable; slots 0, 1, ...)
-  --timeout SECS     wall-clock limit for one QEMU run, at least 1 (default 300)
-  --singlestep       one guest instruction per translated block (interrupts anywhere)
-
-A signal (Ctrl-C, SIGTERM, SIGHUP) stops QEMU, removes the scratch disks and exits 130.
-
-bench options:
-  --quick            the small matrix (seconds); default: the full one (minutes)
-  --runs N           runs to take medians over (default 3)
-  --icount           -icount shift=0 -rtc clock=vm: guest instructions as the clock
-  --aio threads|io_uring   QEMU's AIO backend for the disk (default threads)
-  --compare FILE     flag regressions against a previous bench.json
-  --cpu MODEL, --timeout SECS as above
-";
-
-/// Every -cpu QEMU's virt board accepts (QEMU 7.2 and 10: `-M virt -cpu help`); the kernel
-/// runs on the 68020-68060 and refuses the others with one line.
-const BOARD_CPUS: &[&str] = &[
-    "m68040", "m68030", "m68020", "m68060", "m68000", "m68010", "any", "cfv4e", "m5206", "m5208",
-];
 
 /// Adds `key=value` to a kernel command line unless the user's text already sets `key`: the
 /// user's options are never overridden (the kernel refuses a key given twice).
@@ -90,160 +49,21 @@ fn with_default(append: &str, key: &str, value: &str) -> String {
     }
 }
 
-/// Default wall-clock limit of a `--singlestep` run (the default run takes 4-5 min there).
-const SINGLESTEP_TIMEOUT: Duration = Duration::from_secs(900);
-
-struct Options {
-    qemu: Qemu,
-    cpu_given: bool,
-    append_given: bool,
-    timeout_given: bool,
-    filter: Option<String>,
-    passthrough: Vec<String>,
-}
-
-/// The value after the option at `args[i]`.
-fn option_value(args: &[String], i: usize, name: &str) -> Result<String> {
-    args.get(i + 1)
-        .cloned()
-        .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-}
-
-fn parse_options(args: &[String], allow_filter: bool) -> Result<Options> {
-    let mut o = Options {
-        qemu: Qemu::default(),
-        cpu_given: false,
-        append_given: false,
-        timeout_given: false,
-        filter: None,
-        passthrough: Vec::new(),
-    };
-    o.qemu.append = "test=all".into();
-    let mut seen: Vec<&str> = Vec::new();
-    let mut i = 0;
-    let value = |i: usize, name: &str| option_value(args, i, name);
-    while i < args.len() {
-        match args[i].as_str() {
-            "--cpu" | "--mem" | "--append" | "--timeout" if seen.contains(&args[i].as_str()) => {
-                return fail(format!("{} given twice", args[i]));
-            }
-            "--cpu" => {
-                seen.push("--cpu");
-                let cpu = value(i, "--cpu")?;
-                if !BOARD_CPUS.contains(&cpu.as_str()) {
-                    return fail(format!(
-                        "--cpu: unknown model '{cpu}' (the virt board takes {})",
-                        BOARD_CPUS.join(", ")
-                    ));
-                }
-                o.qemu.cpu = cpu;
-                o.cpu_given = true;
-                i += 2;
-            }
-            "--mem" => {
-                seen.push("--mem");
-                o.qemu.mem = value(i, "--mem")?;
-                // QEMU takes 0 and an empty size as "the default" (128 MiB): refuse both.
-                if o.qemu.mem.trim_start_matches('0').is_empty() {
-                    return fail(format!(
-                        "--mem: '{}' is not a RAM size (e.g. 128M; the kernel needs at least 24M)",
-                        o.qemu.mem
-                    ));
-                }
-                i += 2;
-            }
-            "--append" => {
-                seen.push("--append");
-                o.append_given = true;
-                o.qemu.append = value(i, "--append")?;
-                i += 2;
-            }
-            "--disk" => {
-                o.qemu.disks.push(Disk::parse(&value(i, "--disk")?)?);
-                i += 2;
-            }
-            "--timeout" => {
-                seen.push("--timeout");
-                let v = value(i, "--timeout")?;
-                let secs: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--timeout: '{v}' is not a number of seconds"))?;
-                if secs == 0 {
-                    return fail("--timeout: 0 s would kill QEMU at once; give 1 or more".into());
-                }
-                o.qemu.timeout = Duration::from_secs(secs);
-                o.timeout_given = true;
-                i += 2;
-            }
-            "--singlestep" => {
-                // One instruction per block runs the suite several times slower.
-                if !o.timeout_given {
-                    o.qemu.timeout = SINGLESTEP_TIMEOUT;
-                }
-                o.qemu.singlestep = true;
-                i += 1;
-            }
-            "--" => {
-                o.passthrough = args[i + 1..].to_vec();
-                break;
-            }
-            a if allow_filter && !a.starts_with('-') && o.filter.is_none() => {
-                // The filter becomes `test=FILTER` on the kernel command line.
-                if a.is_empty() || a.contains(char::is_whitespace) || a.contains('=') {
-                    return fail(format!(
-                        "FILTER '{a}': give one text (test names contain it), without spaces or '='"
-                    ));
-                }
-                o.filter = Some(a.to_string());
-                i += 1;
-            }
-            a => return fail(format!("unknown option '{a}'\n\n{USAGE}")),
-        }
-    }
-    Ok(o)
-}
-
-/// The command line as UTF-8 strings, or an error naming the argument that is not.
-fn utf8_args(raw: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.into_string().map_err(|bad| {
-                format!(
-                    "argument {} is not valid UTF-8 ({}): the kernel command line and paths must be text",
-                    i + 1,
-                    bad.to_string_lossy()
-                )
-            })
-        })
-        .collect()
-}
-
-/// Takes `--qemu PATH` (anywhere before `--`) out of the arguments.
-fn take_qemu_option(args: &mut Vec<String>) -> Result<Option<String>> {
-    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    let Some(i) = args[..end].iter().position(|a| a == "--qemu") else {
-        return Ok(None);
-    };
-    let path = option_value(args, i, "--qemu")?;
-    if path.is_empty() {
-        return fail("--qemu needs a path to a qemu-system-m68k".to_string());
-    }
-    args.drain(i..i + 2);
-    if args[..end - 2].iter().any(|a| a == "--qemu") {
-        return fail("--qemu given twice".to_string());
-    }
-    Ok(Some(path))
-}
-
 fn main() -> ExitCode {
-    let result = utf8_args(std::env::args_os().skip(1)).and_then(|mut args| {
-        qemu::catch_signals()?;
-        let qemu = take_qemu_option(&mut args)?;
-        if let Some(path) = qemu::requested(qemu)? {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and exit 0; a bad option prints what is
+            // wrong with it and the usage to stderr and exits 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let result = qemu::catch_signals().and_then(|()| {
+        if let Some(path) = qemu::requested(cli.qemu.clone())? {
             qemu::select(path)?;
         }
-        let outcome = dispatch(&args);
+        let outcome = dispatch(cli.command);
         // A signal wins over whatever the interrupted step made of it (a build killed by
         // the terminal's SIGINT fails; QEMU may exit 0 on it): never a false success.
         qemu::check_interrupted()?;
@@ -252,31 +72,38 @@ fn main() -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(msg) if msg == qemu::INTERRUPTED_MSG => {
-            eprintln!("\nxtask: {msg}");
+        Err(e) if e.chain().any(|c| c.is::<qemu::Interrupted>()) => {
+            eprintln!("\nxtask: {}", qemu::INTERRUPTED_MSG);
             ExitCode::from(130)
         }
-        Err(msg) => {
-            eprintln!("xtask: error: {msg}");
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn dispatch(args: &[String]) -> Result<bool> {
-    match args.first().map(String::as_str) {
-        Some("build") => cmd_build(&args[1..]),
-        Some("run") => cmd_run(&args[1..], false),
-        Some("qemu") => cmd_run(&args[1..], true),
-        Some("test") => cmd_test(&args[1..]),
-        Some("gdb") => cmd_gdb(&args[1..]),
-        Some("bench") => cmd_bench(&args[1..]),
-        Some("help" | "-h" | "--help") => {
-            print!("{USAGE}");
-            Ok(true)
-        }
-        Some(other) => fail(format!("unknown command '{other}'\n\n{USAGE}")),
-        None => fail(USAGE.to_string()),
+fn dispatch(command: Cmd) -> Result<bool> {
+    match command {
+        Cmd::Build => build().map(|_| true),
+        Cmd::Run(boot) => cmd_run(boot, Vec::new(), false),
+        Cmd::Qemu { boot, extra } => cmd_run(boot, extra, true),
+        Cmd::Test(args) => cmd_test(args),
+        Cmd::Gdb(boot) => cmd_gdb(boot),
+        Cmd::Bench(args) => cmd_bench(args),
+    }
+}
+
+/// The QEMU run `run`, `qemu` and `gdb` start from: the user's options, test=all by default.
+fn boot_qemu(boot: &Boot) -> Qemu {
+    Qemu {
+        cpu: boot.machine.cpu.unwrap_or(Cpu::M68040).name().to_string(),
+        mem: boot.machine.mem.clone(),
+        append: boot.append.clone().unwrap_or_else(|| "test=all".into()),
+        disks: boot.disk.clone(),
+        timeout: boot.machine.timeout(),
+        singlestep: boot.machine.singlestep,
+        ..Qemu::default()
     }
 }
 
@@ -293,30 +120,21 @@ fn build() -> Result<std::path::PathBuf> {
     Ok(elf)
 }
 
-fn cmd_build(args: &[String]) -> Result<bool> {
-    if let Some(a) = args.first() {
-        return fail(format!("build takes no arguments, got '{a}'"));
-    }
-    build().map(|_| true)
-}
-
-fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
-    let mut o = parse_options(args, false)?;
-    if !o.passthrough.is_empty() && !passthrough {
-        return fail("extra QEMU arguments go with `cargo xtask qemu -- ARGS`".to_string());
-    }
-    o.qemu.extra = o.passthrough.clone();
+fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
+    let append_given = boot.append.is_some();
+    let mut q = boot_qemu(&boot);
+    q.extra = extra;
     deps::ensure(&[Need::Build, Need::Run])?;
     let elf = build()?;
     // Without --disk, attach scratch disks (and say so with disks=): the virtio tests may
     // overwrite those, never a disk the user named.
-    let _scratch = if o.qemu.disks.is_empty() {
+    let _scratch = if q.disks.is_empty() {
         let s = ScratchDisks::create()?;
-        o.qemu.disks = s.disks.clone();
-        o.qemu.append = with_default(&o.qemu.append, "disks", &s.slots());
-        if !o.append_given && !passthrough {
+        q.disks = s.disks.clone();
+        q.append = with_default(&q.append, "disks", &s.slots());
+        if !append_given && !passthrough {
             // The default run ends with the small benchmark matrix on the scratch disk.
-            o.qemu.append.push_str(" bench=quick");
+            q.append.push_str(" bench=quick");
         }
         Some(s)
     } else {
@@ -324,14 +142,14 @@ fn cmd_run(args: &[String], passthrough: bool) -> Result<bool> {
     };
     // The same auditor setting as the self tests (README: on unless the user sets it), and
     // the model QEMU was started with, which the cpu:: tests compare with the probe.
-    o.qemu.append = with_default(&o.qemu.append, "dma_audit", "on");
-    o.qemu.append = with_default(&o.qemu.append, "cpu", o.qemu.cpu.trim_start_matches('m'));
-    for d in &o.qemu.disks {
+    q.append = with_default(&q.append, "dma_audit", "on");
+    q.append = with_default(&q.append, "cpu", q.cpu.trim_start_matches('m'));
+    for d in &q.disks {
         warn_odd_disk(&d.file);
     }
-    eprintln!("xtask: {}", o.qemu.command_line(&elf)?);
-    let out = o.qemu.run(&elf, true)?;
-    Ok(report_run("run", &elf, &o.qemu, &out))
+    eprintln!("xtask: {}", q.command_line(&elf)?);
+    let out = q.run(&elf, true)?;
+    Ok(report_run("run", &elf, &q, &out))
 }
 
 /// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
@@ -426,48 +244,44 @@ fn failure_report(
     r
 }
 
-/// Turns every `pc=0x...` in failure reports into the function that holds it.
+/// Turns every `pc=0x...` in failure reports into the function that holds it, read from
+/// kernel.elf's symbol table and DWARF in-process (addr2line), Rust names demangled.
 fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in console
+    let pcs: Vec<u32> = console
         .lines()
         .filter(|l| l.starts_with("fatal") || l.contains("FAILED"))
-    {
-        let Some(Pc(pc)) = Pc::find(line) else {
-            continue;
-        };
-        let hex = format!("{pc:08x}");
-        let Ok(o) = Command::new("m68k-linux-gnu-addr2line")
-            .arg("-f")
-            .arg("-e")
-            .arg(elf)
-            .arg(format!("0x{hex}"))
-            .output()
-        else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&o.stdout);
-        let mut lines = text.lines();
-        let func = lines
-            .next()
-            .unwrap_or("?")
-            .trim_start_matches("w2c_")
-            .to_string();
-        let place = lines.next().unwrap_or("?");
-        let func = demangle(&func);
-        out.push(format!("pc 0x{hex} is in {func} ({place})"));
+        .filter_map(|l| Pc::find(l).map(|Pc(pc)| pc))
+        .collect();
+    if pcs.is_empty() {
+        return Vec::new();
     }
-    out
+    let loader = match addr2line::Loader::new(elf) {
+        Ok(l) => l,
+        Err(e) => return vec![format!("(cannot read symbols of {}: {e})", elf.display())],
+    };
+    pcs.into_iter()
+        .map(|pc| {
+            let func = loader
+                .find_symbol(u64::from(pc))
+                .map_or_else(|| "?".to_string(), demangle);
+            let place = match loader.find_location(u64::from(pc)) {
+                Ok(Some(l)) => format!(
+                    "{}:{}",
+                    l.file.unwrap_or("?"),
+                    l.line.map_or("?".to_string(), |n| n.to_string())
+                ),
+                _ => "?:?".to_string(),
+            };
+            format!("pc 0x{pc:08x} is in {func} ({place})")
+        })
+        .collect()
 }
 
+/// A kernel function's name: wasm2c prefixes `w2c_` and escapes what C does not allow,
+/// Rust's mangling inside stays readable to rustc-demangle.
 fn demangle(symbol: &str) -> String {
-    Command::new("m68k-linux-gnu-c++filt")
-        .arg(symbol)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| symbol.to_string())
+    let s = symbol.trim_start_matches("w2c_");
+    format!("{:#}", rustc_demangle::demangle(s))
 }
 
 /// The in-guest group whose tests bound lateness, which only holds under -icount
@@ -487,13 +301,14 @@ fn suite_cpus(version: qemu::Version) -> &'static [&'static str] {
 /// The first QEMU whose 68060 the kernel runs on.
 const M68060_QEMU: qemu::Version = qemu::Version::new(9, 0, 0);
 
-fn cmd_test(args: &[String]) -> Result<bool> {
-    let o = parse_options(args, true)?;
-    if o.qemu.append != "test=all" || !o.qemu.disks.is_empty() || !o.passthrough.is_empty() {
-        return fail(
-            "test takes FILTER, --cpu, --mem, --timeout and --singlestep only".to_string(),
-        );
-    }
+fn cmd_test(o: TestArgs) -> Result<bool> {
+    let base = Qemu {
+        cpu: o.machine.cpu.unwrap_or(Cpu::M68040).name().to_string(),
+        mem: o.machine.mem.clone(),
+        timeout: o.machine.timeout(),
+        singlestep: o.machine.singlestep,
+        ..Qemu::default()
+    };
     deps::ensure(&[Need::Build, Need::Run])?;
     let paths = Paths::new();
     let mut passed = 0u32;
@@ -528,8 +343,8 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .clone()
         .map_or("test=all".to_string(), |f| format!("test={f}"));
     let version = qemu::binary()?.version;
-    let cpus: Vec<String> = if o.cpu_given {
-        vec![o.qemu.cpu.clone()]
+    let cpus: Vec<String> = if o.machine.cpu.is_some() {
+        vec![base.cpu.clone()]
     } else {
         suite_cpus(version).iter().map(|c| c.to_string()).collect()
     };
@@ -545,10 +360,10 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         .map(|c| {
             // wallclock:: tests hold only in guest time (below).
             let icount = selection.contains(WALLCLOCK_GROUP);
-            (c.clone(), selection.clone(), o.qemu.singlestep, icount)
+            (c.clone(), selection.clone(), base.singlestep, icount)
         })
         .collect();
-    if o.filter.is_none() && !o.qemu.singlestep {
+    if o.filter.is_none() && !base.singlestep {
         // Interrupt-sensitive groups again with one instruction per translated block, where
         // an interrupt can land between any two instructions (normal TCG hides such races).
         runs.extend(cached_cpus.iter().map(|c| {
@@ -594,7 +409,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
             ),
             disks: scratch.disks.clone(),
             singlestep: *singlestep,
-            ..o.qemu.clone()
+            ..base.clone()
         };
         if *icount {
             q.extra
@@ -704,7 +519,7 @@ fn cmd_test(args: &[String]) -> Result<bool> {
         };
         let out = q.run(&elf, false)?;
         let why = match (out.status, bench::parse_log(&out.console)) {
-            (_, Err(e)) => Some(e),
+            (_, Err(e)) => Some(format!("{e:#}")),
             (Some(0), Ok(r)) if !r.is_empty() && !bench::has_error_line(&out.console) => None,
             (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
         };
@@ -743,11 +558,10 @@ fn printed_matrix(console: &str, lines: usize) -> Option<String> {
     Some(block.iter().map(|l| format!("{l}\n")).collect())
 }
 
-fn cmd_gdb(args: &[String]) -> Result<bool> {
-    let o = parse_options(args, false)?;
+fn cmd_gdb(boot: Boot) -> Result<bool> {
     deps::ensure(&[Need::Build, Need::Run, Need::Gdb])?;
     let elf = build()?;
-    let mut q = o.qemu.clone();
+    let mut q = boot_qemu(&boot);
     q.extra.extend(["-s".to_string(), "-S".to_string()]);
     let bin = qemu::binary()?;
     let mut qemu = qemu::spawn_owned(
@@ -755,11 +569,11 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
             .args(q.args(&elf, bin.version))
             .stdin(std::process::Stdio::null()),
     )
-    .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
+    .map_err(|e| anyhow!("cannot start {}: {e}", bin.path.display()))?;
     // QEMU that cannot listen (port 1234 taken) exits at once: do not attach gdb to
     // whatever else holds the port.
     std::thread::sleep(Duration::from_millis(500));
-    if let Some(status) = qemu.0.try_wait().map_err(|e| format!("{e}"))? {
+    if let Some(status) = qemu.0.try_wait().map_err(|e| anyhow!("{e}"))? {
         return fail(format!(
             "QEMU exited ({status}) before gdb could attach (is port 1234 in use?)"
         ));
@@ -778,146 +592,170 @@ fn cmd_gdb(args: &[String]) -> Result<bool> {
     drop(qemu);
     status
         .map(|s| s.success())
-        .map_err(|e| format!("cannot run gdb-multiarch: {e}"))
+        .map_err(|e| anyhow!("cannot run gdb-multiarch: {e}"))
 }
 
-fn cmd_bench(args: &[String]) -> Result<bool> {
-    let (mut quick, mut icount, mut runs, mut aio, mut compare) =
-        (false, false, 3usize, "threads".to_string(), None);
+fn cmd_bench(o: BenchArgs) -> Result<bool> {
     let mut q = Qemu {
+        cpu: o.cpu.name().to_string(),
         mem: "256M".into(),
-        timeout: Duration::from_secs(3600),
+        timeout: Duration::from_secs(o.timeout),
         ..Qemu::default()
     };
-    let mut i = 0;
-    let value = |i: usize, name: &str| option_value(args, i, name);
-    while i < args.len() {
-        match args[i].as_str() {
-            "--quick" => quick = true,
-            "--icount" => icount = true,
-            "--runs" => {
-                let v = value(i, "--runs")?;
-                runs = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("--runs: '{v}' is not a positive number"))?;
-                i += 1;
-            }
-            "--aio" => {
-                aio = value(i, "--aio")?;
-                if aio != "threads" && aio != "io_uring" {
-                    return fail(format!("--aio: '{aio}' is neither threads nor io_uring"));
-                }
-                i += 1;
-            }
-            "--compare" => {
-                compare = Some(value(i, "--compare")?);
-                i += 1;
-            }
-            "--cpu" => {
-                q.cpu = value(i, "--cpu")?;
-                if !BOARD_CPUS.contains(&q.cpu.as_str()) {
-                    return fail(format!(
-                        "--cpu: unknown model '{}' (the virt board takes {})",
-                        q.cpu,
-                        BOARD_CPUS.join(", ")
-                    ));
-                }
-                i += 1;
-            }
-            "--timeout" => {
-                let v = value(i, "--timeout")?;
-                let secs: u64 = v.parse().ok().filter(|&s| s > 0).ok_or(format!(
-                    "--timeout: '{v}' is not a positive number of seconds"
-                ))?;
-                q.timeout = Duration::from_secs(secs);
-                i += 1;
-            }
-            a => return fail(format!("unknown bench option '{a}'\n\n{USAGE}")),
-        }
-        i += 1;
-    }
+    let aio = o.aio.name();
+    let runs = o.runs;
     // Read the comparison first: a bad file should fail before minutes of benchmarking.
-    let previous = match &compare {
-        Some(f) => Some(bench::read_json(
-            &std::fs::read_to_string(f).map_err(|e| format!("--compare {f}: {e}"))?,
-        )?),
+    let previous = match &o.compare {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| bench::read_json(&text))
+                .with_context(|| format!("--compare {}", f.display()))?,
+        ),
         None => None,
     };
-    deps::ensure(&[Need::Build, Need::Run])?;
+    deps::ensure(&[Need::Build, Need::Run, Need::Plot])?;
     let elf = build()?;
     let out_dir = Paths::new().root.join("target/bench");
     std::fs::create_dir_all(&out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    if icount {
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    if o.icount {
         q.extra
             .extend(["-icount", "shift=0", "-rtc", "clock=vm"].map(String::from));
     }
-    let clock = if icount {
+    let clock = if o.icount {
         "icount (-icount shift=0 -rtc clock=vm: 1 guest ns = 1 instruction)"
     } else {
         "rtc (host time)"
     };
+    let matrix = if o.quick { "quick" } else { "full" };
+    // Cells done over all runs, from the guest's `bench progress n/N` lines; the total is
+    // known once the first run says N.
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] [{wide_bar}] {pos}/{len} cells, ETA {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
     let mut all = Vec::new();
     for run in 1..=runs {
         let scratch = ScratchDisks::create()?;
         q.disks = scratch.disks.clone();
         for d in &mut q.disks {
-            d.aio = Some(aio.clone());
+            d.aio = Some(aio.to_string());
         }
-        q.append = format!(
-            "test=none bench={} {}",
-            if quick { "quick" } else { "full" },
-            scratch.option()
-        );
-        eprintln!(
-            "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): {}",
-            q.command_line(&elf)?
-        );
-        let out = q.run(&elf, true)?;
+        q.append = format!("test=none bench={matrix} {}", scratch.option());
+        bar.suspend(|| {
+            eprintln!(
+                "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): {}",
+                q.command_line(&elf).unwrap_or_default()
+            );
+        });
+        bar.set_prefix(format!("run {run}/{runs}"));
+        let watch = {
+            let bar = bar.clone();
+            let done_before = u64::from(run - 1);
+            Box::new(move |l: &str| {
+                use console_proto::bench::Line;
+                match console_proto::bench::parse_line(l) {
+                    Ok(Some(Line::Progress { n, of })) => {
+                        bar.set_length(u64::from(runs) * of);
+                        // `n/N` is printed as cell n starts: n-1 are done.
+                        bar.set_position(done_before * of + n.saturating_sub(1));
+                    }
+                    Ok(Some(Line::Done { .. })) => {
+                        let of = bar.length().unwrap_or(0) / u64::from(runs);
+                        bar.set_position((done_before + 1) * of);
+                    }
+                    Ok(Some(Line::Error(_))) => bar.println(l),
+                    _ => {}
+                }
+            }) as qemu::Watch
+        };
+        let out = q.run_watched(&elf, false, Some(watch));
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        };
+        let log = out_dir.join(format!("run{run}.log"));
+        std::fs::write(&log, &out.console)
+            .with_context(|| format!("cannot write {}", log.display()))?;
         if out.status != Some(0) {
+            bar.abandon();
             explain_failure("bench", &elf, &q, &out, Some("the benchmark run failed"));
             return Ok(false);
         }
         let records = bench::parse_log(&out.console)?;
         if records.is_empty() {
-            return fail("the benchmark printed no records".to_string());
+            bar.abandon();
+            return fail("the benchmark printed no records");
         }
-        std::fs::write(out_dir.join(format!("run{run}.log")), &out.console)
-            .map_err(|e| format!("{e}"))?;
         all.push(records);
     }
+    bar.finish();
     let cells = bench::summarize(&all);
+    let bin = qemu::binary()?;
+    let meta = bench::Meta {
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        qemu: bin.version.to_string(),
+        qemu_path: bin.path.display().to_string(),
+        cpu: q.cpu.clone(),
+        aio: aio.to_string(),
+        clock: clock.to_string(),
+        matrix: matrix.to_string(),
+        runs,
+    };
     let table = bench::table(&cells, clock);
     println!("\n{table}");
     let write = |name: &str, text: String| -> Result<()> {
         let p = out_dir.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
     };
-    write("bench.json", bench::json(&cells, clock, &aio))?;
-    write("bench.csv", bench::csv(&cells))?;
-    write("bench.svg", bench::svg(&cells))?;
+    write("bench.json", bench::json(&cells, &meta)?)?;
+    write("bench.csv", bench::csv(&cells)?)?;
     write("table.txt", table)?;
+    let rows: Vec<bench::Row> = cells.iter().map(bench::Summary::row).collect();
+    let mut figures = Vec::new();
+    for (i, g) in plot::groups(&rows).iter().enumerate() {
+        // The first group (rand read when measured) is bench.{svg,png}.
+        let stem = if i == 0 {
+            "bench".to_string()
+        } else {
+            format!("bench-{}-{}", g.0, g.1)
+        };
+        plot::write(&out_dir, &stem, &rows, &meta, g)?;
+        figures.push(format!("{stem}.{{svg,png}} ({} {})", g.0, g.1));
+    }
+    println!("xtask: results in {}:", out_dir.display());
     println!(
-        "xtask: wrote {}/bench.{{json,csv,svg}} and table.txt",
-        out_dir.display()
+        "  bench.json  every cell, medians, min/max over runs (schema {})",
+        bench::SCHEMA
     );
-    if let Some(previous) = previous {
+    println!("  bench.csv   the same cells as CSV");
+    println!("  table.txt   the table above");
+    for f in &figures {
+        println!("  {f}");
+    }
+    println!("  run1..{runs}.log  each run's console");
+    if let (Some(previous), Some(compare)) = (previous, &o.compare) {
         if !cells
             .iter()
             .any(|c| previous.iter().any(|(k, _, _)| *k == c.first.key()))
         {
             return fail(format!(
                 "--compare {}: none of its cells is in this run (another matrix?)",
-                compare.unwrap_or_default()
+                compare.display()
             ));
         }
         let regs = bench::regressions(&previous, &cells);
         if regs.is_empty() {
             println!(
                 "xtask: no regression beyond noise against {}",
-                compare.unwrap_or_default()
+                compare.display()
             );
         } else {
             println!("xtask: regressions beyond noise:");
@@ -933,8 +771,6 @@ fn cmd_bench(args: &[String]) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
-    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn user_options_are_never_overridden() {
@@ -953,87 +789,6 @@ mod tests {
         assert_eq!(with_default("", "dma_audit", "on"), "dma_audit=on");
         // A key that merely ends like another is not that key.
         assert_eq!(with_default("xdisks=1", "disks", "0"), "xdisks=1 disks=0");
-    }
-
-    #[test]
-    fn non_utf8_arguments_are_an_error_not_a_panic() {
-        let args = vec![
-            OsString::from("run"),
-            OsString::from("--append"),
-            OsString::from_vec(vec![b't', b'=', 0xff]),
-        ];
-        let e = utf8_args(args).unwrap_err();
-        assert!(e.contains("argument 3 is not valid UTF-8"), "{e}");
-        assert_eq!(
-            utf8_args(vec![OsString::from("test"), OsString::new()]).unwrap(),
-            vec!["test".to_string(), String::new()]
-        );
-    }
-
-    #[test]
-    fn qemu_option_is_taken_before_the_passthrough_only() {
-        let mut a: Vec<String> = ["run", "--qemu", "/q", "--cpu", "m68030"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(take_qemu_option(&mut a).unwrap(), Some("/q".into()));
-        assert_eq!(a, ["run", "--cpu", "m68030"]);
-        let mut b: Vec<String> = ["qemu", "--", "--qemu", "x"].map(String::from).to_vec();
-        assert_eq!(take_qemu_option(&mut b).unwrap(), None);
-        assert_eq!(b.len(), 4);
-        let mut c: Vec<String> = ["run", "--qemu"].map(String::from).to_vec();
-        assert!(take_qemu_option(&mut c).is_err());
-        let mut d: Vec<String> = ["run", "--qemu", ""].map(String::from).to_vec();
-        assert!(take_qemu_option(&mut d).is_err());
-        let mut e: Vec<String> = ["run", "--qemu", "a", "--qemu", "b"]
-            .map(String::from)
-            .to_vec();
-        assert!(take_qemu_option(&mut e).is_err());
-    }
-
-    #[test]
-    fn empty_and_odd_option_values_are_errors() {
-        for args in [
-            vec!["--cpu"],
-            vec!["--cpu", ""],
-            vec!["--cpu", "m68k"],
-            vec!["--timeout", "soon"],
-            vec!["--disk", ""],
-            vec!["--bogus"],
-        ] {
-            let args: Vec<String> = args.into_iter().map(String::from).collect();
-            assert!(parse_options(&args, false).is_err(), "{args:?}");
-        }
-        for args in [
-            vec!["--mem", "0"],
-            vec!["--mem", ""],
-            vec!["--timeout", "0"],
-            vec!["--append", "a=1", "--append", "b=2"],
-            vec!["--cpu", "m68030", "--cpu", "m68040"],
-            vec!["--mem", "32M", "--mem", "64M"],
-        ] {
-            let args: Vec<String> = args.into_iter().map(String::from).collect();
-            assert!(parse_options(&args, false).is_err(), "{args:?}");
-        }
-        for filter in ["boot:: log=debug", "a=b", ""] {
-            assert!(
-                parse_options(&[filter.to_string()], true).is_err(),
-                "{filter:?}"
-            );
-        }
-        let ss: Vec<String> = ["--singlestep"].map(String::from).to_vec();
-        assert_eq!(
-            parse_options(&ss, false).unwrap().qemu.timeout,
-            SINGLESTEP_TIMEOUT
-        );
-        let ss: Vec<String> = ["--timeout", "7", "--singlestep"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            parse_options(&ss, false).unwrap().qemu.timeout,
-            Duration::from_secs(7)
-        );
-        let ok: Vec<String> = ["--cpu", "cfv4e"].map(String::from).to_vec();
-        assert_eq!(parse_options(&ok, false).unwrap().qemu.cpu, "cfv4e");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::deps::WASM_TARGET;
 use crate::rewrite::{self, RewriteError, PINNED_WABT};
-use crate::{fail, Result};
+use crate::{anyhow, fail, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,7 +76,7 @@ pub fn hash_files(files: &[PathBuf], extra: &str) -> Result<u64> {
     let mut bytes = extra.as_bytes().to_vec();
     for f in files {
         bytes.extend_from_slice(f.to_string_lossy().as_bytes());
-        bytes.extend(fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?);
+        bytes.extend(fs::read(f).map_err(|e| anyhow!("cannot read {}: {e}", f.display()))?);
     }
     Ok(rewrite::fnv1a64(&bytes))
 }
@@ -95,14 +95,14 @@ fn step(
     let _ = fs::remove_file(stamp);
     work()?;
     fs::write(stamp, format!("{hash:016x}"))
-        .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+        .map_err(|e| anyhow!("cannot write {}: {e}", stamp.display()))?;
     Ok(true)
 }
 
 fn output_of(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .map_err(|e| anyhow!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
         return fail(format!(
             "{cmd:?} failed ({})\n{}{}",
@@ -152,7 +152,7 @@ fn installed_wasm_rt_header() -> Result<PathBuf> {
 
 fn list_dir(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .map_err(|e| anyhow!("cannot list {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
@@ -163,9 +163,25 @@ fn list_dir(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 /// Builds kernel.elf; returns its path.
 pub fn build(paths: &Paths) -> Result<PathBuf> {
     fs::create_dir_all(&paths.out)
-        .map_err(|e| format!("cannot create {}: {e}", paths.out.display()))?;
+        .map_err(|e| anyhow!("cannot create {}: {e}", paths.out.display()))?;
 
+    // A spinner naming the stage (on a terminal; hidden otherwise): the GCC step alone takes
+    // minutes after a kernel change.
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} building kernel.elf: {msg} [{elapsed}]")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let result = build_stages(paths, &bar);
+    bar.finish_and_clear();
+    result
+}
+
+fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> {
     // 1. Rust -> wasm (cargo is incremental by itself).
+    bar.set_message("cargo build -p kernel (Rust -> wasm)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -179,7 +195,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
         ])
         .current_dir(&paths.root)
         .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .map_err(|e| anyhow!("cannot run cargo: {e}"))?;
     if !status.success() {
         return fail("cargo build of the kernel for wasm32v1-none failed".to_string());
     }
@@ -190,6 +206,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     let kernel_h = paths.out.join("kernel.h");
     let wasm_rt_h = paths.out.join("wasm-rt.h");
     let wasm = paths.wasm();
+    bar.set_message("wasm-validate, wasm2c, memory rewrite");
     let c_hash = hash_files(
         &[wasm.clone(), paths.root.join("xtask/src/memory_model.h")],
         &format!(
@@ -254,14 +271,19 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
             })
         }));
     }
+    bar.set_message(format!(
+        "m68k-linux-gnu-gcc ({} C and assembler files)",
+        jobs.len()
+    ));
     for job in jobs {
         job.join()
-            .map_err(|_| "a compile thread panicked".to_string())??;
+            .map_err(|_| anyhow!("a compile thread panicked"))??;
     }
 
     // 4. link.
     let elf = paths.elf();
     let script = paths.root.join("linker.ld");
+    bar.set_message("m68k-linux-gnu-ld, 64-bit mul/div check");
     let lib = libgcc()?;
     let mut inputs = objects.clone();
     inputs.push(script.clone());
@@ -278,7 +300,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
             .arg(&elf);
         cmd.args(&objects).arg(&lib);
         output_of(&mut cmd)?;
-        let image = fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+        let image = fs::read(&elf).map_err(|e| anyhow!("{}: {e}", elf.display()))?;
         let found: Vec<u32> = executable_sections(&image)?
             .into_iter()
             .flat_map(|(addr, code)| wide_muldiv(addr, code))
@@ -332,9 +354,9 @@ pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
 /// The executable sections (SHF_EXECINSTR) of a 32-bit big-endian ELF file, as (address,
 /// bytes).
 pub fn executable_sections(elf: &[u8]) -> Result<Vec<(u32, &[u8])>> {
-    let bad = || "kernel.elf is not a 32-bit big-endian ELF file".to_string();
+    let bad = || anyhow!("kernel.elf is not a 32-bit big-endian ELF file");
     if elf.len() < 52 || elf[..4] != *b"\x7fELF" || elf[4] != 1 || elf[5] != 2 {
-        return fail(bad());
+        return Err(bad());
     }
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let u32_at = |o: usize| {
@@ -354,7 +376,7 @@ pub fn executable_sections(elf: &[u8]) -> Result<Vec<(u32, &[u8])>> {
             u32_at(h + 16),
             u32_at(h + 20),
         ) else {
-            return fail(bad());
+            return Err(bad());
         };
         const SHT_PROGBITS: u32 = 1;
         const SHF_EXECINSTR: u32 = 4;
@@ -374,7 +396,7 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
         .args(VALIDATE_FLAGS)
         .arg(wasm)
         .output()
-        .map_err(|e| format!("cannot run wasm-validate: {e}"))?;
+        .map_err(|e| anyhow!("cannot run wasm-validate: {e}"))?;
     if !v.status.success() {
         return fail(format!(
             "kernel.wasm uses a wasm feature beyond MVP + mutable globals, which this route refuses:\n{}",
@@ -392,8 +414,8 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
     )?;
     // wasm2c names the header after -o; ours must be kernel.h.
     fs::rename(out.join("kernel.raw.h"), out.join("kernel.h"))
-        .map_err(|e| format!("kernel.h: {e}"))?;
-    let c = fs::read_to_string(&raw_c).map_err(|e| format!("{}: {e}", raw_c.display()))?;
+        .map_err(|e| anyhow!("kernel.h: {e}"))?;
+    let c = fs::read_to_string(&raw_c).map_err(|e| anyhow!("{}: {e}", raw_c.display()))?;
     let c = c.replace("#include \"kernel.raw.h\"", "#include \"kernel.h\"");
     let rewritten = match rewrite::rewrite(&c) {
         Ok(c) => c,
@@ -412,7 +434,7 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
             ))
         }
     };
-    let header = fs::read_to_string(out.join("kernel.h")).map_err(|e| format!("kernel.h: {e}"))?;
+    let header = fs::read_to_string(out.join("kernel.h")).map_err(|e| anyhow!("kernel.h: {e}"))?;
     if !header.contains("w2c___stack_pointer;") {
         return fail(
             "kernel.h has no w2c___stack_pointer field: the machine layer's red-zone guard needs \
@@ -420,10 +442,10 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
                 .to_string(),
         );
     }
-    fs::write(out.join("kernel.c"), rewritten).map_err(|e| format!("kernel.c: {e}"))?;
+    fs::write(out.join("kernel.c"), rewritten).map_err(|e| anyhow!("kernel.c: {e}"))?;
     let _ = fs::remove_file(&raw_c);
     fs::copy(installed_wasm_rt_header()?, out.join("wasm-rt.h"))
-        .map_err(|e| format!("wasm-rt.h: {e}"))?;
+        .map_err(|e| anyhow!("wasm-rt.h: {e}"))?;
     Ok(())
 }
 

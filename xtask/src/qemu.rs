@@ -3,13 +3,14 @@
 //! on SIGINT/SIGTERM/SIGHUP, when the runner is dropped, and (PR_SET_PDEATHSIG) when the xtask
 //! itself dies.
 
-use crate::{fail, Result};
+use crate::{anyhow, fail, Context as _, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+use wait_timeout::ChildExt as _;
 
 /// Environment variable naming the qemu-system-m68k to use (`--qemu PATH` wins over it).
 pub const QEMU_ENV: &str = "XTASK_QEMU";
@@ -72,9 +73,9 @@ pub struct Binary {
 static BINARY: OnceLock<Binary> = OnceLock::new();
 
 /// Which QEMU was asked for: `--qemu PATH`, else $XTASK_QEMU, else none (the PATH's).
-pub fn requested(cli: Option<String>) -> Result<Option<PathBuf>> {
+pub fn requested(cli: Option<PathBuf>) -> Result<Option<PathBuf>> {
     if let Some(path) = cli {
-        return Ok(Some(PathBuf::from(path)));
+        return Ok(Some(path));
     }
     match std::env::var(QEMU_ENV) {
         Ok(v) if v.is_empty() => Ok(None),
@@ -102,43 +103,34 @@ pub fn select(path: PathBuf) -> Result<&'static Binary> {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     )
-    .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
-    let stdout = child.0.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
+    .with_context(|| format!("cannot run {} --version", path.display()))?;
+    let stdout = child.0.stdout.take().context("QEMU's stdout is piped")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
         let mut text = Vec::new();
         let _ = stdout.take(64 * 1024).read_to_end(&mut text);
-        text
+        let _ = tx.send(text);
     });
-    let deadline = Instant::now() + VERSION_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.0.try_wait().map_err(|e| format!("{e}"))? {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            return fail(format!(
-                "{} --version did not answer within {} s",
-                path.display(),
-                VERSION_TIMEOUT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = child
+        .0
+        .wait_timeout(VERSION_TIMEOUT)
+        .with_context(|| format!("waiting for {} --version", path.display()))?
+    else {
+        return fail(format!(
+            "{} --version did not answer within {} s",
+            path.display(),
+            VERSION_TIMEOUT.as_secs()
+        ));
     };
-    let out = std::process::Output {
-        status,
-        stdout: join_within(reader, Duration::from_secs(2)).unwrap_or_default(),
-        stderr: Vec::new(),
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
+    // The reader ends when the pipe closes; a stray grandchild holding it must not stall us.
+    let stdout = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+    let text = String::from_utf8_lossy(&stdout);
     let version = Version::parse(&text).ok_or_else(|| {
-        format!(
+        anyhow!(
             "{} --version did not print a QEMU version (got {:?}{})",
             path.display(),
             text.lines().next().unwrap_or(""),
-            if out.status.success() {
-                ""
-            } else {
-                ", and failed"
-            }
+            if status.success() { "" } else { ", and failed" }
         )
     })?;
     eprintln!("xtask: QEMU {version} ({})", path.display());
@@ -161,13 +153,76 @@ pub fn binary() -> Result<&'static Binary> {
 /// Set by SIGINT/SIGTERM/SIGHUP: runs stop, QEMU is killed, scratch files are removed.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Installs the signal handler (once, at start).
+/// The QEMUs `Qemu::run` is waiting for: the signal handler kills them, so the wait (one
+/// `wait_timeout` for the whole time limit) returns at once.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Installs the signal handler (once, at start). ctrlc runs it on its own thread, not in
+/// signal context, so it may lock.
 pub fn catch_signals() -> Result<()> {
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .map_err(|e| format!("cannot install the signal handler: {e}"))
+    ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        for &pid in running.iter() {
+            kill(pid);
+        }
+    })
+    .context("cannot install the signal handler")
+}
+
+/// SIGKILL to a QEMU in `RUNNING`.
+fn kill(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes any pid and signal number and touches no memory of ours. The
+    // pid is a child the runner has not reaped: it leaves `RUNNING` as soon as its wait
+    // returns (the window between the reap and the removal is microseconds, far shorter
+    // than the kernel takes to hand a pid out again).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// A QEMU listed in `RUNNING` while it lives.
+struct Registered(u32);
+
+impl Registered {
+    fn new(pid: u32) -> Registered {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pid);
+        // A signal that came before the listing found nothing to kill: do it here.
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            kill(pid);
+        }
+        Registered(pid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|&p| p != self.0);
+    }
 }
 
 pub const INTERRUPTED_MSG: &str = "interrupted by a signal: QEMU stopped, scratch files removed";
+
+/// The error of a run stopped by a signal (the xtask exits 130 on it).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(INTERRUPTED_MSG)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Forgets a signal: under `cargo xtask gdb`, the terminal's Ctrl-C belongs to gdb.
 pub fn clear_interrupted() {
@@ -177,7 +232,7 @@ pub fn clear_interrupted() {
 /// An error once a signal has arrived, so long commands stop between steps.
 pub fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return fail(INTERRUPTED_MSG.to_string());
+        return Err(Interrupted.into());
     }
     Ok(())
 }
@@ -206,7 +261,7 @@ impl Disk {
         }
         // Absolute, so QEMU never reads `name:rest` as a protocol prefix.
         let file = std::path::absolute(file)
-            .map_err(|e| format!("--disk {file}: cannot make the path absolute: {e}"))?;
+            .map_err(|e| anyhow!("--disk {file}: cannot make the path absolute: {e}"))?;
         Ok(Disk {
             file,
             read_only,
@@ -294,19 +349,6 @@ pub fn spawn_owned(cmd: &mut Command) -> std::io::Result<KillOnDrop> {
     cmd.spawn().map(KillOnDrop)
 }
 
-/// The thread's result if it ends within `grace`; otherwise it is left behind (a reader
-/// whose pipe a stray grandchild of QEMU still holds open must not stall the xtask).
-fn join_within<T>(t: std::thread::JoinHandle<T>, grace: Duration) -> Option<T> {
-    let until = Instant::now() + grace;
-    while !t.is_finished() {
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t.join().ok()
-}
-
 impl Qemu {
     /// QEMU's arguments for `version` (the one-instruction-per-block option differs).
     pub fn args(&self, elf: &Path, version: Version) -> Vec<String> {
@@ -379,6 +421,12 @@ impl Qemu {
     /// own messages to our stderr, each whole line prefixed `qemu: ` and never inside a
     /// console line.
     pub fn run(&self, elf: &Path, echo: bool) -> Result<Outcome> {
+        self.run_watched(elf, echo, None)
+    }
+
+    /// `run`, with `watch` called on every whole console line as it arrives (the benchmark's
+    /// progress bar follows the guest's `bench progress` lines through it).
+    pub fn run_watched(&self, elf: &Path, echo: bool, watch: Option<Watch>) -> Result<Outcome> {
         check_interrupted()?;
         let bin = binary()?;
         let mut cmd = Command::new(&bin.path);
@@ -391,68 +439,80 @@ impl Qemu {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn_owned(&mut cmd)
-            .map_err(|e| format!("cannot start {}: {e}", bin.path.display()))?;
+            .with_context(|| format!("cannot start {}", bin.path.display()))?;
+        let registered = Registered::new(child.0.id());
         // Kept open until QEMU exits: at EOF QEMU's stdio backend would stop reading.
         let mut stdin = child.0.stdin.take();
         if let Some(s) = stdin.as_mut() {
             s.write_all(&self.input)
-                .map_err(|e| format!("cannot type into QEMU's console: {e}"))?;
+                .map_err(|e| anyhow!("cannot type into QEMU's console: {e}"))?;
             s.flush()
-                .map_err(|e| format!("cannot type into QEMU's console: {e}"))?;
+                .map_err(|e| anyhow!("cannot type into QEMU's console: {e}"))?;
         }
         let echo = echo.then(|| Arc::new(Mutex::new(Echo::default())));
         let console = Arc::new(Mutex::new(Vec::<u8>::new()));
         let stderr = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let readers = [
+        let (done_tx, done_rx) = mpsc::channel();
+        let stdout = child.0.stdout.take().context("QEMU's stdout is piped")?;
+        let qemu_stderr = child.0.stderr.take().context("QEMU's stderr is piped")?;
+        let mut watch = watch;
+        for (stream, sink, is_stderr) in [
             (
-                Box::new(child.0.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+                Box::new(stdout) as Box<dyn Read + Send>,
                 Arc::clone(&console),
                 false,
             ),
             (
-                Box::new(child.0.stderr.take().expect("piped")) as Box<dyn Read + Send>,
+                Box::new(qemu_stderr) as Box<dyn Read + Send>,
                 Arc::clone(&stderr),
                 true,
             ),
-        ]
-        .map(|(stream, sink, is_stderr)| {
+        ] {
             let echo = echo.clone();
-            std::thread::spawn(move || pump(stream, &sink, echo.as_deref(), is_stderr))
-        });
-        let deadline = Instant::now() + self.timeout;
-        let mut timed_out = false;
-        let mut interrupted = false;
-        let status = loop {
-            if let Some(s) = child
-                .0
-                .try_wait()
-                .map_err(|e| format!("waiting for qemu: {e}"))?
-            {
-                break s.code();
-            }
-            interrupted = INTERRUPTED.load(Ordering::SeqCst);
-            timed_out = Instant::now() >= deadline;
-            if timed_out || interrupted {
+            let watch = if is_stderr { None } else { watch.take() };
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                pump(stream, &sink, echo.as_deref(), is_stderr, watch);
+                let _ = done.send(());
+            });
+        }
+        drop(done_tx);
+        // One wait for the whole time limit: a signal ends it early by killing QEMU
+        // (`catch_signals`).
+        let (status, timed_out) = match child
+            .0
+            .wait_timeout(self.timeout)
+            .context("waiting for QEMU")?
+        {
+            Some(s) => (s.code(), false),
+            None => {
                 let _ = child.0.kill();
                 let _ = child.0.wait();
-                break None;
+                (None, true)
             }
-            std::thread::sleep(Duration::from_millis(20));
         };
+        drop(registered);
         drop(stdin);
-        // QEMU may itself have died of the terminal's SIGINT before the loop saw the flag.
-        interrupted |= INTERRUPTED.load(Ordering::SeqCst);
-        for r in readers {
-            join_within(r, Duration::from_secs(2));
+        // QEMU may itself have died of the terminal's SIGINT before the handler ran.
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        // The readers end when the pipes close; one that a stray grandchild of QEMU still
+        // holds open is left behind after 2 s rather than stall the xtask.
+        let grace = std::time::Instant::now() + Duration::from_secs(2);
+        for _ in 0..2 {
+            let left = grace.saturating_duration_since(std::time::Instant::now());
+            if done_rx.recv_timeout(left).is_err() {
+                break;
+            }
         }
         if let Some(e) = &echo {
-            e.lock().expect("echo lock").finish();
+            e.lock().unwrap_or_else(PoisonError::into_inner).finish();
         }
         if interrupted {
-            return fail(INTERRUPTED_MSG.to_string());
+            return Err(Interrupted.into());
         }
         let text = |b: &Mutex<Vec<u8>>| {
-            String::from_utf8_lossy(&b.lock().expect("output lock")).replace('\r', "")
+            String::from_utf8_lossy(&b.lock().unwrap_or_else(PoisonError::into_inner))
+                .replace('\r', "")
         };
         Ok(Outcome {
             status,
@@ -521,22 +581,38 @@ impl Echo {
     }
 }
 
+/// Called with each whole console line (without its newline) as it arrives.
+pub type Watch = Box<dyn FnMut(&str) + Send>;
+
 fn pump(
     mut stream: Box<dyn Read + Send>,
     sink: &Mutex<Vec<u8>>,
     echo: Option<&Mutex<Echo>>,
     is_stderr: bool,
+    mut watch: Option<Watch>,
 ) {
     let mut buf = [0u8; 4096];
+    let mut line = Vec::new();
     loop {
         match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                if let Some(watch) = watch.as_mut() {
+                    for &b in &buf[..n] {
+                        if b == b'\n' {
+                            watch(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                            line.clear();
+                        } else {
+                            line.push(b);
+                        }
+                    }
+                }
                 sink.lock()
                     .expect("output lock")
                     .extend_from_slice(&buf[..n]);
                 if let Some(echo) = echo {
-                    let mut e = echo.lock().expect("echo lock");
+                    let mut e = echo.lock().unwrap_or_else(PoisonError::into_inner);
                     if is_stderr {
                         e.messages(&buf[..n]);
                     } else {

@@ -2,7 +2,7 @@
 //! overwrite, in a temporary folder on /dev/shm removed on every exit path.
 
 use crate::qemu::Disk;
-use crate::Result;
+use crate::{anyhow, Result};
 use console_proto::scratch;
 use std::path::Path;
 
@@ -24,7 +24,7 @@ impl ScratchDisks {
         let tmp = tempfile::Builder::new()
             .prefix("m68k-xtask-")
             .tempdir_in(&base)
-            .map_err(|e| format!("cannot create a scratch folder in {}: {e}", base.display()))?;
+            .map_err(|e| anyhow!("cannot create a scratch folder in {}: {e}", base.display()))?;
         let dir = tmp.path().to_path_buf();
         let mut disks = Vec::new();
         for d in &scratch::DISKS {
@@ -35,11 +35,11 @@ impl ScratchDisks {
                 bytes.extend((0..sector).map(|i| scratch::pattern(s, i)));
             }
             std::fs::write(&file, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                .map_err(|e| anyhow!("cannot write {}: {e}", file.display()))?;
             let blkdebug = if d.faulty {
                 let rules = dir.join("blkdebug.conf");
                 std::fs::write(&rules, scratch::BlkdebugRules.to_string())
-                    .map_err(|e| format!("cannot write {}: {e}", rules.display()))?;
+                    .map_err(|e| anyhow!("cannot write {}: {e}", rules.display()))?;
                 Some(rules)
             } else {
                 None

@@ -1,0 +1,438 @@
+//! The command line, declared with clap's derive API: every option has its help text, enums
+//! list their values, and every value is checked here (a bad one is an error naming the
+//! option, never a panic).
+
+use crate::qemu::{Disk, DEFAULT_TIMEOUT};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Builds the m68k virt kernel, boots it under QEMU, runs its tests and its benchmark.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    after_help = "A signal (Ctrl-C, SIGTERM, SIGHUP) stops QEMU, removes the scratch disks and exits 130.\n\
+                  `cargo xtask COMMAND --help` shows a command's options."
+)]
+pub struct Cli {
+    /// The qemu-system-m68k to run (default: $XTASK_QEMU, else the one on PATH); its version
+    /// is printed and picks -singlestep or -accel tcg,one-insn-per-tb=on
+    #[arg(long, global = true, value_name = "PATH", value_parser = non_empty_path)]
+    pub qemu: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build target/m68k/kernel.elf
+    Build,
+    /// Build and boot with the scratch disks: banner, self tests, and (without --append) the
+    /// quick benchmark
+    Run(Boot),
+    /// Host unit tests; the in-guest suite on every CPU model the QEMU runs;
+    /// one-insn-per-tb, cache-model and -icount passes; whole-boot and signal checks; the
+    /// quick benchmark
+    Test(TestArgs),
+    /// Build and boot with extra QEMU arguments (after `--`)
+    Qemu {
+        #[command(flatten)]
+        boot: Boot,
+        /// Arguments passed to QEMU as they are
+        #[arg(last = true, value_name = "ARGS")]
+        extra: Vec<String>,
+    },
+    /// Boot stopped under QEMU's gdb stub (-s -S) and attach gdb-multiarch
+    Gdb(Boot),
+    /// The block I/O benchmark: table, target/bench/bench.{json,csv,svg,png}
+    Bench(BenchArgs),
+}
+
+/// The options of a guest run that `test` takes too.
+#[derive(Args, Debug, Clone)]
+pub struct Machine {
+    /// CPU model (default m68040); the board's models other than m68020-m68060 boot to a
+    /// one-line refusal
+    #[arg(long, value_enum, value_name = "MODEL")]
+    pub cpu: Option<Cpu>,
+    /// Guest RAM, QEMU syntax (the kernel needs at least 24M)
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = ram_size)]
+    pub mem: String,
+    /// Wall-clock limit for one QEMU run, at least 1 [default: 300, or 900 with --singlestep]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// One guest instruction per translated block (interrupts can land anywhere)
+    #[arg(long)]
+    pub singlestep: bool,
+}
+
+/// Default wall-clock limit of a `--singlestep` run (the default run takes 4-5 min there).
+pub const SINGLESTEP_TIMEOUT: Duration = Duration::from_secs(900);
+
+impl Machine {
+    pub fn timeout(&self) -> Duration {
+        match (self.timeout, self.singlestep) {
+            (Some(secs), _) => Duration::from_secs(secs),
+            // One instruction per block runs the suite several times slower.
+            (None, true) => SINGLESTEP_TIMEOUT,
+            (None, false) => DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// `run`, `qemu` and `gdb`.
+#[derive(Args, Debug, Clone)]
+pub struct Boot {
+    #[command(flatten)]
+    pub machine: Machine,
+    /// Kernel command line (default: test=all; README lists the options); the xtask adds
+    /// dma_audit=on and its disks= only where you set neither
+    #[arg(long, value_name = "TEXT")]
+    pub append: Option<String>,
+    /// Attach FILE (a raw image) as a virtio-blk disk, read-only with ",ro"; repeatable:
+    /// slots 0, 1, ...
+    #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse)]
+    pub disk: Vec<Disk>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TestArgs {
+    /// Only the in-guest tests whose name contains FILTER (and host tests matching it): no
+    /// one-insn-per-tb, cache-model or whole-boot runs
+    #[arg(value_name = "FILTER", value_parser = filter)]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub machine: Machine,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The small matrix (seconds); default: the full one (minutes)
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs to take medians over
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// -icount shift=0 -rtc clock=vm: guest instructions as the clock
+    #[arg(long)]
+    pub icount: bool,
+    /// QEMU's AIO backend for the disk image
+    #[arg(long, value_enum, default_value_t = Aio::Threads)]
+    pub aio: Aio,
+    /// Flag regressions against a previous bench.json (exit 1 if any)
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    pub compare: Option<PathBuf>,
+    /// CPU model
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
+    pub cpu: Cpu,
+    /// Wall-clock limit for one QEMU run, at least 1
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+/// Every -cpu QEMU's virt board accepts (QEMU 7.2 and 10: `-M virt -cpu help`); the kernel
+/// runs on the 68020-68060 and refuses the others with one line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cpu {
+    /// 68040: copyback caches, the default
+    #[value(name = "m68040")]
+    M68040,
+    /// 68030: write-through data cache
+    #[value(name = "m68030")]
+    M68030,
+    /// 68020: instruction cache only
+    #[value(name = "m68020")]
+    M68020,
+    /// 68060 (QEMU >= 9.0; refused at boot before)
+    #[value(name = "m68060")]
+    M68060,
+    /// refused at boot
+    #[value(name = "m68000")]
+    M68000,
+    /// refused at boot
+    #[value(name = "m68010")]
+    M68010,
+    /// ColdFire, refused at boot
+    #[value(name = "any")]
+    Any,
+    /// ColdFire, refused at boot
+    #[value(name = "cfv4e")]
+    Cfv4e,
+    /// ColdFire, refused at boot
+    #[value(name = "m5206")]
+    M5206,
+    /// ColdFire, refused at boot
+    #[value(name = "m5208")]
+    M5208,
+}
+
+impl Cpu {
+    /// QEMU's `-cpu` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cpu::M68040 => "m68040",
+            Cpu::M68030 => "m68030",
+            Cpu::M68020 => "m68020",
+            Cpu::M68060 => "m68060",
+            Cpu::M68000 => "m68000",
+            Cpu::M68010 => "m68010",
+            Cpu::Any => "any",
+            Cpu::Cfv4e => "cfv4e",
+            Cpu::M5206 => "m5206",
+            Cpu::M5208 => "m5208",
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aio {
+    /// a pool of host threads
+    #[value(name = "threads")]
+    Threads,
+    /// Linux io_uring
+    #[value(name = "io_uring")]
+    IoUring,
+}
+
+impl Aio {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aio::Threads => "threads",
+            Aio::IoUring => "io_uring",
+        }
+    }
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("needs a path, not an empty text".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// QEMU takes 0 and an empty size as "the default" (128 MiB): refuse both.
+fn ram_size(s: &str) -> Result<String, String> {
+    if s.trim_start_matches('0').is_empty() {
+        return Err(format!(
+            "'{s}' is not a RAM size (e.g. 128M; the kernel needs at least 24M)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The filter becomes `test=FILTER` on the kernel command line.
+fn filter(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(char::is_whitespace) || s.contains('=') || s.starts_with('-') {
+        return Err(format!(
+            "'{s}': give one text (test names contain it), without spaces or '='"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_declaration_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    /// Every option that takes a value, given a non-UTF-8 byte and an empty text: a clap
+    /// error (exit 2 with a message), never a panic.
+    #[test]
+    fn non_utf8_and_empty_values_are_errors_not_panics() {
+        let bad = OsString::from_vec(vec![b't', b'=', 0xff]);
+        for cmd in [
+            vec!["run", "--append"],
+            vec!["run", "--cpu"],
+            vec!["run", "--mem"],
+            vec!["run", "--disk"],
+            vec!["run", "--timeout"],
+            vec!["qemu", "--"],
+            vec!["gdb", "--append"],
+            vec!["test"],
+            vec!["test", "--mem"],
+            vec!["bench", "--aio"],
+            vec!["bench", "--runs"],
+            vec!["bench", "--compare"],
+            vec!["bench", "--cpu"],
+            vec!["bench", "--qemu"],
+            vec!["--qemu"],
+        ] {
+            let mut args: Vec<OsString> = std::iter::once("xtask")
+                .chain(cmd.iter().copied())
+                .map(OsString::from)
+                .collect();
+            args.push(bad.clone());
+            let e = Cli::try_parse_from(&args).expect_err(&format!("{cmd:?} <non-UTF-8>"));
+            use clap::error::ErrorKind;
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::InvalidUtf8 | ErrorKind::InvalidValue | ErrorKind::ValueValidation
+                ),
+                "{cmd:?}: {e}"
+            );
+        }
+        for cmd in [
+            vec!["run", "--cpu", ""],
+            vec!["run", "--mem", ""],
+            vec!["run", "--mem", "0"],
+            vec!["run", "--disk", ""],
+            vec!["run", "--disk", ",ro"],
+            vec!["run", "--timeout", ""],
+            vec!["run", "--timeout", "0"],
+            vec!["run", "--timeout", "soon"],
+            vec!["run", "--qemu", ""],
+            vec!["test", ""],
+            vec!["test", "boot:: log=debug"],
+            vec!["test", "a=b"],
+            vec!["bench", "--aio", ""],
+            vec!["bench", "--aio", "posix"],
+            vec!["bench", "--runs", ""],
+            vec!["bench", "--runs", "0"],
+            vec!["bench", "--compare", ""],
+            vec!["bench", "--cpu", "m68k"],
+            vec!["bench", "--timeout", "0"],
+            vec![""],
+            vec![],
+            vec!["run", "--bogus"],
+            vec!["build", "extra"],
+            vec!["run", "--", "-d", "int"],
+            vec!["test", "--append", "x=1"],
+            vec!["test", "--disk", "a.img"],
+        ] {
+            assert!(parse(&cmd).is_err(), "{cmd:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn an_option_given_twice_is_refused() {
+        for cmd in [
+            vec!["run", "--cpu", "m68030", "--cpu", "m68040"],
+            vec!["run", "--mem", "32M", "--mem", "64M"],
+            vec!["run", "--append", "a=1", "--append", "b=2"],
+            vec!["run", "--timeout", "1", "--timeout", "2"],
+            vec!["run", "--qemu", "a", "--qemu", "b"],
+            vec!["bench", "--runs", "1", "--runs", "2"],
+        ] {
+            let e = parse(&cmd).expect_err(&format!("{cmd:?}"));
+            assert!(
+                e.to_string().contains("cannot be used multiple times"),
+                "{e}"
+            );
+        }
+        // --disk is repeatable.
+        let Command::Run(b) = parse(&["run", "--disk", "a", "--disk", "b,ro"])
+            .unwrap()
+            .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(b.disk.len(), 2);
+        assert!(b.disk[1].read_only);
+    }
+
+    #[test]
+    fn values_and_defaults() {
+        let Command::Run(b) = parse(&["run", "--singlestep"]).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(b.machine.timeout(), SINGLESTEP_TIMEOUT);
+        assert_eq!(b.machine.mem, "128M");
+        let Command::Run(b) = parse(&["run", "--timeout", "7", "--singlestep"])
+            .unwrap()
+            .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(b.machine.timeout(), Duration::from_secs(7));
+        let cli = parse(&["run", "--cpu", "cfv4e", "--qemu", "/q"]).unwrap();
+        assert_eq!(cli.qemu, Some(PathBuf::from("/q")));
+        let Command::Run(b) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(b.machine.cpu.map(Cpu::name), Some("cfv4e"));
+        // After `--`, everything is QEMU's, --qemu included.
+        let cli = parse(&["qemu", "--", "--qemu", "x"]).unwrap();
+        assert_eq!(cli.qemu, None);
+        let Command::Qemu { extra, .. } = cli.command else {
+            panic!("not qemu")
+        };
+        assert_eq!(extra, ["--qemu", "x"]);
+        let Command::Bench(b) = parse(&["bench", "--quick", "--aio", "io_uring"])
+            .unwrap()
+            .command
+        else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            (b.quick, b.runs, b.aio, b.cpu),
+            (true, 3, Aio::IoUring, Cpu::M68040)
+        );
+        let Command::Test(t) = parse(&["test", "irq::", "--cpu", "m68030"])
+            .unwrap()
+            .command
+        else {
+            panic!("not test")
+        };
+        assert_eq!(t.filter.as_deref(), Some("irq::"));
+    }
+
+    /// Every CPU name clap accepts is one QEMU's virt board lists (`-M virt -cpu help` on 7.2
+    /// and 10.0, copied here).
+    #[test]
+    fn cpu_names_are_the_boards() {
+        let board = "m68000 m68010 m68020 m68030 m68040 m68060 any cfv4e m5206 m5208";
+        for c in Cpu::value_variants() {
+            let name = c.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(name.as_deref(), Some(c.name()));
+            assert!(board.split(' ').any(|b| b == c.name()), "{}", c.name());
+        }
+        assert_eq!(Cpu::value_variants().len(), board.split(' ').count());
+    }
+
+    /// The README shows `--help`, `run -h`, `test -h` and `bench -h` as the xtask prints
+    /// them (100 columns, as without a terminal), indented as a code block.
+    #[test]
+    fn the_readme_shows_the_help() {
+        use clap::CommandFactory;
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md beside the workspace");
+        let mut cmd = Cli::command().term_width(100);
+        cmd.build();
+        let mut helps = vec![("--help", cmd.render_help().to_string())];
+        for sub in ["run", "test", "bench"] {
+            let c = cmd.find_subcommand_mut(sub).expect("a subcommand");
+            helps.push((sub, c.render_help().to_string()));
+        }
+        for (name, help) in helps {
+            let block: String = help
+                .trim_end()
+                .lines()
+                .map(|l| {
+                    if l.is_empty() {
+                        "\n".to_string()
+                    } else {
+                        format!("    {}\n", l.trim_end())
+                    }
+                })
+                .collect();
+            assert!(
+                readme.contains(&block),
+                "README.md does not show `cargo xtask {name}` as it is now:\n{block}"
+            );
+        }
+    }
+}
