@@ -48,6 +48,33 @@ pub enum Command {
     Gdb(Boot),
     /// The block I/O benchmark: table, target/bench/bench.{json,csv,svg,png}
     Bench(BenchArgs),
+    /// Each bus_dma sync call site of the request path left out in turn, and what caught it:
+    /// the host tests, then a guest run (auditor and 68040 cache model on)
+    Mutants(MutantsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MutantsArgs {
+    /// Only the host tests (seconds); default: a guest run per site too (about a minute each)
+    #[arg(long)]
+    pub host_only: bool,
+    /// Only this site (a name from drivers/src/dma/mutant.rs)
+    #[arg(long, value_name = "SITE", value_parser = site)]
+    pub site: Option<String>,
+}
+
+fn site(s: &str) -> Result<String, String> {
+    match drivers::dma::mutant::index_of(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "no such sync site (see drivers/src/dma/mutant.rs): {}",
+            drivers::dma::mutant::SITES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// The options of a guest run that `test` takes too.

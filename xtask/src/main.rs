@@ -10,6 +10,7 @@ mod deps;
 #[cfg(test)]
 mod layers;
 mod machine_code;
+mod mutants;
 mod pipeline;
 mod plot;
 mod qemu;
@@ -19,7 +20,7 @@ mod seed_live;
 
 use bench::CellKey as _;
 use clap::Parser as _;
-use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, TestArgs};
+use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, TestArgs};
 use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
@@ -91,6 +92,7 @@ fn dispatch(command: Cmd) -> Result<bool> {
         Cmd::Test(args) => cmd_test(args),
         Cmd::Gdb(boot) => cmd_gdb(boot),
         Cmd::Bench(args) => cmd_bench(args),
+        Cmd::Mutants(args) => cmd_mutants(args),
     }
 }
 
@@ -326,6 +328,22 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         Ok(s) if s.success() => passed += 1,
         _ => failed.push("host unit tests".into()),
     }
+    // Every sync call site's removal must fail the host tests (`cargo xtask mutants` has the
+    // table, and the guest half).
+    if o.filter.is_none() {
+        eprintln!("xtask: host tests with each sync call site left out (mutants)");
+        for (site, _) in mutants::sites() {
+            match mutants::host_run(&paths.root, Some(site))? {
+                mutants::HostVerdict::Caught { .. } => passed += 1,
+                v => {
+                    eprintln!("xtask: mutant {site}: {v:?}");
+                    failed.push(format!(
+                        "mutant {site} not caught by the host tests ({v:?})"
+                    ));
+                }
+            }
+        }
+    }
 
     // 2. in-guest suite on each CPU model
     let elf = build()?;
@@ -374,16 +392,19 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
                 false,
             )
         }));
-        // The disk groups again with DMA memory behind the 68030 stale-cache model: any
-        // missing sync shows up as stale data (and the auditor still watches).
-        runs.extend(cached_cpus.iter().map(|c| {
-            (
-                c.clone(),
-                "test=virtio::,blk:: dma_model=030".to_string(),
-                false,
-                false,
-            )
-        }));
+        // The disk groups again with DMA memory behind each stale-cache model: any missing
+        // sync shows up as stale data (and the auditor still watches). The 68030's
+        // write-through cache cannot show a missing PREWRITE, the 68040's copyback one can.
+        for model in ["030", "040"] {
+            runs.extend(cached_cpus.iter().map(|c| {
+                (
+                    c.clone(),
+                    format!("test=virtio::,blk:: dma_model={model}"),
+                    false,
+                    false,
+                )
+            }));
+        }
         // Upper bounds on lateness hold only in guest time: under -icount the RTC counts
         // guest instructions, so a stalled host cannot make a timer look late.
         runs.extend(cached_cpus.iter().map(|c| {
@@ -593,6 +614,108 @@ fn cmd_gdb(boot: Boot) -> Result<bool> {
     status
         .map(|s| s.success())
         .map_err(|e| anyhow!("cannot run gdb-multiarch: {e}"))
+}
+
+/// `cargo xtask mutants`: the table of sync call sites and what caught each one's removal.
+fn cmd_mutants(o: MutantsArgs) -> Result<bool> {
+    use mutants::HostVerdict;
+    let paths = Paths::new();
+    let sites: Vec<(&str, &str)> = mutants::sites()
+        .filter(|(n, _)| o.site.as_deref().is_none_or(|s| s == *n))
+        .collect();
+    eprintln!("xtask: mutants: host tests with every sync in place");
+    let base = mutants::host_run(&paths.root, None)?;
+    if base != HostVerdict::Survived {
+        return fail(format!(
+            "the host tests do not pass with every sync in place ({base:?}): fix that first"
+        ));
+    }
+    let elf = if o.host_only {
+        None
+    } else {
+        deps::ensure(&[Need::Build, Need::Run])?;
+        Some(build()?)
+    };
+    // One guest run: the disk groups with the auditor and the 68040 copyback model on.
+    let guest = |site: Option<&str>| -> Result<mutants::GuestVerdict> {
+        let elf = elf.as_ref().expect("built unless --host-only");
+        let scratch = ScratchDisks::create()?;
+        let q = Qemu {
+            append: format!(
+                "test=virtio::,blk:: dma_model=040 dma_audit=on cpu=68040 dma_mutant={} {}",
+                site.unwrap_or("none"),
+                scratch.option()
+            ),
+            disks: scratch.disks.clone(),
+            ..Qemu::default()
+        };
+        let out = q.run(elf, false)?;
+        Ok(mutants::guest_verdict(&out.console))
+    };
+    if elf.is_some() {
+        eprintln!("xtask: mutants: guest run with every sync in place");
+        let b = guest(None)?;
+        if b.caught() {
+            return fail(format!(
+                "the guest run fails with every sync in place ({b:?}): fix that first"
+            ));
+        }
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header([
+        "site",
+        "what it syncs",
+        "host tests",
+        "guest (040 model, auditor)",
+    ]);
+    let mut survivors = Vec::new();
+    for (i, (site, what)) in sites.iter().enumerate() {
+        eprintln!("xtask: mutants: {}/{} {site}", i + 1, sites.len());
+        let host = mutants::host_run(&paths.root, Some(site))?;
+        let host_text = match &host {
+            HostVerdict::Caught { failed, first } => {
+                format!("{failed} failed ({})", first.join(", "))
+            }
+            HostVerdict::Survived => "SURVIVED".to_string(),
+            HostVerdict::Hung => "HUNG (a test without a bound)".to_string(),
+        };
+        let (guest_caught, guest_text) = match elf {
+            Some(_) => {
+                let g = guest(Some(site))?;
+                let text = match &g.first_failure {
+                    _ if !g.caught() => "SURVIVED".to_string(),
+                    first => format!(
+                        "{} failed{}, {} audit findings",
+                        g.failed,
+                        first
+                            .as_ref()
+                            .map_or(String::new(), |f| format!(" (first {f})")),
+                        g.audit_findings
+                    ),
+                };
+                (g.caught(), text)
+            }
+            None => (false, "-".to_string()),
+        };
+        // A hung host run is a test without a bound: a problem whatever else caught it.
+        let host_caught = matches!(host, HostVerdict::Caught { .. });
+        if host == HostVerdict::Hung || !(host_caught || guest_caught) {
+            survivors.push(*site);
+        }
+        table.add_row([site.to_string(), what.to_string(), host_text, guest_text]);
+    }
+    println!("{table}");
+    if survivors.is_empty() {
+        eprintln!("xtask: mutants: every sync call site's removal was caught");
+        Ok(true)
+    } else {
+        eprintln!(
+            "xtask: mutants: not caught (or a test hung): {}",
+            survivors.join(", ")
+        );
+        Ok(false)
+    }
 }
 
 fn cmd_bench(o: BenchArgs) -> Result<bool> {
