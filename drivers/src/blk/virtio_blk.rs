@@ -39,43 +39,7 @@ const S_UNWRITTEN: u8 = 0xff;
 
 /// A request's descriptors: header, data segments, status. Up to 8 live on the stack (no
 /// allocation for the common request); more spill to the heap.
-enum BufList {
-    Inline([Buffer; 8], usize),
-    Heap(Vec<Buffer>),
-}
-
-impl BufList {
-    fn new() -> Self {
-        BufList::Inline(
-            [Buffer {
-                addr: 0,
-                len: 0,
-                device_writes: false,
-            }; 8],
-            0,
-        )
-    }
-    fn push(&mut self, b: Buffer) {
-        match self {
-            BufList::Inline(bufs, n) if *n < bufs.len() => {
-                bufs[*n] = b;
-                *n += 1;
-            }
-            BufList::Inline(bufs, n) => {
-                let mut v = bufs[..*n].to_vec();
-                v.push(b);
-                *self = BufList::Heap(v);
-            }
-            BufList::Heap(v) => v.push(b),
-        }
-    }
-    fn as_slice(&self) -> &[Buffer] {
-        match self {
-            BufList::Inline(bufs, n) => &bufs[..*n],
-            BufList::Heap(v) => v,
-        }
-    }
-}
+type BufList = smallvec::SmallVec<[Buffer; 8]>;
 
 /// Bytes per header slot and per status slot (a status byte owns its 16-byte cache line).
 const SLOT_STRIDE: u32 = 16;

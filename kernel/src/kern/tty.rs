@@ -25,16 +25,12 @@ static RX_DMA: spin::Once<DmaRegion<M68kPlatform>> = spin::Once::new();
 
 const RING: usize = 1024;
 struct Ring {
-    bytes: [u8; RING],
-    head: usize,
-    len: usize,
+    bytes: heapless::Deque<u8, RING>,
     dropped: u32,
 }
 /// Filled at interrupt level 1, emptied by readers.
 static RX: IrqMutex<Ring> = machine::irq_mutex(Ring {
-    bytes: [0; RING],
-    head: 0,
-    len: 0,
+    bytes: heapless::Deque::new(),
     dropped: 0,
 });
 
@@ -106,26 +102,15 @@ fn receive_interrupt() -> Handled {
         let data = &data[..n];
         let mut rx = RX.lock();
         for &b in data {
-            if rx.len == RING {
+            if rx.bytes.push_back(b).is_err() {
                 rx.dropped += 1;
-                continue;
             }
-            let tail = (rx.head + rx.len) % RING;
-            rx.bytes[tail] = b;
-            rx.len += 1;
         }
     }
 }
 
 fn take_byte() -> Option<u8> {
-    let mut rx = RX.lock();
-    if rx.len == 0 {
-        return None;
-    }
-    let b = rx.bytes[rx.head];
-    rx.head = (rx.head + 1) % RING;
-    rx.len -= 1;
-    Some(b)
+    RX.lock().bytes.pop_front()
 }
 
 /// Bytes lost because the ring was full.
@@ -136,7 +121,7 @@ pub fn dropped() -> u32 {
 /// Waits up to `timeout` until some input is in the ring.
 pub fn wait_for_input(timeout: Nanos) -> Result<(), TimedOut> {
     start();
-    time::wait_until(|| RX.lock().len > 0, timeout)
+    time::wait_until(|| !RX.lock().bytes.is_empty(), timeout)
 }
 
 /// Waits up to `timeout` for one byte.

@@ -81,38 +81,11 @@ impl fmt::Display for QemuVersion {
     }
 }
 
-/// A small fixed-capacity list: the parser must not allocate.
-#[derive(Debug, Clone, Copy)]
-pub struct List<T: Copy + Default, const N: usize> {
-    items: [T; N],
-    len: usize,
-}
-
-impl<T: Copy + Default, const N: usize> Default for List<T, N> {
-    fn default() -> Self {
-        Self {
-            items: [T::default(); N],
-            len: 0,
-        }
-    }
-}
-
-impl<T: Copy + Default, const N: usize> List<T, N> {
-    fn push(&mut self, item: T) -> bool {
-        if self.len == N {
-            return false;
-        }
-        self.items[self.len] = item;
-        self.len += 1;
-        true
-    }
-    pub fn as_slice(&self) -> &[T] {
-        &self.items[..self.len]
-    }
-}
+/// A fixed-capacity list: the parser must not allocate.
+pub type List<T, const N: usize> = heapless::Vec<T, N>;
 
 /// Everything the bootinfo list said.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BootInfo<'a> {
     pub machine_type: Option<u32>,
     pub cpu_type: Option<u32>,
@@ -299,7 +272,7 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
                 }
                 if tag == tag::RAMDISK {
                     set_once(&mut info.ramdisk, chunk, offset, tag)?;
-                } else if !info.mem_chunks.push(chunk) {
+                } else if info.mem_chunks.push(chunk).is_err() {
                     return Err(Error::TooManyMemChunks { offset });
                 }
             }
@@ -350,7 +323,7 @@ pub fn parse(buf: &[u8]) -> Result<BootInfo<'_>, Error> {
                 set_once(slot, dev, offset, tag)?;
             }
             _ => {
-                if !info.unknown.push(UnknownRecord { tag, payload }) {
+                if info.unknown.push(UnknownRecord { tag, payload }).is_err() {
                     info.unknown_dropped += 1;
                 }
             }
