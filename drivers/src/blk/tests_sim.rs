@@ -625,6 +625,27 @@ fn closing_frees_device_memory_only_after_the_reset() {
     }
 }
 
+/// A request still in flight when the disk closes (a timeout) gives its buffer back once the
+/// reset took: nothing is leaked by a device that stopped.
+#[test]
+fn closing_with_a_request_in_flight_frees_its_buffer_after_the_reset() {
+    let freed = [false, true].map(|in_flight| {
+        let r = Rig::new(Knobs::disk(COMMON));
+        let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
+        if in_flight {
+            d.submit(Op::Read, 0, 512, 1, |_| {}).unwrap();
+            d.publish().unwrap();
+        }
+        let before = r.tag.platform().frees.load(Ordering::Relaxed);
+        drop(d);
+        r.tag.platform().frees.load(Ordering::Relaxed) - before
+    });
+    assert_eq!(
+        freed[0], freed[1],
+        "regions freed without / with a request in flight"
+    );
+}
+
 /// An open that fails after the device learned its rings (here: the interrupt cannot be
 /// attached) resets the device before the rings go, and leaks them if it does not stop.
 #[test]

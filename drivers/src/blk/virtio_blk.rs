@@ -1016,6 +1016,14 @@ impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
             // byte and in-flight buffer. Leaked, they can never be reused under it.
             return;
         }
+        // Buffers of requests still in flight (a timeout) are the device's no more.
+        for slot in self.slots.iter_mut() {
+            if let Some(owned) = slot.inflight.take() {
+                // SAFETY: the reset completed: the device no longer touches the queue or any
+                // buffer it points to (virtio 1.2 2.4.1).
+                slot.buffer = Some(unsafe { owned.take_back() });
+            }
+        }
         // SAFETY: each field is dropped once, here, and never used again (`self` is being
         // dropped); the reset completed, so the device no longer touches any of them
         // (virtio 1.2 2.4.1).

@@ -366,6 +366,36 @@ impl Auditor {
         }
     }
 
+    /// A CPU read of [offset, offset + len) of a buffer the CPU owns (taken back from the
+    /// device): only the POSTREAD rule applies, since it is not polled for the device.
+    pub fn on_read_owned(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+    ) {
+        let Some(r) = self.regions.get_mut(&id) else {
+            return;
+        };
+        let missing: Vec<u32> = Self::lines(self.line, r.len, offset, len)
+            .filter(|&l| {
+                let s = &r.lines[l as usize];
+                s.device_writable && (s.handed || s.cycle == 0)
+            })
+            .collect();
+        for l in missing {
+            self.report(
+                id,
+                l,
+                Violation::ReadWithoutPostRead,
+                l * self.line,
+                caller,
+                String::from("a buffer taken back from the device"),
+            );
+        }
+    }
+
     /// A CPU write of [offset, offset + len) of region `id`.
     pub fn on_write(&mut self, id: u32, offset: u32, len: u32, caller: &'static Location<'static>) {
         let Some(r) = self.regions.get_mut(&id) else {
@@ -669,5 +699,47 @@ mod tests {
         a.on_sync(1, SyncOps::POSTREAD, 0, 16);
         a.on_device_start_writing(1, 0, 16, here());
         assert_eq!(kinds(&a), [Violation::DeviceWriteWithoutPreRead]);
+    }
+
+    #[test]
+    fn a_transfer_is_the_devices_to_read_until_its_postwrite() {
+        let mut a = Auditor::new(16);
+        a.add_region(1, "header", 32, false);
+        a.on_write(1, 0, 16, here());
+        a.on_sync(1, SyncOps::PREWRITE, 0, 16);
+        a.on_device_start_transfer(1, 0, 16, here());
+        a.on_write(1, 0, 4, here());
+        assert_eq!(kinds(&a), [Violation::WriteWhileDeviceReads]);
+        a.clear_reports();
+        a.on_sync(1, SyncOps::POSTWRITE, 0, 16);
+        a.on_write(1, 0, 4, here());
+        // Ring memory (on_device_start) stays the CPU's to extend.
+        a.on_sync(1, SyncOps::PREWRITE, 16, 16);
+        a.on_device_start(1, 16, 16, here());
+        a.on_write(1, 16, 2, here());
+        assert!(a.reports().is_empty(), "{:?}", kinds(&a));
+    }
+
+    #[test]
+    fn an_owned_buffer_needs_its_postread_but_may_be_read_twice() {
+        let mut a = Auditor::new(16);
+        a.add_region(1, "buffer", 32, false);
+        // Never handed to the device: the CPU's own data.
+        a.on_read_owned(1, 0, 32, here());
+        assert!(a.reports().is_empty());
+        a.on_sync(1, SyncOps::PREREAD, 0, 32);
+        a.on_read_owned(1, 0, 32, here());
+        assert_eq!(
+            kinds(&a),
+            [
+                Violation::ReadWithoutPostRead,
+                Violation::ReadWithoutPostRead
+            ]
+        );
+        a.clear_reports();
+        a.on_sync(1, SyncOps::POSTREAD, 0, 32);
+        a.on_read_owned(1, 0, 32, here());
+        a.on_read_owned(1, 0, 32, here());
+        assert!(a.reports().is_empty());
     }
 }

@@ -382,6 +382,14 @@ impl<P: Platform> DmaTag<P> {
     /// memory is coherent). The model starts empty.
     pub fn set_model(&self, cpu: Option<P::Cache>, postread: PostRead) {
         let mut st = self.state.lock();
+        // The old model's dirty lines are CPU writes: they reach memory before it goes (its
+        // lines all belong to live DMA allocations: see `PlatformMemory`).
+        if let Some((_, model, _)) = st.model.as_mut() {
+            model.apply(
+                CacheStep::PushInvalidateAll,
+                &PlatformMemory(self.platform()),
+            );
+        }
         st.model = cpu.map(|c| (c, CacheModel::new(c.geometry()), postread));
         if cpu.is_some() {
             self.flags.fetch_or(MODEL, Ordering::Relaxed);
@@ -395,7 +403,8 @@ impl<P: Platform> DmaTag<P> {
         self.state.lock().model.as_ref().map(|(c, _, p)| (*c, *p))
     }
 
-    /// Runs `f` on the auditor (None when auditing is off).
+    /// Runs `f` on the auditor (None when auditing is off), under the tag's lock with
+    /// interrupts masked: `f` must not touch DMA memory or sync (that takes the lock again).
     pub fn with_auditor<R>(&self, f: impl FnOnce(Option<&mut Auditor>) -> R) -> R {
         let mut st = self.state.lock();
         f(st.auditor.as_mut())
@@ -414,7 +423,8 @@ impl<P: Platform> DmaTag<P> {
     }
 
     /// Runs `f` on the cache model (None when it is off), read-only: a line planted by hand
-    /// would be written back to whatever memory its address names.
+    /// would be written back to whatever memory its address names. Under the tag's lock, as
+    /// [`with_auditor`](Self::with_auditor): `f` must not touch DMA memory.
     pub fn with_model<R>(&self, f: impl FnOnce(Option<&CacheModel>) -> R) -> R {
         let st = self.state.lock();
         f(st.model.as_ref().map(|(_, m, _)| m))
@@ -501,7 +511,8 @@ impl<P: Platform> DmaTag<P> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
-                a.add_region(id, name, len, dir != Direction::ToDevice);
+                // A streaming buffer is the device's to write only once handed over (PREREAD).
+                a.add_region(id, name, len, cached_zeroes && dir != Direction::ToDevice);
                 // The zeroing is a CPU write like any other: it needs a PREWRITE (or, for
                 // device-written memory, PREWRITE|PREREAD) before the device sees the lines.
                 a.on_write(id, 0, len, Location::caller());
@@ -947,7 +958,17 @@ impl<P: Platform> DmaBuffer<P> {
     pub fn is_empty(&self) -> bool {
         self.region.len == 0
     }
+    /// The buffer's bytes as the CPU reads them. The auditor checks each line the device may
+    /// have written had its POSTREAD (repeated reads of a buffer the CPU owns are fine).
+    #[track_caller]
     pub fn as_slice(&self) -> &[u8] {
+        let r = &self.region;
+        if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+            if let Some(a) = r.tag.state.lock().auditor.as_mut() {
+                a.learn_region(r.id, r.name, r.len);
+                a.on_read_owned(r.id, 0, r.len, Location::caller());
+            }
+        }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
         unsafe { core::slice::from_raw_parts(self.region.ptr.as_ptr(), self.region.len as usize) }
     }
@@ -1479,5 +1500,17 @@ mod tests {
         assert!(t.audit_findings().is_empty(), "{:?}", t.audit_findings());
         // SAFETY: no device here: the buffer was never named in a descriptor.
         drop(unsafe { out.take_back() });
+    }
+
+    /// Switching the cache model off (or to another) keeps the CPU's writes the old one held.
+    #[test]
+    fn switching_models_keeps_the_cpus_writes() {
+        let t = tag();
+        t.set_model(Some(sim::SimCache::Copyback), PostRead::NoOp);
+        let r = t.alloc("region", 64, Direction::FromDevice, false).unwrap();
+        r.write_u32_le(0, 0x1234_5678);
+        t.set_model(None, PostRead::NoOp);
+        assert_eq!(r.read_u32_le(0), 0x1234_5678);
+        assert_eq!(r.read_u32_le(4), 0, "the allocation's zeroing");
     }
 }
