@@ -300,7 +300,9 @@ pub extern "C" fn kernel_main() {
     // With dma_audit=on, any finding the tests did not ask for fails the run.
     let findings = crate::arch::m68k::dma::DMA.with_auditor(|a| a.map_or(0, |a| a.total()));
     if findings > 0 {
-        println!("dma audit: {findings} finding(s) during the run (printed above): failing it");
+        println!(
+            "dma audit: {findings} finding(s) during the run (the first of each kind on each line printed above, repeats counted): failing it"
+        );
     }
     fatal::exit(tests_ok && bench_ok && findings == 0);
 }

@@ -696,7 +696,7 @@ fn cmd_mutants(o: MutantsArgs) -> Result<bool> {
                 };
                 (g.caught(), text)
             }
-            None => (false, "-".to_string()),
+            None => (false, "not run (--host-only)".to_string()),
         };
         // A hung host run is a test without a bound: a problem whatever else caught it.
         let host_caught = matches!(host, HostVerdict::Caught { .. });

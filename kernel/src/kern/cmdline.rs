@@ -202,7 +202,7 @@ pub const SPECS: &[Spec] = &[
     },
     Spec {
         key: "dma_mutant",
-        values: "none | <site>",
+        values: "none | <a site name from drivers/src/dma/mutant.rs>",
         help: "leave out one bus_dma sync call site (cargo xtask mutants; sites in drivers/src/dma/mutant.rs)",
     },
     Spec {
