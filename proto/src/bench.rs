@@ -41,41 +41,6 @@ pub const KEYS: [&str; 21] = [
     "clock",
 ];
 
-/// An enum whose values are printed as fixed words.
-macro_rules! words {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $v),+
-        }
-
-        impl $name {
-            /// Every value's word, in declaration order.
-            pub const WORDS: &'static [&'static str] = &[$($s),+];
-
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$v => $s),+
-                }
-            }
-
-            pub fn from_word(word: &str) -> Option<$name> {
-                match word {
-                    $($s => Some($name::$v),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.pad(self.as_str())
-            }
-        }
-    };
-}
-
 words! {
     /// What was measured: the virtio-blk driver, or the simplest loop the same pipeline builds.
     Impl { Driver = "driver", Floor = "floor" }
