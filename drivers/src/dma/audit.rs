@@ -375,23 +375,44 @@ impl Auditor {
         len: u32,
         caller: &'static Location<'static>,
     ) {
-        let Some(r) = self.regions.get_mut(&id) else {
+        self.report_lines(
+            id,
+            offset,
+            len,
+            caller,
+            Violation::ReadWithoutPostRead,
+            "a buffer taken back from the device",
+            |s| s.device_writable && (s.handed || s.cycle == 0),
+        );
+    }
+
+    /// Reports `violation` for every line of [offset, offset + len) of region `id` whose
+    /// state matches `pred`, at the line's own offset.
+    #[allow(clippy::too_many_arguments)]
+    fn report_lines(
+        &mut self,
+        id: u32,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+        violation: Violation,
+        detail: &str,
+        pred: impl Fn(&LineState) -> bool,
+    ) {
+        let Some(r) = self.regions.get(&id) else {
             return;
         };
-        let missing: Vec<u32> = Self::lines(self.line, r.len, offset, len)
-            .filter(|&l| {
-                let s = &r.lines[l as usize];
-                s.device_writable && (s.handed || s.cycle == 0)
-            })
+        let matching: Vec<u32> = Self::lines(self.line, r.len, offset, len)
+            .filter(|&l| pred(&r.lines[l as usize]))
             .collect();
-        for l in missing {
+        for l in matching {
             self.report(
                 id,
                 l,
-                Violation::ReadWithoutPostRead,
+                violation,
                 l * self.line,
                 caller,
-                String::from("a buffer taken back from the device"),
+                String::from(detail),
             );
         }
     }
@@ -427,22 +448,15 @@ impl Auditor {
         len: u32,
         caller: &'static Location<'static>,
     ) {
-        let Some(r) = self.regions.get_mut(&id) else {
-            return;
-        };
-        let not_handed: Vec<u32> = Self::lines(self.line, r.len, offset, len)
-            .filter(|&l| !r.lines[l as usize].handed)
-            .collect();
-        for l in not_handed {
-            self.report(
-                id,
-                l,
-                Violation::DeviceWriteWithoutPreRead,
-                l * self.line,
-                caller,
-                String::new(),
-            );
-        }
+        self.report_lines(
+            id,
+            offset,
+            len,
+            caller,
+            Violation::DeviceWriteWithoutPreRead,
+            "",
+            |s| !s.handed,
+        );
     }
 
     /// The device may read [offset, offset + len) from now on (a notify, a descriptor handed over).
@@ -477,26 +491,19 @@ impl Auditor {
         caller: &'static Location<'static>,
         holds: bool,
     ) {
-        let Some(r) = self.regions.get_mut(&id) else {
-            return;
-        };
-        if holds {
+        self.report_lines(
+            id,
+            offset,
+            len,
+            caller,
+            Violation::DeviceStartWithoutPreWrite,
+            "",
+            |s| s.cpu_dirty,
+        );
+        if let (true, Some(r)) = (holds, self.regions.get_mut(&id)) {
             for l in Self::lines(self.line, r.len, offset, len) {
                 r.lines[l as usize].device_reading = true;
             }
-        }
-        let dirty: Vec<u32> = Self::lines(self.line, r.len, offset, len)
-            .filter(|&l| r.lines[l as usize].cpu_dirty)
-            .collect();
-        for l in dirty {
-            self.report(
-                id,
-                l,
-                Violation::DeviceStartWithoutPreWrite,
-                l * self.line,
-                caller,
-                String::new(),
-            );
         }
     }
 }
