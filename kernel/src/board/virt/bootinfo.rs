@@ -517,6 +517,20 @@ pub(crate) mod tests {
             p.push(0);
             self.record(tag, &p)
         }
+        /// The board's device records (hw/m68k/virt.c), with PIC #1 at `pic`.
+        pub fn devices(self, pic: u32) -> Self {
+            self.u32s(tag::VIRT_GF_PIC_BASE, &[pic, memmap::PIC_BOOTINFO_IRQ])
+                .u32s(
+                    tag::VIRT_GF_RTC_BASE,
+                    &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
+                )
+                .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
+                .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
+                .u32s(
+                    tag::VIRT_VIRTIO_BASE,
+                    &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
+                )
+        }
         pub fn end(mut self) -> Vec<u8> {
             self.0.extend_from_slice(&[0, 0, 0, 4]);
             self.0
@@ -532,20 +546,7 @@ pub(crate) mod tests {
             .u32s(tag::CPUTYPE, &[4])
             .u32s(tag::VIRT_QEMU_VERSION, &[0x0702_1600])
             .u32s(tag::MEMCHUNK, &[0, 128 << 20])
-            .u32s(
-                tag::VIRT_GF_PIC_BASE,
-                &[memmap::PIC_BASE, memmap::PIC_BOOTINFO_IRQ],
-            )
-            .u32s(
-                tag::VIRT_GF_RTC_BASE,
-                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
-            )
-            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
-            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
-            .u32s(
-                tag::VIRT_VIRTIO_BASE,
-                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
-            )
+            .devices(memmap::PIC_BASE)
             .string(tag::COMMAND_LINE, "test=all")
             .record(tag::RNG_SEED, &[0, 4, 1, 2, 3, 4])
             .end()
@@ -777,32 +778,22 @@ pub(crate) mod tests {
         assert_eq!(parse(&buf).unwrap().require_virt(), Err(Missing::Tty));
     }
 
-    /// The board's records with RAM from 0 to `ram_end` and the PIC at `pic`.
-    fn virt_with(ram_end: u32, pic: u32) -> Vec<u8> {
+    /// The board's records with RAM at [ram, ram + size) and the PIC at `pic`.
+    fn virt_with(ram: u32, size: u32, pic: u32) -> Vec<u8> {
         Builder::new()
             .u32s(tag::MACHTYPE, &[14])
-            .u32s(tag::MEMCHUNK, &[0, ram_end])
-            .u32s(tag::VIRT_GF_PIC_BASE, &[pic, 1])
-            .u32s(
-                tag::VIRT_GF_RTC_BASE,
-                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
-            )
-            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
-            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
-            .u32s(
-                tag::VIRT_VIRTIO_BASE,
-                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
-            )
+            .u32s(tag::MEMCHUNK, &[ram, size])
+            .devices(pic)
             .end()
     }
 
     #[test]
     fn device_windows_must_miss_ram() {
         // QEMU's layout (hw/m68k/virt.c) with 128 MiB passes.
-        let buf = virt_with(128 << 20, memmap::PIC_BASE);
+        let buf = virt_with(0, 128 << 20, memmap::PIC_BASE);
         assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
         // A PIC inside RAM: its six 4 KiB windows overlap the chunk's last bytes.
-        let buf = virt_with(128 << 20, (128 << 20) - 0x1000);
+        let buf = virt_with(0, 128 << 20, (128 << 20) - 0x1000);
         assert_eq!(
             parse(&buf).unwrap().require_virt(),
             Err(Missing::DeviceWindow {
@@ -812,21 +803,7 @@ pub(crate) mod tests {
             })
         );
         // Inside the window but also in RAM (a chunk reaching into it): refused.
-        let buf = Builder::new()
-            .u32s(tag::MACHTYPE, &[14])
-            .u32s(tag::MEMCHUNK, &[0xfe00_0000, 0x0100_8000])
-            .u32s(tag::VIRT_GF_PIC_BASE, &[memmap::PIC_BASE, 1])
-            .u32s(
-                tag::VIRT_GF_RTC_BASE,
-                &[memmap::RTC0_BASE, memmap::RTC0_IRQ],
-            )
-            .u32s(tag::VIRT_GF_TTY_BASE, &[memmap::TTY_BASE, memmap::TTY_IRQ])
-            .u32s(tag::VIRT_CTRL_BASE, &[memmap::CTRL_BASE, memmap::CTRL_IRQ])
-            .u32s(
-                tag::VIRT_VIRTIO_BASE,
-                &[memmap::VIRTIO_BASE, memmap::VIRTIO_IRQ],
-            )
-            .end();
+        let buf = virt_with(0xfe00_0000, 0x0100_8000, memmap::PIC_BASE);
         assert_eq!(
             parse(&buf).unwrap().require_virt(),
             Err(Missing::DeviceWindow {
@@ -836,12 +813,12 @@ pub(crate) mod tests {
             })
         );
         // Outside RAM but below the uncached window: refused too.
-        let buf = virt_with(128 << 20, 128 << 20);
+        let buf = virt_with(0, 128 << 20, 128 << 20);
         assert!(parse(&buf).unwrap().require_virt().is_err());
         // The window's last 24 KiB hold six PICs exactly; one page higher runs past 4 GiB.
-        let buf = virt_with(128 << 20, 0u32.wrapping_sub(0x6000));
+        let buf = virt_with(0, 128 << 20, 0u32.wrapping_sub(0x6000));
         assert_eq!(parse(&buf).unwrap().require_virt(), Ok(()));
-        let buf = virt_with(128 << 20, 0u32.wrapping_sub(0x5000));
+        let buf = virt_with(0, 128 << 20, 0u32.wrapping_sub(0x5000));
         assert!(matches!(
             parse(&buf).unwrap().require_virt(),
             Err(Missing::DeviceWindow { device: "PIC", .. })
