@@ -295,6 +295,7 @@ mod tests {
             vec!["bench", "--compare"],
             vec!["bench", "--cpu"],
             vec!["bench", "--qemu"],
+            vec!["mutants", "--site"],
             vec!["--qemu"],
         ] {
             let mut args: Vec<OsString> = std::iter::once("xtask")
@@ -314,6 +315,7 @@ mod tests {
         }
         for cmd in [
             vec!["run", "--cpu", ""],
+            vec!["mutants", "--site", ""],
             vec!["run", "--mem", ""],
             vec!["run", "--mem", "0"],
             vec!["run", "--disk", ""],

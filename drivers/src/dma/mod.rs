@@ -455,20 +455,21 @@ impl<P: Platform> DmaTag<P> {
         dir: Direction,
         coherent: bool,
     ) -> Result<DmaRegion<P>, DmaError> {
-        self.alloc_zeroed(name, len, dir, coherent, true)
+        self.alloc_zeroed(name, len, dir, coherent, false)
     }
 
-    /// `alloc`; `cached_zeroes`: whether the zeroing is a CPU write the cache model sees
-    /// (regions, whose accessors go through the model) or a write to memory itself
-    /// (streaming buffers, whose plain slices the model never sees: the model's lines over
-    /// them are written back and dropped first, so none can later land on the slice's data).
+    /// `alloc`; `streaming`: a streaming buffer, whose plain slices the model never sees, so
+    /// its zeroing is a write to memory itself (the model's lines over it are written back
+    /// and dropped first, so none can later land on the slice's data) and the auditor takes
+    /// it as the CPU's until a PREREAD; else a region, whose zeroing is a CPU write through
+    /// the model like any accessor's.
     fn alloc_zeroed(
         &'static self,
         name: &'static str,
         len: u32,
         dir: Direction,
         coherent: bool,
-        cached_zeroes: bool,
+        streaming: bool,
     ) -> Result<DmaRegion<P>, DmaError> {
         let size = alloc_size::<P>(len);
         let ptr = self
@@ -479,7 +480,7 @@ impl<P: Platform> DmaTag<P> {
         let modelled = self.flags.load(Ordering::Relaxed) & MODEL != 0 && {
             let mut st = self.state.lock();
             match st.model.as_mut() {
-                Some((_, model, _)) if cached_zeroes => {
+                Some((_, model, _)) if !streaming => {
                     let mem = PlatformMemory(self.platform());
                     let zeros = [0u8; 64];
                     for off in (0..size).step_by(zeros.len()) {
@@ -512,7 +513,7 @@ impl<P: Platform> DmaTag<P> {
         if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 // A streaming buffer is the device's to write only once handed over (PREREAD).
-                a.add_region(id, name, len, cached_zeroes && dir != Direction::ToDevice);
+                a.add_region(id, name, len, !streaming && dir != Direction::ToDevice);
                 // The zeroing is a CPU write like any other: it needs a PREWRITE (or, for
                 // device-written memory, PREWRITE|PREREAD) before the device sees the lines.
                 a.on_write(id, 0, len, Location::caller());
@@ -532,7 +533,7 @@ impl<P: Platform> DmaTag<P> {
     /// Allocates a streaming buffer, owned by the CPU.
     pub fn buffer(&'static self, name: &'static str, len: u32) -> Result<DmaBuffer<P>, DmaError> {
         Ok(DmaBuffer {
-            region: self.alloc_zeroed(name, len, Direction::Bidirectional, false, false)?,
+            region: self.alloc_zeroed(name, len, Direction::Bidirectional, false, true)?,
         })
     }
 
