@@ -1514,4 +1514,27 @@ mod tests {
         assert_eq!(r.read_u32_le(0), 0x1234_5678);
         assert_eq!(r.read_u32_le(4), 0, "the allocation's zeroing");
     }
+
+    /// A region's zeroing is a CPU write through the (copyback) model: memory keeps its old
+    /// bytes until a push; a streaming buffer's is a write to memory itself (its slices never
+    /// go through the model), and the auditor takes the buffer as the CPU's.
+    #[test]
+    fn region_zeroing_is_cached_buffer_zeroing_is_not() {
+        let t = tag();
+        t.set_audit(true, None);
+        t.set_model(Some(sim::SimCache::Copyback), PostRead::NoOp);
+        let r = t.alloc("region", 16, Direction::FromDevice, false).unwrap();
+        let mut mem = [0u8; 4];
+        r.peek_memory(0, &mut mem);
+        assert_eq!(mem, [0xa5; 4], "memory before the push");
+        r.sync(SyncOps::PREREAD | SyncOps::PREWRITE, 0, 16).unwrap();
+        r.peek_memory(0, &mut mem);
+        assert_eq!(mem, [0; 4], "memory after the push");
+        let b = t.buffer("buffer", 16).unwrap();
+        b.region.peek_memory(0, &mut mem);
+        assert_eq!(mem, [0; 4]);
+        // Never handed to the device: reading it is no finding.
+        assert_eq!(b.as_slice()[0], 0);
+        assert!(t.audit_findings().is_empty(), "{:?}", t.audit_findings());
+    }
 }
