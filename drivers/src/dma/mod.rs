@@ -235,6 +235,22 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
     /// is about to write (the steps of [`sync_steps`](Self::sync_steps) for a range the
     /// caller owns, which push partial lines at its edges).
     unsafe fn execute(&self, step: CacheStep);
+    /// Runs on the real cache every step [`sync_steps`](Self::sync_steps) plans for `ops`
+    /// over [phys, phys + len), in its order, each as [`execute`](Self::execute) does. The
+    /// default is exactly that; a platform overrides it to skip the planner and the per-step
+    /// callback for the shapes a request path syncs (one line, one page, a POST that needs
+    /// nothing), and must show by a test that it issues the planner's steps for every shape.
+    ///
+    /// # Safety
+    ///
+    /// As [`execute`](Self::execute) for each step of the plan: the caller syncs a range it
+    /// owns under the bus_dma rules.
+    unsafe fn sync_cache(&self, cpu: Self::Cache, ops: SyncOps, phys: u32, len: u32) {
+        self.sync_steps(cpu, ops, phys, len, &mut |s| {
+            // SAFETY: a step of the plan for the caller's range: its contract.
+            unsafe { self.execute(s) }
+        });
+    }
     fn barrier(&self);
     /// A full memory barrier as a paravirtual device sees it (Linux's `virtio_mb`, NetBSD's
     /// `paravirt_membar_sync`): every store before it is visible to a device running on
@@ -542,6 +558,10 @@ impl<P: Platform> DmaTag<P> {
         self.platform().paravirt_membar();
     }
 
+    /// The sync of [offset, offset + len) of `region`: with the auditor and the model off,
+    /// the bounds, the PRE/POST check, two compiler barriers and the platform's cache steps,
+    /// nothing else.
+    #[inline]
     fn sync_range(
         &self,
         region: &DmaRegion<P>,
@@ -550,8 +570,42 @@ impl<P: Platform> DmaTag<P> {
         len: u32,
         caller: &'static Location<'static>,
     ) -> Result<(), DmaError> {
-        let (id, phys, region_len) = (region.id, region.phys, region.len);
         let flags = self.flags.load(Ordering::Relaxed);
+        if flags != 0 {
+            return self.sync_range_checked(region, ops, offset, len, caller, flags);
+        }
+        if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
+            return Err(DmaError::PreMixedWithPost);
+        }
+        region.check(offset, len)?;
+        // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
+        self.platform().barrier();
+        if let Some(cpu) = self.platform().cpu() {
+            // SAFETY: the platform's steps for `ops` over a range of this region (checked
+            // above), which the caller syncs under the bus_dma rules: an invalidate covers
+            // only lines of this region the device owns, and partial edge lines are pushed by
+            // the plan, not discarded.
+            unsafe {
+                self.platform()
+                    .sync_cache(cpu, ops, region.phys + offset, len)
+            };
+        }
+        self.platform().barrier();
+        Ok(())
+    }
+
+    /// [`sync_range`](Self::sync_range) with the auditor or the model on: both see the sync.
+    #[cold]
+    fn sync_range_checked(
+        &self,
+        region: &DmaRegion<P>,
+        ops: SyncOps,
+        offset: u32,
+        len: u32,
+        caller: &'static Location<'static>,
+        flags: u8,
+    ) -> Result<(), DmaError> {
+        let (id, phys, region_len) = (region.id, region.phys, region.len);
         if flags & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.learn_region(id, region.name, region_len);
@@ -569,26 +623,14 @@ impl<P: Platform> DmaTag<P> {
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             return Err(DmaError::PreMixedWithPost);
         }
-        if offset.checked_add(len).is_none_or(|end| end > region_len) {
-            return Err(DmaError::OutsideRegion {
-                offset,
-                len,
-                region_len,
-            });
-        }
+        region.check(offset, len)?;
         let start = phys + offset;
-        // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
         self.platform().barrier();
         if let Some(cpu) = self.platform().cpu() {
-            self.platform().sync_steps(cpu, ops, start, len, &mut |s| {
-                // SAFETY: the platform's own steps for `ops` over [start, start + len), in
-                // bounds of this region (checked above), which the caller syncs under the
-                // bus_dma rules: an invalidate covers only lines of this region the device
-                // owns, and partial edge lines are pushed by the planner, not discarded.
-                unsafe { self.platform().execute(s) }
-            });
+            // SAFETY: as in `sync_range`: the plan for a checked range of this region.
+            unsafe { self.platform().sync_cache(cpu, ops, start, len) };
         }
-        if flags != 0 {
+        {
             let mut st = self.state.lock();
             let st = &mut *st;
             if let Some(a) = st.auditor.as_mut() {
@@ -671,6 +713,7 @@ impl<P: Platform> DmaRegion<P> {
         limits.segments(self.phys + offset, len)
     }
 
+    #[inline]
     fn check(&self, offset: u32, len: u32) -> Result<(), DmaError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
@@ -810,20 +853,47 @@ impl<P: Platform> DmaRegion<P> {
         }
     }
 
+    /// The address of a naturally aligned `T` at `offset` when the access may skip the
+    /// auditor and the model (both off) and lies in the region; None sends it the long way.
+    #[inline]
+    fn direct<T>(&self, offset: u32) -> Option<*mut T> {
+        let size = core::mem::size_of::<T>() as u32;
+        // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
+        let fits = offset.is_multiple_of(size) && offset.checked_add(size)? <= self.len;
+        (fits && self.tag.flags.load(Ordering::Relaxed) == 0)
+            // SAFETY: `offset + size <= len`: inside this region's allocation.
+            .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
+    }
+
     #[track_caller]
+    #[inline]
     pub fn read_u8(&self, offset: u32) -> u8 {
+        if let Some(p) = self.direct::<u8>(offset) {
+            // SAFETY: in bounds (`direct`); a byte has no alignment.
+            return unsafe { core::ptr::read_volatile(p) };
+        }
         let mut b = [0u8; 1];
         self.read(offset, &mut b);
         b[0]
     }
     #[track_caller]
+    #[inline]
     pub fn read_u16_le(&self, offset: u32) -> u16 {
+        if let Some(p) = self.direct::<u16>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return u16::from_le(unsafe { core::ptr::read_volatile(p) });
+        }
         let mut b = [0u8; 2];
         self.read(offset, &mut b);
         u16::from_le_bytes(b)
     }
     #[track_caller]
+    #[inline]
     pub fn read_u32_le(&self, offset: u32) -> u32 {
+        if let Some(p) = self.direct::<u32>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return u32::from_le(unsafe { core::ptr::read_volatile(p) });
+        }
         let mut b = [0u8; 4];
         self.read(offset, &mut b);
         u32::from_le_bytes(b)
@@ -835,15 +905,30 @@ impl<P: Platform> DmaRegion<P> {
         u64::from_le_bytes(b)
     }
     #[track_caller]
+    #[inline]
     pub fn write_u8(&self, offset: u32, v: u8) {
+        if let Some(p) = self.direct::<u8>(offset) {
+            // SAFETY: in bounds (`direct`); a byte has no alignment.
+            return unsafe { core::ptr::write_volatile(p, v) };
+        }
         self.write(offset, &[v]);
     }
     #[track_caller]
+    #[inline]
     pub fn write_u16_le(&self, offset: u32, v: u16) {
+        if let Some(p) = self.direct::<u16>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
+        }
         self.write(offset, &v.to_le_bytes());
     }
     #[track_caller]
+    #[inline]
     pub fn write_u32_le(&self, offset: u32, v: u32) {
+        if let Some(p) = self.direct::<u32>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
+        }
         self.write(offset, &v.to_le_bytes());
     }
     #[track_caller]

@@ -301,8 +301,9 @@ mod exec {
     }
 
     /// Whether CINV/CPUSH run here: the 68040, and a 68060 whose probe did not trap.
+    #[inline(always)]
     fn cache_insns() -> bool {
-        crate::arch::m68k::cpu::identity().cache_insns
+        crate::arch::m68k::cpu::cache_insns()
     }
 
     /// The four transparent translation registers (ITT0, ITT1, DTT0, DTT1), or `None` on a
@@ -411,6 +412,7 @@ mod exec {
     /// # Safety
     ///
     /// An invalidate without push discards the lines it covers: nobody may need their data.
+    #[inline(always)]
     unsafe fn execute(step: Step) {
         // SAFETY: the callers check `cache_insns()`; what the step may discard is this
         // function's caller's contract.
@@ -425,6 +427,7 @@ mod exec {
     ///
     /// As [`machine::cache_op`]: only where CINV/CPUSH run, and an invalidate discards the
     /// lines it covers, so nobody may need their data. (A refused kind executes nothing.)
+    #[inline(always)]
     pub unsafe fn execute_encoded(kind: u32, addr: u32) {
         // SAFETY: the caller's contract is `cache_op`'s.
         let refused = unsafe { machine::cache_op(kind, addr) };
@@ -440,6 +443,7 @@ mod exec {
     ///
     /// Without `push`, the line or page at `addr` is discarded: nobody may need the CPU's
     /// writes to it (bus_dma PREREAD: the device owns it and is about to write it).
+    #[inline(always)]
     pub unsafe fn execute_040_data(push: bool, scope: Scope, addr: u32) {
         if cache_insns() {
             // SAFETY: CINV/CPUSH work here (checked); the discard is the caller's contract.

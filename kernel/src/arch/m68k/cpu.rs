@@ -148,7 +148,7 @@ impl fmt::Display for Identity {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use probe::{identify, identity};
+pub use probe::{cache_insns, identify, identity};
 
 #[cfg(target_arch = "wasm32")]
 mod probe {
@@ -156,6 +156,9 @@ mod probe {
     use crate::arch::m68k::machine;
 
     static IDENTITY: spin::Once<Identity> = spin::Once::new();
+    /// `IDENTITY`'s `cache_insns`, for the DMA sync path: 0 before identification, 1 no, 2
+    /// yes (one load instead of the `Once` and a copy of the whole identity).
+    static CACHE_INSNS: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
     /// Probes the CPU (once) and remembers the answer. `allowed(model, cacr_mask)` decides
     /// whether to go on with the model found, before anything that may trap is probed on it.
@@ -176,7 +179,22 @@ mod probe {
             cache_insns: probe_040 && machine::probe_cache_insns(),
             ttrs: probe_040 && machine::probe_ttrs(),
         };
-        Ok(*IDENTITY.call_once(|| id))
+        let id = *IDENTITY.call_once(|| id);
+        CACHE_INSNS.store(
+            1 + u8::from(id.cache_insns),
+            core::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(id)
+    }
+
+    /// `identity().cache_insns`, in one load once the CPU is identified.
+    #[inline(always)]
+    pub fn cache_insns() -> bool {
+        match CACHE_INSNS.load(core::sync::atomic::Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => identity().cache_insns,
+        }
     }
 
     /// The identity found at boot.

@@ -5,11 +5,11 @@
 
 use crate::arch::m68k::cache::LINE;
 use crate::arch::m68k::cpu::{self, Model};
-use crate::arch::m68k::dma_sync::CpuCache;
+use crate::arch::m68k::dma_sync::{CpuCache, Fast};
 use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use drivers::bus::Bus;
 use drivers::dma::{CacheStep, DmaTag, Platform, SyncOps};
 use drivers::sync::InterruptMask;
@@ -18,6 +18,24 @@ pub struct M68kPlatform;
 
 /// The register `paravirt_membar` reads (0: none set yet, the barrier is the compiler's).
 static MEMBAR_REGISTER: AtomicU32 = AtomicU32::new(0);
+
+/// `Platform::cpu`'s answer once known (0: not asked yet; 1 none; 2 68030; 3 68040).
+static SYNC_CPU: AtomicU8 = AtomicU8::new(0);
+
+/// The cache whose sync steps this CPU needs (from the identity found at boot).
+fn sync_cpu() -> Option<CpuCache> {
+    let id = cpu::identity();
+    match id.model {
+        // No data cache: every sync is the barrier alone.
+        Model::M68020 => None,
+        Model::M68030 => Some(CpuCache::M68030),
+        Model::M68040 => Some(CpuCache::M68040),
+        // The 68040's sync steps (same instructions, CPUSH invalidating with CACR DPI
+        // clear) where CINV/CPUSH work; QEMU's 68060 traps them and models no caches.
+        Model::M68060 if id.cache_insns => Some(CpuCache::M68040),
+        Model::M68060 => None,
+    }
+}
 
 /// Names the register whose read is the paravirtual store-before-load barrier.
 ///
@@ -72,17 +90,25 @@ unsafe impl Platform for M68kPlatform {
     const LINE: u32 = LINE;
     type Cache = CpuCache;
 
+    #[inline(always)]
     fn cpu(&self) -> Option<CpuCache> {
-        let id = cpu::identity();
-        match id.model {
-            // No data cache: every sync is the barrier alone.
-            Model::M68020 => None,
-            Model::M68030 => Some(CpuCache::M68030),
-            Model::M68040 => Some(CpuCache::M68040),
-            // The 68040's sync steps (same instructions, CPUSH invalidating with CACR DPI
-            // clear) where CINV/CPUSH work; QEMU's 68060 traps them and models no caches.
-            Model::M68060 if id.cache_insns => Some(CpuCache::M68040),
-            Model::M68060 => None,
+        // Every sync asks: the answer is kept after the first (the CPU does not change).
+        match SYNC_CPU.load(Ordering::Relaxed) {
+            1 => None,
+            2 => Some(CpuCache::M68030),
+            3 => Some(CpuCache::M68040),
+            _ => {
+                let c = sync_cpu();
+                SYNC_CPU.store(
+                    match c {
+                        None => 1,
+                        Some(CpuCache::M68030) => 2,
+                        Some(CpuCache::M68040) => 3,
+                    },
+                    Ordering::Relaxed,
+                );
+                c
+            }
         }
     }
 
@@ -97,6 +123,33 @@ unsafe impl Platform for M68kPlatform {
         crate::arch::m68k::dma_sync::sync_steps(cpu, ops, phys, len, emit)
     }
 
+    #[inline(always)]
+    unsafe fn sync_cache(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) {
+        match crate::arch::m68k::dma_sync::fast_shape(cpu, ops, phys, len) {
+            Fast::Nothing => {}
+            // SAFETY: the one step of the plan for the caller's range (`fast_shape` decides
+            // exactly the planner's steps, tested), which this method's caller vouches for.
+            Fast::One(step) => unsafe { self.execute(step) },
+            Fast::Lines {
+                first,
+                count,
+                start,
+                end,
+                push,
+            } => {
+                for k in 0..count {
+                    // SAFETY: as above: the planner's line steps for this range, in order.
+                    unsafe { self.execute(Fast::line(first, k, start, end, push)) }
+                }
+            }
+            Fast::Plan => self.sync_steps(cpu, ops, phys, len, &mut |s| {
+                // SAFETY: a step of the plan for the caller's range, as above.
+                unsafe { self.execute(s) }
+            }),
+        }
+    }
+
+    #[inline(always)]
     unsafe fn execute(&self, step: CacheStep) {
         use crate::arch::m68k::cache::{self, Scope};
         match step {

@@ -11,7 +11,9 @@
 //! shows exactly what this implementation does and does not do. Pure; host-tested below.
 #![forbid(unsafe_code)]
 
-use crate::arch::m68k::cache::{plan_040, Caches, RangeOp, Scope, Step, LINE};
+use crate::arch::m68k::cache::{
+    plan_040, Caches, RangeOp, Scope, Step, LINE, PAGE, PAGE_OP_MIN_LINES,
+};
 use drivers::dma::model::{Geometry, WritePolicy};
 use drivers::dma::{CacheKind, CacheStep, SyncOps};
 
@@ -98,6 +100,110 @@ pub fn sync_steps(
     }
 }
 
+/// What a sync needs on the real cache, decided without the planner for the shapes a request
+/// path syncs; [`Fast::Plan`] for every other shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// A POST, an empty range, a PREWRITE on the 68030: nothing.
+    Nothing,
+    /// One step: a line (a header, a status byte, a ring field), a whole page (a 4 KiB data
+    /// buffer), or the 68030's whole data cache.
+    One(CacheStep),
+    /// A line step for each line of [first, first + 16 * count): pushed where the range
+    /// covers only part of it (at `start` or before `end`) or `push` says so.
+    Lines {
+        first: u32,
+        count: u32,
+        start: u32,
+        end: u32,
+        push: bool,
+    },
+    /// The planner's steps ([`sync_steps`]).
+    Plan,
+}
+
+impl Fast {
+    /// The line step for line `k` of a [`Fast::Lines`].
+    #[inline(always)]
+    pub fn line(first: u32, k: u32, start: u32, end: u32, push: bool) -> CacheStep {
+        let addr = first + k * LINE;
+        let whole = addr >= start && end - addr >= LINE;
+        CacheStep::Line {
+            addr,
+            push: push || !whole,
+        }
+    }
+}
+
+/// The fast path's decision for `ops` over [phys, phys + len) on `cpu`: exactly the steps of
+/// [`sync_steps`] (`tests::the_fast_path_issues_the_planners_steps` holds it to that).
+#[inline(always)]
+pub fn fast_shape(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) -> Fast {
+    let (read, write) = (
+        ops.contains(SyncOps::PREREAD),
+        ops.contains(SyncOps::PREWRITE),
+    );
+    if len == 0 || !(read || write) {
+        return Fast::Nothing;
+    }
+    match cpu {
+        CpuCache::M68030 if read => Fast::One(CacheStep::InvalidateAll),
+        CpuCache::M68030 => Fast::Nothing,
+        CpuCache::M68040 => {
+            let line = phys & !(LINE - 1);
+            if len <= LINE && (phys - line) + len <= LINE {
+                // One line: pushed unless the range is all of it and only read (PREREAD
+                // alone discards a line only when every byte of it is the device's).
+                let whole = phys == line && len == LINE;
+                Fast::One(CacheStep::Line {
+                    addr: line,
+                    push: write || !whole,
+                })
+            } else if len == PAGE && phys & (PAGE - 1) == 0 {
+                Fast::One(CacheStep::Page {
+                    addr: phys,
+                    push: write,
+                })
+            } else {
+                // Fewer lines than a page step takes (and so fewer than a push-all): the
+                // planner would emit one line step each, in address order.
+                match phys.checked_add(len) {
+                    Some(end) if (end - line).div_ceil(LINE) < PAGE_OP_MIN_LINES => Fast::Lines {
+                        first: line,
+                        count: (end - line).div_ceil(LINE),
+                        start: phys,
+                        end,
+                        push: write,
+                    },
+                    _ => Fast::Plan,
+                }
+            }
+        }
+    }
+}
+
+/// The steps of [`sync_steps`] through [`fast_shape`]: what the platform runs on the real
+/// cache, as a list for the test.
+#[cfg(test)]
+fn sync_fast(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, exec: &mut dyn FnMut(CacheStep)) {
+    match fast_shape(cpu, ops, phys, len) {
+        Fast::Nothing => {}
+        Fast::One(step) => exec(step),
+        Fast::Lines {
+            first,
+            count,
+            start,
+            end,
+            push,
+        } => {
+            for k in 0..count {
+                exec(Fast::line(first, k, start, end, push));
+            }
+        }
+        Fast::Plan => sync_steps(cpu, ops, phys, len, exec),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +241,59 @@ mod tests {
             }
         }
         v
+    }
+
+    /// Every shape of [`shapes`] plus the edges of the fast path's own shapes (the first and
+    /// last line of a page, ranges one byte short of or past a line or a page, a page one
+    /// line off), at both ends of 32-bit memory.
+    fn fast_path_shapes() -> Vec<(u32, u32)> {
+        let mut v = shapes();
+        for base in [BASE, 0, 0xffff_e000] {
+            for start in [0u32, 1, 8, 15, 16, 0xff0, 0xfff, 0x1000 - 8] {
+                for len in [
+                    0u32, 1, 2, 8, 15, 16, 17, 31, 32, 48, 100, 495, 496, 497, 511, 512, 513, 4095,
+                    4096, 4097, 8192,
+                ] {
+                    if u64::from(base) + u64::from(start) + u64::from(len) <= 1 << 32 {
+                        v.push((base + start, len));
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn the_fast_path_issues_the_planners_steps() {
+        let all_ops = [
+            SyncOps::PREREAD,
+            SyncOps::PREWRITE,
+            SyncOps::PRE,
+            SyncOps::POSTREAD,
+            SyncOps::POSTWRITE,
+            SyncOps::POST,
+            SyncOps::empty(),
+        ];
+        let (mut fast_shapes, mut lines_shapes) = (0, 0);
+        for cpu in CPUS {
+            for ops in all_ops {
+                for (phys, len) in fast_path_shapes() {
+                    let mut planned = Vec::new();
+                    sync_steps(cpu, ops, phys, len, &mut |s| planned.push(s));
+                    let mut fast = Vec::new();
+                    sync_fast(cpu, ops, phys, len, &mut |s| fast.push(s));
+                    assert_eq!(fast, planned, "{cpu:?} {ops:?} {phys:#x}+{len}");
+                    match fast_shape(cpu, ops, phys, len) {
+                        Fast::One(_) => fast_shapes += 1,
+                        Fast::Lines { .. } => lines_shapes += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // The one-step and few-line shapes were exercised, not only the fallback.
+        assert!(fast_shapes > 500, "{fast_shapes}");
+        assert!(lines_shapes > 500, "{lines_shapes}");
     }
 
     #[test]
