@@ -23,12 +23,14 @@ impl<B: Bus> GoldfishRtc<B> {
     /// # Safety
     ///
     /// `base` must be the physical base of a goldfish RTC register block.
+    #[inline]
     pub const unsafe fn new(bus: B, base: u32) -> Self {
         Self { bus, base }
     }
 
     /// Nanoseconds since the Unix epoch (host clock, or guest time with `-rtc clock=vm`).
     /// Not atomic with respect to other readers of the same RTC: callers serialize.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         let low = self.bus.read32(self.base + TIME_LOW);
         let high = self.bus.read32(self.base + TIME_HIGH);

@@ -181,25 +181,23 @@ mod clock {
     use crate::arch::m68k::machine::{self, IrqMutex, MachineBus};
     use crate::board::virt::irq::{self, Handled};
     use crate::board::virt::memmap;
-    use core::sync::atomic::{AtomicU32, Ordering};
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use drivers::goldfish_rtc::GoldfishRtc;
 
     static RTC0_BASE: AtomicU32 = AtomicU32::new(memmap::RTC0_BASE);
     static RTC1_BASE: AtomicU32 = AtomicU32::new(memmap::RTC1_BASE);
 
-    /// Clock state: RTC readings at boot and the last value returned (the RTC follows the
-    /// host clock, which may step back; the monotonic clock never does). Behind an [`IrqMutex`].
-    struct ClockState {
-        boot_raw: u64,
-        last: Nanos,
-    }
-    static STATE: IrqMutex<ClockState> = machine::irq_mutex(ClockState {
-        boot_raw: 0,
-        last: 0,
-    });
+    /// The RTC's reading at boot and the last value `now` returned (the RTC follows the host
+    /// clock, which may step back; the monotonic clock never does). Read and written only
+    /// with interrupts masked: on this single CPU that makes each update whole (atomics on
+    /// wasm32v1-none are plain loads and stores, toolchain.md rule 2), and it is cheaper
+    /// than a lock on the path every benchmark window and timeout reads.
+    static BOOT_RAW: AtomicU64 = AtomicU64::new(0);
+    static LAST: AtomicU64 = AtomicU64::new(0);
     static TIMERS: IrqMutex<Option<TimerQueue>> = machine::irq_mutex(None);
     static ALARMS: AtomicU32 = AtomicU32::new(0);
 
+    #[inline]
     fn rtc(base: &AtomicU32) -> GoldfishRtc<MachineBus> {
         // SAFETY: the base is bootinfo's RTC record (RTC #1 is RTC_STRIDE above RTC #0): the bus
         // and the driver reach only that RTC's registers, which only this module uses.
@@ -220,10 +218,8 @@ mod clock {
             let r = rtc(&RTC0_BASE);
             r.disarm();
             r.clear_interrupt();
-            *STATE.lock() = ClockState {
-                boot_raw: r.now_ns(),
-                last: 0,
-            };
+            BOOT_RAW.store(r.now_ns(), Ordering::Relaxed);
+            LAST.store(0, Ordering::Relaxed);
             *TIMERS.lock() = Some(TimerQueue::new());
             r.set_interrupt_enabled(true);
         }
@@ -234,12 +230,15 @@ mod clock {
     }
 
     /// Nanoseconds since boot; never goes backwards.
+    #[inline]
     pub fn now() -> Nanos {
-        // The lock's mask also keeps the RTC's two-register read whole.
-        let mut s = STATE.lock();
+        // The mask keeps the RTC's two-register read and the update of LAST whole.
+        let _masked = machine::mask_interrupts();
         let raw = rtc(&RTC0_BASE).now_ns();
-        let t = raw.saturating_sub(s.boot_raw).max(s.last);
-        s.last = t;
+        let t = raw
+            .saturating_sub(BOOT_RAW.load(Ordering::Relaxed))
+            .max(LAST.load(Ordering::Relaxed));
+        LAST.store(t, Ordering::Relaxed);
         t
     }
 
@@ -266,7 +265,7 @@ mod clock {
         let r = rtc(&RTC0_BASE);
         match queue.earliest() {
             // The RTC counts host ns since the epoch; ours start at boot.
-            Some(deadline) => r.arm(deadline.saturating_add(STATE.lock().boot_raw)),
+            Some(deadline) => r.arm(deadline.saturating_add(BOOT_RAW.load(Ordering::Relaxed))),
             None => r.disarm(),
         }
     }

@@ -33,6 +33,7 @@ pub struct IplGuard<'a, C: IplControl> {
 
 impl<'a, C: IplControl> IplGuard<'a, C> {
     /// Masks interrupts of `level` and below (7 masks all but QEMU's NMI).
+    #[inline]
     pub fn raise(ctl: &'a C, level: u8) -> Self {
         let previous = ctl.get();
         let raised = previous.max(level.min(7));
@@ -54,6 +55,7 @@ impl<'a, C: IplControl> IplGuard<'a, C> {
 }
 
 impl<C: IplControl> Drop for IplGuard<'_, C> {
+    #[inline]
     fn drop(&mut self) {
         let now = self.ctl.get();
         if now != self.raised {

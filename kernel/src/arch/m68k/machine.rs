@@ -83,6 +83,7 @@ unsafe impl Bus for MachineBus {
         // 16-bit load is one bus cycle of the width the device's register defines.
         unsafe { mmio_read16(addr) as u16 }
     }
+    #[inline]
     fn read32(&self, addr: u32) -> u32 {
         // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract); a
         // load there reads the device, not memory any Rust reference covers.
@@ -98,6 +99,7 @@ unsafe impl Bus for MachineBus {
         // the store reaches the device and no RAM.
         unsafe { mmio_write16(addr, value.into()) }
     }
+    #[inline]
     fn write32(&self, addr: u32, value: u32) {
         // SAFETY: `addr` is the holder's device register (`MachineBus::new`'s contract), so
         // the store reaches the device and no RAM.
@@ -109,11 +111,13 @@ unsafe impl Bus for MachineBus {
 pub struct MachineIpl;
 
 impl IplControl for MachineIpl {
+    #[inline]
     fn get(&self) -> u8 {
         // SAFETY: the import reads SR (move from SR, privileged: the kernel runs in
         // supervisor mode) and changes nothing.
         unsafe { ipl_get() as u8 }
     }
+    #[inline]
     unsafe fn set(&self, level: u8) {
         // SAFETY: the import changes only SR's interrupt mask; what lowering it lets run is
         // the caller's obligation (this trait method's contract).
@@ -128,6 +132,7 @@ pub type IrqGuard = IplGuard<'static, MachineIpl>;
 
 /// Masks every interrupt until the guard drops. Needed around anything shared with
 /// interrupt handlers, because atomics on wasm32v1-none are plain loads and stores.
+#[inline]
 pub fn mask_interrupts() -> IrqGuard {
     IplGuard::raise(&MACHINE_IPL, 7)
 }
@@ -385,6 +390,7 @@ pub unsafe fn ttr_write(which: u32, value: u32) {
 /// Only where `cpu::Identity::cache_insns` is true (else an F-line trap). An invalidate
 /// (CINV) discards dirty lines: the caller must know that no line it covers holds data
 /// anyone needs (pushed first, or owned by a device about to overwrite it: bus_dma PREREAD).
+#[inline(always)]
 pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
     // SAFETY: the caller's contract covers the CPU and what the operation may discard.
     unsafe { machine_cache_op(kind, addr) != 0 }
@@ -392,6 +398,7 @@ pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
 
 /// A compiler barrier: an opaque call into the machine layer, across which GCC cannot move
 /// loads or stores of linear memory (toolchain.md rule 3). Every DMA sync makes one.
+#[inline(always)]
 pub fn compiler_barrier() {
     // SAFETY: an empty function.
     unsafe { barrier() }
