@@ -21,8 +21,8 @@
 
 use super::config::{feature, offset, BlkConfig};
 use super::request::{
-    self as req, header_bytes, segment_bytes, HEADER_LEN, SEGMENT_LEN, VIRTIO_BLK_ID_BYTES,
-    VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
+    self as req, segment_bytes, HEADER_LEN, HEADER_RESERVED_AT, HEADER_SECTOR_AT, HEADER_TYPE_AT,
+    SEGMENT_LEN, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
 };
 use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waiter, SECTOR};
 use crate::bus::Bus;
@@ -491,9 +491,13 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 }))?;
         let s = u32::from(slot);
         let result = (|| {
-            // Header: written by the CPU (in one write), read by the device.
-            let h = header_bytes(op.kind(), sector);
-            self.headers.write(s * SLOT_STRIDE, &h);
+            // Header: written by the CPU field by field (5.2.6), read by the device.
+            const _: () =
+                assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
+            self.headers.write_u32s_le(
+                s * SLOT_STRIDE,
+                [op.kind(), 0, sector as u32, (sector >> 32) as u32],
+            );
             crate::sync_site!(
                 "blk.header.prewrite",
                 self.headers

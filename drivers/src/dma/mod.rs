@@ -252,6 +252,10 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
         });
     }
     fn barrier(&self);
+    /// True when POSTREAD and POSTWRITE need no cache step on any CPU of this platform
+    /// (`sync_steps` plans none for them): with the auditor and the model off such a sync is
+    /// then its bounds check and a compiler barrier. They still reach both when on.
+    const POST_NOOP: bool = false;
     /// A full memory barrier as a paravirtual device sees it (Linux's `virtio_mb`, NetBSD's
     /// `paravirt_membar_sync`): every store before it is visible to a device running on
     /// another host thread before any load after it. Needed between a driver's store that
@@ -561,7 +565,7 @@ impl<P: Platform> DmaTag<P> {
     /// The sync of [offset, offset + len) of `region`: with the auditor and the model off,
     /// the bounds, the PRE/POST check, two compiler barriers and the platform's cache steps,
     /// nothing else.
-    #[inline]
+    #[inline(always)]
     fn sync_range(
         &self,
         region: &DmaRegion<P>,
@@ -734,7 +738,18 @@ impl<P: Platform> DmaRegion<P> {
 
     /// Syncs [offset, offset + len) for `ops`.
     #[track_caller]
+    #[inline(always)]
     pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
+        if P::POST_NOOP
+            && !ops.intersects(SyncOps::PRE)
+            && self.tag.flags.load(Ordering::Relaxed) == 0
+        {
+            // Nothing for the cache to do (the platform says so): the bounds, and the compiler
+            // barrier every sync is (toolchain.md rule 3).
+            self.check(offset, len)?;
+            self.tag.platform().barrier();
+            return Ok(());
+        }
         self.tag
             .sync_range(self, ops, offset, len, Location::caller())
     }
@@ -857,9 +872,12 @@ impl<P: Platform> DmaRegion<P> {
     /// auditor and the model (both off) and lies in the region; None sends it the long way.
     #[inline]
     fn direct<T>(&self, offset: u32) -> Option<*mut T> {
-        let size = core::mem::size_of::<T>() as u32;
+        let (size, align) = (
+            core::mem::size_of::<T>() as u32,
+            core::mem::align_of::<T>() as u32,
+        );
         // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
-        let fits = offset.is_multiple_of(size) && offset.checked_add(size)? <= self.len;
+        let fits = offset.is_multiple_of(align) && offset.checked_add(size)? <= self.len;
         (fits && self.tag.flags.load(Ordering::Relaxed) == 0)
             // SAFETY: `offset + size <= len`: inside this region's allocation.
             .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
@@ -930,6 +948,27 @@ impl<P: Platform> DmaRegion<P> {
             return unsafe { core::ptr::write_volatile(p, v.to_le()) };
         }
         self.write(offset, &v.to_le_bytes());
+    }
+    /// Writes `N` little-endian 32-bit words from `offset` (4-aligned): a descriptor or a
+    /// request header in one bounds check and `N` stores.
+    #[track_caller]
+    #[inline]
+    pub fn write_u32s_le<const N: usize>(&self, offset: u32, words: [u32; N]) {
+        if let Some(p) = self.direct::<[u32; N]>(offset) {
+            let p = p.cast::<u32>();
+            for (i, w) in words.into_iter().enumerate() {
+                // SAFETY: `direct` checked [offset, offset + 4N) in bounds and offset 4-aligned
+                // (the array's alignment is its element's): word i is inside and aligned.
+                unsafe { core::ptr::write_volatile(p.add(i), w.to_le()) };
+            }
+            return;
+        }
+        let mut b = [0u8; 64];
+        assert!(N <= 16, "at most 16 words per call");
+        for (i, w) in words.into_iter().enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        self.write(offset, &b[..4 * N]);
     }
     #[track_caller]
     pub fn write_u64_le(&self, offset: u32, v: u64) {
@@ -1391,6 +1430,36 @@ mod tests {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.read_u32_le(30))).is_err(),
             "out of bounds must panic"
         );
+    }
+
+    #[test]
+    fn word_writes_land_little_endian_on_both_paths() {
+        // virtio's fields are little-endian (1.2, 1.4): 0x04030201 is stored 01 02 03 04.
+        let expected = [0u8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0];
+        for audit in [false, true] {
+            let t = tag();
+            t.set_audit(audit, None);
+            let r = t.alloc("desc", 16, Direction::ToDevice, false).unwrap();
+            r.write_u32s_le(4, [0x0403_0201, 0x0807_0605]);
+            let mut got = [0u8; 16];
+            r.peek_memory(0, &mut got);
+            assert_eq!(got, expected, "audit {audit}");
+            if audit {
+                // The auditor saw the write: reading it back is no finding, pushing it to the
+                // device without a PREWRITE is one.
+                r.device_start(0, 16);
+                assert_eq!(t.audit_findings().len(), 1, "{:?}", t.audit_findings());
+            }
+            t.set_audit(false, None);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn word_writes_past_the_region_panic() {
+        let r = tag().alloc("desc", 16, Direction::ToDevice, false).unwrap();
+        r.write_u32s_le(8, [1, 2, 3]);
+        unreachable!("12 bytes at 8 of a 16-byte region: refused");
     }
 
     #[test]

@@ -168,6 +168,8 @@ unsafe impl Platform for M68kPlatform {
         }
     }
 
+    const POST_NOOP: bool = crate::arch::m68k::dma_sync::POST_SYNCS_DO_NOTHING;
+
     fn barrier(&self) {
         machine::compiler_barrier();
     }
