@@ -99,6 +99,11 @@ impl Summary {
         median(&self.mib_s)
     }
     /// (max - min) / median of IOPS, in percent.
+    /// Guest time per request in the own path (submit + completion; instructions under
+    /// `--icount`), from the first run.
+    pub fn own_per_op(&self) -> u64 {
+        self.first.submit_ns_per_op + self.first.complete_ns_per_op
+    }
     pub fn spread_pct(&self) -> f64 {
         spread(&self.iops)
     }
@@ -256,11 +261,20 @@ pub fn table(cells: &[Summary], clock: &str) -> String {
             "irqs",
             "p99 us",
             "own ns/op",
+            "own vs floor",
         ]);
     for c in cells {
         let r = &c.first;
-        let ratio = match (r.imp, floors.get(&r.floor_key())) {
-            (Impl::Driver, Some(f)) if f.iops() > 0.0 => format!("{:.2}x", c.iops() / f.iops()),
+        let floor = floors.get(&r.floor_key()).filter(|_| r.imp == Impl::Driver);
+        let ratio = match floor {
+            Some(f) if f.iops() > 0.0 => format!("{:.2}x", c.iops() / f.iops()),
+            _ => "-".into(),
+        };
+        // The driver's own path against the floor's: instructions under --icount.
+        let own_ratio = match floor {
+            Some(f) if f.own_per_op() > 0 => {
+                format!("{:.2}x", c.own_per_op() as f64 / f.own_per_op() as f64)
+            }
             _ => "-".into(),
         };
         t.add_row([
@@ -278,10 +292,11 @@ pub fn table(cells: &[Summary], clock: &str) -> String {
             format!("{:.3}", r.kicks_per_op.to_f64()),
             format!("{:.3}", r.irqs_per_op.to_f64()),
             format!("{:.1}", r.lat_p99_us.to_f64()),
-            (r.submit_ns_per_op + r.complete_ns_per_op).to_string(),
+            c.own_per_op().to_string(),
+            own_ratio,
         ]);
     }
-    for i in [3, 4, 7, 8, 9, 10, 11, 12, 13, 14] {
+    for i in [3, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
         if let Some(col) = t.column_mut(i) {
             col.set_cell_alignment(CellAlignment::Right);
         }
@@ -328,8 +343,20 @@ enum AnyBench {
     Legacy(Vec<LegacyCell>),
 }
 
-/// (key, iops, spread_pct) of every cell of a bench.json this xtask wrote.
-pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
+/// A cell of an earlier bench.json, as `--compare` needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Previous {
+    pub key: String,
+    pub iops: f64,
+    pub spread_pct: f64,
+    /// Own-path guest time per request (None in files from before it was kept).
+    pub own_per_op: Option<u64>,
+    /// Taken with `--icount`: the own path is then an exact instruction count.
+    pub icount: bool,
+}
+
+/// Every cell of a bench.json this xtask wrote.
+pub fn read_json(text: &str) -> Result<Vec<Previous>> {
     let schema = serde_json::from_str::<serde_json::Value>(text)
         .context("bench.json is not JSON")?
         .get("schema")
@@ -339,17 +366,31 @@ pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
             anyhow::bail!("bench.json has schema {v}; this xtask reads schema {SCHEMA}");
         }
     }
-    let out: Vec<(String, f64, f64)> = match serde_json::from_str::<AnyBench>(text)
+    let out: Vec<Previous> = match serde_json::from_str::<AnyBench>(text)
         .context("bench.json: not a file `cargo xtask bench` wrote (no schema 1 layout)")?
     {
-        AnyBench::Schema(f) => f
-            .cells
-            .into_iter()
-            .map(|c| (c.key, c.iops, c.spread_pct))
-            .collect(),
+        AnyBench::Schema(f) => {
+            let icount = f.meta.clock.starts_with("icount");
+            f.cells
+                .into_iter()
+                .map(|c| Previous {
+                    key: c.key,
+                    iops: c.iops,
+                    spread_pct: c.spread_pct,
+                    own_per_op: Some(c.submit_ns_per_op + c.complete_ns_per_op),
+                    icount,
+                })
+                .collect()
+        }
         AnyBench::Legacy(v) => v
             .into_iter()
-            .map(|c| (c.key, c.iops, c.spread_pct))
+            .map(|c| Previous {
+                key: c.key,
+                iops: c.iops,
+                spread_pct: c.spread_pct,
+                own_per_op: None,
+                icount: false,
+            })
             .collect(),
     };
     if out.is_empty() {
@@ -360,19 +401,35 @@ pub fn read_json(text: &str) -> Result<Vec<(String, f64, f64)>> {
     Ok(out)
 }
 
-/// Cells whose IOPS fell by more than the larger of 10% and the two runs' spreads.
-pub fn regressions(previous: &[(String, f64, f64)], now: &[Summary]) -> Vec<String> {
+/// Cells whose IOPS fell, or whose own-path guest time per request grew, by more than the
+/// noise: the larger of 10% and the two runs' IOPS spreads; for the own path of two
+/// `--icount` runs (exact instruction counts) 1%.
+pub fn regressions(previous: &[Previous], now: &[Summary], now_icount: bool) -> Vec<String> {
     let mut out = Vec::new();
     for c in now {
-        if let Some((_, old, old_spread)) = previous.iter().find(|(k, _, _)| *k == c.first.key()) {
-            let noise = 10f64.max(*old_spread).max(c.spread_pct());
-            let change = (c.iops() - old) / old.max(1.0) * 100.0;
-            if change < -noise {
+        let Some(p) = previous.iter().find(|p| p.key == c.first.key()) else {
+            continue;
+        };
+        let noise = 10f64.max(p.spread_pct).max(c.spread_pct());
+        let change = (c.iops() - p.iops) / p.iops.max(1.0) * 100.0;
+        if change < -noise {
+            out.push(format!(
+                "{}: {:.0} -> {:.0} IOPS ({change:.1}%, noise {noise:.1}%)",
+                c.first.key(),
+                p.iops,
+                c.iops()
+            ));
+        }
+        if let Some(old) = p.own_per_op.filter(|&o| o > 0) {
+            let exact = p.icount && now_icount;
+            let noise = if exact { 1.0 } else { noise };
+            let new = c.own_per_op();
+            let growth = (new as f64 - old as f64) / old as f64 * 100.0;
+            if growth > noise {
+                let unit = if exact { "instructions" } else { "ns" };
                 out.push(format!(
-                    "{}: {:.0} -> {:.0} IOPS ({change:.1}%, noise {noise:.1}%)",
-                    c.first.key(),
-                    old,
-                    c.iops()
+                    "{}: own path {old} -> {new} {unit} per request (+{growth:.1}%, noise {noise:.1}%)",
+                    c.first.key()
                 ));
             }
         }
@@ -460,14 +517,41 @@ bench done 2 cells
         assert!(e.contains("schema 2"), "{e}");
         let back = read_json(&j).unwrap();
         assert_eq!(back.len(), 2);
-        assert_eq!(back[1].1, 62251.0);
+        assert_eq!(back[1].iops, 62251.0);
+        // The log's driver line: submit 2000 + complete 1500.
+        assert_eq!(back[1].own_per_op, Some(3500));
         let mut worse = s.clone();
         worse[1].iops = vec![40000.0];
-        assert_eq!(regressions(&back, &worse).len(), 1);
-        assert!(regressions(&back, &s).is_empty());
+        assert_eq!(regressions(&back, &worse, false).len(), 1);
+        assert!(regressions(&back, &s, false).is_empty());
         // A bench.json from before the schema field still serves --compare.
         let legacy = r#"[{"key": "floor rand read bs=4096 qd=16 polled eidx=off", "iops": 100.0, "spread_pct": 1.0}]"#;
-        assert_eq!(read_json(legacy).unwrap()[0].1, 100.0);
+        let legacy = read_json(legacy).unwrap();
+        assert_eq!((legacy[0].iops, legacy[0].own_per_op), (100.0, None));
+    }
+
+    #[test]
+    fn own_path_growth_is_a_regression() {
+        let s = summarize(&[parse_log(LOG).unwrap()]);
+        let mut m = meta();
+        m.clock = "icount (-icount shift=0 -rtc clock=vm: 1 guest ns = 1 instruction)".into();
+        let exact = read_json(&json(&s, &m).unwrap()).unwrap();
+        assert!(exact.iter().all(|p| p.icount));
+        // 3500 -> 3570 instructions (+2%), IOPS unchanged: over 1% between two --icount
+        // runs, within the 10% wall-clock noise otherwise.
+        let log = LOG.replace("complete_ns_per_op=1500", "complete_ns_per_op=1570");
+        let grown = summarize(&[parse_log(&log).unwrap()]);
+        let r = regressions(&exact, &grown, true);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(
+            r[0].contains("own path 3500 -> 3570 instructions per request (+2.0%"),
+            "{r:?}"
+        );
+        assert!(regressions(&exact, &grown, false).is_empty());
+        let wall = read_json(&json(&s, &meta()).unwrap()).unwrap();
+        assert!(regressions(&wall, &grown, true).is_empty());
+        // The table shows the driver's own path against the floor's: 3500 / 1700.
+        assert!(table(&s, "rtc").contains("2.06x"), "{}", table(&s, "rtc"));
     }
 
     /// Runs a Python script with `input` on its stdin; its stdout.

@@ -867,14 +867,14 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
     if let (Some(previous), Some(compare)) = (previous, &o.compare) {
         if !cells
             .iter()
-            .any(|c| previous.iter().any(|(k, _, _)| *k == c.first.key()))
+            .any(|c| previous.iter().any(|p| p.key == c.first.key()))
         {
             return fail(format!(
                 "--compare {}: none of its cells is in this run (another matrix?)",
                 compare.display()
             ));
         }
-        let regs = bench::regressions(&previous, &cells);
+        let regs = bench::regressions(&previous, &cells, o.icount);
         if regs.is_empty() {
             println!(
                 "xtask: no regression beyond noise against {}",
