@@ -371,7 +371,9 @@ pub fn attribute(symbols: &[Symbol], blocks: &[Block]) -> (Vec<Row>, u64) {
     sorted.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.name.cmp(&b.name)));
     // Aliases (several names at one address): the first name in order.
     sorted.dedup_by_key(|s| s.start);
-    let mut by: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    // Keyed by the function's address (None: no symbol), so two functions of one name (static
+    // functions of different C files) stay apart.
+    let mut by: BTreeMap<Option<u64>, (&str, u64, u64)> = BTreeMap::new();
     let mut total = 0u64;
     for b in blocks {
         let insns = b.insns.saturating_mul(b.execs);
@@ -381,19 +383,19 @@ pub fn attribute(symbols: &[Symbol], blocks: &[Block]) -> (Vec<Row>, u64) {
             .checked_sub(1)
             .map(|i| sorted[i])
             .filter(|s| b.vaddr - s.start < s.size);
-        let (name, entry) = match sym {
-            Some(s) => (s.name.as_str(), s.start == b.vaddr),
-            None => (NO_SYMBOL, false),
+        let (key, name, entry) = match sym {
+            Some(s) => (Some(s.start), s.name.as_str(), s.start == b.vaddr),
+            None => (None, NO_SYMBOL, false),
         };
-        let e = by.entry(name).or_default();
-        e.0 = e.0.saturating_add(insns);
+        let e = by.entry(key).or_insert((name, 0, 0));
+        e.1 = e.1.saturating_add(insns);
         if entry {
-            e.1 = e.1.saturating_add(b.execs);
+            e.2 = e.2.saturating_add(b.execs);
         }
     }
     let mut rows: Vec<Row> = by
-        .into_iter()
-        .map(|(symbol, (insns, calls))| Row {
+        .into_values()
+        .map(|(symbol, insns, calls)| Row {
             symbol: symbol.to_string(),
             insns,
             calls,
@@ -416,12 +418,25 @@ pub fn table(rows: &[Row], total: u64, top: usize, requests: Option<u64>) -> Str
     t.set_header(header.clone());
     let share = |n: u64| format!("{:.1}%", n as f64 * 100.0 / total.max(1) as f64);
     let per_req = |n: u64| requests.map(|r| format!("{:.1}", n as f64 / r.max(1) as f64));
-    for r in rows.iter().take(top) {
-        let name = if r.symbol == NO_SYMBOL {
-            r.symbol.clone()
-        } else {
-            display_name(&r.symbol)
-        };
+    let shown: Vec<String> = rows
+        .iter()
+        .take(top)
+        .map(|r| {
+            if r.symbol == NO_SYMBOL {
+                r.symbol.clone()
+            } else {
+                display_name(&r.symbol)
+            }
+        })
+        .collect();
+    for (r, shown_name) in rows.iter().take(top).zip(&shown) {
+        // Two functions shown alike (wasm's `memset` and the runtime's): the raw name too.
+        let name =
+            if shown.iter().filter(|n| *n == shown_name).count() > 1 && *shown_name != r.symbol {
+                format!("{shown_name} ({})", r.symbol)
+            } else {
+                shown_name.clone()
+            };
         let per_call = if r.calls == 0 {
             "-".to_string()
         } else {
@@ -617,6 +632,40 @@ mod tests {
             .map(|r| (r.symbol.as_str(), r.insns, r.calls))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn functions_of_one_name_stay_apart_and_are_told_apart() {
+        let symbols = [
+            sym(0x1000, 0x10, "w2c_memset"),
+            sym(0x2000, 0x10, "memset"),
+            sym(0x3000, 0x10, "hash"),
+            sym(0x4000, 0x10, "hash"),
+        ];
+        let blocks = [
+            block(0x1000, 2, 3),
+            block(0x2000, 5, 1),
+            block(0x3000, 1, 1),
+            block(0x4004, 7, 1),
+        ];
+        let (rows, total) = attribute(&symbols, &blocks);
+        assert_eq!(total, 6 + 5 + 1 + 7);
+        let got: Vec<(&str, u64, u64)> = rows
+            .iter()
+            .map(|r| (r.symbol.as_str(), r.insns, r.calls))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("hash", 7, 0),
+                ("w2c_memset", 6, 3),
+                ("memset", 5, 1),
+                ("hash", 1, 1)
+            ]
+        );
+        let t = table(&rows, total, 10, None);
+        assert!(t.contains("| memset (w2c_memset) "), "{t}");
+        assert!(t.contains("| memset "), "{t}");
     }
 
     #[test]
