@@ -438,8 +438,8 @@ fn run_selftests(opts: &Options) -> (bool, bool) {
     };
     let bench_ok = match opts.bench {
         cmdline::Bench::None => true,
-        cmdline::Bench::Quick => bench::run(bench::Matrix::Quick),
-        cmdline::Bench::Full => bench::run(bench::Matrix::Full),
+        cmdline::Bench::Quick => bench::run(bench::Matrix::Quick, opts.bench_cell),
+        cmdline::Bench::Full => bench::run(bench::Matrix::Full, opts.bench_cell),
     };
     (tests_ok, bench_ok)
 }

@@ -258,6 +258,88 @@ impl fmt::Display for Done {
     }
 }
 
+/// Prints `bench window ns=N` after a cell: the guest time from just before the cell's start
+/// marker (`machine::profile_cell_begin`) to just after its end marker, setup and teardown
+/// included (ns; instructions under `-icount shift=0`). `cargo xtask profile` compares it with
+/// the instructions its plugin counted between the markers.
+pub struct Window {
+    /// Guest time across the markers (ns).
+    pub ns: u64,
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}window ns={}", self.ns)
+    }
+}
+
+/// One benchmark cell named by its key fields, in record order, separated by commas:
+/// `impl,pattern,op,bs,qd,mode,event_idx`, e.g. `driver,rand,read,4096,1,intr,on` (the
+/// kernel option `bench_cell=` and `cargo xtask profile --cell` take this text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CellSpec {
+    pub imp: Impl,
+    pub pattern: Pattern,
+    pub op: Op,
+    /// Bytes per request.
+    pub bs: u64,
+    /// Requests kept in flight.
+    pub qd: u64,
+    pub mode: Mode,
+    pub event_idx: bool,
+}
+
+/// The shape of a cell spec, for error messages.
+pub const CELL_SPEC_SHAPE: &str =
+    "impl,pattern,op,bs,qd,mode,event_idx (e.g. driver,rand,read,4096,1,intr,on)";
+
+impl CellSpec {
+    /// Parses exactly the form `Display` prints: seven fields, each a word of its key or a
+    /// decimal integer; None for anything else.
+    pub fn parse(text: &str) -> Option<CellSpec> {
+        let mut f = text.split(',');
+        let spec = CellSpec {
+            imp: Impl::from_word(f.next()?)?,
+            pattern: Pattern::from_word(f.next()?)?,
+            op: Op::from_word(f.next()?)?,
+            bs: parse_uint(f.next()?)?,
+            qd: parse_uint(f.next()?)?,
+            mode: Mode::from_word(f.next()?)?,
+            event_idx: on_off_word(f.next()?)?,
+        };
+        f.next().is_none().then_some(spec)
+    }
+
+    /// The spec of the cell a record measured.
+    pub fn of(r: &Record) -> CellSpec {
+        CellSpec {
+            imp: r.imp,
+            pattern: r.pattern,
+            op: r.op,
+            bs: r.bs,
+            qd: r.qd,
+            mode: r.mode,
+            event_idx: r.event_idx,
+        }
+    }
+}
+
+impl fmt::Display for CellSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{},{},{},{},{},{},{}",
+            self.imp,
+            self.pattern,
+            self.op,
+            self.bs,
+            self.qd,
+            self.mode,
+            on_off(self.event_idx)
+        )
+    }
+}
+
 /// A benchmark line, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
@@ -270,6 +352,10 @@ pub enum Line<'a> {
     Error(&'a str),
     Done {
         cells: u64,
+    },
+    /// `bench window ns=N`: guest time across a cell's markers.
+    Window {
+        ns: u64,
     },
 }
 
@@ -371,6 +457,12 @@ pub fn parse_line(line: &str) -> Result<Option<Line<'_>>, ParseError<'_>> {
         return cells
             .map(|cells| Some(Line::Done { cells }))
             .ok_or(ParseError::Malformed("bench done N cells"));
+    }
+    if let Some(w) = rest.strip_prefix("window ") {
+        let ns = w.strip_prefix("ns=").and_then(parse_uint);
+        return ns
+            .map(|ns| Some(Line::Window { ns }))
+            .ok_or(ParseError::Malformed("bench window ns=N"));
     }
     Ok(None)
 }
@@ -650,6 +742,59 @@ mod tests {
             parse_line("bench done 14"),
             Err(ParseError::Malformed("bench done N cells"))
         );
+    }
+
+    #[test]
+    fn window_lines() {
+        let line = Window { ns: 1_234_567 }.to_string();
+        assert_eq!(line, "bench window ns=1234567");
+        assert_eq!(parse_line(&line), Ok(Some(Line::Window { ns: 1_234_567 })));
+        for bad in ["bench window 12", "bench window ns=", "bench window ns=-1"] {
+            assert_eq!(
+                parse_line(bad),
+                Err(ParseError::Malformed("bench window ns=N")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cell_specs_round_trip_and_refuse_anything_else() {
+        let s = CellSpec::parse("driver,rand,read,4096,1,intr,on").unwrap();
+        assert_eq!(
+            s,
+            CellSpec {
+                imp: Impl::Driver,
+                pattern: Pattern::Rand,
+                op: Op::Read,
+                bs: 4096,
+                qd: 1,
+                mode: Mode::Intr,
+                event_idx: true,
+            }
+        );
+        assert_eq!(s.to_string(), "driver,rand,read,4096,1,intr,on");
+        let f = CellSpec::parse("floor,seq,getid,20,1,polled,off").unwrap();
+        assert_eq!(CellSpec::parse(&f.to_string()), Some(f));
+        // The spec of a record is its key fields.
+        assert_eq!(
+            CellSpec::of(&readme_record()).to_string(),
+            "driver,rand,read,4096,16,intr,on"
+        );
+        for bad in [
+            "",
+            "driver",
+            "driver,rand,read,4096,1,intr",
+            "driver,rand,read,4096,1,intr,on,",
+            "driver,rand,read,4096,1,intr,on,x",
+            "driver,rand,read,4k,1,intr,on",
+            "driver,rand,read,4096,-1,intr,on",
+            "driver,rand,read,4096,1,interrupt,on",
+            "Driver,rand,read,4096,1,intr,on",
+            "driver rand read 4096 1 intr on",
+        ] {
+            assert_eq!(CellSpec::parse(bad), None, "{bad}");
+        }
     }
 
     fn error_of(line: &str) -> String {

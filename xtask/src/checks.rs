@@ -341,6 +341,25 @@ pub const CHECKS: &[Check] = &[
             ],
         )
     },
+    // bench_cell= (cargo xtask profile) names one cell: one the matrix lacks is refused by
+    // name (with the cells it has), and so is text that is no cell at all.
+    Check {
+        setup: Setup::Scratch,
+        ..fault(
+            "bench_cell naming no cell of the matrix is refused",
+            "m68040",
+            "test=none bench_cell=driver,rand,read,512,1,intr,on",
+            &[
+                "bench: bench_cell=driver,rand,read,512,1,intr,on names no cell of the quick matrix; its cells: floor,rand,read,4096,1,polled,off",
+            ],
+        )
+    },
+    fault(
+        "bench_cell that is no cell spec is refused",
+        "m68040",
+        "bench_cell=driver,rand,read",
+        &["bad value 'driver,rand,read' for bench_cell: expected impl,pattern,op,bs,qd,mode,event_idx"],
+    ),
     Check {
         setup: Setup::ScratchPlusUnpinned,
         ..passes(

@@ -4,6 +4,7 @@
 
 use crate::qemu::{Disk, DEFAULT_TIMEOUT};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use console_proto::bench::CellSpec;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,6 +52,41 @@ pub enum Command {
     /// Each bus_dma sync call site of the request path left out in turn, and what caught it:
     /// the host tests, then a guest run (auditor and 68040 cache model on)
     Mutants(MutantsArgs),
+    /// Guest instructions per kernel function over one benchmark cell (or a whole boot),
+    /// counted by a QEMU plugin: table, target/profile/
+    Profile(ProfileArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// The benchmark cell: impl,pattern,op,bs,qd,mode,event_idx (e.g.
+    /// driver,rand,read,4096,1,intr,on), run alone; without it, the whole boot
+    #[arg(long, value_name = "SPEC", value_parser = cell_spec)]
+    pub cell: Option<CellSpec>,
+    /// Kernel command line of a whole-boot profile (default: test=all; not with --cell)
+    #[arg(long, value_name = "TEXT", conflicts_with = "cell")]
+    pub append: Option<String>,
+    /// Functions listed, most instructions first (the others in one row)
+    #[arg(long, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+    /// CPU model
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
+    pub cpu: Cpu,
+    /// -icount shift=0 -rtc clock=vm: the same counts every run, guest time in instructions
+    #[arg(long)]
+    pub icount: bool,
+    /// Wall-clock limit for the QEMU run, at least 1
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+fn cell_spec(s: &str) -> Result<CellSpec, String> {
+    CellSpec::parse(s).ok_or_else(|| {
+        format!(
+            "'{s}' is not a cell: expected {}",
+            console_proto::bench::CELL_SPEC_SHAPE
+        )
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -296,6 +332,8 @@ mod tests {
             vec!["bench", "--cpu"],
             vec!["bench", "--qemu"],
             vec!["mutants", "--site"],
+            vec!["profile", "--cell"],
+            vec!["profile", "--append"],
             vec!["--qemu"],
         ] {
             let mut args: Vec<OsString> = std::iter::once("xtask")
@@ -334,6 +372,16 @@ mod tests {
             vec!["bench", "--compare", ""],
             vec!["bench", "--cpu", "m68k"],
             vec!["bench", "--timeout", "0"],
+            vec!["profile", "--cell", ""],
+            vec!["profile", "--cell", "driver,rand,read,4096,1,intr"],
+            vec!["profile", "--top", "0"],
+            vec![
+                "profile",
+                "--cell",
+                "floor,rand,read,4096,1,polled,off",
+                "--append",
+                "test=none",
+            ],
             vec![""],
             vec![],
             vec!["run", "--bogus"],

@@ -13,6 +13,7 @@ mod machine_code;
 mod mutants;
 mod pipeline;
 mod plot;
+mod profile;
 mod qemu;
 mod rewrite;
 mod scratch;
@@ -20,7 +21,7 @@ mod seed_live;
 
 use bench::CellKey as _;
 use clap::Parser as _;
-use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, TestArgs};
+use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, ProfileArgs, TestArgs};
 use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
@@ -93,6 +94,7 @@ fn dispatch(command: Cmd) -> Result<bool> {
         Cmd::Gdb(boot) => cmd_gdb(boot),
         Cmd::Bench(args) => cmd_bench(args),
         Cmd::Mutants(args) => cmd_mutants(args),
+        Cmd::Profile(args) => cmd_profile(args).map(|()| true),
     }
 }
 
@@ -556,6 +558,21 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         }
     }
 
+    // 6. the profiler: plugin counts against QEMU's own instruction count (unfiltered runs)
+    if o.filter.is_none() {
+        let label = format!("check profile {PROFILE_CHECK_CELL} -icount");
+        match check_profile(&elf)? {
+            None => {
+                passed += 1;
+                eprintln!("xtask: {label} ... ok");
+            }
+            Some(why) => {
+                eprintln!("\nxtask: {label}: FAILED\n  {why}");
+                failed.push(label);
+            }
+        }
+    }
+
     for f in &failed {
         eprintln!("xtask: FAILED: {f}");
     }
@@ -889,6 +906,181 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// What a profile run found.
+struct Profiled {
+    /// Per function, most instructions first.
+    rows: Vec<profile::Row>,
+    /// Guest instructions counted (in the cell's window, or the whole boot).
+    total: u64,
+    /// The cell's record and window line, when a cell was profiled.
+    cell: Option<profile::CellRun>,
+}
+
+/// Boots under QEMU with the profile plugin (built for this QEMU's plugin API) and attributes
+/// its counts to kernel.elf's functions. For a cell: `bench_cell=` runs it alone, the plugin
+/// counts between the marker functions, and both markers must have run exactly once.
+fn run_profile(elf: &Path, o: &ProfileArgs) -> Result<Profiled> {
+    let paths = Paths::new();
+    let out_dir = paths.root.join("target/profile");
+    let so = profile::plugin_for(&paths.root, &out_dir)?;
+    let symbols = profile::read_symbols(elf)?;
+    let window = match o.cell {
+        Some(_) => Some((
+            profile::address_of(&symbols, profile::BEGIN_MARKER)?,
+            profile::address_of(&symbols, profile::END_MARKER)?,
+        )),
+        None => None,
+    };
+    let scratch = ScratchDisks::create()?;
+    let append = match &o.cell {
+        Some(spec) => format!("test=none bench_cell={spec} {}", scratch.option()),
+        None => with_default(
+            o.append.as_deref().unwrap_or("test=all"),
+            "disks",
+            &scratch.slots(),
+        ),
+    };
+    let dump_path = scratch.dir.path().join("profile.txt");
+    let mut q = Qemu {
+        cpu: o.cpu.name().to_string(),
+        append,
+        disks: scratch.disks.clone(),
+        timeout: Duration::from_secs(o.timeout),
+        ..Qemu::default()
+    };
+    q.extra = profile::plugin_args(&so, &dump_path, window)?;
+    if o.icount {
+        q.extra
+            .extend(["-icount", "shift=0", "-rtc", "clock=vm"].map(String::from));
+    }
+    eprintln!("xtask: profile: {}", q.command_line(elf)?);
+    let out = q.run(elf, false)?;
+    let log = out_dir.join("console.log");
+    std::fs::write(&log, &out.console)
+        .with_context(|| format!("cannot write {}", log.display()))?;
+    if out.status != Some(0) {
+        if let Some(msg) = profile::plugin_refused(&out.stderr) {
+            return fail(format!(
+                "QEMU did not run the profile plugin ({}):
+{msg}",
+                so.display()
+            ));
+        }
+        explain_failure("profile", elf, &q, &out, None);
+        return fail("the profiled run failed (above)");
+    }
+    let text = std::fs::read_to_string(&dump_path).with_context(|| {
+        format!(
+            "the profile plugin wrote no {} (QEMU's messages: {:?})",
+            dump_path.display(),
+            out.stderr.trim()
+        )
+    })?;
+    let dump = profile::parse_dump(&text).map_err(|e| anyhow!("the plugin's profile: {e}"))?;
+    let cell = match &o.cell {
+        Some(spec) => {
+            if dump.window != Some((1, 1)) {
+                return fail(format!(
+                    "the cell markers ran {:?} (begin, end) times, not once each: the window is not one cell",
+                    dump.window
+                ));
+            }
+            Some(profile::cell_run(&out.console, spec).map_err(|e| anyhow!("{e}"))?)
+        }
+        None => None,
+    };
+    let (rows, total) = profile::attribute(&symbols, &dump.blocks);
+    Ok(Profiled { rows, total, cell })
+}
+
+fn cmd_profile(o: ProfileArgs) -> Result<()> {
+    deps::ensure(&[Need::Build, Need::Run])?;
+    let elf = build()?;
+    let p = run_profile(&elf, &o)?;
+    let bin = qemu::binary()?;
+    let what = match &o.cell {
+        Some(spec) => format!("cell {spec}"),
+        None => "whole boot".to_string(),
+    };
+    let mut text = format!(
+        "profile of {what}: QEMU {}, -cpu {}, {}\n\n",
+        bin.version,
+        o.cpu.name(),
+        if o.icount {
+            "-icount shift=0 -rtc clock=vm"
+        } else {
+            "no -icount"
+        }
+    );
+    let requests = p.cell.as_ref().map(|c| c.record.ops);
+    text.push_str(&profile::table(&p.rows, p.total, o.top as usize, requests));
+    text.push('\n');
+    if let Some(c) = &p.cell {
+        text.push_str(&format!(
+            "\n{} instructions / {} requests = {:.1} instructions per request; guest time \
+             across the markers {} ns, of it the measured loop {} ns\n",
+            p.total,
+            c.record.ops,
+            p.total as f64 / c.record.ops.max(1) as f64,
+            c.window_ns,
+            c.record.ns
+        ));
+    }
+    print!("{text}");
+    let out_dir = Paths::new().root.join("target/profile");
+    let file = out_dir.join("profile.txt");
+    std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "xtask: also in {}; the console in {}",
+        file.display(),
+        out_dir.join("console.log").display()
+    );
+    Ok(())
+}
+
+/// The cell `cargo xtask test` profiles: polled (so guest time is all instructions under
+/// -icount) and small.
+const PROFILE_CHECK_CELL: &str = "floor,rand,read,4096,1,polled,off";
+
+/// `cargo xtask test`'s profile check: the plugin's count between the markers equals QEMU's
+/// own -icount clock across them (as the guest read it), the window holds the cell's
+/// measured loop, and its edges are the markers: the begin marker's entry counted once, the
+/// end marker not at all.
+fn check_profile(elf: &Path) -> Result<Option<String>> {
+    let o = ProfileArgs {
+        cell: console_proto::bench::CellSpec::parse(PROFILE_CHECK_CELL),
+        append: None,
+        top: 1,
+        cpu: Cpu::M68040,
+        icount: true,
+        timeout: 300,
+    };
+    let p = match run_profile(elf, &o) {
+        Ok(p) => p,
+        Err(e) if e.chain().any(|c| c.is::<qemu::Interrupted>()) => return Err(e),
+        Err(e) => return Ok(Some(format!("{e:#}"))),
+    };
+    let Some(cell) = &p.cell else {
+        return Ok(Some("no cell record".into()));
+    };
+    if let Err(e) = profile::check_icount(p.total, cell.window_ns) {
+        return Ok(Some(e));
+    }
+    if p.total < cell.record.ns {
+        return Ok(Some(format!(
+            "the plugin counted {} instructions, fewer than the measured loop's {} ns inside the window",
+            p.total, cell.record.ns
+        )));
+    }
+    let calls = |name: &str| p.rows.iter().find(|r| r.symbol == name).map(|r| r.calls);
+    match (calls(profile::BEGIN_MARKER), calls(profile::END_MARKER)) {
+        (Some(1), None) => Ok(None),
+        (b, e) => Ok(Some(format!(
+            "the window's edges: begin marker called {b:?} times, end marker {e:?} (expected 1 and none)"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -338,14 +338,19 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
 /// (bit 15 and bits 9-3 zero) with bit 10 (64-bit) set (MC68000 family programmer's
 /// reference manual). Every even offset is tried, not just objdump's instruction boundaries:
 /// a linear disassembly loses step after the jump tables GCC puts in .text, and could hide
-/// an instruction behind one. On the -m68020-60 kernel nothing else matches (checked).
+/// an instruction behind one. One look-alike is skipped: the low half of an absolute long
+/// address right after an opcode whose effective-address field (bits 5-0) is `abs.l` (mode 7,
+/// register 1: `jsr`, `jmp`, `pea`, `lea`, `subq`, `tst`...), as in `jsr wasm_rt_trap` once
+/// that function sat at 0x00144c60 and a `moveq #1,%d2` (0x7401) followed: `4eb9 0014 4c60
+/// 7401`. On the -m68020-60 kernel nothing else matches (checked).
 pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
     let word = |i: usize| u16::from_be_bytes([code[i], code[i + 1]]);
     (0..code.len().saturating_sub(3))
         .step_by(2)
         .filter(|&i| {
             let (op, ext) = (word(i), word(i + 2));
-            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0
+            let address_low_half = i >= 4 && word(i - 4) & 0x003f == 0x0039;
+            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0 && !address_low_half
         })
         .map(|i| addr + i as u32)
         .collect()
@@ -483,6 +488,14 @@ mod tests {
         // Not an extension word of the mul/div format (bit 15 or bits 9-3 set).
         assert!(wide_muldiv(0, &words(&[0x4c01, 0x8403, 0x4c01, 0x2408])).is_empty());
         assert!(wide_muldiv(0, &words(&[0x4c01])).is_empty());
+        // `jsr 0x00144c60; moveq #1,%d2`: an address, not a divide; the same words after an
+        // opcode without an abs.l operand (`nop; nop`) are one.
+        assert!(wide_muldiv(0, &words(&[0x4eb9, 0x0014, 0x4c60, 0x7401])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x53b9, 0x0015, 0x4c60, 0x7401])).is_empty());
+        assert_eq!(
+            wide_muldiv(0, &words(&[0x4e71, 0x4e71, 0x4c60, 0x7401])),
+            [4]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::arch::m68k::cache::Mode as CacheMode;
 use crate::arch::m68k::cpu::Model;
 use crate::arch::m68k::dma_sync::CpuCache;
+use console_proto::bench::{CellSpec, CELL_SPEC_SHAPE};
 use core::fmt;
 use drivers::dma::PostRead;
 use drivers::virtio::queue::UsedSync;
@@ -93,6 +94,9 @@ pub struct Options<'a> {
     pub disks: u128,
     /// The block I/O benchmark to run after the tests.
     pub bench: Bench,
+    /// Only this cell of the benchmark's matrix (`cargo xtask profile`); alone, it implies
+    /// `bench=quick`.
+    pub bench_cell: Option<CellSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +135,7 @@ impl Default for Options<'_> {
             dma_mutant: None,
             disks: 0,
             bench: Bench::None,
+            bench_cell: None,
         }
     }
 }
@@ -196,6 +201,11 @@ pub const SPECS: &[Spec] = &[
         help: "after the tests, benchmark the scratch disk in slot 0 (log format in the README)",
     },
     Spec {
+        key: "bench_cell",
+        values: CELL_SPEC_SHAPE,
+        help: "run only this cell of the bench= matrix (quick if bench= is not given), between the profile markers (cargo xtask profile); a spec naming no cell of it is refused",
+    },
+    Spec {
         key: "dma_bug",
         values: "none | drop-preread",
         help: "break driver paths on purpose: leave out the PREREAD before each new read phase",
@@ -219,6 +229,11 @@ pub enum Error<'a> {
     UnknownKey(&'a str),
     /// The same key given more than once.
     Duplicate(&'static str),
+    /// `key` is given, but not the other option it needs.
+    Needs {
+        key: &'static str,
+        needs: &'static str,
+    },
     BadValue {
         key: &'static str,
         value: &'a str,
@@ -232,6 +247,7 @@ impl fmt::Display for Error<'_> {
             Error::NotKeyValue(t) => write!(f, "'{t}' is not of the form key=value"),
             Error::UnknownKey(k) => write!(f, "unknown option '{k}'"),
             Error::Duplicate(k) => write!(f, "option '{k}' given more than once"),
+            Error::Needs { key, needs } => write!(f, "option '{key}' needs {needs}"),
             Error::BadValue {
                 key,
                 value,
@@ -318,6 +334,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(bad()),
                 }
             }
+            "bench_cell" => opts.bench_cell = Some(CellSpec::parse(value).ok_or_else(bad)?),
             "disks" => {
                 let mut mask = 0u128;
                 for item in value.split(',') {
@@ -380,6 +397,22 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                 })
             }
             _ => unreachable!("every key in SPECS has a parser"),
+        }
+    }
+    if opts.bench_cell.is_some() {
+        let bench_given = SPECS
+            .iter()
+            .position(|s| s.key == "bench")
+            .is_some_and(|i| seen & (1 << i) != 0);
+        match (opts.bench, bench_given) {
+            // The cell alone: taken from the quick matrix, with its budget.
+            (Bench::None, false) => opts.bench = Bench::Quick,
+            (Bench::None, true) => return Err(Error::Needs {
+                key: "bench_cell",
+                needs:
+                    "bench=quick or bench=full (the matrix the cell is taken from), not bench=none",
+            }),
+            _ => {}
         }
     }
     Ok(opts)
@@ -529,13 +562,47 @@ mod tests {
                 "fault" => "fault=panic".into(),
                 "cache" => "cache=off".into(),
                 "log" => "log=info".into(),
-                "bench" => "bench=none".into(),
+                "bench" => "bench=quick".into(),
+                "bench_cell" => "bench_cell=floor,seq,getid,20,1,polled,off".into(),
                 "vq_sync" => "vq_sync=corrected".into(),
                 "dma_mutant" => "dma_mutant=none".into(),
                 k => panic!("no sample value for {k}"),
             })
             .collect();
         assert!(parse(&all.join(" ")).is_ok());
+    }
+
+    #[test]
+    fn bench_cell_names_one_cell_and_needs_a_matrix() {
+        let o = parse("bench=quick bench_cell=driver,rand,read,4096,1,intr,on").unwrap();
+        assert_eq!(
+            o.bench_cell.map(|c| std::format!("{c}")).as_deref(),
+            Some("driver,rand,read,4096,1,intr,on")
+        );
+        assert_eq!(o.bench, Bench::Quick);
+        // Either order.
+        assert!(parse("bench_cell=floor,rand,read,4096,1,polled,off bench=full").is_ok());
+        // Alone, the cell comes from the quick matrix; bench=none contradicts it.
+        let alone = parse("bench_cell=floor,rand,read,4096,1,polled,off").unwrap();
+        assert_eq!(alone.bench, Bench::Quick);
+        let e = parse("bench=none bench_cell=floor,rand,read,4096,1,polled,off").unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Needs {
+                key: "bench_cell",
+                ..
+            }
+        ));
+        assert!(std::format!("{e}").contains("needs bench=quick"), "{e}");
+        let e = parse("bench=quick bench_cell=driver,rand,read,4k,1,intr,on").unwrap_err();
+        assert!(matches!(
+            e,
+            Error::BadValue {
+                key: "bench_cell",
+                ..
+            }
+        ));
+        assert!(std::format!("{e}").contains("impl,pattern,op,bs,qd,mode,event_idx"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use console_proto::bench::{self as line, Fixed, Impl, Op as BenchOp, Pattern, Record};
+use console_proto::bench::{self as line, CellSpec, Fixed, Impl, Op as BenchOp, Pattern, Record};
 use drivers::blk::request::{self as req, header_bytes, HEADER_LEN, HEADER_SECTOR_AT};
 use drivers::blk::virtio_blk::{Op, OpenOptions};
 use drivers::blk::{BlkError, CompletionMode, SECTOR};
@@ -46,6 +46,24 @@ struct Cell {
     qd: usize,
     mode: CompletionMode,
     event_idx: bool,
+}
+
+impl Cell {
+    /// The cell's name as `bench_cell=` takes it.
+    fn spec(&self) -> CellSpec {
+        CellSpec {
+            imp: self.imp,
+            pattern: self.pattern,
+            op: self.op,
+            bs: u64::from(self.bs),
+            qd: self.qd as u64,
+            mode: match self.mode {
+                CompletionMode::Interrupt => line::Mode::Intr,
+                CompletionMode::Polled => line::Mode::Polled,
+            },
+            event_idx: self.event_idx,
+        }
+    }
 }
 
 struct Budget {
@@ -606,8 +624,11 @@ fn log_line(cell: &Cell, r: &mut Measured) {
     println!("{record}");
 }
 
-/// Runs the matrix on the scratch disk in slot 0; false if a cell failed.
-pub fn run(matrix: Matrix) -> bool {
+/// Runs the matrix (only the cell `only` names, when given) on the scratch disk in slot 0;
+/// false if a cell failed or `only` names no cell of the matrix. Each cell runs between the
+/// profile markers (`machine::profile_mark_cell_begin`/`end`) and is followed by a
+/// `bench window ns=N` line: the guest time across them.
+pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
     let disks = crate::kern::boot::options().disks;
     let Some(info) = crate::board::virt::virtio_probe::devices()
         .find(|d| d.slot == 0 && d.device_id == 2 && disks & 1 != 0)
@@ -628,7 +649,26 @@ pub fn run(matrix: Matrix) -> bool {
             ops: 200_000,
         },
     };
-    let all = cells(matrix);
+    let mut all = cells(matrix);
+    if let Some(spec) = only {
+        all.retain(|c| c.spec() == spec);
+        if all.is_empty() {
+            let names: Vec<String> = cells(matrix)
+                .iter()
+                .map(|c| format!("{}", c.spec()))
+                .collect();
+            println!(
+                "bench: bench_cell={spec} names no cell of the {} matrix; its cells: {}",
+                if matrix == Matrix::Quick {
+                    "quick"
+                } else {
+                    "full"
+                },
+                names.join(" ")
+            );
+            return false;
+        }
+    }
     let mut ok = true;
     for (n, cell) in all.iter().enumerate() {
         println!(
@@ -638,12 +678,21 @@ pub fn run(matrix: Matrix) -> bool {
                 of: all.len()
             }
         );
+        let w0 = time::now();
+        crate::arch::m68k::machine::profile_mark_cell_begin();
         let r = match cell.imp {
             Impl::Driver => run_driver(info, cell, &budget),
             Impl::Floor => run_floor(info, cell, &budget),
         };
+        crate::arch::m68k::machine::profile_mark_cell_end();
+        let window = line::Window {
+            ns: time::now() - w0,
+        };
         match r {
-            Ok(mut r) => log_line(cell, &mut r),
+            Ok(mut r) => {
+                log_line(cell, &mut r);
+                println!("{window}");
+            }
             Err(e) => {
                 println!("{}", line::Error(format_args!("{cell:?}: {e}")));
                 ok = false;

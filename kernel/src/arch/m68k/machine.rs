@@ -41,6 +41,8 @@ extern "C" {
     fn cpu_ttr_write(which: u32, value: u32);
     #[link_name = "cache_op"]
     fn machine_cache_op(kind: u32, addr: u32) -> u32;
+    fn profile_cell_begin();
+    fn profile_cell_end();
 }
 
 /// Register access through the machine layer's volatile loads and stores: a capability to
@@ -402,4 +404,19 @@ pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
 pub fn compiler_barrier() {
     // SAFETY: an empty function.
     unsafe { barrier() }
+}
+
+/// Marks the start of a benchmark cell for `cargo xtask profile`: its plugin counts guest
+/// instructions from the entry of the machine layer's `Z_machineZ_profile_cell_begin` (found
+/// by that symbol in kernel.elf) up to the entry of `Z_machineZ_profile_cell_end`. Costs a
+/// call and one store; nothing reads what it stores.
+pub fn profile_mark_cell_begin() {
+    // SAFETY: the import stores a constant to a machine-layer variable nothing reads.
+    unsafe { profile_cell_begin() }
+}
+
+/// Marks the end of a benchmark cell (see [`profile_mark_cell_begin`]).
+pub fn profile_mark_cell_end() {
+    // SAFETY: as `profile_mark_cell_begin`.
+    unsafe { profile_cell_end() }
 }
