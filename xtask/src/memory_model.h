@@ -9,17 +9,17 @@
  * under 4 GiB, so the check is "no carry out of the 32-bit address, and addr <= size - n",
  * cheaper on the m68k than wasm2c's 64-bit comparison.
  */
-static inline u16 w2k_swap16(u16 v) { return (u16)((v << 8) | (v >> 8)); }
+static inline __attribute__((always_inline)) u16 w2k_swap16(u16 v) { return (u16)((v << 8) | (v >> 8)); }
 
 /* Two 32-bit rotates: GCC's own bswap (ror.w, swap, ror.w) is slow under QEMU. */
-static inline u32 w2k_swap32(u32 v)
+static inline __attribute__((always_inline)) u32 w2k_swap32(u32 v)
 {
   u32 r8 = (v >> 8) | (v << 24);
   u32 l8 = (v << 8) | (v >> 24);
   return (r8 & 0xff00ff00u) | (l8 & 0x00ff00ffu);
 }
 
-static inline u64 w2k_swap64(u64 v)
+static inline __attribute__((always_inline)) u64 w2k_swap64(u64 v)
 {
   return ((u64)w2k_swap32((u32)v) << 32) | w2k_swap32((u32)(v >> 32));
 }

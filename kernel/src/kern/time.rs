@@ -233,13 +233,14 @@ mod clock {
     #[inline]
     pub fn now() -> Nanos {
         // The mask keeps the RTC's two-register read and the update of LAST whole.
-        let _masked = machine::mask_interrupts();
-        let raw = rtc(&RTC0_BASE).now_ns();
-        let t = raw
-            .saturating_sub(BOOT_RAW.load(Ordering::Relaxed))
-            .max(LAST.load(Ordering::Relaxed));
-        LAST.store(t, Ordering::Relaxed);
-        t
+        machine::masked(|| {
+            let raw = rtc(&RTC0_BASE).now_ns();
+            let t = raw
+                .saturating_sub(BOOT_RAW.load(Ordering::Relaxed))
+                .max(LAST.load(Ordering::Relaxed));
+            LAST.store(t, Ordering::Relaxed);
+            t
+        })
     }
 
     static RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
