@@ -691,13 +691,22 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         Ok(())
     }
 
-    /// Takes every completion: `done(token, op, result)` gets a read's data as a slice.
+    /// Takes the completions the last used->idx read announced ([`wait`](Self::wait) reads
+    /// it), reading it once if that announced none: `done(token, op, result)` gets a read's
+    /// data as a slice. Completions the device publishes meanwhile are the next call's (the
+    /// next `wait` returns at once for them): one read phase of idx per batch, not two.
     pub fn reap(
         &mut self,
         mut done: impl FnMut(u64, Op, Result<&[u8], BlkError>),
     ) -> Result<usize, BlkError> {
         let mut n = 0;
-        while let Some((slot, written)) = self.queue.pop_used()? {
+        loop {
+            let next = if n == 0 {
+                self.queue.pop_used()?
+            } else {
+                self.queue.pop_seen()?
+            };
+            let Some((slot, written)) = next else { break };
             let s = slot;
             // Header: the device has read it.
             crate::sync_site!(

@@ -622,8 +622,24 @@ impl<P: Platform> SplitQueue<P> {
     /// none. Reads used->idx only when everything it announced earlier has been taken.
     #[track_caller]
     pub fn pop_used(&mut self) -> Result<Option<(u32, u32)>, QueueError> {
+        self.pop(true)
+    }
+
+    /// As [`pop_used`](Self::pop_used), but only what the last used->idx read announced:
+    /// Ok(None) once those are taken, without a new read phase of idx (a caller that has
+    /// just read it, or will read it again before waiting, saves one per batch).
+    #[track_caller]
+    pub fn pop_seen(&mut self) -> Result<Option<(u32, u32)>, QueueError> {
+        self.pop(false)
+    }
+
+    #[track_caller]
+    fn pop(&mut self, read_idx: bool) -> Result<Option<(u32, u32)>, QueueError> {
         self.check()?;
         if self.device_used == self.last_used {
+            if !read_idx {
+                return Ok(None);
+            }
             self.refresh_used_idx()?;
             if self.device_used == self.last_used {
                 return Ok(None);

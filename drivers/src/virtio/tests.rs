@@ -476,3 +476,27 @@ fn publish_and_rearm_each_issue_the_paravirtual_barrier() {
         assert_eq!(membars(), before + 2, "enable_interrupts");
     }
 }
+
+#[test]
+fn pop_seen_takes_only_what_the_last_idx_read_announced() {
+    let mut r = rig(8, false, false);
+    for t in 0..2 {
+        add(&mut r.q, &req(2, 0x10_0000 * (t + 1)), t).unwrap();
+    }
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    // Nothing announced yet: pop_seen does not look at idx.
+    r.dev.complete(&r.q, chains[0].head, 7);
+    assert_eq!(r.q.pop_seen().unwrap(), None);
+    let reads = r.q.stats.used_idx_reads;
+    assert_eq!(r.q.pop_used().unwrap(), Some((0, 7)));
+    assert_eq!(r.q.stats.used_idx_reads, reads + 1);
+    // The second completion lands after that read: pop_seen leaves it, with no read of idx;
+    // pop_used reads idx again and takes it.
+    r.dev.complete(&r.q, chains[1].head, 9);
+    assert_eq!(r.q.pop_seen().unwrap(), None);
+    assert_eq!(r.q.stats.used_idx_reads, reads + 1);
+    assert_eq!(r.q.pop_used().unwrap(), Some((1, 9)));
+    assert_eq!(r.q.pop_used().unwrap(), None);
+    r.assert_clean();
+}
