@@ -43,12 +43,18 @@ pub fn run(opts: &Options) -> bool {
     DMA.set_audit(true, Some(crate::kern::dma::print_report));
     let mut ok = true;
     for slot in (0..128u32).filter(|s| opts.verify & (1u128 << s) != 0) {
+        // Sectors the write pass could not write (each reported): not held to the pattern.
+        let mut unwritten = Vec::new();
         if let Some(seed) = opts.verify_write {
-            ok &= write_pass(slot, seed);
+            match write_pass(slot, seed) {
+                Some(bad) => unwritten = bad,
+                None => ok = false,
+            }
         }
+        let check = opts.verify_write.map(|seed| (seed, unwritten.as_slice()));
         for (i, pass) in Pass::READ_PASSES.iter().enumerate() {
             if opts.verify_passes & (1 << i) != 0 {
-                ok &= read_pass(slot, *pass, opts.verify_write);
+                ok &= read_pass(slot, *pass, check);
             }
         }
     }
@@ -219,9 +225,10 @@ fn retry_alone(
     Ok(bad)
 }
 
-/// One read pass over the whole disk; with `seed`, each sector is also checked against the
-/// write pattern. False when the pass stopped or a sector read back wrong.
-fn read_pass(slot: u32, pass: Pass, seed: Option<u32>) -> bool {
+/// One read pass over the whole disk; with `check` (seed, sectors not written), each written
+/// sector is also checked against the write pattern. False when the pass stopped or a sector
+/// read back wrong.
+fn read_pass(slot: u32, pass: Pass, check: Option<(u32, &[u64])>) -> bool {
     let mut d = match open(slot, pass) {
         Ok(d) => d,
         Err(e) => return error(slot, pass, &e),
@@ -253,11 +260,14 @@ fn read_pass(slot: u32, pass: Pass, seed: Option<u32>) -> bool {
             Ok(bad) => bad,
             Err(e) => return error(slot, pass, &e),
         };
-        if let Some(seed) = seed {
+        if let Some((seed, unwritten)) = check {
             for s in first..first + sectors {
                 let at = ((s - first) * u64::from(SECTOR)) as usize;
                 write_pattern(seed, s, &mut expected);
-                if !bad.contains(&s) && buf[at..at + SECTOR as usize] != expected {
+                if !bad.contains(&s)
+                    && !unwritten.contains(&s)
+                    && buf[at..at + SECTOR as usize] != expected
+                {
                     say(slot, pass, Body::Mismatch { sector: s });
                     matched = false;
                 }
@@ -290,19 +300,25 @@ fn read_pass(slot: u32, pass: Pass, seed: Option<u32>) -> bool {
 }
 
 /// Writes `write_pattern(seed, sector)` over the whole disk (interrupt mode, no cache
-/// model), then flushes. False when the pass stopped.
-fn write_pass(slot: u32, seed: u32) -> bool {
+/// model), then flushes. Returns the sectors that failed alone (each reported), or None when
+/// the pass stopped.
+fn write_pass(slot: u32, seed: u32) -> Option<Vec<u64>> {
     let pass = Pass::new(Mode::Write, Model::None);
     let mut d = match open(slot, pass) {
         Ok(d) => d,
-        Err(e) => return error(slot, pass, &e),
+        Err(e) => {
+            error(slot, pass, &e);
+            return None;
+        }
     };
     let capacity = d.capacity();
     if d.read_only() {
-        return error(slot, pass, &"the disk is read-only: not written");
+        error(slot, pass, &"the disk is read-only: not written");
+        return None;
     }
     let mibs = capacity.div_ceil(SECTORS_PER_MIB);
     let mut buf = vec![0u8; (SECTORS_PER_MIB * u64::from(SECTOR)) as usize];
+    let mut unwritten = Vec::new();
     let t0 = time::now();
     for mib in 0..mibs {
         let first = mib * SECTORS_PER_MIB;
@@ -323,8 +339,12 @@ fn write_pass(slot: u32, seed: u32) -> bool {
                 &mut buf[..bytes],
             )
         });
-        if let Err(e) = result {
-            return error(slot, pass, &e);
+        match result {
+            Ok(bad) => unwritten.extend(bad),
+            Err(e) => {
+                error(slot, pass, &e);
+                return None;
+            }
         }
         if mibs > PROGRESS_MIB && (mib + 1) % PROGRESS_MIB == 0 && mib + 1 < mibs {
             say(
@@ -338,7 +358,8 @@ fn write_pass(slot: u32, seed: u32) -> bool {
         }
     }
     if let Err(e) = d.flush() {
-        return error(slot, pass, &e);
+        error(slot, pass, &e);
+        return None;
     }
     let ns = time::now() - t0;
     say(
@@ -350,5 +371,5 @@ fn write_pass(slot: u32, seed: u32) -> bool {
             mib_s: mib_s(capacity * u64::from(SECTOR), ns),
         },
     );
-    true
+    Some(unwritten)
 }

@@ -1,0 +1,481 @@
+//! `cargo xtask verify`: the host half. Checks the user's images before QEMU sees them,
+//! writes the blkdebug rules for `--inject`, and compares what the guest read (its per-MiB
+//! CRC-32 lines, `console_proto::verify`) with the same checksums computed from the image
+//! file, pass by pass; after `--write` it checks the file sector by sector against the
+//! pattern.
+
+use crate::{anyhow, fail, Result};
+use console_proto::verify::{
+    parse_line, write_pattern, Body, IoOp, Mode, Model, Pass, SECTORS_PER_MIB, SECTOR_BYTES,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// `--inject read:SECTOR[,SECTOR...]` or `write:...`: I/O errors QEMU's blkdebug injects on
+/// requests of that type covering those 512-byte sectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inject {
+    pub op: IoOp,
+    pub sectors: Vec<u64>,
+}
+
+impl Inject {
+    /// Parses `read:N[,N...]` / `write:N[,N...]` (decimal sector numbers).
+    pub fn parse(spec: &str) -> Result<Inject> {
+        let usage = || {
+            anyhow!("--inject expects read:SECTOR[,SECTOR...] or write:SECTOR[,SECTOR...] (512-byte sectors, decimal), got '{spec}'")
+        };
+        let (op, list) = spec.split_once(':').ok_or_else(usage)?;
+        let op = IoOp::from_word(op).ok_or_else(usage)?;
+        let sectors = list
+            .split(',')
+            .map(|s| {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                s.parse::<u64>().ok()
+            })
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(usage)?;
+        Ok(Inject { op, sectors })
+    }
+}
+
+/// The injected sectors of each request type, from every `--inject`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    pub read: BTreeSet<u64>,
+    pub write: BTreeSet<u64>,
+}
+
+impl Injected {
+    pub fn new(specs: &[Inject]) -> Injected {
+        let mut i = Injected::default();
+        for s in specs {
+            match s.op {
+                IoOp::Read => i.read.extend(&s.sectors),
+                IoOp::Write => i.write.extend(&s.sectors),
+            }
+        }
+        i
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+
+    fn of(&self, op: IoOp) -> &BTreeSet<u64> {
+        match op {
+            IoOp::Read => &self.read,
+            IoOp::Write => &self.write,
+        }
+    }
+
+    /// QEMU blkdebug's configuration: one rule per sector, restricted to its request type
+    /// (`iotype`), EIO every time (virtio-blk reports it as IOERR).
+    pub fn blkdebug_rules(&self) -> String {
+        let mut text = String::new();
+        for (op, event, sectors) in [
+            ("read", "read_aio", &self.read),
+            ("write", "write_aio", &self.write),
+        ] {
+            for s in sectors {
+                let _ = write!(
+                    text,
+                    "[inject-error]\nevent = \"{event}\"\niotype = \"{op}\"\nerrno = \"5\"\nsector = \"{s}\"\nonce = \"off\"\n\n"
+                );
+            }
+        }
+        text
+    }
+
+    /// Every sector lies on a disk of `sectors` sectors.
+    pub fn check_capacity(&self, file: &Path, sectors: u64) -> Result<()> {
+        for (op, set) in [("read", &self.read), ("write", &self.write)] {
+            if let Some(&s) = set.iter().find(|&&s| s >= sectors) {
+                return fail(format!(
+                    "--inject {op}:{s}: sector {s} is past the end of {} ({sectors} sectors, 0..{})",
+                    file.display(),
+                    sectors - 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `file` can be verified: a regular file of whole 512-byte sectors, at least
+/// one. Returns its size in sectors. Errors say what is wrong and what QEMU would make of it.
+pub fn check_image(file: &Path) -> Result<u64> {
+    let m = std::fs::metadata(file).map_err(|e| anyhow!("--disk {}: {e}", file.display()))?;
+    if m.is_dir() {
+        return fail(format!(
+            "--disk {}: is a directory, not a disk image",
+            file.display()
+        ));
+    }
+    if !m.is_file() {
+        return fail(format!(
+            "--disk {}: not a regular file (a raw image file is needed)",
+            file.display()
+        ));
+    }
+    let len = m.len();
+    if len < SECTOR_BYTES {
+        return fail(format!(
+            "--disk {}: {len} bytes, less than one 512-byte sector: nothing to verify",
+            file.display()
+        ));
+    }
+    if len % SECTOR_BYTES != 0 {
+        return fail(format!(
+            "--disk {}: {len} bytes is not a whole number of 512-byte sectors ({} and {} bytes over): QEMU would round it up and the last sector would read past the end of the file; cut or pad it to {} or {} bytes",
+            file.display(),
+            len / SECTOR_BYTES,
+            len % SECTOR_BYTES,
+            len / SECTOR_BYTES * SECTOR_BYTES,
+            len.div_ceil(SECTOR_BYTES) * SECTOR_BYTES
+        ));
+    }
+    Ok(len / SECTOR_BYTES)
+}
+
+/// CRC-32 (zlib's) of MiB `mib` of `file` (`sectors` long), each sector in `zeroed` counted
+/// as 512 zero bytes.
+pub fn host_crc(file: &mut std::fs::File, sectors: u64, mib: u64, zeroed: &BTreeSet<u64>) -> Result<u32> {
+    let first = mib * SECTORS_PER_MIB;
+    let n = SECTORS_PER_MIB.min(sectors.saturating_sub(first));
+    let mut buf = vec![0u8; (n * SECTOR_BYTES) as usize];
+    file.seek(SeekFrom::Start(first * SECTOR_BYTES))?;
+    file.read_exact(&mut buf)?;
+    for &s in zeroed.range(first..first + n) {
+        let at = ((s - first) * SECTOR_BYTES) as usize;
+        buf[at..at + SECTOR_BYTES as usize].fill(0);
+    }
+    Ok(crc32fast::hash(&buf))
+}
+
+/// One disk as the comparison sees it.
+pub struct Image<'a> {
+    pub slot: u32,
+    pub file: &'a Path,
+    pub sectors: u64,
+}
+
+/// What one pass over one disk came to.
+#[derive(Default, Debug)]
+struct PassResult {
+    crcs: BTreeMap<u64, u32>,
+    ioerr: Vec<(IoOp, u64, u64)>,
+    bad: BTreeMap<IoOp, BTreeSet<u64>>,
+    mismatch: BTreeSet<u64>,
+    done: Option<(u64, String)>,
+    errors: Vec<String>,
+    malformed: Vec<String>,
+}
+
+/// The comparison's outcome: its report lines, and whether everything verified.
+pub struct Verdict {
+    pub ok: bool,
+    /// One line per pass and disk, then a line per problem.
+    pub summary: Vec<String>,
+    /// A line per MiB and pass: guest and host checksums, match or MISMATCH.
+    pub per_mib: Vec<String>,
+    /// MiB/s per (disk, pass), as the guest measured it.
+    pub rates: Vec<(u32, Pass, String)>,
+}
+
+/// Compares the guest's verify lines in `console` with `images` on the host. `passes` are
+/// the passes asked for (the write pass first if any); `injected` the errors the user asked
+/// for, which are expected and excused exactly (every other sector must verify).
+pub fn compare(console: &str, images: &[Image<'_>], passes: &[Pass], injected: &Injected) -> Result<Verdict> {
+    let mut seen: BTreeMap<(u32, Pass), PassResult> = BTreeMap::new();
+    for line in console.lines() {
+        let l = match parse_line(line) {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(e) => {
+                let slot_pass = seen.entry((u32::MAX, Pass::READ_PASSES[0])).or_default();
+                slot_pass.malformed.push(format!("{e}: {line}"));
+                continue;
+            }
+        };
+        let r = seen.entry((l.disk, l.pass)).or_default();
+        match l.body {
+            Body::Crc { mib, crc32 } => {
+                if r.crcs.insert(mib, crc32).is_some() {
+                    r.malformed.push(format!("MiB {mib} reported twice"));
+                }
+            }
+            Body::IoErr { op, sector, sectors } => r.ioerr.push((op, sector, sectors)),
+            Body::Bad { op, sector } => {
+                r.bad.entry(op).or_default().insert(sector);
+            }
+            Body::Mismatch { sector } => {
+                r.mismatch.insert(sector);
+            }
+            Body::Progress { .. } => {}
+            Body::Done { sectors, mib_s, .. } => r.done = Some((sectors, mib_s.to_string())),
+            Body::Error(why) => r.errors.push(why.to_string()),
+        }
+    }
+    let mut v = Verdict {
+        ok: true,
+        summary: Vec::new(),
+        per_mib: Vec::new(),
+        rates: Vec::new(),
+    };
+    let mut problem = |v: &mut Verdict, text: String| {
+        v.ok = false;
+        v.summary.push(format!("  {text}"));
+    };
+    if let Some(r) = seen.get(&(u32::MAX, Pass::READ_PASSES[0])) {
+        for m in &r.malformed {
+            problem(&mut v, format!("malformed verify line: {m}"));
+        }
+    }
+    for img in images {
+        let mut file = std::fs::File::open(img.file)
+            .map_err(|e| anyhow!("cannot read {}: {e}", img.file.display()))?;
+        let mibs = img.sectors.div_ceil(SECTORS_PER_MIB);
+        // Each MiB's checksum without zeroed sectors, computed once for all passes.
+        let mut plain: BTreeMap<u64, u32> = BTreeMap::new();
+        for &pass in passes {
+            let empty = PassResult::default();
+            let r = seen.get(&(img.slot, pass)).unwrap_or(&empty);
+            let name = format!("disk {} ({}) pass {pass}", img.slot, img.file.display());
+            let op = if pass.mode == Mode::Write {
+                IoOp::Write
+            } else {
+                IoOp::Read
+            };
+            for m in &r.malformed {
+                problem(&mut v, format!("{name}: {m}"));
+            }
+            for e in &r.errors {
+                problem(&mut v, format!("{name}: the guest stopped the pass: {e}"));
+            }
+            // I/O errors: exactly the requests covering an injected sector of their type.
+            let want = injected.of(op);
+            let mut covered = BTreeSet::new();
+            for &(eop, sector, n) in &r.ioerr {
+                let hits: Vec<u64> = injected.of(eop).range(sector..sector + n).copied().collect();
+                if eop != op || hits.is_empty() {
+                    problem(
+                        &mut v,
+                        format!("{name}: I/O error on the {eop} of sectors {sector}..{} that no --inject asked for", sector + n),
+                    );
+                }
+                covered.extend(hits);
+            }
+            for s in want.difference(&covered) {
+                problem(
+                    &mut v,
+                    format!("{name}: injected {op} error at sector {s} was not reported"),
+                );
+            }
+            let bad = r.bad.get(&op).cloned().unwrap_or_default();
+            if bad != *want {
+                problem(
+                    &mut v,
+                    format!(
+                        "{name}: sectors failing alone {:?}, injected {:?}",
+                        bad, want
+                    ),
+                );
+            }
+            if r.bad.keys().any(|&o| o != op) {
+                problem(&mut v, format!("{name}: a failed sector of the other request type"));
+            }
+            // Read-back against the write pattern (guest side): only unwritten sectors may differ.
+            for s in r.mismatch.iter().filter(|s| !injected.write.contains(s)) {
+                problem(
+                    &mut v,
+                    format!("{name}: sector {s} read back other than the pattern written"),
+                );
+            }
+            if pass.mode == Mode::Write {
+                match &r.done {
+                    Some((_, rate)) => v.rates.push((img.slot, pass, rate.clone())),
+                    None => problem(&mut v, format!("{name}: did not finish")),
+                }
+                v.summary.push(format!(
+                    "{name}: {} sectors written{}",
+                    img.sectors,
+                    if want.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} failed as injected", want.len())
+                    }
+                ));
+                continue;
+            }
+            let mut matched = 0u64;
+            let mut mismatched = Vec::new();
+            for mib in 0..mibs {
+                let Some(&guest) = r.crcs.get(&mib) else {
+                    continue;
+                };
+                let zeroed: BTreeSet<u64> = bad
+                    .range(mib * SECTORS_PER_MIB..(mib + 1) * SECTORS_PER_MIB)
+                    .copied()
+                    .collect();
+                let host = if zeroed.is_empty() {
+                    match plain.get(&mib) {
+                        Some(&c) => c,
+                        None => {
+                            let c = host_crc(&mut file, img.sectors, mib, &zeroed)?;
+                            plain.insert(mib, c);
+                            c
+                        }
+                    }
+                } else {
+                    host_crc(&mut file, img.sectors, mib, &zeroed)?
+                };
+                let verdict = if guest == host { "match" } else { "MISMATCH" };
+                v.per_mib.push(format!(
+                    "disk={} pass={pass} mib={mib} guest={guest:08x} host={host:08x} {verdict}{}",
+                    img.slot,
+                    if zeroed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (sectors {zeroed:?} unreadable, counted as zeros)")
+                    }
+                ));
+                if guest == host {
+                    matched += 1;
+                } else {
+                    mismatched.push(mib);
+                }
+            }
+            let missing = mibs - matched - mismatched.len() as u64;
+            if r.crcs.keys().any(|&m| m >= mibs) {
+                problem(&mut v, format!("{name}: checksums for MiBs past the end of the image"));
+            }
+            for mib in &mismatched {
+                problem(
+                    &mut v,
+                    format!("{name}: MiB {mib} (sectors {}..{}) MISMATCH: the guest read other bytes than the image holds", mib * SECTORS_PER_MIB, ((mib + 1) * SECTORS_PER_MIB).min(img.sectors)),
+                );
+            }
+            if missing > 0 {
+                problem(&mut v, format!("{name}: {missing} of {mibs} MiB never reported"));
+            }
+            match &r.done {
+                Some((n, rate)) if *n == img.sectors => v.rates.push((img.slot, pass, rate.clone())),
+                Some((n, _)) => problem(
+                    &mut v,
+                    format!("{name}: the guest saw {n} sectors, the image has {}", img.sectors),
+                ),
+                None => problem(&mut v, format!("{name}: did not finish")),
+            }
+            let verified = img.sectors - bad.len() as u64;
+            v.summary.push(format!(
+                "{name}: {matched}/{mibs} MiB match, {} mismatch; {verified} of {} sectors verified{}{}",
+                mismatched.len(),
+                img.sectors,
+                if bad.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} unreadable as injected ({} I/O error request(s))",
+                        bad.len(),
+                        r.ioerr.len()
+                    )
+                },
+                r.done
+                    .as_ref()
+                    .map_or(String::new(), |(_, rate)| format!(", {rate} MiB/s"))
+            ));
+        }
+    }
+    // Lines about passes or disks nobody asked for are a guest bug.
+    for (slot, pass) in seen.keys() {
+        if *slot != u32::MAX
+            && (!passes.contains(pass) || !images.iter().any(|i| i.slot == *slot))
+        {
+            problem(&mut v, format!("lines for disk {slot} pass {pass}, which was not asked for"));
+        }
+    }
+    Ok(v)
+}
+
+/// After `--write`: every sector of `file` holds `write_pattern(seed, sector)`, except those
+/// whose writes were injected to fail (not checked). Returns the report line, or an error
+/// naming the first sectors that differ.
+pub fn check_written(file: &Path, sectors: u64, seed: u32, skip: &BTreeSet<u64>) -> Result<String> {
+    let mut f = std::fs::File::open(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
+    let mut buf = vec![0u8; (SECTORS_PER_MIB * SECTOR_BYTES) as usize];
+    let mut expected = [0u8; 512];
+    let mut wrong = Vec::new();
+    let mut checked = 0u64;
+    let mut first = 0u64;
+    while first < sectors {
+        let n = SECTORS_PER_MIB.min(sectors - first);
+        let chunk = &mut buf[..(n * SECTOR_BYTES) as usize];
+        f.read_exact(chunk)
+            .map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
+        for (i, got) in chunk.chunks_exact(SECTOR_BYTES as usize).enumerate() {
+            let s = first + i as u64;
+            if skip.contains(&s) {
+                continue;
+            }
+            write_pattern(seed, s, &mut expected);
+            if got != expected {
+                wrong.push(s);
+            }
+            checked += 1;
+        }
+        first += n;
+    }
+    if !wrong.is_empty() {
+        return fail(format!(
+            "{}: {} sector(s) do not hold the pattern written (first: {:?})",
+            file.display(),
+            wrong.len(),
+            &wrong[..wrong.len().min(10)]
+        ));
+    }
+    Ok(format!(
+        "{}: all {checked} sectors hold the pattern written (seed {seed}){}",
+        file.display(),
+        if skip.is_empty() {
+            String::new()
+        } else {
+            format!("; {} not checked (injected write errors)", skip.len())
+        }
+    ))
+}
+
+/// The kernel option `verify_pass=` for `passes` (read passes only).
+pub fn pass_option(passes: &[Pass]) -> String {
+    passes
+        .iter()
+        .filter(|p| p.mode != Mode::Write)
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The passes a run will print, in order: the write pass first with `write`.
+pub fn expected_passes(read: &[Pass], write: bool) -> Vec<Pass> {
+    let mut v = Vec::new();
+    if write {
+        v.push(Pass::new(Mode::Write, Model::None));
+    }
+    // The kernel runs them in READ_PASSES order, whatever order they were asked in.
+    v.extend(Pass::READ_PASSES.iter().filter(|p| read.contains(p)));
+    v
+}
+
+/// Parses one `--pass` value: `intr|polled` / `none|030|040`.
+pub fn parse_pass(s: &str) -> Result<Pass> {
+    match Pass::parse(s) {
+        Some(p) if p.mode != Mode::Write => Ok(p),
+        _ => fail(format!(
+            "'{s}' is not a pass: MODE/MODEL with MODE intr or polled, MODEL none, 030 or 040 (e.g. intr/none)"
+        )),
+    }
+}
