@@ -3,6 +3,8 @@
 //! option, never a panic).
 
 use crate::qemu::{Disk, DEFAULT_TIMEOUT};
+use crate::verify::Inject;
+use console_proto::verify::Pass;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +50,10 @@ pub enum Command {
     Gdb(Boot),
     /// The block I/O benchmark: table, target/bench/bench.{json,csv,svg,png}
     Bench(BenchArgs),
+    /// Read every sector of your disk images through the driver in each pass (interrupt and
+    /// polled, each DMA cache model, auditor on) and compare the guest's CRC-32 of every MiB
+    /// with the image on the host
+    Verify(VerifyArgs),
     /// Each bus_dma sync call site of the request path left out in turn, and what caught it:
     /// the host tests, then a guest run (auditor and 68040 cache model on)
     Mutants(MutantsArgs),
@@ -122,6 +128,39 @@ pub struct Boot {
     /// slots 0, 1, ...
     #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse)]
     pub disk: Vec<Disk>,
+    /// I/O errors on requests of that type covering these 512-byte sectors of every --disk
+    /// (QEMU blkdebug); repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse)]
+    pub inject: Vec<Inject>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// A raw image to verify, read-only with ",ro" (never written without --write);
+    /// repeatable: slots 0, 1, ...
+    #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse, required = true)]
+    pub disk: Vec<Disk>,
+    /// First write a pattern of (sector, --seed) over each whole disk, DESTROYING its
+    /// contents, check it as it reads back, and check the file on the host afterwards
+    #[arg(long)]
+    pub write: bool,
+    /// The seed of the --write pattern
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "write")]
+    pub seed: u32,
+    /// I/O errors on requests of that type covering these 512-byte sectors of every --disk
+    /// (QEMU blkdebug): reported as such, every other sector still verified; repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse)]
+    pub inject: Vec<Inject>,
+    /// Only these read passes, MODE/MODEL: MODE intr or polled, MODEL none, 030 or 040
+    /// [default: all six]
+    #[arg(long, value_name = "PASS[,PASS...]", value_delimiter = ',', value_parser = crate::verify::parse_pass)]
+    pub pass: Vec<Pass>,
+    /// CPU model
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
+    pub cpu: Cpu,
+    /// Wall-clock limit for the QEMU run, at least 1 [default: 120 + 1 per MiB and pass]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -157,6 +196,17 @@ pub struct BenchArgs {
     /// Wall-clock limit for one QEMU run, at least 1
     #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Benchmark this raw image instead of a scratch disk: the read cells only (it is
+    /// attached read-only) unless --write
+    #[arg(long, value_name = "FILE", value_parser = Disk::parse)]
+    pub disk: Option<Disk>,
+    /// With --disk: run the write cells too, which OVERWRITE the image
+    #[arg(long, requires = "disk")]
+    pub write: bool,
+    /// With --disk: I/O errors on requests of that type covering these sectors (QEMU
+    /// blkdebug); repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse, requires = "disk")]
+    pub inject: Vec<Inject>,
 }
 
 /// Every -cpu QEMU's virt board accepts (QEMU 7.2 and 10: `-M virt -cpu help`); the kernel

@@ -17,10 +17,11 @@ mod qemu;
 mod rewrite;
 mod scratch;
 mod seed_live;
+mod verify;
 
 use bench::CellKey as _;
 use clap::Parser as _;
-use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, TestArgs};
+use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, TestArgs, VerifyArgs};
 use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
@@ -93,6 +94,7 @@ fn dispatch(command: Cmd) -> Result<bool> {
         Cmd::Gdb(boot) => cmd_gdb(boot),
         Cmd::Bench(args) => cmd_bench(args),
         Cmd::Mutants(args) => cmd_mutants(args),
+        Cmd::Verify(args) => cmd_verify(args),
     }
 }
 
@@ -149,9 +151,43 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     for d in &q.disks {
         warn_odd_disk(&d.file);
     }
+    let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
     let out = q.run(&elf, true)?;
     Ok(report_run("run", &elf, &q, &out))
+}
+
+/// Puts every disk of `disks` (the user's, `user`) behind QEMU's blkdebug with the rules of
+/// `inject`; the rules file lives in the returned folder, which must outlive the run.
+fn attach_injected(
+    disks: &mut [qemu::Disk],
+    inject: &[verify::Inject],
+    user: bool,
+) -> Result<Option<tempfile::TempDir>> {
+    if inject.is_empty() {
+        return Ok(None);
+    }
+    if !user {
+        return fail("--inject needs --disk: it injects errors into your disks, not the scratch disks (which have their own)");
+    }
+    let injected = verify::Injected::new(inject);
+    for d in disks.iter() {
+        let len = std::fs::metadata(&d.file)
+            .map_err(|e| anyhow!("--disk {}: {e}", d.file.display()))?
+            .len();
+        injected.check_capacity(&d.file, len.div_ceil(512))?;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("m68k-xtask-inject-")
+        .tempdir()
+        .map_err(|e| anyhow!("cannot create a folder for the blkdebug rules: {e}"))?;
+    let rules = dir.path().join("blkdebug.conf");
+    std::fs::write(&rules, injected.blkdebug_rules())
+        .map_err(|e| anyhow!("cannot write {}: {e}", rules.display()))?;
+    for d in disks.iter_mut() {
+        d.blkdebug = Some(rules.clone());
+    }
+    Ok(Some(dir))
 }
 
 /// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
@@ -761,14 +797,41 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         .context("progress bar template")?
         .progress_chars("=> "),
     );
+    // The user's disk: checked before anything runs, attached read-only unless --write.
+    let user_disk = match &o.disk {
+        Some(d) => {
+            if d.read_only && o.write {
+                return fail(format!(
+                    "--write with a read-only disk ({},ro): a ,ro disk is never written",
+                    d.file.display()
+                ));
+            }
+            verify::check_image(&d.file)?;
+            let mut d = d.clone();
+            d.read_only |= !o.write;
+            let mut v = vec![d];
+            let rules = attach_injected(&mut v, &o.inject, true)?;
+            Some((v.remove(0), rules))
+        }
+        None => None,
+    };
     let mut all = Vec::new();
     for run in 1..=runs {
         let scratch = ScratchDisks::create()?;
-        q.disks = scratch.disks.clone();
+        q.disks = match &user_disk {
+            Some((d, _)) => vec![d.clone()],
+            None => scratch.disks.clone(),
+        };
         for d in &mut q.disks {
             d.aio = Some(aio.to_string());
         }
-        q.append = format!("test=none bench={matrix} {}", scratch.option());
+        q.append = match &user_disk {
+            Some(_) => format!(
+                "test=none bench={matrix} bench_disk=0{}",
+                if o.write { ",write" } else { "" }
+            ),
+            None => format!("test=none bench={matrix} {}", scratch.option()),
+        };
         bar.suspend(|| {
             eprintln!(
                 "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): {}",
@@ -791,7 +854,7 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
                         let of = bar.length().unwrap_or(0) / u64::from(runs);
                         bar.set_position((done_before + 1) * of);
                     }
-                    Ok(Some(Line::Error(_))) => bar.println(l),
+                    Ok(Some(Line::Error(_) | Line::Skip(_))) => bar.println(l),
                     _ => {}
                 }
             }) as qemu::Watch
@@ -889,6 +952,198 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// One verify as `cargo xtask verify` and its CI checks run it.
+struct VerifyPlan {
+    disks: Vec<qemu::Disk>,
+    write: Option<u32>,
+    inject: Vec<verify::Inject>,
+    /// The read passes (all six when empty).
+    passes: Vec<console_proto::verify::Pass>,
+    cpu: Cpu,
+    timeout: Option<Duration>,
+}
+
+/// What a verify found: the comparison, or why it could not be made.
+struct VerifyOutcome {
+    verdict: Option<verify::Verdict>,
+    /// Why the run failed before or besides the comparison (QEMU's exit, a host check).
+    failure: Option<String>,
+    /// Report lines from the host's own checks (the written file).
+    host_checks: Vec<String>,
+    console: String,
+}
+
+/// Checks the images and options (before anything is built), boots the kernel with
+/// `verify=`, compares its checksums with the images, and after `--write` checks the files.
+fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
+    use console_proto::verify::Pass;
+    let injected = verify::Injected::new(&plan.inject);
+    if plan.write.is_some() {
+        if let Some(d) = plan.disks.iter().find(|d| d.read_only) {
+            return fail(format!(
+                "--write with a read-only disk ({},ro): a ,ro disk is never written; drop --write or ,ro",
+                d.file.display()
+            ));
+        }
+    } else if !injected.write.is_empty() {
+        return fail("--inject write:... needs --write: without it verify never writes");
+    }
+    let mut sectors = Vec::new();
+    for d in &plan.disks {
+        let n = verify::check_image(&d.file)?;
+        injected.check_capacity(&d.file, n)?;
+        sectors.push(n);
+    }
+    let read: Vec<Pass> = if plan.passes.is_empty() {
+        Pass::READ_PASSES.to_vec()
+    } else {
+        plan.passes.clone()
+    };
+    let passes = verify::expected_passes(&read, plan.write.is_some());
+    let built;
+    let elf = match elf {
+        Some(e) => e,
+        None => {
+            deps::ensure(&[Need::Build, Need::Run])?;
+            built = build()?;
+            &built
+        }
+    };
+    let mut disks: Vec<qemu::Disk> = plan
+        .disks
+        .iter()
+        .map(|d| qemu::Disk {
+            // Attached read-only unless --write: QEMU itself refuses every write.
+            read_only: d.read_only || plan.write.is_none(),
+            ..d.clone()
+        })
+        .collect();
+    let _rules = attach_injected(&mut disks, &plan.inject, true)?;
+    let slots: Vec<String> = (0..disks.len()).map(|i| i.to_string()).collect();
+    let mib: u64 = sectors.iter().map(|s| s.div_ceil(2048)).sum();
+    let timeout = plan
+        .timeout
+        .unwrap_or(Duration::from_secs(120 + mib * passes.len() as u64));
+    let q = Qemu {
+        cpu: plan.cpu.name().to_string(),
+        append: format!(
+            "test=none verify={} verify_pass={}{} dma_audit=on cpu={}",
+            slots.join(","),
+            verify::pass_option(&read),
+            plan.write.map_or(String::new(), |s| format!(" verify_write={s}")),
+            plan.cpu.name().trim_start_matches('m')
+        ),
+        disks,
+        timeout,
+        ..Qemu::default()
+    };
+    eprintln!("xtask: {}", q.command_line(elf)?);
+    // A line per pass as it ends, and the guest's progress lines for large disks.
+    let watch = Box::new(|l: &str| {
+        use console_proto::verify::{parse_line, Body};
+        if let Ok(Some(v)) = parse_line(l) {
+            match v.body {
+                Body::Progress { mib, of } => eprintln!(
+                    "xtask: verify disk {} pass {}: {mib}/{of} MiB",
+                    v.disk, v.pass
+                ),
+                Body::Done { mib_s, .. } => eprintln!(
+                    "xtask: verify disk {} pass {}: done, {mib_s} MiB/s",
+                    v.disk, v.pass
+                ),
+                Body::Error(why) => {
+                    eprintln!("xtask: verify disk {} pass {}: {why}", v.disk, v.pass)
+                }
+                _ => {}
+            }
+        }
+    }) as qemu::Watch;
+    let out = q.run_watched(elf, false, Some(watch))?;
+    let log_dir = Paths::new().out.join("logs");
+    let _ = std::fs::create_dir_all(&log_dir);
+    let _ = std::fs::write(log_dir.join("verify.log"), &out.console);
+    let mut failure = None;
+    if out.status != Some(0) {
+        explain_failure("verify", elf, &q, &out, None);
+        failure = Some(if out.timed_out {
+            format!("QEMU did not finish within {} s", q.timeout.as_secs())
+        } else {
+            format!("QEMU exited with {:?}", out.status)
+        });
+    }
+    let images: Vec<verify::Image> = plan
+        .disks
+        .iter()
+        .zip(&sectors)
+        .enumerate()
+        .map(|(i, (d, &n))| verify::Image {
+            slot: i as u32,
+            file: &d.file,
+            sectors: n,
+        })
+        .collect();
+    let verdict = verify::compare(&out.console, &images, &passes, &injected)?;
+    let mut host_checks = Vec::new();
+    if let Some(seed) = plan.write {
+        for img in &images {
+            match verify::check_written(img.file, img.sectors, seed, &injected.write) {
+                Ok(line) => host_checks.push(line),
+                Err(e) => {
+                    host_checks.push(format!("{e:#}"));
+                    failure.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+    }
+    Ok(VerifyOutcome {
+        verdict: Some(verdict),
+        failure,
+        host_checks,
+        console: out.console,
+    })
+}
+
+fn cmd_verify(o: VerifyArgs) -> Result<bool> {
+    let plan = VerifyPlan {
+        disks: o.disk.clone(),
+        write: o.write.then_some(o.seed),
+        inject: o.inject.clone(),
+        passes: o.pass.clone(),
+        cpu: o.cpu,
+        timeout: o.timeout.map(Duration::from_secs),
+    };
+    let out = run_verify(&plan, None)?;
+    let Some(v) = &out.verdict else {
+        return Ok(false);
+    };
+    let dir = Paths::new().root.join("target/verify");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let per_mib = dir.join("per-mib.txt");
+    std::fs::write(&per_mib, v.per_mib.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", per_mib.display()))?;
+    println!("xtask: verify (every MiB of every pass in {}):", per_mib.display());
+    for l in &v.summary {
+        println!("  {l}");
+    }
+    for l in &out.host_checks {
+        println!("  host: {l}");
+    }
+    let ok = v.ok && out.failure.is_none();
+    if let Some(f) = &out.failure {
+        println!("  {f}");
+    }
+    println!(
+        "xtask: verify: {}",
+        if ok {
+            "every sector verified (errors seen: only those injected)"
+        } else {
+            "FAILED"
+        }
+    );
+    let _ = out.console;
+    Ok(ok)
 }
 
 #[cfg(test)]

@@ -62,10 +62,6 @@ impl Injected {
         i
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.read.is_empty() && self.write.is_empty()
-    }
-
     fn of(&self, op: IoOp) -> &BTreeSet<u64> {
         match op {
             IoOp::Read => &self.read,
@@ -227,7 +223,7 @@ pub fn compare(console: &str, images: &[Image<'_>], passes: &[Pass], injected: &
         per_mib: Vec::new(),
         rates: Vec::new(),
     };
-    let mut problem = |v: &mut Verdict, text: String| {
+    let problem = |v: &mut Verdict, text: String| {
         v.ok = false;
         v.summary.push(format!("  {text}"));
     };
