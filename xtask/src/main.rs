@@ -186,6 +186,8 @@ fn attach_injected(
         .map_err(|e| anyhow!("cannot write {}: {e}", rules.display()))?;
     for d in disks.iter_mut() {
         d.blkdebug = Some(rules.clone());
+        // One error per request that covers an injected sector, not per merged batch.
+        d.no_merging = true;
     }
     Ok(Some(dir))
 }

@@ -376,9 +376,10 @@ pub fn compare(console: &str, images: &[Image<'_>], passes: &[Pass], injected: &
                     String::new()
                 } else {
                     format!(
-                        ", {} unreadable as injected ({} I/O error request(s))",
+                        ", {} unreadable as injected (I/O errors on {} request(s): {})",
                         bad.len(),
-                        r.ioerr.len()
+                        r.ioerr.len(),
+                        requests_text(&r.ioerr)
                     )
                 },
                 r.done
@@ -396,6 +397,19 @@ pub fn compare(console: &str, images: &[Image<'_>], passes: &[Pass], injected: &
         }
     }
     Ok(v)
+}
+
+/// `sectors A..B, C..D` for the failed requests (the first 8).
+fn requests_text(reqs: &[(IoOp, u64, u64)]) -> String {
+    let mut t: Vec<String> = reqs
+        .iter()
+        .take(8)
+        .map(|(_, s, n)| format!("sectors {s}..{}", s + n))
+        .collect();
+    if reqs.len() > 8 {
+        t.push("...".into());
+    }
+    t.join(", ")
 }
 
 /// After `--write`: every sector of `file` holds `write_pattern(seed, sector)`, except those
