@@ -4,8 +4,8 @@
 
 use crate::qemu::{Disk, DEFAULT_TIMEOUT};
 use crate::verify::Inject;
-use console_proto::verify::Pass;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use console_proto::verify::Pass;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -169,6 +169,9 @@ pub struct TestArgs {
     /// one-insn-per-tb, cache-model or whole-boot runs
     #[arg(value_name = "FILTER", value_parser = filter)]
     pub filter: Option<String>,
+    /// Only the checks of `verify` and `bench --disk` against QEMU (step 6), for working on them
+    #[arg(long, hide = true, conflicts_with = "filter")]
+    pub verify_checks_only: bool,
     #[command(flatten)]
     pub machine: Machine,
 }

@@ -353,6 +353,28 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
     let paths = Paths::new();
     let mut passed = 0u32;
     let mut failed = Vec::<String>::new();
+    if o.verify_checks_only {
+        let elf = build()?;
+        for (label, why) in verify_checks(&elf)? {
+            match why {
+                None => passed += 1,
+                Some(why) => failed.push(format!("check {label}: {why}")),
+            }
+            eprintln!(
+                "xtask: check {label} ... {}",
+                if failed.len() as u32 + passed > passed {
+                    "see below"
+                } else {
+                    "ok"
+                }
+            );
+        }
+        for f in &failed {
+            eprintln!("xtask: FAILED: {f}");
+        }
+        println!("xtask: {} passed, {} failed", passed, failed.len());
+        return Ok(failed.is_empty());
+    }
 
     // 1. host unit tests
     eprintln!("xtask: host unit tests");
@@ -592,6 +614,28 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
                 failed.push("check benchmark".into());
             }
         }
+    }
+
+    // 6. verify and bench on a user's disk (issue #12): checksums against python's zlib,
+    // a one-byte mismatch, injected errors, the write round trip, nothing written unasked.
+    if o.filter.is_none() {
+        let started = Instant::now();
+        for (label, why) in verify_checks(&elf)? {
+            match why {
+                None => {
+                    passed += 1;
+                    eprintln!("xtask: check {label} ... ok");
+                }
+                Some(why) => {
+                    eprintln!("\nxtask: check {label}: FAILED\n  {why}");
+                    failed.push(format!("check {label}"));
+                }
+            }
+        }
+        eprintln!(
+            "xtask: verify checks took {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
 
     for f in &failed {
@@ -1034,7 +1078,8 @@ fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
             "test=none verify={} verify_pass={}{} dma_audit=on cpu={}",
             slots.join(","),
             verify::pass_option(&read),
-            plan.write.map_or(String::new(), |s| format!(" verify_write={s}")),
+            plan.write
+                .map_or(String::new(), |s| format!(" verify_write={s}")),
             plan.cpu.name().trim_start_matches('m')
         ),
         disks,
@@ -1125,7 +1170,10 @@ fn cmd_verify(o: VerifyArgs) -> Result<bool> {
     let per_mib = dir.join("per-mib.txt");
     std::fs::write(&per_mib, v.per_mib.join("\n") + "\n")
         .with_context(|| format!("cannot write {}", per_mib.display()))?;
-    println!("xtask: verify (every MiB of every pass in {}):", per_mib.display());
+    println!(
+        "xtask: verify (every MiB of every pass in {}):",
+        per_mib.display()
+    );
     for l in &v.summary {
         println!("  {l}");
     }
@@ -1146,6 +1194,272 @@ fn cmd_verify(o: VerifyArgs) -> Result<bool> {
     );
     let _ = out.console;
     Ok(ok)
+}
+
+/// sha256sum's digest of `file` (coreutils, not this xtask's code).
+fn sha256(file: &Path) -> Result<String> {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow!("cannot run sha256sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if out.status.success() => Ok(h.to_string()),
+        _ => fail(format!("sha256sum {} failed", file.display())),
+    }
+}
+
+/// `cargo xtask test`'s checks of `cargo xtask verify` and `bench --disk` against QEMU (issue
+/// #12's done-when list): each check's label and, when it failed, why.
+fn verify_checks(elf: &Path) -> Result<Vec<(String, Option<String>)>> {
+    use console_proto::verify::{parse_line, Body, Pass};
+    let base = if Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("m68k-xtask-verify-")
+        .tempdir_in(&base)
+        .map_err(|e| anyhow!("cannot create a folder in {}: {e}", base.display()))?;
+    let at = |n: &str| dir.path().join(n);
+    let disk = |n: &str, ro: bool| qemu::Disk {
+        read_only: ro,
+        ..qemu::Disk::parse(&at(n).display().to_string()).expect("a path without a comma")
+    };
+    let plan = |disks, write, inject: &[&str], passes: &[Pass]| VerifyPlan {
+        disks,
+        write,
+        inject: inject
+            .iter()
+            .map(|s| verify::Inject::parse(s).expect("a valid spec"))
+            .collect(),
+        passes: passes.to_vec(),
+        cpu: Cpu::M68040,
+        timeout: None,
+    };
+    let outcome_why = |o: &VerifyOutcome| -> Option<String> {
+        if let Some(f) = &o.failure {
+            return Some(f.clone());
+        }
+        o.verdict
+            .as_ref()
+            .filter(|v| !v.ok)
+            .map(|v| v.summary.join("\n"))
+    };
+    let mut results = Vec::new();
+
+    // 1. 64 MiB of random data, every pass: no mismatch, and the guest's checksums are
+    // Python's zlib.crc32 over the same MiBs. Then the same guest lines against an image one
+    // byte different: that MiB is named, in every pass.
+    verify::fill_random(&at("r64.img"), 64 << 20, 0x5eed_1234)?;
+    let o = run_verify(
+        &plan(vec![disk("r64.img", true)], None, &[], &[]),
+        Some(elf),
+    )?;
+    let why = outcome_why(&o).or_else(|| {
+        let want = match verify::python_crcs(&at("r64.img")) {
+            Ok(w) => w,
+            Err(e) => return Some(format!("{e:#}")),
+        };
+        let mut per_pass: std::collections::BTreeMap<Pass, Vec<u32>> = Default::default();
+        for l in o.console.lines() {
+            if let Ok(Some(v)) = parse_line(l) {
+                if let Body::Crc { crc32, .. } = v.body {
+                    per_pass.entry(v.pass).or_default().push(crc32);
+                }
+            }
+        }
+        if per_pass.len() != 6 {
+            return Some(format!(
+                "{} passes printed checksums, not 6",
+                per_pass.len()
+            ));
+        }
+        per_pass
+            .iter()
+            .find(|(_, got)| **got != want)
+            .map(|(p, _)| format!("pass {p}: the guest's checksums are not python3 zlib.crc32's"))
+    });
+    results.push((
+        "verify 64 MiB, 6 passes, = python zlib.crc32".to_string(),
+        why,
+    ));
+    let why = (|| -> Result<Option<String>> {
+        let mut bytes = std::fs::read(at("r64.img"))?;
+        bytes[(37 << 20) + 12345] ^= 0x40;
+        std::fs::write(at("r64.img"), &bytes)?;
+        drop(bytes);
+        let img = [verify::Image {
+            slot: 0,
+            file: &at("r64.img"),
+            sectors: 131072,
+        }];
+        let v = verify::compare(
+            &o.console,
+            &img,
+            &Pass::READ_PASSES,
+            &verify::Injected::default(),
+        )?;
+        let named: Vec<&String> = v
+            .summary
+            .iter()
+            .filter(|l| l.contains("MISMATCH"))
+            .collect();
+        let every_pass = Pass::READ_PASSES.iter().all(|p| {
+            named
+                .iter()
+                .any(|l| l.contains(&format!("pass {p}: MiB 37 ")))
+        });
+        Ok((v.ok || named.len() != 6 || !every_pass)
+            .then(|| format!("one changed byte in MiB 37 was reported as: {named:?}")))
+    })()?;
+    results.push((
+        "verify names a one-byte mismatch by MiB and pass".to_string(),
+        why,
+    ));
+    std::fs::remove_file(at("r64.img"))?;
+
+    // 2. Injected read errors at 4096 and 12345: exactly the two requests covering them fail,
+    // the two sectors alone, every other sector verifies.
+    verify::fill_random(&at("r8.img"), 8 << 20, 8)?;
+    let passes = [Pass::READ_PASSES[0], Pass::READ_PASSES[5]];
+    let o = run_verify(
+        &plan(
+            vec![disk("r8.img", false)],
+            None,
+            &["read:4096,12345"],
+            &passes,
+        ),
+        Some(elf),
+    )?;
+    let why = outcome_why(&o).or_else(|| {
+        let mut reqs = Vec::new();
+        for l in o.console.lines() {
+            if let Ok(Some(v)) = parse_line(l) {
+                if let Body::IoErr {
+                    sector, sectors, ..
+                } = v.body
+                {
+                    reqs.push((v.pass, sector, sectors));
+                }
+            }
+        }
+        let want: Vec<(Pass, u64, u64)> = passes
+            .iter()
+            .flat_map(|&p| [(p, 4096, 128), (p, 12288, 128)])
+            .collect();
+        let summary = o
+            .verdict
+            .as_ref()
+            .map(|v| v.summary.join(" | "))
+            .unwrap_or_default();
+        if reqs != want {
+            Some(format!("failed requests {reqs:?}, expected {want:?}"))
+        } else if summary.matches("16382 of 16384 sectors verified").count() != 2 {
+            Some(format!("not every other sector verified: {summary}"))
+        } else {
+            None
+        }
+    });
+    results.push(("verify --inject read:4096,12345".to_string(), why));
+
+    // 3. --write round trip (pattern written, read back in the guest, the file checked on the
+    // host), beside a ,ro disk and a plain one verified read-only: neither is written.
+    verify::fill_random(&at("w.img"), 4 << 20, 3)?;
+    verify::fill_random(&at("ro.img"), 1 << 20, 4)?;
+    let (ro_before, r8_before) = (sha256(&at("ro.img"))?, sha256(&at("r8.img"))?);
+    let o = run_verify(
+        &plan(
+            vec![disk("w.img", false)],
+            Some(4242),
+            &[],
+            &[Pass::READ_PASSES[4]],
+        ),
+        Some(elf),
+    )?;
+    let written = o
+        .host_checks
+        .iter()
+        .any(|l| l.contains("all 8192 sectors hold the pattern"));
+    let why = outcome_why(&o).or_else(|| (!written).then(|| format!("{:?}", o.host_checks)));
+    results.push((
+        "verify --write round trip, checked on the host".to_string(),
+        why,
+    ));
+    let o = run_verify(
+        &plan(
+            vec![disk("ro.img", true), disk("r8.img", false)],
+            None,
+            &[],
+            &[Pass::READ_PASSES[0]],
+        ),
+        Some(elf),
+    )?;
+    let refused = run_verify(
+        &plan(vec![disk("ro.img", true)], Some(1), &[], &[]),
+        Some(elf),
+    );
+    let why = outcome_why(&o).or_else(|| {
+        let hashes = (sha256(&at("ro.img")).ok()?, sha256(&at("r8.img")).ok()?);
+        if hashes != (ro_before.clone(), r8_before.clone()) {
+            Some("a disk verified without --write changed (sha256)".to_string())
+        } else if refused.is_ok() {
+            Some("--write with a ,ro disk was not refused".to_string())
+        } else {
+            None
+        }
+    });
+    results.push((
+        "verify never writes without --write, nor a ,ro disk".to_string(),
+        why,
+    ));
+
+    // 4. bench --disk: the quick matrix's read cells on a 32 KiB image, read-only; the 64 KiB
+    // cells do not fit and are skipped with a message.
+    verify::fill_random(&at("b.img"), 32 << 10, 5)?;
+    let before = sha256(&at("b.img"))?;
+    let q = Qemu {
+        append: "test=none bench=quick bench_disk=0 dma_audit=on cpu=68040".into(),
+        disks: vec![disk("b.img", true)],
+        ..Qemu::default()
+    };
+    let out = q.run(elf, false)?;
+    let why = match (out.status, bench::parse_log(&out.console)) {
+        (_, Err(e)) => Some(format!("{e:#}")),
+        (Some(0), Ok(r)) => {
+            let skips = out
+                .console
+                .lines()
+                .filter(|l| l.starts_with("bench skip: "))
+                .count();
+            if r.is_empty()
+                || r.iter()
+                    .any(|c| c.bs > 32 << 10 || c.op == console_proto::bench::Op::Write)
+            {
+                Some(format!("{} records, some writing or too large", r.len()))
+            } else if skips == 0 || bench::has_error_line(&out.console) {
+                Some(format!(
+                    "{skips} skip lines; error lines: {}",
+                    bench::has_error_line(&out.console)
+                ))
+            } else if sha256(&at("b.img")).ok() != Some(before) {
+                Some("the image changed".to_string())
+            } else {
+                None
+            }
+        }
+        (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
+    };
+    if why.is_some() {
+        explain_failure("check bench --disk", elf, &q, &out, why.as_deref());
+    }
+    results.push((
+        "bench --disk read cells, skips what does not fit".to_string(),
+        why,
+    ));
+    Ok(results)
 }
 
 #[cfg(test)]
