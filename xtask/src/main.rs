@@ -355,20 +355,7 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
     let mut failed = Vec::<String>::new();
     if o.verify_checks_only {
         let elf = build()?;
-        for (label, why) in verify_checks(&elf)? {
-            match why {
-                None => passed += 1,
-                Some(why) => failed.push(format!("check {label}: {why}")),
-            }
-            eprintln!(
-                "xtask: check {label} ... {}",
-                if failed.len() as u32 + passed > passed {
-                    "see below"
-                } else {
-                    "ok"
-                }
-            );
-        }
+        record_checks(verify_checks(&elf)?, &mut passed, &mut failed);
         for f in &failed {
             eprintln!("xtask: FAILED: {f}");
         }
@@ -620,18 +607,7 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
     // a one-byte mismatch, injected errors, the write round trip, nothing written unasked.
     if o.filter.is_none() {
         let started = Instant::now();
-        for (label, why) in verify_checks(&elf)? {
-            match why {
-                None => {
-                    passed += 1;
-                    eprintln!("xtask: check {label} ... ok");
-                }
-                Some(why) => {
-                    eprintln!("\nxtask: check {label}: FAILED\n  {why}");
-                    failed.push(format!("check {label}"));
-                }
-            }
-        }
+        record_checks(verify_checks(&elf)?, &mut passed, &mut failed);
         eprintln!(
             "xtask: verify checks took {:.0} s",
             started.elapsed().as_secs_f64()
@@ -1194,6 +1170,26 @@ fn cmd_verify(o: VerifyArgs) -> Result<bool> {
     );
     let _ = out.console;
     Ok(ok)
+}
+
+/// Counts each check's outcome and says it (a failure with its reason).
+fn record_checks(
+    results: Vec<(String, Option<String>)>,
+    passed: &mut u32,
+    failed: &mut Vec<String>,
+) {
+    for (label, why) in results {
+        match why {
+            None => {
+                *passed += 1;
+                eprintln!("xtask: check {label} ... ok");
+            }
+            Some(why) => {
+                eprintln!("\nxtask: check {label}: FAILED\n  {why}");
+                failed.push(format!("check {label}"));
+            }
+        }
+    }
 }
 
 /// sha256sum's digest of `file` (coreutils, not this xtask's code).

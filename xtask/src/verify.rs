@@ -766,6 +766,29 @@ mod tests {
             "{:?}",
             v.summary
         );
+        // A request failed that covers no injected sector (its sectors all read fine alone,
+        // as when QEMU merged it with the failing one).
+        let extra = format!(
+            "{}\n{good}",
+            line(
+                0,
+                passes[0],
+                Body::IoErr {
+                    op: IoOp::Read,
+                    sector: 1024,
+                    sectors: 128
+                }
+            )
+        );
+        let v = compare(&extra, &img, &passes, &injected).unwrap();
+        assert!(!v.ok);
+        assert!(
+            v.summary
+                .iter()
+                .any(|l| l.contains("sectors 1024..1152 that no --inject asked for")),
+            "{:?}",
+            v.summary
+        );
         // No errors asked for, none seen: fine.
         assert!(
             compare(&none, &img, &passes, &Injected::default())
