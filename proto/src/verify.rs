@@ -457,7 +457,7 @@ mod tests {
         // A 2 TiB disk read in 1 ns does not overflow.
         assert_eq!(
             mib_s(2 << 40, 1).scaled(),
-            u64::try_from((2u128 << 40) * 10_000_000_000 >> 20).unwrap()
+            u64::try_from(((2u128 << 40) * 10_000_000_000) >> 20).unwrap()
         );
         assert_eq!(mib_s(1, 0).scaled(), 10_000_000_000 >> 20);
     }

@@ -350,6 +350,11 @@ mod tests {
             vec!["bench", "--qemu"],
             vec!["mutants", "--site"],
             vec!["--qemu"],
+            vec!["verify", "--disk"],
+            vec!["verify", "--disk", "a", "--inject"],
+            vec!["verify", "--disk", "a", "--pass"],
+            vec!["run", "--disk", "a", "--inject"],
+            vec!["bench", "--disk"],
         ] {
             let mut args: Vec<OsString> = std::iter::once("xtask")
                 .chain(cmd.iter().copied())
@@ -394,6 +399,20 @@ mod tests {
             vec!["run", "--", "-d", "int"],
             vec!["test", "--append", "x=1"],
             vec!["test", "--disk", "a.img"],
+            vec!["verify"],
+            vec!["verify", "--disk", ""],
+            vec!["verify", "--disk", "a,b"],
+            vec!["verify", "--disk", "a", "--inject", "read"],
+            vec!["verify", "--disk", "a", "--inject", "read:"],
+            vec!["verify", "--disk", "a", "--inject", "flush:1"],
+            vec!["verify", "--disk", "a", "--inject", "read:1,x"],
+            vec!["verify", "--disk", "a", "--pass", "write/none"],
+            vec!["verify", "--disk", "a", "--pass", "intr/060"],
+            vec!["verify", "--disk", "a", "--seed", "1"],
+            vec!["verify", "--disk", "a", "--timeout", "0"],
+            vec!["bench", "--write"],
+            vec!["bench", "--inject", "read:1"],
+            vec!["run", "--inject", "read:x"],
         ] {
             assert!(parse(&cmd).is_err(), "{cmd:?} was accepted");
         }
@@ -470,6 +489,30 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(t.filter.as_deref(), Some("irq::"));
+        let Command::Verify(v) = parse(&[
+            "verify",
+            "--disk",
+            "a.img",
+            "--disk",
+            "b.img,ro",
+            "--pass",
+            "polled/040,intr/none",
+            "--inject",
+            "read:4096,12345",
+            "--inject",
+            "write:7",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not verify")
+        };
+        assert_eq!(v.disk.len(), 2);
+        assert!(v.disk[1].read_only && !v.write && v.timeout.is_none());
+        assert_eq!(v.pass.len(), 2);
+        assert_eq!(v.inject[0].sectors, [4096, 12345]);
+        assert_eq!(v.inject.len(), 2);
+        assert_eq!(v.seed, 1);
     }
 
     /// Every CPU name clap accepts is one QEMU's virt board lists (`-M virt -cpu help` on 7.2
@@ -485,7 +528,7 @@ mod tests {
         assert_eq!(Cpu::value_variants().len(), board.split(' ').count());
     }
 
-    /// The README shows `--help`, `run -h`, `test -h` and `bench -h` as the xtask prints
+    /// The README shows `--help`, `run -h`, `test -h`, `bench -h` and `verify -h` as the xtask prints
     /// them (100 columns, as without a terminal), indented as a code block.
     #[test]
     fn the_readme_shows_the_help() {
@@ -495,7 +538,7 @@ mod tests {
         let mut cmd = Cli::command().term_width(100);
         cmd.build();
         let mut helps = vec![("--help", cmd.render_help().to_string())];
-        for sub in ["run", "test", "bench"] {
+        for sub in ["run", "test", "bench", "verify"] {
             let c = cmd.find_subcommand_mut(sub).expect("a subcommand");
             helps.push((sub, c.render_help().to_string()));
         }
