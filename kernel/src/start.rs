@@ -288,7 +288,9 @@ pub extern "C" fn kernel_main() {
         cause(fault);
     }
     let (tests_ok, bench_ok) = run_selftests(opts);
-    if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None {
+    // A verify of the user's disks (`cargo xtask verify`), after any tests.
+    let verify_ok = opts.verify == 0 || crate::kern::verify::run(opts);
+    if opts.test != TestSelection::None || opts.bench != cmdline::Bench::None || opts.verify != 0 {
         print_irq_stats();
         let (_, size) = heap::region();
         println!(
@@ -304,7 +306,7 @@ pub extern "C" fn kernel_main() {
             "dma audit: {findings} finding(s) during the run (the first of each kind on each line printed above, repeats counted): failing it"
         );
     }
-    fatal::exit(tests_ok && bench_ok && findings == 0);
+    fatal::exit(tests_ok && bench_ok && verify_ok && findings == 0);
 }
 
 fn identify_cpu(info: &BootInfo) -> Identity {

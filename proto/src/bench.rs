@@ -247,6 +247,16 @@ impl<D: fmt::Display> fmt::Display for Error<D> {
     }
 }
 
+/// Prints `bench skip: <what>` for a cell that does not apply to the disk (its request does
+/// not fit it).
+pub struct Skip<D>(pub D);
+
+impl<D: fmt::Display> fmt::Display for Skip<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}skip: {}", self.0)
+    }
+}
+
 /// Prints `bench done N cells`, the last line of a benchmark run.
 pub struct Done {
     pub cells: usize,
@@ -350,6 +360,8 @@ pub enum Line<'a> {
     },
     /// What follows `bench error: `.
     Error(&'a str),
+    /// What follows `bench skip: `.
+    Skip(&'a str),
     Done {
         cells: u64,
     },
@@ -451,6 +463,9 @@ pub fn parse_line(line: &str) -> Result<Option<Line<'_>>, ParseError<'_>> {
     }
     if let Some(why) = rest.strip_prefix("error: ") {
         return Ok(Some(Line::Error(why)));
+    }
+    if let Some(why) = rest.strip_prefix("skip: ") {
+        return Ok(Some(Line::Skip(why)));
     }
     if let Some(d) = rest.strip_prefix("done ") {
         let cells = d.strip_suffix(" cells").and_then(parse_uint);
@@ -730,6 +745,11 @@ mod tests {
         assert_eq!(
             parse_line("bench error: x: y"),
             Ok(Some(Line::Error("x: y")))
+        );
+        assert_eq!(Skip("c: too big").to_string(), "bench skip: c: too big");
+        assert_eq!(
+            parse_line("bench skip: c: too big"),
+            Ok(Some(Line::Skip("c: too big")))
         );
         assert_eq!(parse_line("test a ... ok"), Ok(None));
         assert_eq!(parse_line("bench: no scratch disk in slot 0"), Ok(None));

@@ -53,6 +53,7 @@ pub mod scratch;
 pub mod seed_live;
 pub mod summary;
 pub mod test_line;
+pub mod verify;
 
 pub use summary::Summary;
 

@@ -59,6 +59,29 @@ pub fn has_error_line(text: &str) -> bool {
         .any(|l| matches!(line::parse_line(l), Ok(Some(Line::Error(_)))))
 }
 
+/// Whether the run finished (`bench done`) and its every `bench error:` line is a device I/O
+/// error (BlkError::Io's message, or the floor's failed status), at least one: what
+/// `--inject` makes.
+pub fn only_io_errors(text: &str) -> bool {
+    let mut errors = 0;
+    let mut done = false;
+    for l in text.lines() {
+        match line::parse_line(l) {
+            Ok(Some(Line::Error(why))) => {
+                if !why.contains("I/O error reported by the device")
+                    && !why.ends_with("floor: request failed")
+                {
+                    return false;
+                }
+                errors += 1;
+            }
+            Ok(Some(Line::Done { .. })) => done = true,
+            _ => {}
+        }
+    }
+    done && errors > 0
+}
+
 /// A cell over several runs.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -439,6 +462,24 @@ pub fn regressions(previous: &[Previous], now: &[Summary], now_icount: bool) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn injected_io_errors_alone_are_accepted() {
+        let io = "bench error: Cell { .. }: I/O error reported by the device (request at sector 0)";
+        let ok = format!("bench progress 1/2\n{io}\nbench done 2 cells\n");
+        assert!(super::only_io_errors(&ok));
+        let floor = format!("bench error: Cell {{ imp: Floor }}: floor: request failed\n{ok}");
+        assert!(super::only_io_errors(&floor));
+        assert!(
+            !super::only_io_errors("bench done 2 cells\n"),
+            "no error at all"
+        );
+        assert!(!super::only_io_errors(&format!("{io}\n")), "not finished");
+        let other = format!(
+            "{io}\nbench error: Cell: no completion after 5000000 us\nbench done 2 cells\n"
+        );
+        assert!(!super::only_io_errors(&other));
+    }
+
     use super::*;
 
     const LOG: &str = "\

@@ -3,8 +3,10 @@
 //! option, never a panic).
 
 use crate::qemu::{Disk, DEFAULT_TIMEOUT};
+use crate::verify::Inject;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use console_proto::bench::CellSpec;
+use console_proto::verify::Pass;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +51,10 @@ pub enum Command {
     Gdb(Boot),
     /// The block I/O benchmark: table, target/bench/bench.{json,csv,svg,png}
     Bench(BenchArgs),
+    /// Read every sector of your disk images through the driver in each pass (interrupt and
+    /// polled, each DMA cache model, auditor on) and compare the guest's CRC-32 of every MiB
+    /// with the image on the host
+    Verify(VerifyArgs),
     /// Each bus_dma sync call site of the request path left out in turn, and what caught it:
     /// the host tests, then a guest run (auditor and 68040 cache model on)
     Mutants(MutantsArgs),
@@ -158,6 +164,39 @@ pub struct Boot {
     /// slots 0, 1, ...
     #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse)]
     pub disk: Vec<Disk>,
+    /// I/O errors on requests of that type covering these 512-byte sectors of every --disk
+    /// (QEMU blkdebug); repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse)]
+    pub inject: Vec<Inject>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// A raw image to verify, read-only with ",ro" (never written without --write);
+    /// repeatable: slots 0, 1, ...
+    #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse, required = true)]
+    pub disk: Vec<Disk>,
+    /// First write a pattern of (sector, --seed) over each whole disk, DESTROYING its
+    /// contents, check it as it reads back, and check the file on the host afterwards
+    #[arg(long)]
+    pub write: bool,
+    /// The seed of the --write pattern
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "write")]
+    pub seed: u32,
+    /// I/O errors on requests of that type covering these 512-byte sectors of every --disk
+    /// (QEMU blkdebug): reported as such, every other sector still verified; repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse)]
+    pub inject: Vec<Inject>,
+    /// Only these read passes, MODE/MODEL: MODE intr or polled, MODEL none, 030 or 040
+    /// [default: all six]
+    #[arg(long, value_name = "PASS[,PASS...]", value_delimiter = ',', value_parser = crate::verify::parse_pass)]
+    pub pass: Vec<Pass>,
+    /// CPU model
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
+    pub cpu: Cpu,
+    /// Wall-clock limit for the QEMU run, at least 1 [default: 120 + 1 per MiB and pass]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -166,6 +205,9 @@ pub struct TestArgs {
     /// one-insn-per-tb, cache-model or whole-boot runs
     #[arg(value_name = "FILTER", value_parser = filter)]
     pub filter: Option<String>,
+    /// Only the checks of `verify` and `bench --disk` against QEMU (step 6), for working on them
+    #[arg(long, hide = true, conflicts_with = "filter")]
+    pub verify_checks_only: bool,
     #[command(flatten)]
     pub machine: Machine,
 }
@@ -193,6 +235,17 @@ pub struct BenchArgs {
     /// Wall-clock limit for one QEMU run, at least 1
     #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Benchmark this raw image instead of a scratch disk: the read cells only (it is
+    /// attached read-only) unless --write
+    #[arg(long, value_name = "FILE", value_parser = Disk::parse)]
+    pub disk: Option<Disk>,
+    /// With --disk: run the write cells too, which OVERWRITE the image
+    #[arg(long, requires = "disk")]
+    pub write: bool,
+    /// With --disk: I/O errors on requests of that type covering these sectors (QEMU
+    /// blkdebug); repeatable
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse, requires = "disk")]
+    pub inject: Vec<Inject>,
 }
 
 /// Every -cpu QEMU's virt board accepts (QEMU 7.2 and 10: `-M virt -cpu help`); the kernel
@@ -335,6 +388,11 @@ mod tests {
             vec!["profile", "--cell"],
             vec!["profile", "--append"],
             vec!["--qemu"],
+            vec!["verify", "--disk"],
+            vec!["verify", "--disk", "a", "--inject"],
+            vec!["verify", "--disk", "a", "--pass"],
+            vec!["run", "--disk", "a", "--inject"],
+            vec!["bench", "--disk"],
         ] {
             let mut args: Vec<OsString> = std::iter::once("xtask")
                 .chain(cmd.iter().copied())
@@ -389,6 +447,20 @@ mod tests {
             vec!["run", "--", "-d", "int"],
             vec!["test", "--append", "x=1"],
             vec!["test", "--disk", "a.img"],
+            vec!["verify"],
+            vec!["verify", "--disk", ""],
+            vec!["verify", "--disk", "a,b"],
+            vec!["verify", "--disk", "a", "--inject", "read"],
+            vec!["verify", "--disk", "a", "--inject", "read:"],
+            vec!["verify", "--disk", "a", "--inject", "flush:1"],
+            vec!["verify", "--disk", "a", "--inject", "read:1,x"],
+            vec!["verify", "--disk", "a", "--pass", "write/none"],
+            vec!["verify", "--disk", "a", "--pass", "intr/060"],
+            vec!["verify", "--disk", "a", "--seed", "1"],
+            vec!["verify", "--disk", "a", "--timeout", "0"],
+            vec!["bench", "--write"],
+            vec!["bench", "--inject", "read:1"],
+            vec!["run", "--inject", "read:x"],
         ] {
             assert!(parse(&cmd).is_err(), "{cmd:?} was accepted");
         }
@@ -465,6 +537,30 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(t.filter.as_deref(), Some("irq::"));
+        let Command::Verify(v) = parse(&[
+            "verify",
+            "--disk",
+            "a.img",
+            "--disk",
+            "b.img,ro",
+            "--pass",
+            "polled/040,intr/none",
+            "--inject",
+            "read:4096,12345",
+            "--inject",
+            "write:7",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not verify")
+        };
+        assert_eq!(v.disk.len(), 2);
+        assert!(v.disk[1].read_only && !v.write && v.timeout.is_none());
+        assert_eq!(v.pass.len(), 2);
+        assert_eq!(v.inject[0].sectors, [4096, 12345]);
+        assert_eq!(v.inject.len(), 2);
+        assert_eq!(v.seed, 1);
     }
 
     /// Every CPU name clap accepts is one QEMU's virt board lists (`-M virt -cpu help` on 7.2
@@ -480,7 +576,7 @@ mod tests {
         assert_eq!(Cpu::value_variants().len(), board.split(' ').count());
     }
 
-    /// The README shows `--help`, `run -h`, `test -h` and `bench -h` as the xtask prints
+    /// The README shows `--help`, `run -h`, `test -h`, `bench -h` and `verify -h` as the xtask prints
     /// them (100 columns, as without a terminal), indented as a code block.
     #[test]
     fn the_readme_shows_the_help() {
@@ -490,7 +586,7 @@ mod tests {
         let mut cmd = Cli::command().term_width(100);
         cmd.build();
         let mut helps = vec![("--help", cmd.render_help().to_string())];
-        for sub in ["run", "test", "bench"] {
+        for sub in ["run", "test", "bench", "verify"] {
             let c = cmd.find_subcommand_mut(sub).expect("a subcommand");
             helps.push((sub, c.render_help().to_string()));
         }

@@ -18,10 +18,13 @@ mod qemu;
 mod rewrite;
 mod scratch;
 mod seed_live;
+mod verify;
 
 use bench::CellKey as _;
 use clap::Parser as _;
-use cli::{BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, ProfileArgs, TestArgs};
+use cli::{
+    BenchArgs, Boot, Cli, Command as Cmd, Cpu, MutantsArgs, ProfileArgs, TestArgs, VerifyArgs,
+};
 use console_proto::{report::Pc, test_line, Summary};
 use deps::Need;
 use pipeline::Paths;
@@ -95,6 +98,7 @@ fn dispatch(command: Cmd) -> Result<bool> {
         Cmd::Bench(args) => cmd_bench(args),
         Cmd::Mutants(args) => cmd_mutants(args),
         Cmd::Profile(args) => cmd_profile(args).map(|()| true),
+        Cmd::Verify(args) => cmd_verify(args),
     }
 }
 
@@ -151,9 +155,45 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     for d in &q.disks {
         warn_odd_disk(&d.file);
     }
+    let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
     let out = q.run(&elf, true)?;
     Ok(report_run("run", &elf, &q, &out))
+}
+
+/// Puts every disk of `disks` (the user's, `user`) behind QEMU's blkdebug with the rules of
+/// `inject`; the rules file lives in the returned folder, which must outlive the run.
+fn attach_injected(
+    disks: &mut [qemu::Disk],
+    inject: &[verify::Inject],
+    user: bool,
+) -> Result<Option<tempfile::TempDir>> {
+    if inject.is_empty() {
+        return Ok(None);
+    }
+    if !user {
+        return fail("--inject needs --disk: it injects errors into your disks, not the scratch disks (which have their own)");
+    }
+    let injected = verify::Injected::new(inject);
+    for d in disks.iter() {
+        let len = std::fs::metadata(&d.file)
+            .map_err(|e| anyhow!("--disk {}: {e}", d.file.display()))?
+            .len();
+        injected.check_capacity(&d.file, len.div_ceil(512))?;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("m68k-xtask-inject-")
+        .tempdir()
+        .map_err(|e| anyhow!("cannot create a folder for the blkdebug rules: {e}"))?;
+    let rules = dir.path().join("blkdebug.conf");
+    std::fs::write(&rules, injected.blkdebug_rules())
+        .map_err(|e| anyhow!("cannot write {}: {e}", rules.display()))?;
+    for d in disks.iter_mut() {
+        d.blkdebug = Some(rules.clone());
+        // One error per request that covers an injected sector, not per merged batch.
+        d.no_merging = true;
+    }
+    Ok(Some(dir))
 }
 
 /// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
@@ -317,6 +357,15 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
     let paths = Paths::new();
     let mut passed = 0u32;
     let mut failed = Vec::<String>::new();
+    if o.verify_checks_only {
+        let elf = build()?;
+        record_checks(verify_checks(&elf)?, &mut passed, &mut failed);
+        for f in &failed {
+            eprintln!("xtask: FAILED: {f}");
+        }
+        println!("xtask: {} passed, {} failed", passed, failed.len());
+        return Ok(failed.is_empty());
+    }
 
     // 1. host unit tests
     eprintln!("xtask: host unit tests");
@@ -573,6 +622,17 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         }
     }
 
+    // 7. verify and bench on a user's disk (issue #12): checksums against python's zlib,
+    // a one-byte mismatch, injected errors, the write round trip, nothing written unasked.
+    if o.filter.is_none() {
+        let started = Instant::now();
+        record_checks(verify_checks(&elf)?, &mut passed, &mut failed);
+        eprintln!(
+            "xtask: verify checks took {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     for f in &failed {
         eprintln!("xtask: FAILED: {f}");
     }
@@ -778,14 +838,41 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         .context("progress bar template")?
         .progress_chars("=> "),
     );
+    // The user's disk: checked before anything runs, attached read-only unless --write.
+    let user_disk = match &o.disk {
+        Some(d) => {
+            if d.read_only && o.write {
+                return fail(format!(
+                    "--write with a read-only disk ({},ro): a ,ro disk is never written",
+                    d.file.display()
+                ));
+            }
+            verify::check_image(&d.file)?;
+            let mut d = d.clone();
+            d.read_only |= !o.write;
+            let mut v = vec![d];
+            let rules = attach_injected(&mut v, &o.inject, true)?;
+            Some((v.remove(0), rules))
+        }
+        None => None,
+    };
     let mut all = Vec::new();
     for run in 1..=runs {
         let scratch = ScratchDisks::create()?;
-        q.disks = scratch.disks.clone();
+        q.disks = match &user_disk {
+            Some((d, _)) => vec![d.clone()],
+            None => scratch.disks.clone(),
+        };
         for d in &mut q.disks {
             d.aio = Some(aio.to_string());
         }
-        q.append = format!("test=none bench={matrix} {}", scratch.option());
+        q.append = match &user_disk {
+            Some(_) => format!(
+                "test=none bench={matrix} bench_disk=0{}",
+                if o.write { ",write" } else { "" }
+            ),
+            None => format!("test=none bench={matrix} {}", scratch.option()),
+        };
         bar.suspend(|| {
             eprintln!(
                 "xtask: bench run {run}/{runs} (aio={aio}, clock {clock}): {}",
@@ -808,7 +895,7 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
                         let of = bar.length().unwrap_or(0) / u64::from(runs);
                         bar.set_position((done_before + 1) * of);
                     }
-                    Ok(Some(Line::Error(_))) => bar.println(l),
+                    Ok(Some(Line::Error(_) | Line::Skip(_))) => bar.println(l),
                     _ => {}
                 }
             }) as qemu::Watch
@@ -824,7 +911,19 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         let log = out_dir.join(format!("run{run}.log"));
         std::fs::write(&log, &out.console)
             .with_context(|| format!("cannot write {}", log.display()))?;
-        if out.status != Some(0) {
+        // With --inject, cells whose requests hit an injected sector end in an I/O error
+        // (the error path the user asked to see): reported, and the run still counts when
+        // they are its only failures.
+        let injected_only =
+            !o.inject.is_empty() && out.status == Some(1) && bench::only_io_errors(&out.console);
+        if injected_only {
+            bar.suspend(|| {
+                eprintln!("xtask: bench run {run}: cells that hit an injected error (the rest are measured):");
+                for l in out.console.lines().filter(|l| l.starts_with("bench error: ")) {
+                    eprintln!("  {l}");
+                }
+            });
+        } else if out.status != Some(0) {
             bar.abandon();
             explain_failure("bench", &elf, &q, &out, Some("the benchmark run failed"));
             return Ok(false);
@@ -1081,6 +1180,478 @@ fn check_profile(elf: &Path) -> Result<Option<String>> {
             "the window's edges: begin marker called {b:?} times, end marker {e:?} (expected 1 and none)"
         ))),
     }
+}
+
+/// One verify as `cargo xtask verify` and its CI checks run it.
+struct VerifyPlan {
+    disks: Vec<qemu::Disk>,
+    write: Option<u32>,
+    inject: Vec<verify::Inject>,
+    /// The read passes (all six when empty).
+    passes: Vec<console_proto::verify::Pass>,
+    cpu: Cpu,
+    timeout: Option<Duration>,
+}
+
+/// What a verify found: the comparison, or why it could not be made.
+struct VerifyOutcome {
+    verdict: verify::Verdict,
+    /// Why the run failed before or besides the comparison (QEMU's exit, a host check).
+    failure: Option<String>,
+    /// Report lines from the host's own checks (the written file).
+    host_checks: Vec<String>,
+    console: String,
+}
+
+/// Checks the images and options (before anything is built), boots the kernel with
+/// `verify=`, compares its checksums with the images, and after `--write` checks the files.
+fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
+    use console_proto::verify::Pass;
+    let injected = verify::Injected::new(&plan.inject);
+    if plan.write.is_some() {
+        if let Some(d) = plan.disks.iter().find(|d| d.read_only) {
+            return fail(format!(
+                "--write with a read-only disk ({},ro): a ,ro disk is never written; drop --write or ,ro",
+                d.file.display()
+            ));
+        }
+    } else if !injected.write.is_empty() {
+        return fail("--inject write:... needs --write: without it verify never writes");
+    }
+    let mut sectors = Vec::new();
+    for d in &plan.disks {
+        let n = verify::check_image(&d.file)?;
+        injected.check_capacity(&d.file, n)?;
+        sectors.push(n);
+    }
+    let read: Vec<Pass> = if plan.passes.is_empty() {
+        Pass::READ_PASSES.to_vec()
+    } else {
+        plan.passes.clone()
+    };
+    let passes = verify::expected_passes(&read, plan.write.is_some());
+    let built;
+    let elf = match elf {
+        Some(e) => e,
+        None => {
+            deps::ensure(&[Need::Build, Need::Run])?;
+            built = build()?;
+            &built
+        }
+    };
+    let mut disks: Vec<qemu::Disk> = plan
+        .disks
+        .iter()
+        .map(|d| qemu::Disk {
+            // Attached read-only unless --write: QEMU itself refuses every write.
+            read_only: d.read_only || plan.write.is_none(),
+            ..d.clone()
+        })
+        .collect();
+    let _rules = attach_injected(&mut disks, &plan.inject, true)?;
+    let slots: Vec<String> = (0..disks.len()).map(|i| i.to_string()).collect();
+    let mib: u64 = sectors.iter().map(|s| s.div_ceil(2048)).sum();
+    let timeout = plan
+        .timeout
+        .unwrap_or(Duration::from_secs(120 + mib * passes.len() as u64));
+    let q = Qemu {
+        cpu: plan.cpu.name().to_string(),
+        append: format!(
+            "test=none verify={} verify_pass={}{} dma_audit=on cpu={}",
+            slots.join(","),
+            verify::pass_option(&read),
+            plan.write
+                .map_or(String::new(), |s| format!(" verify_write={s}")),
+            plan.cpu.name().trim_start_matches('m')
+        ),
+        disks,
+        timeout,
+        ..Qemu::default()
+    };
+    eprintln!("xtask: {}", q.command_line(elf)?);
+    // A line per pass as it ends, and the guest's progress lines for large disks.
+    let watch = Box::new(|l: &str| {
+        use console_proto::verify::{parse_line, Body};
+        if let Ok(Some(v)) = parse_line(l) {
+            match v.body {
+                Body::Progress { mib, of } => eprintln!(
+                    "xtask: verify disk {} pass {}: {mib}/{of} MiB",
+                    v.disk, v.pass
+                ),
+                Body::Done { mib_s, .. } => eprintln!(
+                    "xtask: verify disk {} pass {}: done, {mib_s} MiB/s",
+                    v.disk, v.pass
+                ),
+                Body::Error(why) => {
+                    eprintln!("xtask: verify disk {} pass {}: {why}", v.disk, v.pass)
+                }
+                _ => {}
+            }
+        }
+    }) as qemu::Watch;
+    let out = q.run_watched(elf, false, Some(watch))?;
+    let log_dir = Paths::new().out.join("logs");
+    let _ = std::fs::create_dir_all(&log_dir);
+    let _ = std::fs::write(log_dir.join("verify.log"), &out.console);
+    let mut failure = None;
+    if out.status != Some(0) {
+        explain_failure("verify", elf, &q, &out, None);
+        failure = Some(if out.timed_out {
+            format!("QEMU did not finish within {} s", q.timeout.as_secs())
+        } else {
+            format!("QEMU exited with {:?}", out.status)
+        });
+    }
+    let images: Vec<verify::Image> = plan
+        .disks
+        .iter()
+        .zip(&sectors)
+        .enumerate()
+        .map(|(i, (d, &n))| verify::Image {
+            slot: i as u32,
+            file: &d.file,
+            sectors: n,
+        })
+        .collect();
+    let verdict = verify::compare(&out.console, &images, &passes, &injected)?;
+    let mut host_checks = Vec::new();
+    if let Some(seed) = plan.write {
+        for img in &images {
+            match verify::check_written(img.file, img.sectors, seed, &injected.write) {
+                Ok(line) => host_checks.push(line),
+                Err(e) => {
+                    host_checks.push(format!("{e:#}"));
+                    failure.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+    }
+    Ok(VerifyOutcome {
+        verdict,
+        failure,
+        host_checks,
+        console: out.console,
+    })
+}
+
+fn cmd_verify(o: VerifyArgs) -> Result<bool> {
+    let plan = VerifyPlan {
+        disks: o.disk.clone(),
+        write: o.write.then_some(o.seed),
+        inject: o.inject.clone(),
+        passes: o.pass.clone(),
+        cpu: o.cpu,
+        timeout: o.timeout.map(Duration::from_secs),
+    };
+    let out = run_verify(&plan, None)?;
+    let v = &out.verdict;
+    let dir = Paths::new().root.join("target/verify");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let per_mib = dir.join("per-mib.txt");
+    std::fs::write(&per_mib, v.per_mib.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", per_mib.display()))?;
+    println!(
+        "xtask: verify (every MiB of every pass in {}):",
+        per_mib.display()
+    );
+    for l in &v.summary {
+        println!("  {l}");
+    }
+    for l in &out.host_checks {
+        println!("  host: {l}");
+    }
+    let ok = v.ok && out.failure.is_none();
+    if let Some(f) = &out.failure {
+        println!("  {f}");
+    }
+    println!(
+        "xtask: verify: {}",
+        if ok {
+            "every sector verified (errors seen: only those injected)"
+        } else {
+            "FAILED"
+        }
+    );
+    Ok(ok)
+}
+
+/// Counts each check's outcome and says it (a failure with its reason).
+fn record_checks(
+    results: Vec<(String, Option<String>)>,
+    passed: &mut u32,
+    failed: &mut Vec<String>,
+) {
+    for (label, why) in results {
+        match why {
+            None => {
+                *passed += 1;
+                eprintln!("xtask: check {label} ... ok");
+            }
+            Some(why) => {
+                eprintln!("\nxtask: check {label}: FAILED\n  {why}");
+                failed.push(format!("check {label}"));
+            }
+        }
+    }
+}
+
+/// sha256sum's digest of `file` (coreutils, not this xtask's code).
+fn sha256(file: &Path) -> Result<String> {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow!("cannot run sha256sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if out.status.success() => Ok(h.to_string()),
+        _ => fail(format!("sha256sum {} failed", file.display())),
+    }
+}
+
+/// `cargo xtask test`'s checks of `cargo xtask verify` and `bench --disk` against QEMU (issue
+/// #12's done-when list): each check's label and, when it failed, why.
+fn verify_checks(elf: &Path) -> Result<Vec<(String, Option<String>)>> {
+    use console_proto::verify::{parse_line, Body, Pass};
+    let base = if Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("m68k-xtask-verify-")
+        .tempdir_in(&base)
+        .map_err(|e| anyhow!("cannot create a folder in {}: {e}", base.display()))?;
+    let at = |n: &str| dir.path().join(n);
+    let disk = |n: &str, ro: bool| qemu::Disk {
+        read_only: ro,
+        ..qemu::Disk::parse(&at(n).display().to_string()).expect("a path without a comma")
+    };
+    let plan = |disks, write, inject: &[&str], passes: &[Pass]| VerifyPlan {
+        disks,
+        write,
+        inject: inject
+            .iter()
+            .map(|s| verify::Inject::parse(s).expect("a valid spec"))
+            .collect(),
+        passes: passes.to_vec(),
+        cpu: Cpu::M68040,
+        timeout: None,
+    };
+    let outcome_why = |o: &VerifyOutcome| -> Option<String> {
+        if let Some(f) = &o.failure {
+            return Some(f.clone());
+        }
+        (!o.verdict.ok).then(|| o.verdict.summary.join("\n"))
+    };
+    let mut results = Vec::new();
+
+    // 1. 64 MiB of random data, every pass: no mismatch, and the guest's checksums are
+    // Python's zlib.crc32 over the same MiBs. Then the same guest lines against an image one
+    // byte different: that MiB is named, in every pass.
+    verify::fill_random(&at("r64.img"), 64 << 20, 0x5eed_1234)?;
+    let o = run_verify(
+        &plan(vec![disk("r64.img", true)], None, &[], &[]),
+        Some(elf),
+    )?;
+    let why = outcome_why(&o).or_else(|| {
+        let want = match verify::python_crcs(&at("r64.img")) {
+            Ok(w) => w,
+            Err(e) => return Some(format!("{e:#}")),
+        };
+        let mut per_pass: std::collections::BTreeMap<Pass, Vec<u32>> = Default::default();
+        for l in o.console.lines() {
+            if let Ok(Some(v)) = parse_line(l) {
+                if let Body::Crc { crc32, .. } = v.body {
+                    per_pass.entry(v.pass).or_default().push(crc32);
+                }
+            }
+        }
+        if per_pass.len() != 6 {
+            return Some(format!(
+                "{} passes printed checksums, not 6",
+                per_pass.len()
+            ));
+        }
+        per_pass
+            .iter()
+            .find(|(_, got)| **got != want)
+            .map(|(p, _)| format!("pass {p}: the guest's checksums are not python3 zlib.crc32's"))
+    });
+    results.push((
+        "verify 64 MiB, 6 passes, = python zlib.crc32".to_string(),
+        why,
+    ));
+    let why = (|| -> Result<Option<String>> {
+        let mut bytes = std::fs::read(at("r64.img"))?;
+        bytes[(37 << 20) + 12345] ^= 0x40;
+        std::fs::write(at("r64.img"), &bytes)?;
+        drop(bytes);
+        let img = [verify::Image {
+            slot: 0,
+            file: &at("r64.img"),
+            sectors: 131072,
+        }];
+        let v = verify::compare(
+            &o.console,
+            &img,
+            &Pass::READ_PASSES,
+            &verify::Injected::default(),
+        )?;
+        let named: Vec<&String> = v
+            .summary
+            .iter()
+            .filter(|l| l.contains("MISMATCH"))
+            .collect();
+        let every_pass = Pass::READ_PASSES.iter().all(|p| {
+            named
+                .iter()
+                .any(|l| l.contains(&format!("pass {p}: MiB 37 ")))
+        });
+        Ok((v.ok || named.len() != 6 || !every_pass)
+            .then(|| format!("one changed byte in MiB 37 was reported as: {named:?}")))
+    })()?;
+    results.push((
+        "verify names a one-byte mismatch by MiB and pass".to_string(),
+        why,
+    ));
+    std::fs::remove_file(at("r64.img"))?;
+
+    // 2. Injected read errors at 4096 and 12345: exactly the two requests covering them fail,
+    // the two sectors alone, every other sector verifies.
+    verify::fill_random(&at("r8.img"), 8 << 20, 8)?;
+    let passes = [Pass::READ_PASSES[0], Pass::READ_PASSES[5]];
+    let o = run_verify(
+        &plan(
+            vec![disk("r8.img", false)],
+            None,
+            &["read:4096,12345"],
+            &passes,
+        ),
+        Some(elf),
+    )?;
+    let why = outcome_why(&o).or_else(|| {
+        let mut reqs = Vec::new();
+        for l in o.console.lines() {
+            if let Ok(Some(v)) = parse_line(l) {
+                if let Body::IoErr {
+                    sector, sectors, ..
+                } = v.body
+                {
+                    reqs.push((v.pass, sector, sectors));
+                }
+            }
+        }
+        let want: Vec<(Pass, u64, u64)> = passes
+            .iter()
+            .flat_map(|&p| [(p, 4096, 128), (p, 12288, 128)])
+            .collect();
+        let summary = o.verdict.summary.join(" | ");
+        if reqs != want {
+            Some(format!("failed requests {reqs:?}, expected {want:?}"))
+        } else if summary.matches("16382 of 16384 sectors verified").count() != 2 {
+            Some(format!("not every other sector verified: {summary}"))
+        } else {
+            None
+        }
+    });
+    results.push(("verify --inject read:4096,12345".to_string(), why));
+
+    // 3. --write round trip (pattern written, read back in the guest, the file checked on the
+    // host), beside a ,ro disk and a plain one verified read-only: neither is written.
+    verify::fill_random(&at("w.img"), 4 << 20, 3)?;
+    verify::fill_random(&at("ro.img"), 1 << 20, 4)?;
+    let (ro_before, r8_before) = (sha256(&at("ro.img"))?, sha256(&at("r8.img"))?);
+    let o = run_verify(
+        &plan(
+            vec![disk("w.img", false)],
+            Some(4242),
+            &[],
+            &[Pass::READ_PASSES[4]],
+        ),
+        Some(elf),
+    )?;
+    let written = o
+        .host_checks
+        .iter()
+        .any(|l| l.contains("all 8192 sectors hold the pattern"));
+    let why = outcome_why(&o).or_else(|| (!written).then(|| format!("{:?}", o.host_checks)));
+    results.push((
+        "verify --write round trip, checked on the host".to_string(),
+        why,
+    ));
+    let o = run_verify(
+        &plan(
+            vec![disk("ro.img", true), disk("r8.img", false)],
+            None,
+            &[],
+            &[Pass::READ_PASSES[0]],
+        ),
+        Some(elf),
+    )?;
+    let refused = run_verify(
+        &plan(vec![disk("ro.img", true)], Some(1), &[], &[]),
+        Some(elf),
+    );
+    let why = outcome_why(&o).or_else(|| {
+        let hashes = (sha256(&at("ro.img")).ok()?, sha256(&at("r8.img")).ok()?);
+        if hashes != (ro_before.clone(), r8_before.clone()) {
+            Some("a disk verified without --write changed (sha256)".to_string())
+        } else if refused.is_ok() {
+            Some("--write with a ,ro disk was not refused".to_string())
+        } else {
+            None
+        }
+    });
+    results.push((
+        "verify never writes without --write, nor a ,ro disk".to_string(),
+        why,
+    ));
+
+    // 4. bench --disk: the quick matrix's read cells on a 32 KiB image, read-only; the 64 KiB
+    // cells do not fit and are skipped with a message.
+    verify::fill_random(&at("b.img"), 32 << 10, 5)?;
+    let before = sha256(&at("b.img"))?;
+    let q = Qemu {
+        append: "test=none bench=quick bench_disk=0 dma_audit=on cpu=68040".into(),
+        disks: vec![disk("b.img", true)],
+        ..Qemu::default()
+    };
+    let out = q.run(elf, false)?;
+    let why = match (out.status, bench::parse_log(&out.console)) {
+        (_, Err(e)) => Some(format!("{e:#}")),
+        (Some(0), Ok(r)) => {
+            let skips = out
+                .console
+                .lines()
+                .filter(|l| l.starts_with("bench skip: "))
+                .count();
+            if r.is_empty()
+                || r.iter()
+                    .any(|c| c.bs > 32 << 10 || c.op == console_proto::bench::Op::Write)
+            {
+                Some(format!("{} records, some writing or too large", r.len()))
+            } else if skips == 0 || bench::has_error_line(&out.console) {
+                Some(format!(
+                    "{skips} skip lines; error lines: {}",
+                    bench::has_error_line(&out.console)
+                ))
+            } else if sha256(&at("b.img")).ok() != Some(before) {
+                Some("the image changed".to_string())
+            } else {
+                None
+            }
+        }
+        (status, Ok(r)) => Some(format!("exit {status:?}, {} records", r.len())),
+    };
+    if why.is_some() {
+        explain_failure("check bench --disk", elf, &q, &out, why.as_deref());
+    }
+    results.push((
+        "bench --disk read cells, skips what does not fit".to_string(),
+        why,
+    ));
+    Ok(results)
 }
 
 #[cfg(test)]

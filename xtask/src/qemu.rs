@@ -247,6 +247,10 @@ pub struct Disk {
     pub blkdebug: Option<PathBuf>,
     /// QEMU's AIO backend for the image (threads when None).
     pub aio: Option<String>,
+    /// virtio-blk's `request-merging=off`: each request the driver sends reaches the block
+    /// layer alone. QEMU otherwise merges adjacent requests submitted together, and one
+    /// injected error then fails every request merged with the one it covers.
+    pub no_merging: bool,
 }
 
 impl Disk {
@@ -268,6 +272,7 @@ impl Disk {
             serial: None,
             blkdebug: None,
             aio: None,
+            no_merging: false,
         })
     }
 }
@@ -400,7 +405,12 @@ impl Qemu {
             // Pinned slots: without bus=, the first device lands in the last slot.
             let serial = d.serial.clone().unwrap_or_else(|| format!("m68k-disk{i}"));
             a.push(format!(
-                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i},serial={serial}"
+                "virtio-blk-device,drive=hd{i},bus=virtio-mmio-bus.{i},serial={serial}{}",
+                if d.no_merging {
+                    ",request-merging=off"
+                } else {
+                    ""
+                }
             ));
         }
         a.extend(self.extra.iter().cloned());

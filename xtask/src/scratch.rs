@@ -50,6 +50,7 @@ impl ScratchDisks {
                 serial: Some(d.serial.to_string()),
                 blkdebug,
                 aio: None,
+                no_merging: false,
             });
         }
         Ok(ScratchDisks { dir: tmp, disks })

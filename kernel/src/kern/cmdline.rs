@@ -10,6 +10,7 @@ use crate::arch::m68k::cache::Mode as CacheMode;
 use crate::arch::m68k::cpu::Model;
 use crate::arch::m68k::dma_sync::CpuCache;
 use console_proto::bench::{CellSpec, CELL_SPEC_SHAPE};
+use console_proto::verify::Pass;
 use core::fmt;
 use drivers::dma::PostRead;
 use drivers::virtio::queue::UsedSync;
@@ -97,6 +98,23 @@ pub struct Options<'a> {
     /// Only this cell of the benchmark's matrix (`cargo xtask profile`); alone, it implies
     /// `bench=quick`.
     pub bench_cell: Option<CellSpec>,
+    /// The disk the benchmark drives when it is not the scratch disk in slot 0: its virtio
+    /// slot, and whether its write cells may run (else read cells only).
+    pub bench_disk: Option<BenchDisk>,
+    /// virtio slots to verify (bit n = slot n): every sector read in each pass, a CRC-32 per MiB.
+    pub verify: u128,
+    /// The read passes of a verify, bit i = `console_proto::verify::Pass::READ_PASSES[i]`.
+    pub verify_passes: u8,
+    /// Write the `--write` pattern with this seed over each verified disk first.
+    pub verify_write: Option<u32>,
+}
+
+/// A user's disk for the benchmark (`bench_disk=<slot>[,write]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchDisk {
+    pub slot: u32,
+    /// Its write cells run too (they overwrite the disk).
+    pub write: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,11 +154,30 @@ impl Default for Options<'_> {
             disks: 0,
             bench: Bench::None,
             bench_cell: None,
+            bench_disk: None,
+            verify: 0,
+            verify_passes: ALL_PASSES,
+            verify_write: None,
         }
     }
 }
 
 /// One accepted option, for parsing and for the usage text.
+/// Every read pass of `console_proto::verify::Pass::READ_PASSES`.
+pub const ALL_PASSES: u8 = (1 << Pass::READ_PASSES.len()) - 1;
+
+/// Parses a slot list `<slot>[,<slot>...]` (each 0..128) into a mask.
+fn slot_mask(value: &str) -> Option<u128> {
+    let mut mask = 0u128;
+    for item in value.split(',') {
+        match item.parse::<u32>() {
+            Ok(slot) if slot < 128 => mask |= 1 << slot,
+            _ => return None,
+        }
+    }
+    Some(mask)
+}
+
 pub struct Spec {
     pub key: &'static str,
     pub values: &'static str,
@@ -204,6 +241,26 @@ pub const SPECS: &[Spec] = &[
         key: "bench_cell",
         values: CELL_SPEC_SHAPE,
         help: "run only this cell of the bench= matrix (quick if bench= is not given), between the profile markers (cargo xtask profile); a spec naming no cell of it is refused",
+    },
+    Spec {
+        key: "bench_disk",
+        values: "<slot>[,write]",
+        help: "benchmark this disk instead of the scratch disk: its read cells, and with ',write' its write cells too (they overwrite it)",
+    },
+    Spec {
+        key: "verify",
+        values: "<slot>[,<slot>...]",
+        help: "read every sector of these disks in each pass and print a CRC-32 per MiB (never writes unless verify_write)",
+    },
+    Spec {
+        key: "verify_pass",
+        values: "<intr|polled>/<none|030|040>[,...]",
+        help: "the verify read passes: completion mode / DMA cache model (default all six)",
+    },
+    Spec {
+        key: "verify_write",
+        values: "<seed>",
+        help: "before the read passes, write the sector pattern of this seed (0..2^32) over each verified disk",
     },
     Spec {
         key: "dma_bug",
@@ -335,15 +392,33 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                 }
             }
             "bench_cell" => opts.bench_cell = Some(CellSpec::parse(value).ok_or_else(bad)?),
-            "disks" => {
-                let mut mask = 0u128;
+            "disks" => opts.disks = slot_mask(value).ok_or_else(bad)?,
+            "verify" => opts.verify = slot_mask(value).ok_or_else(bad)?,
+            "verify_pass" => {
+                let mut mask = 0u8;
                 for item in value.split(',') {
-                    match item.parse::<u32>() {
-                        Ok(slot) if slot < 128 => mask |= 1 << slot,
-                        _ => return Err(bad()),
-                    }
+                    let pass = Pass::parse(item).ok_or_else(bad)?;
+                    let i = Pass::READ_PASSES
+                        .iter()
+                        .position(|p| *p == pass)
+                        .ok_or_else(bad)?;
+                    mask |= 1 << i;
                 }
-                opts.disks = mask;
+                opts.verify_passes = mask;
+            }
+            "verify_write" => {
+                opts.verify_write = Some(value.parse::<u32>().map_err(|_| bad())?);
+            }
+            "bench_disk" => {
+                let (slot, write) = match value.split_once(',') {
+                    Some((slot, "write")) => (slot, true),
+                    Some(_) => return Err(bad()),
+                    None => (value, false),
+                };
+                opts.bench_disk = match slot.parse::<u32>() {
+                    Ok(slot) if slot < 128 => Some(BenchDisk { slot, write }),
+                    _ => return Err(bad()),
+                };
             }
             "dma_audit" => {
                 opts.dma_audit = match value {
@@ -486,6 +561,49 @@ mod tests {
     }
 
     #[test]
+    fn verify_and_bench_disk() {
+        let o =
+            parse("verify=0,5 verify_pass=polled/040,intr/none verify_write=4294967295").unwrap();
+        assert_eq!(o.verify, 1 | 1 << 5);
+        // READ_PASSES: intr/none is 0, polled/040 is 5.
+        assert_eq!(o.verify_passes, 1 | 1 << 5);
+        assert_eq!(o.verify_write, Some(u32::MAX));
+        assert_eq!(parse("verify=1").unwrap().verify_passes, ALL_PASSES);
+        assert_eq!(ALL_PASSES, 0b11_1111);
+        for bad in [
+            "verify=",
+            "verify=128",
+            "verify=a",
+            "verify_pass=write/none",
+            "verify_pass=intr/060",
+            "verify_pass=intr",
+            "verify_pass=",
+            "verify_write=-1",
+            "verify_write=4294967296",
+            "bench_disk=128",
+            "bench_disk=1,ro",
+            "bench_disk=,write",
+            "bench_disk=",
+        ] {
+            assert!(matches!(parse(bad), Err(Error::BadValue { .. })), "{bad}");
+        }
+        assert_eq!(
+            parse("bench_disk=3").unwrap().bench_disk,
+            Some(BenchDisk {
+                slot: 3,
+                write: false
+            })
+        );
+        assert_eq!(
+            parse("bench_disk=0,write").unwrap().bench_disk,
+            Some(BenchDisk {
+                slot: 0,
+                write: true
+            })
+        );
+    }
+
+    #[test]
     fn dma_options() {
         assert_eq!(
             parse("vq_sync=netbsd-2024").unwrap().vq_sync,
@@ -566,6 +684,10 @@ mod tests {
                 "bench_cell" => "bench_cell=floor,seq,getid,20,1,polled,off".into(),
                 "vq_sync" => "vq_sync=corrected".into(),
                 "dma_mutant" => "dma_mutant=none".into(),
+                "bench_disk" => "bench_disk=1".into(),
+                "verify" => "verify=0".into(),
+                "verify_pass" => "verify_pass=intr/none".into(),
+                "verify_write" => "verify_write=7".into(),
                 k => panic!("no sample value for {k}"),
             })
             .collect();

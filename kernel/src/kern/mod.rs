@@ -1,5 +1,5 @@
 //! Machine-independent kernel services: console and log, heap, command line, time and
-//! timers, console input, the disks, and how the kernel ends.
+//! timers, console input, the disks, verifying a disk, and how the kernel ends.
 #[cfg(target_arch = "wasm32")]
 pub mod boot;
 pub mod cmdline;
@@ -19,3 +19,5 @@ pub mod fatal;
 pub mod heap;
 #[cfg(target_arch = "wasm32")]
 pub mod tty;
+#[cfg(target_arch = "wasm32")]
+pub mod verify;

@@ -1,6 +1,7 @@
 //! The in-guest block I/O benchmark (kernel option `bench=quick|full`).
 //!
-//! For each cell of the matrix it drives the scratch disk in slot 0 for a byte or time
+//! For each cell of the matrix it drives the scratch disk in slot 0 (or the user's disk
+//! `bench_disk=` names: read cells only, unless `,write`) for a byte or time
 //! budget and logs one line (format in README "Benchmark log format"):
 //!
 //!   bench disk=0 impl=driver pattern=rand op=read bs=4096 qd=16 mode=intr event_idx=on
@@ -589,14 +590,14 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     result
 }
 
-fn log_line(cell: &Cell, r: &mut Measured) {
+fn log_line(slot: u32, cell: &Cell, r: &mut Measured) {
     r.lat_ns.sort_unstable();
     let ns = r.ns.max(1);
     let bytes = r.ops * u64::from(cell.bs);
     let ops = r.ops.max(1);
     // Fixed-point with integers only (no float formatting in the hot kernel path).
     let record = Record {
-        disk: 0,
+        disk: slot,
         imp: cell.imp,
         pattern: cell.pattern,
         op: cell.op,
@@ -624,18 +625,39 @@ fn log_line(cell: &Cell, r: &mut Measured) {
     println!("{record}");
 }
 
-/// Runs the matrix (only the cell `only` names, when given) on the scratch disk in slot 0;
-/// false if a cell failed or `only` names no cell of the matrix. Each cell runs between the
-/// profile markers (`machine::profile_mark_cell_begin`/`end`) and is followed by a
-/// `bench window ns=N` line: the guest time across them.
+/// Runs the matrix (only the cell `only` names, when given) on the scratch disk in slot 0,
+/// or on the user's disk `bench_disk=` names (its read cells only unless
+/// `bench_disk=<slot>,write`); false if a cell failed or `only` names no cell of the matrix.
+/// On a user's disk, a cell whose request does not fit it is skipped with a `bench skip:`
+/// line. Each cell runs between the profile markers (`machine::profile_mark_cell_begin`/
+/// `end`) and is followed by a `bench window ns=N` line: the guest time across them.
 pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
-    let disks = crate::kern::boot::options().disks;
+    let opts = crate::kern::boot::options();
+    let (slot, writes) = match opts.bench_disk {
+        Some(b) => (b.slot, b.write),
+        None => (0, true),
+    };
     let Some(info) = crate::board::virt::virtio_probe::devices()
-        .find(|d| d.slot == 0 && d.device_id == 2 && disks & 1 != 0)
+        .find(|d| {
+            d.slot == slot && d.device_id == 2 && (opts.bench_disk.is_some() || opts.disks & 1 != 0)
+        })
         .copied()
     else {
-        println!("bench: no scratch disk in slot 0 (disks=0): nothing to measure");
+        match opts.bench_disk {
+            Some(_) => {
+                println!("bench: no disk in slot {slot} (bench_disk={slot}): nothing to measure")
+            }
+            None => println!("bench: no scratch disk in slot 0 (disks=0): nothing to measure"),
+        }
         return false;
+    };
+    // The disk's size, for the cells that do not fit it.
+    let capacity = match disks::open(slot, OpenOptions::default()) {
+        Ok(d) => drivers::blk::BlockDevice::capacity(&*d),
+        Err(e) => {
+            println!("{}", line::Error(format_args!("disk slot {slot}: {e}")));
+            return false;
+        }
     };
     let budget = match matrix {
         Matrix::Quick => Budget {
@@ -649,7 +671,10 @@ pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
             ops: 200_000,
         },
     };
-    let mut all = cells(matrix);
+    let mut all: Vec<Cell> = cells(matrix)
+        .into_iter()
+        .filter(|c| writes || c.op != BenchOp::Write)
+        .collect();
     if let Some(spec) = only {
         all.retain(|c| c.spec() == spec);
         if all.is_empty() {
@@ -678,6 +703,14 @@ pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
                 of: all.len()
             }
         );
+        // On a user's disk a cell that does not fit is skipped; on the runner's scratch disk,
+        // which is sized for the matrix, it stays an error (the cell fails below).
+        if cell.op != BenchOp::GetId && opts.bench_disk.is_some() {
+            if let Err(why) = Offsets::new(cell.pattern, capacity, cell.bs) {
+                println!("{}", line::Skip(format_args!("{cell:?}: {why}")));
+                continue;
+            }
+        }
         let w0 = time::now();
         crate::arch::m68k::machine::profile_mark_cell_begin();
         let r = match cell.imp {
@@ -690,7 +723,7 @@ pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
         };
         match r {
             Ok(mut r) => {
-                log_line(cell, &mut r);
+                log_line(slot, cell, &mut r);
                 println!("{window}");
             }
             Err(e) => {
