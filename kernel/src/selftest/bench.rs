@@ -9,10 +9,11 @@
 //!     kicks_per_op=... irqs_per_op=... polls_per_op=... submit_ns_per_op=...
 //!     complete_ns_per_op=... clock=rtc
 //!
-//! `impl=driver` is the virtio-blk driver's queued interface; `impl=floor` is the simplest
-//! loop the same pipeline builds (descriptors built once and reused, no request pool, no
-//! auditor, polled, a notification per batch), so driver overhead = driver / floor, measured
-//! in the same run. `op=getid` is a null request's round trip.
+//! `impl=driver` is the virtio-blk driver's queued interface; `impl=floor` is the least this
+//! route does per request on a copyback CPU (`run_floor`: chains built once, per request the
+//! sector, status sentinel and avail entry written with their cache steps, polled, a
+//! notification per batch, no accessor, no auditor), so driver overhead = driver / floor,
+//! measured in the same run. `op=getid` is a null request's round trip.
 
 use crate::arch::m68k::cache::LINE;
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
