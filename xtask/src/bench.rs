@@ -60,7 +60,7 @@ pub fn has_error_line(text: &str) -> bool {
 }
 
 /// Whether the run finished (`bench done`) and its every `bench error:` line is a device I/O
-/// error (BlkError::Io's message, or the floor's failed status), at least one: what
+/// error (BlkError::Io's message, or the floor's status IOERR), at least one: what
 /// `--inject` makes.
 pub fn only_io_errors(text: &str) -> bool {
     let mut errors = 0;
@@ -69,7 +69,7 @@ pub fn only_io_errors(text: &str) -> bool {
         match line::parse_line(l) {
             Ok(Some(Line::Error(why))) => {
                 if !why.contains("I/O error reported by the device")
-                    && !why.ends_with("floor: request failed")
+                    && !why.contains("floor: request failed, status 0x01")
                 {
                     return false;
                 }
@@ -467,8 +467,16 @@ mod tests {
         let io = "bench error: Cell { .. }: I/O error reported by the device (request at sector 0)";
         let ok = format!("bench progress 1/2\n{io}\nbench done 2 cells\n");
         assert!(super::only_io_errors(&ok));
-        let floor = format!("bench error: Cell {{ imp: Floor }}: floor: request failed\n{ok}");
+        // The floor's message as run_floor prints it for status VIRTIO_BLK_S_IOERR (1).
+        let floor = format!(
+            "bench error: floor,rand,read,65536,1,polled,off: floor: request failed, status 0x01\n{ok}"
+        );
         assert!(super::only_io_errors(&floor));
+        let unsupp = floor.replace("status 0x01", "status 0x02");
+        assert!(
+            !super::only_io_errors(&unsupp),
+            "UNSUPP is no injected I/O error"
+        );
         assert!(
             !super::only_io_errors("bench done 2 cells\n"),
             "no error at all"

@@ -78,7 +78,8 @@ pub struct ProfileArgs {
     /// CPU model
     #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
     pub cpu: Cpu,
-    /// -icount shift=0 -rtc clock=vm: the same counts every run, guest time in instructions
+    /// -icount shift=0 -rtc clock=vm: guest time in instructions, counts independent of the host's
+    /// speed (what the guest does while it waits still follows the disk's completion times)
     #[arg(long)]
     pub icount: bool,
     /// Wall-clock limit for the QEMU run, at least 1

@@ -708,7 +708,7 @@ pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
         // which is sized for the matrix, it stays an error (the cell fails below).
         if cell.op != BenchOp::GetId && opts.bench_disk.is_some() {
             if let Err(why) = Offsets::new(cell.pattern, capacity, cell.bs) {
-                println!("{}", line::Skip(format_args!("{cell:?}: {why}")));
+                println!("{}", line::Skip(format_args!("{}: {why}", cell.spec())));
                 continue;
             }
         }
@@ -728,7 +728,7 @@ pub fn run(matrix: Matrix, only: Option<CellSpec>) -> bool {
                 println!("{window}");
             }
             Err(e) => {
-                println!("{}", line::Error(format_args!("{cell:?}: {e}")));
+                println!("{}", line::Error(format_args!("{}: {e}", cell.spec())));
                 ok = false;
             }
         }
