@@ -810,6 +810,11 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
             std::fs::read_to_string(f)
                 .map_err(anyhow::Error::from)
                 .and_then(|text| bench::read_json(&text))
+                .and_then(|prev| {
+                    // Instructions and nanoseconds do not compare: refuse before running.
+                    bench::regressions(&prev, &[], o.icount).map_err(|e| anyhow!(e))?;
+                    Ok(prev)
+                })
                 .with_context(|| format!("--compare {}", f.display()))?,
         ),
         None => None,
@@ -990,7 +995,8 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
                 compare.display()
             ));
         }
-        let regs = bench::regressions(&previous, &cells, o.icount);
+        let regs = bench::regressions(&previous, &cells, o.icount)
+            .map_err(|e| anyhow!("--compare {}: {e}", compare.display()))?;
         if regs.is_empty() {
             println!(
                 "xtask: no regression beyond noise against {}",
@@ -1232,6 +1238,28 @@ fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
         let n = verify::check_image(&d.file)?;
         injected.check_capacity(&d.file, n)?;
         sectors.push(n);
+    }
+    if plan.write.is_some() {
+        // QEMU would refuse these only after the build and boot, and the report would then
+        // describe a write pass that never ran.
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &plan.disks {
+            let real =
+                std::fs::canonicalize(&d.file).with_context(|| format!("{}", d.file.display()))?;
+            if !seen.insert(real.clone()) {
+                return fail(format!(
+                    "--write: {} is given twice (as {}): one image can be written through one disk only",
+                    real.display(),
+                    d.file.display()
+                ));
+            }
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(&d.file) {
+                return fail(format!(
+                    "--write: cannot open {} for writing: {e}",
+                    d.file.display()
+                ));
+            }
+        }
     }
     let read: Vec<Pass> = if plan.passes.is_empty() {
         Pass::READ_PASSES.to_vec()
@@ -1669,6 +1697,28 @@ fn verify_checks(elf: &Path) -> Result<Vec<(String, Option<String>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_write_refuses_one_image_given_twice_before_booting() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("w.img");
+        std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+        let link = dir.path().join("link.img");
+        std::os::unix::fs::symlink(&img, &link).unwrap();
+        let disk = |p: &Path| qemu::Disk::parse(&p.display().to_string()).unwrap();
+        let plan = |write| VerifyPlan {
+            disks: vec![disk(&img), disk(&link)],
+            write,
+            inject: Vec::new(),
+            passes: Vec::new(),
+            cpu: Cpu::M68040,
+            timeout: None,
+        };
+        // No kernel at this path: the refusal must come before anything boots.
+        let nowhere = Path::new("/nonexistent/kernel.elf");
+        let e = run_verify(&plan(Some(1)), Some(nowhere)).err().unwrap();
+        assert!(format!("{e:#}").contains("is given twice"), "{e:#}");
+    }
 
     #[test]
     fn user_options_are_never_overridden() {

@@ -474,20 +474,35 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             _ => unreachable!("every key in SPECS has a parser"),
         }
     }
-    if opts.bench_cell.is_some() {
-        let bench_given = SPECS
+    let given = |key: &str| {
+        SPECS
             .iter()
-            .position(|s| s.key == "bench")
-            .is_some_and(|i| seen & (1 << i) != 0);
-        match (opts.bench, bench_given) {
-            // The cell alone: taken from the quick matrix, with its budget.
-            (Bench::None, false) => opts.bench = Bench::Quick,
-            (Bench::None, true) => return Err(Error::Needs {
-                key: "bench_cell",
-                needs:
-                    "bench=quick or bench=full (the matrix the cell is taken from), not bench=none",
-            }),
+            .position(|s| s.key == key)
+            .is_some_and(|i| seen & (1 << i) != 0)
+    };
+    // A cell or a disk to benchmark names a benchmark: alone, the quick one.
+    for (key, wanted) in [
+        ("bench_cell", opts.bench_cell.is_some()),
+        ("bench_disk", opts.bench_disk.is_some()),
+    ] {
+        match (wanted, opts.bench, given("bench")) {
+            (true, Bench::None, false) => opts.bench = Bench::Quick,
+            (true, Bench::None, true) => {
+                return Err(Error::Needs {
+                    key,
+                    needs: "bench=quick or bench=full (the matrix it runs), not bench=none",
+                })
+            }
             _ => {}
+        }
+    }
+    // The verify options only shape a verify: without one they would do nothing, silently.
+    for key in ["verify_pass", "verify_write"] {
+        if given(key) && opts.verify == 0 {
+            return Err(Error::Needs {
+                key,
+                needs: "verify=<slots> (the disks to verify)",
+            });
         }
     }
     Ok(opts)
@@ -760,6 +775,29 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_bench_disk_alone_runs_the_quick_bench_and_verify_options_need_verify() {
+        assert_eq!(parse("bench_disk=1").unwrap().bench, Bench::Quick);
+        assert_eq!(
+            parse("bench=full bench_disk=1,write").unwrap().bench,
+            Bench::Full
+        );
+        assert_eq!(
+            parse("bench=none bench_disk=1"),
+            Err(Error::Needs {
+                key: "bench_disk",
+                needs: "bench=quick or bench=full (the matrix it runs), not bench=none",
+            })
+        );
+        for alone in ["verify_pass=intr/none", "verify_write=7"] {
+            assert!(
+                matches!(parse(alone), Err(Error::Needs { needs, .. }) if needs.starts_with("verify=")),
+                "{alone}"
+            );
+            assert!(parse(&std::format!("verify=1 {alone}")).is_ok(), "{alone}");
+        }
+    }
+
     /// The README's options table, written for users, is an independent statement of what
     /// the parser accepts: every key it documents is a key here and back, every value it
     /// names in backticks parses, and usage names every key.
@@ -777,7 +815,13 @@ mod tests {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             let key = cells[1].trim_matches('`');
             for value in cells[2].split('`').skip(1).step_by(2) {
-                let text = std::format!("{key}={value}");
+                // The verify options shape a verify, which they need.
+                let with = if key.starts_with("verify_") {
+                    "verify=0 "
+                } else {
+                    ""
+                };
+                let text = std::format!("{with}{key}={value}");
                 assert!(
                     parse(&text).is_ok(),
                     "README documents {text}, the parser refuses it"

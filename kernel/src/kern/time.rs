@@ -229,6 +229,17 @@ mod clock {
         Ok(())
     }
 
+    /// The RTC's raw reading (ns since the epoch, or guest instructions under `-icount
+    /// shift=0 -rtc clock=vm`) in one machine call: for measurement windows, whose two ends
+    /// are subtracted, where [`now`]'s boot offset and monotonic clamp would be part of what
+    /// is measured. Not monotonic across a host clock step.
+    #[inline]
+    pub fn raw_ns() -> u64 {
+        // SAFETY: the base is bootinfo's RTC record (see `rtc`): the call reads only that
+        // RTC's time registers.
+        unsafe { machine::rtc_read(RTC0_BASE.load(Ordering::Relaxed)) }
+    }
+
     /// Nanoseconds since boot; never goes backwards.
     #[inline]
     pub fn now() -> Nanos {

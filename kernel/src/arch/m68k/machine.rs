@@ -19,6 +19,8 @@ extern "C" {
     fn ipl_get() -> u32;
     fn ipl_set(level: u32);
     fn ipl_raise_all() -> u32;
+    #[link_name = "rtc_read"]
+    fn rtc_read_import(base: u32) -> u64;
     fn idle();
     fn linear_base() -> u32;
     fn ram_end() -> u32;
@@ -153,6 +155,19 @@ pub fn masked<R>(f: impl FnOnce() -> R) -> R {
     // lets run exactly what could run before the call.
     unsafe { ipl_set(previous) };
     r
+}
+
+/// A goldfish RTC's time (ns, as its TIME_LOW/TIME_HIGH pair reads) in one machine call that
+/// keeps the pair whole (interrupts masked between the two loads).
+///
+/// # Safety
+///
+/// `base` must be the register block of a goldfish RTC (its first two registers are
+/// TIME_LOW and TIME_HIGH, whose reads change nothing but TIME_HIGH's latch).
+#[inline]
+pub unsafe fn rtc_read(base: u32) -> u64 {
+    // SAFETY: the caller's contract: two loads from that RTC's time registers.
+    unsafe { self::rtc_read_import(base) }
 }
 
 /// Masks every interrupt: what an [`IrqMutex`] raises before it locks.
