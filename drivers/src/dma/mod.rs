@@ -578,11 +578,27 @@ impl<P: Platform> DmaTag<P> {
         if flags != 0 {
             return self.sync_range_checked(region, ops, offset, len, caller, flags);
         }
+        self.real_cache_steps(region, ops, offset, len)?;
+        self.platform().barrier();
+        Ok(())
+    }
+
+    /// What every sync does whoever watches: the PRE/POST and bounds checks, the first
+    /// compiler barrier (toolchain.md rule 3: every sync is one, before and after) and the
+    /// platform's steps on the real cache. The callers add the auditor, the model and the
+    /// closing barrier.
+    #[inline(always)]
+    fn real_cache_steps(
+        &self,
+        region: &DmaRegion<P>,
+        ops: SyncOps,
+        offset: u32,
+        len: u32,
+    ) -> Result<(), DmaError> {
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             return Err(DmaError::PreMixedWithPost);
         }
         region.check(offset, len)?;
-        // Every sync is a compiler barrier, before and after (toolchain.md rule 3).
         self.platform().barrier();
         if let Some(cpu) = self.platform().cpu() {
             // SAFETY: the platform's steps for `ops` over a range of this region (checked
@@ -594,7 +610,6 @@ impl<P: Platform> DmaTag<P> {
                     .sync_cache(cpu, ops, region.phys + offset, len)
             };
         }
-        self.platform().barrier();
         Ok(())
     }
 
@@ -624,16 +639,8 @@ impl<P: Platform> DmaTag<P> {
                     })?;
             }
         }
-        if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
-            return Err(DmaError::PreMixedWithPost);
-        }
-        region.check(offset, len)?;
+        self.real_cache_steps(region, ops, offset, len)?;
         let start = phys + offset;
-        self.platform().barrier();
-        if let Some(cpu) = self.platform().cpu() {
-            // SAFETY: as in `sync_range`: the plan for a checked range of this region.
-            unsafe { self.platform().sync_cache(cpu, ops, start, len) };
-        }
         {
             let mut st = self.state.lock();
             let st = &mut *st;

@@ -74,6 +74,20 @@ fn say(slot: u32, pass: Pass, body: Body<'_>) {
     );
 }
 
+/// A pass's `done` line: its `capacity` sectors moved since `t0`, and the rate.
+fn say_done(slot: u32, pass: Pass, capacity: u64, t0: time::Nanos) {
+    let ns = time::now() - t0;
+    say(
+        slot,
+        pass,
+        Body::Done {
+            sectors: capacity,
+            ns,
+            mib_s: mib_s(capacity * u64::from(SECTOR), ns),
+        },
+    );
+}
+
 fn error(slot: u32, pass: Pass, e: &dyn core::fmt::Display) -> bool {
     let why = alloc::format!("{e}");
     say(slot, pass, Body::Error(&why));
@@ -286,16 +300,7 @@ fn read_pass(slot: u32, pass: Pass, check: Option<(u32, &[u64])>) -> bool {
             );
         }
     }
-    let ns = time::now() - t0;
-    say(
-        slot,
-        pass,
-        Body::Done {
-            sectors: capacity,
-            ns,
-            mib_s: mib_s(capacity * u64::from(SECTOR), ns),
-        },
-    );
+    say_done(slot, pass, capacity, t0);
     matched
 }
 
@@ -361,15 +366,6 @@ fn write_pass(slot: u32, seed: u32) -> Option<Vec<u64>> {
         error(slot, pass, &e);
         return None;
     }
-    let ns = time::now() - t0;
-    say(
-        slot,
-        pass,
-        Body::Done {
-            sectors: capacity,
-            ns,
-            mib_s: mib_s(capacity * u64::from(SECTOR), ns),
-        },
-    );
+    say_done(slot, pass, capacity, t0);
     Some(unwritten)
 }
