@@ -1093,6 +1093,9 @@ fn run_profile(elf: &Path, o: &ProfileArgs) -> Result<Profiled> {
         )
     })?;
     let dump = profile::parse_dump(&text).map_err(|e| anyhow!("the plugin's profile: {e}"))?;
+    // Kept for per-block study (`--annotate` reads the same records).
+    let blocks = out_dir.join("blocks.txt");
+    std::fs::write(&blocks, &text).with_context(|| format!("cannot write {}", blocks.display()))?;
     let cell = match &o.cell {
         Some(spec) => {
             if dump.window != Some((1, 1)) {

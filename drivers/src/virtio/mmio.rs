@@ -151,6 +151,24 @@ pub struct InterruptCause {
     pub needs_reset: bool,
 }
 
+/// One queue's notification register ([`MmioTransport::notifier`]); lives no longer than
+/// the transport, whose base its address is.
+#[derive(Clone, Copy)]
+pub struct Notifier<'a, B: Bus + Copy> {
+    bus: B,
+    addr: u32,
+    queue: u32,
+    _transport: core::marker::PhantomData<&'a MmioTransport<B>>,
+}
+
+impl<B: Bus + Copy> Notifier<'_, B> {
+    /// Tells the device the queue has new avail entries (as [`MmioTransport::notify`]).
+    #[inline(always)]
+    pub fn notify(self) {
+        self.bus.write32_le(self.addr, self.queue);
+    }
+}
+
 pub struct MmioTransport<B: Bus> {
     bus: B,
     /// Private: its base is where every register access goes, vouched for by `new`'s caller.
@@ -320,6 +338,20 @@ impl<B: Bus> MmioTransport<B> {
 
     pub fn notify(&self, queue: u16) {
         self.write(QUEUE_NOTIFY, queue.into());
+    }
+
+    /// Queue `queue`'s notification (QueueNotify, virtio 1.2 4.2.2) as a value of its own, for
+    /// a request path that keeps it in a local rather than reaching through the transport.
+    pub fn notifier(&self, queue: u16) -> Notifier<'_, B>
+    where
+        B: Copy,
+    {
+        Notifier {
+            bus: self.bus,
+            addr: self.info.base + QUEUE_NOTIFY,
+            queue: queue.into(),
+            _transport: core::marker::PhantomData,
+        }
     }
 
     pub fn interrupt_status(&self) -> u32 {

@@ -240,6 +240,25 @@ mod clock {
         unsafe { machine::rtc_read(RTC0_BASE.load(Ordering::Relaxed)) }
     }
 
+    /// [`raw_ns`] with the RTC's address read once: a loop that reads the clock at each end
+    /// of a measurement window keeps this in a local.
+    #[derive(Clone, Copy)]
+    pub struct RawClock(u32);
+
+    impl RawClock {
+        /// The boot RTC's clock.
+        pub fn get() -> RawClock {
+            RawClock(RTC0_BASE.load(Ordering::Relaxed))
+        }
+        /// As [`raw_ns`].
+        #[inline(always)]
+        pub fn ns(self) -> u64 {
+            // SAFETY: the base is bootinfo's RTC record (see `rtc`), read from RTC0_BASE by
+            // `get`: the call reads only that RTC's time registers.
+            unsafe { machine::rtc_read(self.0) }
+        }
+    }
+
     /// Nanoseconds since boot; never goes backwards.
     #[inline]
     pub fn now() -> Nanos {

@@ -15,10 +15,9 @@
 //! notification per batch, no accessor, no auditor), so driver overhead = driver / floor,
 //! measured in the same run. `op=getid` is a null request's round trip.
 
-use crate::arch::m68k::cache::LINE;
+use crate::arch::m68k::cache::{self, LINE};
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
 use crate::arch::m68k::dma_sync::CpuCache;
-use crate::arch::m68k::machine;
 use crate::arch::m68k::machine::MachineBus;
 use crate::kern::disks;
 use crate::kern::time;
@@ -30,7 +29,7 @@ use console_proto::bench::{self as line, CellSpec, Fixed, Impl, Op as BenchOp, P
 use drivers::blk::request::{self as req, header_bytes, HEADER_LEN, HEADER_SECTOR_AT};
 use drivers::blk::virtio_blk::{Op, OpenOptions};
 use drivers::blk::{BlkError, CompletionMode, SECTOR};
-use drivers::dma::{Direction, DmaRegion, Platform, SyncOps};
+use drivers::dma::{CacheStep, Direction, DmaRegion, Platform, SyncOps};
 use drivers::virtio::mmio::{DeviceInfo, MmioTransport};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -146,7 +145,12 @@ impl Lcg {
 /// Sector of the next request.
 struct Offsets {
     pattern: Pattern,
+    /// Requests of `unit` sectors that fit the disk.
     span: u64,
+    unit: u64,
+    /// `span` when every sector this yields fits 32 bits (disks under 2 TiB): 32-bit
+    /// arithmetic, since the m68k has no 64-bit multiply or divide (each a libgcc call).
+    span32: Option<u32>,
     next: u64,
     rng: Lcg,
 }
@@ -155,7 +159,8 @@ impl Offsets {
     /// Fails when not one request of `bs` bytes fits the disk (`capacity` sectors): such a
     /// cell cannot be measured on it.
     fn new(pattern: Pattern, capacity: u64, bs: u32) -> Result<Self, String> {
-        let span = capacity / u64::from(bs / SECTOR).max(1);
+        let unit = u64::from(bs / SECTOR).max(1);
+        let span = capacity / unit;
         if span == 0 {
             return Err(format!(
                 "does not fit the disk: a {bs}-byte request needs at least {} bytes, the disk has {} bytes",
@@ -163,29 +168,38 @@ impl Offsets {
                 capacity * u64::from(SECTOR)
             ));
         }
+        let span32 = u32::try_from(span * unit).ok().map(|_| span as u32);
         Ok(Offsets {
             pattern,
             span,
+            unit,
+            span32,
             next: 0,
             rng: Lcg(12345),
         })
     }
-    fn take(&mut self, bs: u32) -> u64 {
-        let unit = u64::from(bs / SECTOR).max(1);
+    fn take(&mut self) -> u64 {
+        if let Some(span) = self.span32 {
+            // `k * unit` < `span * unit`, which fits (checked in `new`).
+            let k = match self.pattern {
+                Pattern::Seq => {
+                    let k = self.next as u32;
+                    self.next = u64::from(if k + 1 == span { 0 } else { k + 1 });
+                    k
+                }
+                Pattern::Rand => (self.rng.next() >> 4) % span,
+            };
+            return u64::from(k * self.unit as u32);
+        }
         let k = match self.pattern {
             Pattern::Seq => {
                 let k = self.next;
                 self.next = (self.next + 1) % self.span;
                 k
             }
-            // A 32-bit remainder where the span allows (every disk under 2 TiB at 512-byte
-            // requests): the m68k has no 64-bit divide.
-            Pattern::Rand => match u32::try_from(self.span) {
-                Ok(span) => u64::from((self.rng.next() >> 4) % span),
-                Err(_) => u64::from(self.rng.next() >> 4) % self.span,
-            },
+            Pattern::Rand => u64::from(self.rng.next() >> 4) % self.span,
         };
-        k * unit
+        k * self.unit
     }
 }
 
@@ -250,6 +264,7 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
     let mut lat = Vec::new();
     let mut ops = 0u64;
     let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
+    let clock = time::RawClock::get();
     let t0 = time::now();
     let (op, len) = match cell.op {
         BenchOp::Read => (Op::Read, cell.bs),
@@ -261,30 +276,37 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
         let done =
             ops * u64::from(cell.bs) >= budget.bytes || elapsed >= budget.ns || ops >= budget.ops;
         if !done {
-            let t = time::raw_ns();
-            while let Some(slot) = free.pop() {
-                let sector = offsets.as_mut().map_or(0, |o| o.take(cell.bs));
-                starts[slot] = t;
+            let t = clock.ns();
+            for &slot in &free {
+                let sector = offsets.as_mut().map_or(0, |o| o.take());
                 d.submit(op, sector, len, slot as u64, |_| {})?;
             }
             d.kick()?;
-            submit_ns += time::raw_ns().saturating_sub(t);
+            submit_ns += clock.ns().saturating_sub(t);
+            // The benchmark's own bookkeeping, outside the window (as the floor's).
+            for &slot in &free {
+                starts[slot] = t;
+            }
+            free.clear();
         }
         if free.len() == cell.qd {
             break;
         }
         d.wait()?;
-        let now = time::raw_ns();
+        let now = clock.ns();
+        let first = free.len();
         let mut err = None;
         d.reap(|token, _, r| {
             if let Err(e) = r {
                 err = Some(e);
             }
-            lat.push(now.saturating_sub(starts[token as usize]));
             free.push(token as usize);
-            ops += 1;
         })?;
-        complete_ns += time::raw_ns().saturating_sub(now);
+        complete_ns += clock.ns().saturating_sub(now);
+        for &slot in &free[first..] {
+            lat.push(now.saturating_sub(starts[slot]));
+            ops += 1;
+        }
         if let Some(e) = err {
             return Err(e.into());
         }
@@ -307,6 +329,7 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
 /// little-endian fields at checked offsets, and its syncs straight to the platform's cache
 /// steps, seen by neither the auditor nor the model (the floor's setup goes through the tag,
 /// so the model holds nothing of these regions that memory lacks when the loop starts).
+#[derive(Clone, Copy)]
 struct Raw {
     ptr: *mut u8,
     phys: u32,
@@ -360,20 +383,351 @@ impl Raw {
         // SAFETY: as `write_u16`.
         unsafe { core::ptr::write_volatile(self.at::<u8>(off), v) }
     }
-    /// The platform's cache steps for `ops` over [off, off + len), between compiler
-    /// barriers: what bus_dma needs on this CPU and nothing else.
-    #[inline(always)]
-    fn sync(&self, cpu: Option<CpuCache>, ops: SyncOps, off: u32, len: u32) {
-        assert!(off <= self.len && self.len - off >= len);
-        machine::compiler_barrier();
-        if let Some(cpu) = cpu {
-            // SAFETY: a range of this allocation (asserted), which the floor syncs under the
-            // bus_dma rules: PREREAD only on lines the device owns (status and data slots,
-            // the used ring), PREWRITE after the CPU's writes.
-            unsafe { DMA.platform().sync_cache(cpu, ops, self.phys + off, len) };
-        }
-        machine::compiler_barrier();
+}
+
+/// One cache instruction of a floor sync, decided at setup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Insn {
+    /// CPUSHL/CINVL/CPUSHP/CINVP: the encoding byte `machine::cache_op` takes, and the address.
+    Op { kind: u32, addr: u32 },
+    /// The whole data cache (68030 CACR CD, 68040 CPUSHA DC).
+    All,
+}
+
+/// The cache instructions of one sync over a fixed range: what the platform's planner
+/// (`Platform::sync_steps`, the same plan the driver's syncs execute) issues for it on this
+/// CPU, so a request pays only for the instructions themselves. Each runs between compiler
+/// barriers (every machine call is opaque to GCC). Seen by neither the auditor nor the model.
+#[derive(PartialEq, Eq)]
+struct Prepared(Vec<Insn>);
+
+impl Prepared {
+    /// Panics outside `region`.
+    fn new(cpu: Option<CpuCache>, ops: SyncOps, region: &Raw, off: u32, len: u32) -> Prepared {
+        assert!(off <= region.len && region.len - off >= len);
+        let mut v = Vec::new();
+        let Some(cpu) = cpu else {
+            return Prepared(v);
+        };
+        let insns = crate::arch::m68k::cpu::cache_insns();
+        let line = |push, scope, addr| {
+            let step = cache::Step {
+                push,
+                scope,
+                caches: cache::Caches::Data,
+                addr,
+            };
+            Insn::Op {
+                kind: step.encoding(),
+                addr,
+            }
+        };
+        DMA.platform()
+            .sync_steps(cpu, ops, region.phys + off, len, &mut |s| match s {
+                // As `M68kPlatform::execute`: line and page steps need CINV/CPUSH.
+                CacheStep::Line { addr, push } if insns => {
+                    v.push(line(push, cache::Scope::Line, addr))
+                }
+                CacheStep::Page { addr, push } if insns => {
+                    v.push(line(push, cache::Scope::Page, addr))
+                }
+                CacheStep::Line { .. } | CacheStep::Page { .. } => {}
+                CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => v.push(Insn::All),
+            });
+        Prepared(v)
     }
+    #[inline(always)]
+    fn run(&self) {
+        for insn in &self.0 {
+            match *insn {
+                // SAFETY: an instruction of the planner's plan for a range the floor syncs
+                // under the bus_dma rules (PREREAD only on lines the device owns: status and
+                // data slots, the used ring; PREWRITE after the CPU's writes), on a CPU where
+                // CINV/CPUSH run (checked when prepared).
+                Insn::Op { kind, addr } => unsafe { cache::execute_encoded(kind, addr) },
+                Insn::All => cache::push_invalidate_all(),
+            }
+        }
+    }
+}
+
+/// A floor sync over slot (or ring position) `n` whose plan is `count` instructions of one
+/// kind, `step` bytes apart from `(first + n * stride) & mask`: run from locals, with no
+/// load per instruction. [`Strided::fit`] finds it from the planner's plans for every `n`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Strided {
+    kind: u32,
+    first: u32,
+    stride: u32,
+    mask: u32,
+    step: u32,
+    count: u32,
+}
+
+impl Strided {
+    /// The shape every plan of `plans` (plan n for the range at `first + n * stride`) has,
+    /// if one does: checked instruction by instruction.
+    fn fit(plans: &[Prepared], first: u32, stride: u32) -> Option<Strided> {
+        let count = plans.first()?.0.len() as u32;
+        let (kind, step) = match plans[0].0.as_slice() {
+            [] => (0, 0),
+            [Insn::Op { kind, .. }] => (*kind, 0),
+            [Insn::Op { kind, addr }, Insn::Op { addr: next, .. }, ..] => {
+                (*kind, next.wrapping_sub(*addr))
+            }
+            _ => return None,
+        };
+        [!0, !(LINE - 1), !(cache::PAGE - 1)]
+            .into_iter()
+            .map(|mask| Strided {
+                kind,
+                first,
+                stride,
+                mask,
+                step,
+                count,
+            })
+            .find(|s| {
+                plans.iter().zip(0u32..).all(|(p, n)| {
+                    p.0.len() as u32 == count
+                        && p.0.iter().zip(0u32..).all(|(insn, k)| {
+                            *insn
+                                == Insn::Op {
+                                    kind,
+                                    addr: s.addr(n).wrapping_add(k.wrapping_mul(step)),
+                                }
+                        })
+                })
+            })
+    }
+    #[inline(always)]
+    fn addr(self, n: u32) -> u32 {
+        self.first.wrapping_add(n.wrapping_mul(self.stride)) & self.mask
+    }
+    #[inline(always)]
+    fn run(self, n: u32) {
+        let mut addr = self.addr(n);
+        for _ in 0..self.count {
+            // SAFETY: the planner's instructions for a range the floor syncs under the
+            // bus_dma rules (as `Prepared::run`), equal to these (checked by `fit`).
+            unsafe { cache::execute_encoded(self.kind, addr) };
+            addr = addr.wrapping_add(self.step);
+        }
+    }
+}
+
+/// The plans of one floor sync, one per slot or ring position: strided where they all have
+/// that shape (every sync on a 68040 with the floor's aligned regions), else listed.
+struct Plan {
+    strided: Option<Strided>,
+    listed: Vec<Prepared>,
+}
+
+impl Plan {
+    fn new(listed: Vec<Prepared>, first: u32, stride: u32) -> Plan {
+        Plan {
+            strided: Strided::fit(&listed, first, stride),
+            listed,
+        }
+    }
+}
+
+struct FloorPlans {
+    header: Plan,
+    data: Plan,
+    status: Plan,
+    avail_entry: Plan,
+    avail_idx: Plan,
+    used_idx: Plan,
+    used_id: Plan,
+}
+
+struct FloorEnv<'a> {
+    t: &'a MmioTransport<MachineBus>,
+    ring: Raw,
+    used: Raw,
+    hdr: Raw,
+    status: Raw,
+    size: u16,
+    qd: usize,
+    bs: u32,
+}
+
+/// Runs plan `n` of `p`: the strided form `s` when there is one (a local, so no loads), else
+/// the listed plan.
+#[inline(always)]
+fn run_plan(s: Option<Strided>, p: &Plan, n: u32) {
+    match s {
+        Some(s) => s.run(n),
+        None => p.listed[n as usize].run(),
+    }
+}
+
+// The floor's errors, out of line: a value formatted in the loop itself would be given an
+// address, and kept in linear memory on every turn.
+#[cold]
+#[inline(never)]
+fn floor_bad_id(head: u32) -> String {
+    format!("floor: device returned id {head}")
+}
+
+#[cold]
+#[inline(never)]
+fn floor_failed(status: u8) -> String {
+    format!("floor: request failed, status {status:#04x}")
+}
+
+/// The floor's request loop (see [`run_floor`]). The state a request touches is in locals
+/// (no closure captures, no struct behind a reference): on this route a load or store of
+/// linear memory costs a bounds check and a byte swap, a local nothing.
+fn floor_loop(
+    env: &FloorEnv,
+    plans: &FloorPlans,
+    mut offsets: Option<&mut Offsets>,
+    budget: &Budget,
+) -> Result<Measured, String> {
+    // Copies, not references: a field behind a reference is reloaded after every volatile
+    // store, a local is not.
+    let (ring, used, hdr, status) = (env.ring, env.used, env.hdr, env.status);
+    let notifier = env.t.notifier(0);
+    let clock = time::RawClock::get();
+    let (size, qd, bs) = (env.size, env.qd, env.bs);
+    let (header_s, data_s, status_s) = (
+        plans.header.strided,
+        plans.data.strided,
+        plans.status.strided,
+    );
+    let (entry_s, id_s) = (plans.avail_entry.strided, plans.used_id.strided);
+    let (avail_idx_s, used_idx_s) = (plans.avail_idx.strided, plans.used_idx.strided);
+    let avail = 16 * u32::from(size);
+    let (budget_bytes, budget_ns, budget_ops) = (budget.bytes, budget.ns, budget.ops);
+    let (mut avail_idx, mut last_used) = (0u16, 0u16);
+    let mut starts = vec![0u64; qd];
+    let mut pending: Vec<u16> = (0..qd as u16).collect();
+    let mut lat = Vec::new();
+    let mut outstanding = 0usize;
+    let (mut ops, mut kicks, mut polls) = (0u64, 0u64, 0u64);
+    let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
+    let t0 = time::now();
+    loop {
+        let stop = ops * u64::from(bs) >= budget_bytes
+            || time::now() - t0 >= budget_ns
+            || ops >= budget_ops;
+        if !stop && !pending.is_empty() {
+            let started = clock.ns();
+            // The previous avail entry's position: consecutive entries in one line are
+            // pushed once.
+            let mut unpushed: Option<u16> = None;
+            for &i in &pending {
+                let slot = u32::from(i);
+                if let Some(o) = offsets.as_deref_mut() {
+                    let sector = o.take();
+                    let at = HEADER_LEN * slot + HEADER_SECTOR_AT;
+                    hdr.write_u32(at, sector as u32);
+                    hdr.write_u32(at + 4, (sector >> 32) as u32);
+                }
+                run_plan(header_s, &plans.header, slot);
+                run_plan(data_s, &plans.data, slot);
+                // A sentinel the device must overwrite, pushed with the line's PREREAD.
+                status.write_u8(LINE * slot, 0xff);
+                run_plan(status_s, &plans.status, slot);
+                let pos = avail_idx % size;
+                ring.write_u16(avail + 4 + 2 * u32::from(pos), 3 * i);
+                if let Some(prev) = unpushed {
+                    let same = match entry_s {
+                        Some(s) => s.addr(u32::from(prev)) == s.addr(u32::from(pos)),
+                        None => {
+                            plans.avail_entry.listed[usize::from(prev)]
+                                == plans.avail_entry.listed[usize::from(pos)]
+                        }
+                    };
+                    if !same {
+                        run_plan(entry_s, &plans.avail_entry, u32::from(prev));
+                    }
+                }
+                unpushed = Some(pos);
+                avail_idx = avail_idx.wrapping_add(1);
+                outstanding += 1;
+            }
+            // The entries' lines before idx moves: a line the cache evicted on its own
+            // could otherwise carry the new idx to memory ahead of an entry.
+            if let Some(prev) = unpushed {
+                run_plan(entry_s, &plans.avail_entry, u32::from(prev));
+            }
+            ring.write_u16(avail + 2, avail_idx);
+            run_plan(avail_idx_s, &plans.avail_idx, 0);
+            notifier.notify();
+            submit_ns += clock.ns().saturating_sub(started);
+            kicks += 1;
+            // The benchmark's own bookkeeping, outside the window.
+            for &i in &pending {
+                starts[usize::from(i)] = started;
+            }
+            pending.clear();
+        }
+        if outstanding == 0 {
+            break;
+        }
+        let idx = loop {
+            polls += 1;
+            run_plan(used_idx_s, &plans.used_idx, 0);
+            let idx = used.read_u16(2);
+            if idx != last_used {
+                break idx;
+            }
+            // The clock every 64 polls: a poll is a line invalidate and a load, and a
+            // clock read (two RTC accesses) each time would be most of it.
+            if polls % 64 == 0 && time::now() - t0 > budget_ns + 5 * time::SECONDS {
+                return Err("floor: no completion within 5 s".into());
+            }
+        };
+        let now = clock.ns();
+        let first = pending.len();
+        let mut invalidated: Option<u16> = None;
+        while last_used != idx {
+            let pos = last_used % size;
+            let fresh = match (invalidated, id_s) {
+                (None, _) => true,
+                (Some(prev), Some(s)) => s.addr(u32::from(prev)) != s.addr(u32::from(pos)),
+                (Some(prev), None) => {
+                    plans.used_id.listed[usize::from(prev)]
+                        != plans.used_id.listed[usize::from(pos)]
+                }
+            };
+            if fresh {
+                run_plan(id_s, &plans.used_id, u32::from(pos));
+                invalidated = Some(pos);
+            }
+            let head = used.read_u32(4 + 8 * u32::from(pos));
+            let i = head / 3;
+            if head % 3 != 0 || i >= qd as u32 {
+                return Err(floor_bad_id(head));
+            }
+            let st = status.read_u8(LINE * i);
+            if st != req::VIRTIO_BLK_S_OK {
+                return Err(floor_failed(st));
+            }
+            pending.push(i as u16);
+            outstanding -= 1;
+            last_used = last_used.wrapping_add(1);
+        }
+        complete_ns += clock.ns().saturating_sub(now);
+        for &i in &pending[first..] {
+            lat.push(now.saturating_sub(starts[usize::from(i)]));
+            ops += 1;
+        }
+    }
+    let ns = time::now() - t0;
+    Ok(Measured {
+        ops,
+        ns,
+        submit_ns,
+        complete_ns,
+        lat_ns: lat,
+        kicks,
+        irqs: 0,
+        polls,
+    })
 }
 
 /// The floor: the least this route does per request on a CPU with a copyback cache. One
@@ -480,109 +834,73 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     } else {
         SyncOps::PREWRITE
     };
+    let avail = 16 * q;
+    // Every per-request sync covers a fixed range, so its cache instructions are decided
+    // here, once, by the platform's planner: slot i's header push, data PRE and status
+    // push; the line of each avail entry and of avail idx; of used idx and each used id.
+    let each = |n: u32, f: &dyn Fn(u32) -> Prepared| (0..n).map(f).collect::<Vec<_>>();
+    let n = qd as u32;
+    let plans = FloorPlans {
+        header: Plan::new(
+            each(n, &|i| {
+                Prepared::new(cpu, SyncOps::PREWRITE, &hdr_m, HEADER_LEN * i, HEADER_LEN)
+            }),
+            hdr_m.phys,
+            HEADER_LEN,
+        ),
+        data: Plan::new(
+            each(n, &|i| {
+                Prepared::new(cpu, data_pre, &data_m, data_len * i, data_len)
+            }),
+            data_m.phys,
+            data_len,
+        ),
+        status: Plan::new(
+            each(n, &|i| {
+                Prepared::new(cpu, SyncOps::PRE, &status_m, LINE * i, LINE)
+            }),
+            status_m.phys,
+            LINE,
+        ),
+        avail_entry: Plan::new(
+            each(q, &|p| {
+                Prepared::new(cpu, SyncOps::PREWRITE, &ring_m, avail + 4 + 2 * p, 2)
+            }),
+            ring_m.phys + avail + 4,
+            2,
+        ),
+        avail_idx: Plan::new(
+            vec![Prepared::new(cpu, SyncOps::PREWRITE, &ring_m, avail + 2, 2)],
+            ring_m.phys + avail + 2,
+            0,
+        ),
+        used_idx: Plan::new(
+            vec![Prepared::new(cpu, SyncOps::PREREAD, &used_m, 2, 2)],
+            used_m.phys + 2,
+            0,
+        ),
+        used_id: Plan::new(
+            each(q, &|p| {
+                Prepared::new(cpu, SyncOps::PREREAD, &used_m, 4 + 8 * p, 4)
+            }),
+            used_m.phys + 4,
+            8,
+        ),
+    };
+    let env = FloorEnv {
+        t: &t,
+        ring: ring_m,
+        used: used_m,
+        hdr: hdr_m,
+        status: status_m,
+        size,
+        qd,
+        bs: cell.bs,
+    };
     // From here the device owns the rings and buffers: every way out of the loop (budget
     // spent, an error, no completion) comes back here, and the device is reset before
     // they are freed.
-    let result = (|| -> Result<Measured, String> {
-        let avail = 16 * q;
-        let (mut avail_idx, mut last_used) = (0u16, 0u16);
-        let mut starts = vec![0u64; qd];
-        let mut pending: Vec<u16> = (0..qd as u16).collect();
-        let mut outstanding = 0usize;
-        let (mut lat, mut ops, mut kicks, mut polls) = (Vec::new(), 0u64, 0u64, 0u64);
-        let (mut submit_ns, mut complete_ns) = (0u64, 0u64);
-        let t0 = time::now();
-        loop {
-            let stop = ops * u64::from(cell.bs) >= budget.bytes
-                || time::now() - t0 >= budget.ns
-                || ops >= budget.ops;
-            if !stop && !pending.is_empty() {
-                let started = time::raw_ns();
-                let first = avail_idx;
-                for &i in &pending {
-                    let slot = u32::from(i);
-                    if let Some(o) = offsets.as_mut() {
-                        let sector = o.take(cell.bs);
-                        let at = HEADER_LEN * slot + HEADER_SECTOR_AT;
-                        hdr_m.write_u32(at, sector as u32);
-                        hdr_m.write_u32(at + 4, (sector >> 32) as u32);
-                    }
-                    hdr_m.sync(cpu, SyncOps::PREWRITE, HEADER_LEN * slot, HEADER_LEN);
-                    data_m.sync(cpu, data_pre, data_len * slot, data_len);
-                    // A sentinel the device must overwrite, pushed with the line's PREREAD.
-                    status_m.write_u8(LINE * slot, 0xff);
-                    status_m.sync(cpu, SyncOps::PRE, LINE * slot, LINE);
-                    ring_m.write_u16(avail + 4 + 2 * u32::from(avail_idx % size), 3 * i);
-                    avail_idx = avail_idx.wrapping_add(1);
-                    starts[i as usize] = started;
-                    outstanding += 1;
-                }
-                pending.clear();
-                // The avail entries just written: one range, or two where the ring wraps.
-                let (a, n) = (
-                    u32::from(first % size),
-                    u32::from(avail_idx.wrapping_sub(first)),
-                );
-                let head = n.min(q - a);
-                ring_m.sync(cpu, SyncOps::PREWRITE, avail + 4 + 2 * a, 2 * head);
-                if head < n {
-                    ring_m.sync(cpu, SyncOps::PREWRITE, avail + 4, 2 * (n - head));
-                }
-                ring_m.write_u16(avail + 2, avail_idx);
-                ring_m.sync(cpu, SyncOps::PREWRITE, avail + 2, 2);
-                t.notify(0);
-                kicks += 1;
-                submit_ns += time::raw_ns().saturating_sub(started);
-            }
-            if outstanding == 0 {
-                break;
-            }
-            let idx = loop {
-                polls += 1;
-                used_m.sync(cpu, SyncOps::PREREAD, 2, 2);
-                let idx = used_m.read_u16(2);
-                if idx != last_used {
-                    break idx;
-                }
-                // The clock every 64 polls: a poll is a line invalidate and a load, and a
-                // clock read (two RTC accesses) each time would be most of it.
-                if polls % 64 == 0 && time::now() - t0 > budget.ns + 5 * time::SECONDS {
-                    return Err("floor: no completion within 5 s".into());
-                }
-            };
-            let now = time::raw_ns();
-            while last_used != idx {
-                let off = 4 + 8 * u32::from(last_used % size);
-                used_m.sync(cpu, SyncOps::PREREAD, off, 4);
-                let head = used_m.read_u32(off);
-                let i = head / 3;
-                if head % 3 != 0 || i >= qd as u32 {
-                    return Err(format!("floor: device returned id {head}"));
-                }
-                let st = status_m.read_u8(LINE * i);
-                if st != req::VIRTIO_BLK_S_OK {
-                    return Err(format!("floor: request failed, status {st:#04x}"));
-                }
-                lat.push(now.saturating_sub(starts[i as usize]));
-                pending.push(i as u16);
-                outstanding -= 1;
-                ops += 1;
-                last_used = last_used.wrapping_add(1);
-            }
-            complete_ns += time::raw_ns().saturating_sub(now);
-        }
-        let ns = time::now() - t0;
-        Ok(Measured {
-            ops,
-            ns,
-            submit_ns,
-            complete_ns,
-            lat_ns: lat,
-            kicks,
-            irqs: 0,
-            polls,
-        })
-    })();
+    let result = floor_loop(&env, &plans, offsets.as_mut(), budget);
     // A reset that took (status reads 0) means the device no longer touches the queue
     // (virtio 1.2, 2.4.1); one that did not leaves it free to write them, so they are
     // leaked rather than handed back to the heap.
