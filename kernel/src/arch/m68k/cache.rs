@@ -431,10 +431,17 @@ mod exec {
     pub unsafe fn execute_encoded(kind: u32, addr: u32) {
         // SAFETY: the caller's contract is `cache_op`'s.
         let refused = unsafe { machine::cache_op(kind, addr) };
-        assert!(
-            !refused,
-            "machine layer refused cache op {kind:#04x} at {addr:#010x}"
-        );
+        if refused {
+            refused_op(kind, addr);
+        }
+    }
+
+    // Out of line: formatting `kind` and `addr` in the caller would give them addresses, and
+    // every cache instruction would store both to linear memory first.
+    #[cold]
+    #[inline(never)]
+    fn refused_op(kind: u32, addr: u32) -> ! {
+        panic!("machine layer refused cache op {kind:#04x} at {addr:#010x}")
     }
 
     /// Runs one 68040-style data-cache step (from a plan) on the real cache.
