@@ -489,102 +489,115 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                     needed: 1,
                     free: 0,
                 }))?;
-        let s = u32::from(slot);
-        let result = (|| {
-            // Header: written by the CPU field by field (5.2.6), read by the device.
-            const _: () =
-                assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
-            self.headers.write_u32s_le(
-                s * SLOT_STRIDE,
-                [op.kind(), 0, sector as u32, (sector >> 32) as u32],
-            );
-            crate::sync_site!(
-                "blk.header.prewrite",
-                self.headers
-                    .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)
-            )?;
-            self.headers
-                .device_start_transfer(s * SLOT_STRIDE, HEADER_LEN);
-            // Status: a sentinel the device must overwrite, then the line is the device's.
-            self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
-            crate::sync_site!(
-                "blk.status.preread",
-                self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)
-            )?;
-            self.status.device_start_writing(s * SLOT_STRIDE, 1);
-            let entry = &mut self.slots[slot as usize];
-            let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
-            let data_len = match op {
-                Op::Read | Op::Write => len,
-                Op::GetId => VIRTIO_BLK_ID_BYTES,
-                Op::Flush => 0,
-                // One discard / write-zeroes segment.
-                Op::Discard | Op::WriteZeroes => SEGMENT_LEN,
-            };
-            match op {
-                Op::Write => fill(&mut buf.as_mut_slice()[..len as usize]),
-                Op::Discard | Op::WriteZeroes => {
-                    let flags = if op == Op::WriteZeroes {
-                        req::VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
-                    } else {
-                        0
-                    };
-                    buf.as_mut_slice()[..SEGMENT_LEN as usize].copy_from_slice(&segment_bytes(
-                        sector,
-                        len / SECTOR,
-                        flags,
-                    ));
-                }
-                _ => {}
-            }
-            let mut bufs = BufList::new();
-            bufs.push(Buffer {
-                addr: self.headers.phys() + s * SLOT_STRIDE,
-                len: HEADER_LEN,
-                device_writes: false,
-            });
-            if data_len > 0 {
-                // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
-                let owned = buf
-                    .give_to_device(op.direction(), data_len, &self.limits)
-                    .map_err(|(b, e)| {
-                        entry.buffer = Some(b);
-                        BlkError::Dma(e)
-                    })?;
-                for seg in owned.segments() {
-                    bufs.push(Buffer {
-                        addr: seg.addr,
-                        len: seg.len,
-                        device_writes: op.direction() == Direction::FromDevice,
-                    });
-                }
-                entry.inflight = Some(owned);
-            } else {
-                entry.buffer = Some(buf);
-            }
-            bufs.push(Buffer {
-                addr: self.status.phys() + s * SLOT_STRIDE,
-                len: 1,
-                device_writes: true,
-            });
-            entry.op = op;
-            entry.sector = sector;
-            entry.len = data_len;
-            entry.token = token;
-            // SAFETY: the chain is this slot's header and status (regions the driver owns,
-            // the header PREWRITE-synced above, the status read only after POSTREAD at
-            // completion) and the data segments of `owned`, given to the device by
-            // `give_to_device` and kept in the slot until `complete` pops this chain or the
-            // device is reset (`Drop` resets it before the regions go): the CPU touches none
-            // of them meanwhile.
-            unsafe { self.queue.add(bufs.as_slice(), s)? };
-            Ok(slot)
-        })();
+        let result = self.fill_slot(slot, op, sector, len, token, fill);
         if result.is_err() {
             self.release_unsubmitted(slot);
         }
         self.stats.requests += 1;
         result
+    }
+
+    /// [`submit`](Self::submit)'s work on the slot it took: header, status, data and the
+    /// chain. A method of its own, not a closure: a closure's captures live in linear memory
+    /// on this route, and every use of one is a load.
+    fn fill_slot(
+        &mut self,
+        slot: u16,
+        op: Op,
+        sector: u64,
+        len: u32,
+        token: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u16, BlkError> {
+        let s = u32::from(slot);
+        // Header: written by the CPU field by field (5.2.6), read by the device.
+        const _: () =
+            assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
+        self.headers.write_u32s_le(
+            s * SLOT_STRIDE,
+            [op.kind(), 0, sector as u32, (sector >> 32) as u32],
+        );
+        crate::sync_site!(
+            "blk.header.prewrite",
+            self.headers
+                .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)
+        )?;
+        self.headers
+            .device_start_transfer(s * SLOT_STRIDE, HEADER_LEN);
+        // Status: a sentinel the device must overwrite, then the line is the device's.
+        self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
+        crate::sync_site!(
+            "blk.status.preread",
+            self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)
+        )?;
+        self.status.device_start_writing(s * SLOT_STRIDE, 1);
+        let entry = &mut self.slots[slot as usize];
+        let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
+        let data_len = match op {
+            Op::Read | Op::Write => len,
+            Op::GetId => VIRTIO_BLK_ID_BYTES,
+            Op::Flush => 0,
+            // One discard / write-zeroes segment.
+            Op::Discard | Op::WriteZeroes => SEGMENT_LEN,
+        };
+        match op {
+            Op::Write => fill(&mut buf.as_mut_slice()[..len as usize]),
+            Op::Discard | Op::WriteZeroes => {
+                let flags = if op == Op::WriteZeroes {
+                    req::VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
+                } else {
+                    0
+                };
+                buf.as_mut_slice()[..SEGMENT_LEN as usize].copy_from_slice(&segment_bytes(
+                    sector,
+                    len / SECTOR,
+                    flags,
+                ));
+            }
+            _ => {}
+        }
+        let mut bufs = BufList::new();
+        bufs.push(Buffer {
+            addr: self.headers.phys() + s * SLOT_STRIDE,
+            len: HEADER_LEN,
+            device_writes: false,
+        });
+        if data_len > 0 {
+            // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
+            let owned = buf
+                .give_to_device(op.direction(), data_len, &self.limits)
+                .map_err(|(b, e)| {
+                    entry.buffer = Some(b);
+                    BlkError::Dma(e)
+                })?;
+            for seg in owned.segments() {
+                bufs.push(Buffer {
+                    addr: seg.addr,
+                    len: seg.len,
+                    device_writes: op.direction() == Direction::FromDevice,
+                });
+            }
+            entry.inflight = Some(owned);
+        } else {
+            entry.buffer = Some(buf);
+        }
+        bufs.push(Buffer {
+            addr: self.status.phys() + s * SLOT_STRIDE,
+            len: 1,
+            device_writes: true,
+        });
+        entry.op = op;
+        entry.sector = sector;
+        entry.len = data_len;
+        entry.token = token;
+        // SAFETY: the chain is this slot's header and status (regions the driver owns,
+        // the header PREWRITE-synced above, the status read only after POSTREAD at
+        // completion) and the data segments of `owned`, given to the device by
+        // `give_to_device` and kept in the slot until `complete` pops this chain or the
+        // device is reset (`Drop` resets it before the regions go): the CPU touches none
+        // of them meanwhile.
+        unsafe { self.queue.add(bufs.as_slice(), s)? };
+        Ok(slot)
     }
 
     /// Puts a slot whose request never reached the queue back in the pool.
