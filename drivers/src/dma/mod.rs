@@ -22,6 +22,7 @@ pub mod model;
 pub mod mutant;
 
 use crate::sync::{InterruptMask, IrqMutex};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::panic::Location;
@@ -552,8 +553,15 @@ impl<P: Platform> DmaTag<P> {
 
     /// Allocates a streaming buffer, owned by the CPU.
     pub fn buffer(&'static self, name: &'static str, len: u32) -> Result<DmaBuffer<P>, DmaError> {
+        let region = self.alloc_zeroed(name, len, Direction::Bidirectional, false, true)?;
+        let phys = region.phys;
         Ok(DmaBuffer {
-            region: self.alloc_zeroed(name, len, Direction::Bidirectional, false, true)?,
+            inner: Box::new(Streaming {
+                region,
+                dir: Direction::Bidirectional,
+                len: 0,
+                segments: Segments::One(Segment { addr: phys, len: 0 }),
+            }),
         })
     }
 
@@ -1057,9 +1065,19 @@ impl<P: Platform> Drop for DmaRegion<P> {
     }
 }
 
-/// A streaming buffer the CPU owns: plain slice access.
+/// A streaming buffer the CPU owns: plain slice access. It holds a pointer to its state
+/// (allocated with the buffer, once), so handing it to the device and back moves one word:
+/// moving the region itself moved a dozen, each a bounds-checked load and store on this route.
 pub struct DmaBuffer<P: Platform> {
+    inner: Box<Streaming<P>>,
+}
+
+/// A streaming buffer's region and its transfer: the last one given to the device.
+struct Streaming<P: Platform> {
     region: DmaRegion<P>,
+    dir: Direction,
+    len: u32,
+    segments: Segments,
 }
 
 impl<P: Platform> fmt::Debug for DmaBuffer<P> {
@@ -1067,7 +1085,7 @@ impl<P: Platform> fmt::Debug for DmaBuffer<P> {
         write!(
             f,
             "DmaBuffer({} at {:#x}, {} bytes)",
-            self.region.name, self.region.phys, self.region.len
+            self.inner.region.name, self.inner.region.phys, self.inner.region.len
         )
     }
 }
@@ -1077,7 +1095,7 @@ impl<P: Platform> fmt::Debug for DeviceOwned<P> {
         write!(
             f,
             "DeviceOwned({:?}, {} segments)",
-            self.dir,
+            self.direction(),
             self.segments().len()
         )
     }
@@ -1085,16 +1103,16 @@ impl<P: Platform> fmt::Debug for DeviceOwned<P> {
 
 impl<P: Platform> DmaBuffer<P> {
     pub fn len(&self) -> u32 {
-        self.region.len
+        self.inner.region.len
     }
     pub fn is_empty(&self) -> bool {
-        self.region.len == 0
+        self.inner.region.len == 0
     }
     /// The buffer's bytes as the CPU reads them. The auditor checks each line the device may
     /// have written had its POSTREAD (repeated reads of a buffer the CPU owns are fine).
     #[track_caller]
     pub fn as_slice(&self) -> &[u8] {
-        let r = &self.region;
+        let r = &self.inner.region;
         if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = r.tag.state.lock().auditor.as_mut() {
                 a.learn_region(r.id, r.name, r.len);
@@ -1102,13 +1120,13 @@ impl<P: Platform> DmaBuffer<P> {
             }
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
-        unsafe { core::slice::from_raw_parts(self.region.ptr.as_ptr(), self.region.len as usize) }
+        unsafe { core::slice::from_raw_parts(r.ptr.as_ptr(), r.len as usize) }
     }
     /// The buffer's bytes for the CPU to write. The auditor takes every line as written (the
     /// slice itself is plain memory): the next transfer to the device needs its PREWRITE.
     #[track_caller]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let r = &self.region;
+        let r = &self.inner.region;
         if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
             if let Some(a) = r.tag.state.lock().auditor.as_mut() {
                 a.learn_region(r.id, r.name, r.len);
@@ -1117,9 +1135,7 @@ impl<P: Platform> DmaBuffer<P> {
         }
         // SAFETY: the CPU owns the buffer (a device transfer consumes `self`), the region's
         // `len` bytes are its allocation, and `&mut self` excludes every other reference.
-        unsafe {
-            core::slice::from_raw_parts_mut(self.region.ptr.as_ptr(), self.region.len as usize)
-        }
+        unsafe { core::slice::from_raw_parts_mut(r.ptr.as_ptr(), r.len as usize) }
     }
 
     /// Hands [0, len) to the device for a transfer in `dir`, after its PRE sync (PREWRITE if
@@ -1127,41 +1143,41 @@ impl<P: Platform> DmaBuffer<P> {
     /// [`DeviceOwned::take_back`].
     #[track_caller]
     pub fn give_to_device(
-        self,
+        mut self,
         dir: Direction,
         len: u32,
         limits: &Limits,
     ) -> Result<DeviceOwned<P>, (Self, DmaError)> {
         // One segment (the common case) is kept inline: no allocation per transfer.
-        let phys = self.region.phys;
+        let phys = self.inner.region.phys;
         let fits_one = len <= limits.max_segment_size
             && limits.max_segments >= 1
             && (limits.boundary == 0
                 || phys / limits.boundary == (phys + len.max(1) - 1) / limits.boundary);
-        let segments = if fits_one && len <= self.region.len {
+        let segments = if fits_one && len <= self.inner.region.len {
             Segments::One(Segment { addr: phys, len })
         } else {
-            match self.region.segments(0, len, limits) {
+            match self.inner.region.segments(0, len, limits) {
                 Ok(s) => Segments::Many(s),
                 Err(e) => return Err((self, e)),
             }
         };
-        if let Err(e) = crate::sync_site!("dma.give.pre", self.region.sync(dir.pre(), 0, len)) {
+        let region = &self.inner.region;
+        if let Err(e) = crate::sync_site!("dma.give.pre", region.sync(dir.pre(), 0, len)) {
             return Err((self, e));
         }
         // The hand-over itself, for the auditor: the device reads CPU-written lines only after
         // their PREWRITE, and writes only lines handed to it with PREREAD.
         if dir != Direction::FromDevice {
-            self.region.device_start_transfer(0, len);
+            region.device_start_transfer(0, len);
         }
         if dir != Direction::ToDevice {
-            self.region.device_start_writing(0, len);
+            region.device_start_writing(0, len);
         }
+        let s = &mut *self.inner;
+        (s.dir, s.len, s.segments) = (dir, len, segments);
         Ok(DeviceOwned {
-            region: Some(self.region),
-            dir,
-            len,
-            segments,
+            inner: Some(self.inner),
         })
     }
 }
@@ -1171,10 +1187,8 @@ impl<P: Platform> DmaBuffer<P> {
 /// is leaked rather than reused (the device may still write it).
 #[must_use = "take the buffer back after the device is done, or its memory leaks"]
 pub struct DeviceOwned<P: Platform> {
-    region: Option<DmaRegion<P>>,
-    dir: Direction,
-    len: u32,
-    segments: Segments,
+    /// Taken only by `take_back`; `Drop` leaks what is left.
+    inner: Option<Box<Streaming<P>>>,
 }
 
 enum Segments {
@@ -1184,13 +1198,16 @@ enum Segments {
 
 impl<P: Platform> DeviceOwned<P> {
     pub fn segments(&self) -> &[Segment] {
-        match &self.segments {
-            Segments::One(s) => core::slice::from_ref(s),
-            Segments::Many(v) => v,
+        match self.inner.as_deref().map(|s| &s.segments) {
+            Some(Segments::One(s)) => core::slice::from_ref(s),
+            Some(Segments::Many(v)) => v,
+            None => &[],
         }
     }
     pub fn direction(&self) -> Direction {
-        self.dir
+        self.inner
+            .as_deref()
+            .map_or(Direction::Bidirectional, |s| s.dir)
     }
 
     /// After the device is done: the POST sync, then the CPU owns the buffer again.
@@ -1202,23 +1219,24 @@ impl<P: Platform> DeviceOwned<P> {
     /// Otherwise it may still write memory the CPU now owns, or that is freed and reused.
     #[track_caller]
     pub unsafe fn take_back(mut self) -> DmaBuffer<P> {
-        let region = self
-            .region
+        let inner = self
+            .inner
             .take()
-            .expect("a DeviceOwned holds its region until taken back");
-        crate::sync_site!("dma.take.post", region.sync(self.dir.post(), 0, self.len))
+            .expect("a DeviceOwned holds its buffer until taken back");
+        let (region, dir, len) = (&inner.region, inner.dir, inner.len);
+        crate::sync_site!("dma.take.post", region.sync(dir.post(), 0, len))
             .expect("a range that passed give_to_device is valid");
-        if self.dir != Direction::ToDevice {
-            region.materialize_model_view(0, self.len);
+        if dir != Direction::ToDevice {
+            region.materialize_model_view(0, len);
         }
-        DmaBuffer { region }
+        DmaBuffer { inner }
     }
 }
 
 impl<P: Platform> Drop for DeviceOwned<P> {
     fn drop(&mut self) {
-        if let Some(region) = self.region.take() {
-            core::mem::forget(region);
+        if let Some(inner) = self.inner.take() {
+            core::mem::forget(inner);
         }
     }
 }
@@ -1692,7 +1710,7 @@ mod tests {
         r.peek_memory(0, &mut mem);
         assert_eq!(mem, [0; 4], "memory after the push");
         let b = t.buffer("buffer", 16).unwrap();
-        b.region.peek_memory(0, &mut mem);
+        b.inner.region.peek_memory(0, &mut mem);
         assert_eq!(mem, [0; 4]);
         // Never handed to the device: reading it is no finding.
         assert_eq!(b.as_slice()[0], 0);
