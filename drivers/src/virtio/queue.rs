@@ -155,6 +155,9 @@ struct InFlight {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
     pub chains: u64,
+    /// Descriptors stored (ring and indirect tables); a chain that repeats what memory
+    /// already holds stores none.
+    pub descriptors_written: u64,
     pub publishes: u64,
     pub notifications: u64,
     pub suppressed: u64,
@@ -171,6 +174,12 @@ pub struct SplitQueue<P: Platform> {
     event_idx: bool,
     /// CPU-side free list links (never read back from the table).
     next: Vec<u16>,
+    /// What memory holds in each descriptor of the ring and of the indirect tables, as last
+    /// written (zero at creation, as the allocation is): a descriptor already there is
+    /// neither written nor synced again, so a chain that repeats (a request slot's header,
+    /// data and status) costs comparisons, not stores and cache maintenance.
+    ring_mem: Vec<[u32; 4]>,
+    table_mem: Vec<[u32; 4]>,
     free_head: u16,
     num_free: u16,
     in_flight: Vec<Option<InFlight>>,
@@ -229,6 +238,11 @@ impl<P: Platform> SplitQueue<P> {
             None
         };
         let next = (0..size).map(|i| i.wrapping_add(1)).collect();
+        let table_entries = if indirect.is_some() {
+            usize::from(size) * MAX_INDIRECT
+        } else {
+            0
+        };
         let q = SplitQueue {
             index,
             size,
@@ -237,6 +251,8 @@ impl<P: Platform> SplitQueue<P> {
             indirect,
             event_idx,
             next,
+            ring_mem: alloc::vec![[0; 4]; usize::from(size)],
+            table_mem: alloc::vec![[0; 4]; table_entries],
             free_head: 0,
             num_free: size,
             in_flight: alloc::vec![None; size as usize],
@@ -378,16 +394,28 @@ impl<P: Platform> SplitQueue<P> {
     }
 
     /// One descriptor (virtio 1.2, 2.7.5: {le64 addr, le32 len, le16 flags, le16 next}),
-    /// field by field: the device reads it only after the publish that follows.
+    /// field by field, unless `mem` (what memory holds there) says it is already there;
+    /// true if written. The device reads it only after the publish that follows.
     #[inline]
-    fn write_desc(region: &DmaRegion<P>, off: u32, b: &Buffer, flags: u16, next: u16) {
+    fn write_desc(
+        region: &DmaRegion<P>,
+        mem: &mut [u32; 4],
+        off: u32,
+        b: &Buffer,
+        flags: u16,
+        next: u16,
+    ) -> bool {
         let flags = flags | if b.device_writes { DESC_F_WRITE } else { 0 };
         // addr: 32-bit physical addresses here, so its high half is 0; flags and next are
         // the two little-endian halves of the last word.
-        region.write_u32s_le(
-            off,
-            [b.addr, 0, b.len, u32::from(flags) | u32::from(next) << 16],
-        );
+        let (addr, len, last) = (b.addr, b.len, u32::from(flags) | u32::from(next) << 16);
+        // Word by word: an array value would be built in linear memory to be compared.
+        if mem[0] == addr && mem[1] == 0 && mem[2] == len && mem[3] == last {
+            return false;
+        }
+        region.write_u32s_le(off, [addr, 0, len, last]);
+        *mem = [addr, 0, len, last];
+        true
     }
 
     /// Queues a chain (not yet visible to the device: see [`publish`](Self::publish)).
@@ -427,44 +455,63 @@ impl<P: Platform> SplitQueue<P> {
         let head = self.free_head;
         if use_indirect {
             let table = self.indirect.as_ref().expect("checked above");
-            let base = u32::from(head) * MAX_INDIRECT as u32 * DESC_SIZE;
-            for (i, b) in bufs.iter().enumerate() {
+            let first = usize::from(head) * MAX_INDIRECT;
+            let base = first as u32 * DESC_SIZE;
+            // The entries written (first, last), for the PREWRITE.
+            let mut written: Option<(u32, u32)> = None;
+            for (i, (b, mem)) in bufs.iter().zip(&mut self.table_mem[first..]).enumerate() {
                 let last = i + 1 == bufs.len();
                 let flags = if last { 0 } else { DESC_F_NEXT };
-                Self::write_desc(table, base + i as u32 * DESC_SIZE, b, flags, (i + 1) as u16);
+                let i = i as u32;
+                if Self::write_desc(table, mem, base + i * DESC_SIZE, b, flags, i as u16 + 1) {
+                    written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
+                    self.stats.descriptors_written += 1;
+                }
             }
             // Rule: the table reaches memory before the device can follow the descriptor.
-            crate::sync_site!(
-                "queue.add.indirect",
-                table.sync(SyncOps::PREWRITE, base, bufs.len() as u32 * DESC_SIZE)
-            )?;
+            if let Some((lo, hi)) = written {
+                crate::sync_site!(
+                    "queue.add.indirect",
+                    table.sync(
+                        SyncOps::PREWRITE,
+                        base + lo * DESC_SIZE,
+                        (hi - lo + 1) * DESC_SIZE
+                    )
+                )?;
+            }
             let whole = Buffer {
                 addr: table.phys() + base,
                 len: bufs.len() as u32 * DESC_SIZE,
                 device_writes: false,
             };
-            Self::write_desc(
+            if Self::write_desc(
                 &self.ring,
+                &mut self.ring_mem[usize::from(head)],
                 u32::from(head) * DESC_SIZE,
                 &whole,
                 DESC_F_INDIRECT,
                 0,
-            );
-            self.note_dirty_desc(head);
+            ) {
+                self.note_dirty_desc(head);
+                self.stats.descriptors_written += 1;
+            }
             self.free_head = self.next[head as usize];
         } else {
             let mut d = head;
             for (i, b) in bufs.iter().enumerate() {
                 let last = i + 1 == bufs.len();
                 let next = self.next[d as usize];
-                Self::write_desc(
+                if Self::write_desc(
                     &self.ring,
+                    &mut self.ring_mem[usize::from(d)],
                     u32::from(d) * DESC_SIZE,
                     b,
                     if last { 0 } else { DESC_F_NEXT },
                     next,
-                );
-                self.note_dirty_desc(d);
+                ) {
+                    self.note_dirty_desc(d);
+                    self.stats.descriptors_written += 1;
+                }
                 if last {
                     self.free_head = next;
                 } else {
