@@ -769,6 +769,40 @@ impl<P: Platform> DmaRegion<P> {
             .sync_range(self, ops, offset, len, Location::caller())
     }
 
+    /// One read phase of a device-written 16-bit field: PREREAD (when `pre`), POSTREAD (when
+    /// `post`), then the read, as those two [`sync`](Self::sync)s and
+    /// [`read_u16_le`](Self::read_u16_le) would do them, with one bounds check and one look at
+    /// the tag's flags when neither the auditor nor the model watches and the platform's POST
+    /// syncs do nothing (a used ring's idx, flags or avail_event, read on every poll). `pre`
+    /// and `post` are false only when a sync site is left out on purpose (`dma::mutant`).
+    ///
+    /// Errors: `OutsideRegion` (the field past the region's end).
+    #[track_caller]
+    #[inline]
+    pub fn read_phase_u16(&self, offset: u32, pre: bool, post: bool) -> Result<u16, DmaError> {
+        if P::POST_NOOP && self.tag.flags.load(Ordering::Relaxed) == 0 {
+            self.check(offset, 2)?;
+            if pre {
+                self.tag
+                    .real_cache_steps(self, SyncOps::PREREAD, offset, 2)?;
+            }
+            // The barrier that closes the PREREAD and stands for the POSTREAD (its only
+            // effect here): the read below stays after both.
+            self.tag.platform().barrier();
+            if let Some(p) = self.direct::<u16>(offset) {
+                // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+                return Ok(u16::from_le(unsafe { core::ptr::read_volatile(p) }));
+            }
+        }
+        if pre {
+            self.sync(SyncOps::PREREAD, offset, 2)?;
+        }
+        if post {
+            self.sync(SyncOps::POSTREAD, offset, 2)?;
+        }
+        Ok(self.read_u16_le(offset))
+    }
+
     /// Tells the auditor the device may read [offset, offset + len) from now on (call before
     /// a notify): lines the CPU wrote since their last PREWRITE are reported.
     #[track_caller]

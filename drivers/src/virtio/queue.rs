@@ -539,19 +539,18 @@ impl<P: Platform> SplitQueue<P> {
     #[track_caller]
     fn used_read_u16(&self, off: u32) -> Result<u16, QueueError> {
         match self.used_sync {
-            UsedSync::Corrected => {
-                crate::sync_site!(
-                    "queue.read.preread",
-                    self.used.sync(SyncOps::PREREAD, off, 2)
-                )?;
-                crate::sync_site!(
-                    "queue.read.postread",
-                    self.used.sync(SyncOps::POSTREAD, off, 2)
-                )?;
+            // The two syncs and the read in one call (`read_phase_u16`); each sync site can
+            // still be left out alone.
+            UsedSync::Corrected => Ok(self.used.read_phase_u16(
+                off,
+                !crate::dma::mutant::skip("queue.read.preread"),
+                !crate::dma::mutant::skip("queue.read.postread"),
+            )?),
+            UsedSync::NetBsd2024 => {
+                self.used.sync(SyncOps::POSTREAD, 0, self.used.len())?;
+                Ok(self.used.read_u16_le(off))
             }
-            UsedSync::NetBsd2024 => self.used.sync(SyncOps::POSTREAD, 0, self.used.len())?,
         }
-        Ok(self.used.read_u16_le(off))
     }
 
     /// Makes every added chain visible to the device; returns whether it wants a
