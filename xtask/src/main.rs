@@ -1150,9 +1150,10 @@ fn cmd_profile(o: ProfileArgs) -> Result<()> {
     let file = out_dir.join("profile.txt");
     std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
     println!(
-        "xtask: also in {}; the console in {}",
+        "xtask: also in {}; the console in {}; per-block counts in {}",
         file.display(),
-        out_dir.join("console.log").display()
+        out_dir.join("console.log").display(),
+        out_dir.join("blocks.txt").display()
     );
     Ok(())
 }
