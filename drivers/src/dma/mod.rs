@@ -1406,12 +1406,121 @@ pub(crate) mod sim {
     pub fn tag() -> &'static DmaTag<SimPlatform> {
         std::boxed::Box::leak(std::boxed::Box::new(DmaTag::new(SimPlatform::new())))
     }
+
+    /// [`SimPlatform`] with a copyback CPU whose POST syncs do nothing (as the m68k's), and
+    /// which logs every cache step and barrier it is asked for: for comparing a fast path
+    /// (taken only when neither auditor nor model watches) with the general one.
+    pub struct LoggingPlatform {
+        inner: SimPlatform,
+        pub log: std::sync::Mutex<Vec<Logged>>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Logged {
+        Step(CacheStep),
+        Barrier,
+    }
+
+    impl InterruptMask for LoggingPlatform {
+        type Guard = ();
+        fn mask(&self) {}
+    }
+
+    // SAFETY: as SimPlatform's, which does the memory work; steps are only logged.
+    unsafe impl Platform for LoggingPlatform {
+        fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+            self.inner.alloc(size, align)
+        }
+        unsafe fn free(&self, ptr: NonNull<u8>, size: usize, align: usize) {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.inner.free(ptr, size, align) }
+        }
+        fn physical(&self, ptr: *const u8) -> u32 {
+            self.inner.physical(ptr)
+        }
+        fn pointer(&self, phys: u32) -> *mut u8 {
+            self.inner.pointer(phys)
+        }
+        const LINE: u32 = LINE;
+        type Cache = SimCache;
+        fn cpu(&self) -> Option<SimCache> {
+            Some(SimCache::Copyback)
+        }
+        fn sync_steps(
+            &self,
+            cpu: SimCache,
+            ops: SyncOps,
+            phys: u32,
+            len: u32,
+            emit: &mut dyn FnMut(CacheStep),
+        ) {
+            self.inner.sync_steps(cpu, ops, phys, len, emit)
+        }
+        unsafe fn execute(&self, step: CacheStep) {
+            self.log.lock().unwrap().push(Logged::Step(step));
+        }
+        fn barrier(&self) {
+            self.log.lock().unwrap().push(Logged::Barrier);
+        }
+        const POST_NOOP: bool = true;
+    }
+
+    pub fn logging_tag() -> &'static DmaTag<LoggingPlatform> {
+        std::boxed::Box::leak(std::boxed::Box::new(DmaTag::new(LoggingPlatform {
+            inner: SimPlatform::new(),
+            log: std::sync::Mutex::new(Vec::new()),
+        })))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::sim::{tag, PHYS_BASE};
     use super::*;
+
+    /// `read_phase_u16`'s fast path (nothing watching, POST syncs no-ops) asks the platform
+    /// for exactly the cache steps of the PREREAD and POSTREAD syncs it stands for, with a
+    /// barrier after them, and reads what memory holds.
+    #[test]
+    fn a_read_phase_takes_the_steps_of_its_two_syncs() {
+        use sim::Logged;
+        let t = sim::logging_tag();
+        let r = t.alloc("used", 64, Direction::FromDevice, false).unwrap();
+        let take = || core::mem::take(&mut *t.platform().log.lock().unwrap());
+        for off in [0u32, 2, 14, 16, 30] {
+            // SAFETY: in bounds of the region's memory; the "device" writes the field.
+            unsafe {
+                core::ptr::write_volatile(
+                    r.raw_pointer().add(off as usize).cast::<[u8; 2]>(),
+                    (0x1234u16 + off as u16).to_le_bytes(),
+                )
+            };
+            take();
+            r.sync(SyncOps::PREREAD, off, 2).unwrap();
+            r.sync(SyncOps::POSTREAD, off, 2).unwrap();
+            let general = take();
+            let v = r.read_phase_u16(off, true, true).unwrap();
+            let fast = take();
+            assert_eq!(v, 0x1234 + off as u16, "offset {off}");
+            let steps = |l: &[Logged]| {
+                l.iter()
+                    .filter(|e| matches!(e, Logged::Step(_)))
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            assert!(!steps(&general).is_empty(), "offset {off}: {general:?}");
+            assert_eq!(steps(&fast), steps(&general), "offset {off}");
+            assert_eq!(
+                fast.last(),
+                Some(&Logged::Barrier),
+                "offset {off}: {fast:?}"
+            );
+            // Without the PREREAD (a mutant): no step at all, still the closing barrier.
+            r.read_phase_u16(off, false, true).unwrap();
+            assert_eq!(take(), [Logged::Barrier], "offset {off}");
+        }
+        assert!(r.read_phase_u16(63, true, true).is_err(), "past the end");
+    }
 
     fn device_write(r: &DmaRegion<sim::SimPlatform>, offset: u32, bytes: &[u8]) {
         for (i, &b) in bytes.iter().enumerate() {

@@ -37,6 +37,10 @@ pub const USED_F_NO_NOTIFY: u16 = 1;
 /// Buffers per indirect table.
 pub const MAX_INDIRECT: usize = 16;
 
+/// A descriptor shadow that matches no descriptor this queue writes (its flags word has bits
+/// virtio 1.2 leaves reserved), so the next one is stored and pushed.
+const UNKNOWN_DESC: [u32; 4] = [0, 0, 0, u32::MAX];
+
 /// How the driver syncs the used ring around its reads (kernel option `vq_sync`).
 ///
 /// The used ring is written by the device and read by the driver at several moments: the
@@ -470,14 +474,21 @@ impl<P: Platform> SplitQueue<P> {
             }
             // Rule: the table reaches memory before the device can follow the descriptor.
             if let Some((lo, hi)) = written {
-                crate::sync_site!(
+                let pushed = crate::sync_site!(
                     "queue.add.indirect",
                     table.sync(
                         SyncOps::PREWRITE,
                         base + lo * DESC_SIZE,
                         (hi - lo + 1) * DESC_SIZE
                     )
-                )?;
+                );
+                if let Err(e) = pushed {
+                    // Memory may lack what the shadow says: forget it, so the next chain
+                    // stores and pushes these entries again.
+                    let (lo, hi) = (first + lo as usize, first + hi as usize);
+                    self.table_mem[lo..=hi].fill(UNKNOWN_DESC);
+                    return Err(e.into());
+                }
             }
             let whole = Buffer {
                 addr: table.phys() + base,
@@ -565,11 +576,16 @@ impl<P: Platform> SplitQueue<P> {
         // what was written since the last publish.
         if let Some((lo, hi)) = self.dirty_descs.take() {
             let (lo, hi) = (u32::from(lo), u32::from(hi));
-            crate::sync_site!(
+            let pushed = crate::sync_site!(
                 "queue.publish.descs",
                 self.ring
                     .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)
-            )?;
+            );
+            if let Err(e) = pushed {
+                // As in `add`: what memory holds is no longer known.
+                self.ring_mem[lo as usize..=hi as usize].fill(UNKNOWN_DESC);
+                return Err(e.into());
+            }
         }
         let ring = &self.ring;
         self.ring_pieces(
