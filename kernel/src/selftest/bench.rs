@@ -326,9 +326,9 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
 }
 
 /// One DMA allocation as the floor touches it per request: volatile loads and stores of
-/// little-endian fields at checked offsets, and its syncs straight to the platform's cache
-/// steps, seen by neither the auditor nor the model (the floor's setup goes through the tag,
-/// so the model holds nothing of these regions that memory lacks when the loop starts).
+/// little-endian fields at checked offsets (its syncs are [`Prepared`] plans), seen by
+/// neither the auditor nor the model (the floor's setup goes through the tag, so the model
+/// holds nothing of these regions that memory lacks when the loop starts).
 #[derive(Clone, Copy)]
 struct Raw {
     ptr: *mut u8,
@@ -735,8 +735,10 @@ fn floor_loop(
 /// once. Per request: the header's sector and the status sentinel written and pushed (one
 /// line each), the data's PRE sync, the avail entry; per batch: the avail entries' lines
 /// pushed, avail idx written and pushed, one notification. Completion: used idx's line
-/// invalidated and read until it moves, then each used element's line(s) and the status.
-/// POST syncs are left out: this platform's do nothing. No allocation, no accessor.
+/// invalidated and read until it moves, then each used element's line and the status.
+/// Every sync's cache instructions are decided here, once ([`Prepared`], [`Strided`]); the
+/// loop ([`floor_loop`]) only runs them. POST syncs are left out: this platform's do
+/// nothing. No allocation, no accessor, in the loop.
 fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured, String> {
     let e = |x: &dyn core::fmt::Display| format!("{x}");
     // Declared first, dropped last: the slot stays claimed until the device is reset.
