@@ -524,9 +524,22 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(listed: Vec<Prepared>, first: u32, stride: u32) -> Plan {
+    /// The plans of `ops` over [off + n * stride, + len) of `region`, for n in 0..count.
+    #[allow(clippy::too_many_arguments)]
+    fn over(
+        cpu: Option<CpuCache>,
+        ops: SyncOps,
+        region: &Raw,
+        off: u32,
+        stride: u32,
+        len: u32,
+        count: u32,
+    ) -> Plan {
+        let listed: Vec<Prepared> = (0..count)
+            .map(|n| Prepared::new(cpu, ops, region, off + n * stride, len))
+            .collect();
         Plan {
-            strided: Strided::fit(&listed, first, stride),
+            strided: Strided::fit(&listed, region.phys + off, stride),
             listed,
         }
     }
@@ -840,54 +853,15 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     // Every per-request sync covers a fixed range, so its cache instructions are decided
     // here, once, by the platform's planner: slot i's header push, data PRE and status
     // push; the line of each avail entry and of avail idx; of used idx and each used id.
-    let each = |n: u32, f: &dyn Fn(u32) -> Prepared| (0..n).map(f).collect::<Vec<_>>();
-    let n = qd as u32;
+    let (n, pw, pr) = (qd as u32, SyncOps::PREWRITE, SyncOps::PREREAD);
     let plans = FloorPlans {
-        header: Plan::new(
-            each(n, &|i| {
-                Prepared::new(cpu, SyncOps::PREWRITE, &hdr_m, HEADER_LEN * i, HEADER_LEN)
-            }),
-            hdr_m.phys,
-            HEADER_LEN,
-        ),
-        data: Plan::new(
-            each(n, &|i| {
-                Prepared::new(cpu, data_pre, &data_m, data_len * i, data_len)
-            }),
-            data_m.phys,
-            data_len,
-        ),
-        status: Plan::new(
-            each(n, &|i| {
-                Prepared::new(cpu, SyncOps::PRE, &status_m, LINE * i, LINE)
-            }),
-            status_m.phys,
-            LINE,
-        ),
-        avail_entry: Plan::new(
-            each(q, &|p| {
-                Prepared::new(cpu, SyncOps::PREWRITE, &ring_m, avail + 4 + 2 * p, 2)
-            }),
-            ring_m.phys + avail + 4,
-            2,
-        ),
-        avail_idx: Plan::new(
-            vec![Prepared::new(cpu, SyncOps::PREWRITE, &ring_m, avail + 2, 2)],
-            ring_m.phys + avail + 2,
-            0,
-        ),
-        used_idx: Plan::new(
-            vec![Prepared::new(cpu, SyncOps::PREREAD, &used_m, 2, 2)],
-            used_m.phys + 2,
-            0,
-        ),
-        used_id: Plan::new(
-            each(q, &|p| {
-                Prepared::new(cpu, SyncOps::PREREAD, &used_m, 4 + 8 * p, 4)
-            }),
-            used_m.phys + 4,
-            8,
-        ),
+        header: Plan::over(cpu, pw, &hdr_m, 0, HEADER_LEN, HEADER_LEN, n),
+        data: Plan::over(cpu, data_pre, &data_m, 0, data_len, data_len, n),
+        status: Plan::over(cpu, SyncOps::PRE, &status_m, 0, LINE, LINE, n),
+        avail_entry: Plan::over(cpu, pw, &ring_m, avail + 4, 2, 2, q),
+        avail_idx: Plan::over(cpu, pw, &ring_m, avail + 2, 0, 2, 1),
+        used_idx: Plan::over(cpu, pr, &used_m, 2, 0, 2, 1),
+        used_id: Plan::over(cpu, pr, &used_m, 4, 8, 4, q),
     };
     let env = FloorEnv {
         t: &t,
