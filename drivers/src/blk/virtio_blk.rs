@@ -145,6 +145,9 @@ struct Slot<P: Platform> {
     /// Data bytes requested.
     len: u32,
     token: u64,
+    /// (data bytes, direction) of the chain last queued at this slot's fixed head: the
+    /// same again is queued with `add_again` (its descriptors are in memory already).
+    chain: Option<(u32, Direction)>,
 }
 
 pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
@@ -173,6 +176,8 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     /// [`publish`](VirtioBlk::publish)): the next kick writes it whatever its own decision,
     /// since with EVENT_IDX the device asks only once per avail_event.
     notify_owed: bool,
+    /// Slot s's chain goes in at descriptor head s ([`SplitQueue::fix_heads`]).
+    fixed_heads: bool,
 }
 
 /// Token layout for the synchronous paths: generation above bit 40, byte offset below.
@@ -276,6 +281,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             2 + segments.min(seg_max as u32) as u16
         };
         let depth = opts.queue_depth.min(size / descs_per_request).max(1);
+        // With indirect tables every request fits one (header, data segments, status):
+        // slot s then always uses head s and its table, already in memory when it repeats.
+        let most_segments = max_transfer.div_ceil(size_max.max(1)).min(seg_max as u32);
+        let fixed_heads = features & feature::INDIRECT_DESC != 0
+            && 2 + most_segments as usize <= crate::virtio::queue::MAX_INDIRECT
+            && queue.fix_heads();
         let headers = tag.alloc(
             "vblk headers",
             u32::from(depth) * SLOT_STRIDE,
@@ -297,6 +308,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 sector: 0,
                 len: 0,
                 token: 0,
+                chain: None,
             });
         }
         let shared = Arc::new(IrqShared {
@@ -340,6 +352,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             stats: DiskStats::default(),
             generation: 0,
             notify_owed: false,
+            fixed_heads,
         };
         blk.set_mode(opts.mode)?;
         // GET_ID is optional (no feature bit guards it): a device without serial support
@@ -556,47 +569,72 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             }
             _ => {}
         }
+        let dir = op.direction();
+        let owned = if data_len > 0 {
+            // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
+            let owned = buf
+                .give_to_device(dir, data_len, &self.limits)
+                .map_err(|(b, e)| {
+                    entry.buffer = Some(b);
+                    BlkError::Dma(e)
+                })?;
+            Some(owned)
+        } else {
+            entry.buffer = Some(buf);
+            None
+        };
+        entry.op = op;
+        entry.sector = sector;
+        entry.len = data_len;
+        entry.token = token;
+        // The chain is the slot's header, its data's segments (a function of the length
+        // and direction: one allocation per slot) and its status.
+        let key = Some((data_len, dir));
+        if self.fixed_heads && entry.chain == key {
+            entry.inflight = owned;
+            // SAFETY: the chain last added at this slot's head: this slot's header and
+            // status and its data buffer's segments for the same length, each synced for
+            // the device above and untouched by the CPU until `reap` pops the chain or the
+            // device is reset (`Drop` resets it before the regions go).
+            unsafe { self.queue.add_again(slot, s)? };
+            return Ok(slot);
+        }
         let mut bufs = BufList::new();
         bufs.push(Buffer {
             addr: self.headers.phys() + s * SLOT_STRIDE,
             len: HEADER_LEN,
             device_writes: false,
         });
-        if data_len > 0 {
-            // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
-            let owned = buf
-                .give_to_device(op.direction(), data_len, &self.limits)
-                .map_err(|(b, e)| {
-                    entry.buffer = Some(b);
-                    BlkError::Dma(e)
-                })?;
+        if let Some(owned) = &owned {
             for seg in owned.segments() {
                 bufs.push(Buffer {
                     addr: seg.addr,
                     len: seg.len,
-                    device_writes: op.direction() == Direction::FromDevice,
+                    device_writes: dir == Direction::FromDevice,
                 });
             }
-            entry.inflight = Some(owned);
-        } else {
-            entry.buffer = Some(buf);
         }
         bufs.push(Buffer {
             addr: self.status.phys() + s * SLOT_STRIDE,
             len: 1,
             device_writes: true,
         });
-        entry.op = op;
-        entry.sector = sector;
-        entry.len = data_len;
-        entry.token = token;
+        entry.inflight = owned;
+        entry.chain = None;
         // SAFETY: the chain is this slot's header and status (regions the driver owns,
         // the header PREWRITE-synced above, the status read only after POSTREAD at
         // completion) and the data segments of `owned`, given to the device by
-        // `give_to_device` and kept in the slot until `complete` pops this chain or the
+        // `give_to_device` and kept in the slot until `reap` pops this chain or the
         // device is reset (`Drop` resets it before the regions go): the CPU touches none
         // of them meanwhile.
-        unsafe { self.queue.add(bufs.as_slice(), s)? };
+        unsafe {
+            if self.fixed_heads {
+                self.queue.add_at(slot, bufs.as_slice(), s)?;
+            } else {
+                self.queue.add(bufs.as_slice(), s)?;
+            }
+        }
+        self.slots[slot as usize].chain = key;
         Ok(slot)
     }
 

@@ -120,6 +120,16 @@ pub enum QueueError {
     EmptyChain,
     /// Device-readable buffers must come before device-writable ones.
     ReadableAfterWritable,
+    /// [`add_at`](SplitQueue::add_at): the head is out of range or still in flight, or the
+    /// queue's heads are not fixed ([`fix_heads`](SplitQueue::fix_heads)).
+    HeadUnavailable {
+        head: u16,
+    },
+    /// [`add_at`](SplitQueue::add_at): more buffers than one indirect table holds.
+    ChainTooLong {
+        buffers: usize,
+        max: usize,
+    },
     /// The device misbehaved earlier; the queue is unusable until reset.
     Broken(DeviceFault),
     Dma(DmaError),
@@ -134,6 +144,15 @@ impl fmt::Display for QueueError {
             QueueError::EmptyChain => f.write_str("a chain needs at least one buffer"),
             QueueError::ReadableAfterWritable => {
                 f.write_str("device-readable buffer after a device-writable one")
+            }
+            QueueError::HeadUnavailable { head } => {
+                write!(f, "descriptor {head} is not a free fixed head")
+            }
+            QueueError::ChainTooLong { buffers, max } => {
+                write!(
+                    f,
+                    "{buffers} buffers in a chain, an indirect table holds {max}"
+                )
             }
             QueueError::Broken(fault) => write!(f, "device broken: {fault}"),
             QueueError::Dma(e) => write!(f, "DMA: {e}"),
@@ -150,7 +169,8 @@ impl From<DmaError> for QueueError {
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     token: u32,
-    /// Descriptors the chain holds in the table (1 when indirect).
+    /// Descriptors the chain holds in the table (1 when indirect; 0 at a fixed head, which
+    /// goes back to its owner, not to the free list).
     descs: u16,
     writable: u32,
 }
@@ -186,6 +206,12 @@ pub struct SplitQueue<P: Platform> {
     table_mem: Vec<[u32; 4]>,
     free_head: u16,
     num_free: u16,
+    /// Every head belongs to the caller ([`fix_heads`](Self::fix_heads)): chains go in with
+    /// [`add_at`](Self::add_at), the free list stays empty.
+    fixed_heads: bool,
+    /// Per fixed head: the writable bytes of the chain its table holds in memory, or
+    /// `u32::MAX` when it holds none whole ([`add_again`](Self::add_again) needs one).
+    fixed_writable: Vec<u32>,
     in_flight: Vec<Option<InFlight>>,
     /// Next avail idx to publish, and the one last published.
     avail_idx: u16,
@@ -259,6 +285,8 @@ impl<P: Platform> SplitQueue<P> {
             table_mem: alloc::vec![[0; 4]; table_entries],
             free_head: 0,
             num_free: size,
+            fixed_heads: false,
+            fixed_writable: Vec::new(),
             in_flight: alloc::vec![None; size as usize],
             avail_idx: 0,
             published: 0,
@@ -531,17 +559,173 @@ impl<P: Platform> SplitQueue<P> {
             }
         }
         self.num_free -= needed as u16;
-        self.in_flight[head as usize] = Some(InFlight {
+        self.enqueue(head, token, needed as u16, writable);
+        Ok(head)
+    }
+
+    /// A chain written at `head`: in flight, and its avail entry stored (pushed at publish).
+    #[inline]
+    fn enqueue(&mut self, head: u16, token: u32, descs: u16, writable: u32) {
+        self.in_flight[usize::from(head)] = Some(InFlight {
             token,
-            descs: needed as u16,
+            descs,
             writable,
         });
-        self.ring
-            .write_u16_le(self.avail_ring_off(self.avail_idx), head);
+        let at = self.avail_ring_off(self.avail_idx);
+        self.ring.write_u16_le(at, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.dirty = true;
         self.stats.chains += 1;
-        Ok(head)
+    }
+
+    /// Gives every descriptor head to the caller, one per request slot it keeps: from here
+    /// on chains go in with [`add_at`](Self::add_at), each through its head's own indirect
+    /// table, and [`add`](Self::add) finds the queue full. A slot that always sends the same
+    /// buffers finds its table and its ring descriptor already in memory (the descriptor
+    /// shadow), where a shared free list would hand it another slot's table.
+    ///
+    /// Returns false (and changes nothing) without indirect tables or once a chain was added.
+    pub fn fix_heads(&mut self) -> bool {
+        if self.indirect.is_none() || self.avail_idx != 0 || self.num_free != self.size {
+            return false;
+        }
+        self.fixed_heads = true;
+        self.num_free = 0;
+        self.fixed_writable = alloc::vec![u32::MAX; usize::from(self.size)];
+        true
+    }
+
+    /// Queues again, at `head`, the chain the last successful [`add_at`](Self::add_at) there
+    /// stored: its table and ring descriptor are in memory already, so this stores only the
+    /// avail entry (no descriptor, no sync until publish). For a caller that knows its
+    /// buffers are the same ones (a request slot whose data length and direction did not
+    /// change).
+    ///
+    /// Errors: `HeadUnavailable` (out of range, in flight, heads not fixed, or no chain
+    /// stored at `head`), or the queue's broken state.
+    ///
+    /// # Safety
+    ///
+    /// As for [`add_at`](Self::add_at), for the buffers of the chain last added at `head`:
+    /// each is given to the device again (synced for it) and stays so until completion.
+    #[inline]
+    pub unsafe fn add_again(&mut self, head: u16, token: u32) -> Result<(), QueueError> {
+        self.check()?;
+        let h = usize::from(head);
+        let writable = match self.fixed_writable.get(h) {
+            Some(&w) if w != u32::MAX && self.in_flight[h].is_none() => w,
+            _ => return Err(QueueError::HeadUnavailable { head }),
+        };
+        self.enqueue(head, token, 0, writable);
+        Ok(())
+    }
+
+    /// Queues a chain at descriptor `head` (a queue whose heads are fixed: see
+    /// [`fix_heads`](Self::fix_heads)), through head's indirect table. Not yet visible to the
+    /// device: see [`publish`](Self::publish). `token` comes back with its completion.
+    ///
+    /// Errors: `EmptyChain`, `ChainTooLong` (more than [`MAX_INDIRECT`] buffers),
+    /// `ReadableAfterWritable` (virtio 1.2 2.7.4.2), `HeadUnavailable` (out of range, in
+    /// flight, or heads not fixed), or the queue's broken state.
+    ///
+    /// # Safety
+    ///
+    /// As for [`add`](Self::add): every buffer is DMA memory given to the device for the
+    /// chain's lifetime.
+    pub unsafe fn add_at(
+        &mut self,
+        head: u16,
+        bufs: &[Buffer],
+        token: u32,
+    ) -> Result<(), QueueError> {
+        self.check()?;
+        let n = bufs.len();
+        if n == 0 {
+            return Err(QueueError::EmptyChain);
+        }
+        if n > MAX_INDIRECT {
+            return Err(QueueError::ChainTooLong {
+                buffers: n,
+                max: MAX_INDIRECT,
+            });
+        }
+        let h = usize::from(head);
+        if !self.fixed_heads || head >= self.size || self.in_flight[h].is_some() {
+            return Err(QueueError::HeadUnavailable { head });
+        }
+        // All checks before the first store: a refused chain leaves memory and the shadow
+        // as they were.
+        let mut writable = 0u32;
+        let mut device_writes = false;
+        for b in bufs {
+            if b.device_writes {
+                writable += b.len;
+                device_writes = true;
+            } else if device_writes {
+                return Err(QueueError::ReadableAfterWritable);
+            }
+        }
+        // Until this chain is whole in memory, `add_again` has none to repeat here.
+        self.fixed_writable[h] = u32::MAX;
+        let table = self
+            .indirect
+            .as_ref()
+            .expect("fixed heads have indirect tables");
+        let first = h * MAX_INDIRECT;
+        let base = first as u32 * DESC_SIZE;
+        let mut written: Option<(u32, u32)> = None;
+        let last = n - 1;
+        for (i, (b, mem)) in bufs
+            .iter()
+            .zip(&mut self.table_mem[first..first + n])
+            .enumerate()
+        {
+            let (flags, next) = if i == last {
+                (0, 0)
+            } else {
+                (DESC_F_NEXT, i as u16 + 1)
+            };
+            if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
+                let i = i as u32;
+                written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
+                self.stats.descriptors_written += 1;
+            }
+        }
+        // Rule: the table reaches memory before the device can follow the descriptor.
+        if let Some((lo, hi)) = written {
+            let pushed = crate::sync_site!(
+                "queue.add.indirect",
+                table.sync(
+                    SyncOps::PREWRITE,
+                    base + lo * DESC_SIZE,
+                    (hi - lo + 1) * DESC_SIZE
+                )
+            );
+            if let Err(e) = pushed {
+                let (lo, hi) = (first + lo as usize, first + hi as usize);
+                self.table_mem[lo..=hi].fill(UNKNOWN_DESC);
+                return Err(e.into());
+            }
+        }
+        let whole = Buffer {
+            addr: table.phys() + base,
+            len: n as u32 * DESC_SIZE,
+            device_writes: false,
+        };
+        if Self::write_desc(
+            &self.ring,
+            &mut self.ring_mem[h],
+            u32::from(head) * DESC_SIZE,
+            &whole,
+            DESC_F_INDIRECT,
+            0,
+        ) {
+            self.note_dirty_desc(head);
+            self.stats.descriptors_written += 1;
+        }
+        self.fixed_writable[h] = writable;
+        self.enqueue(head, token, 0, writable);
+        Ok(())
     }
 
     /// One read phase of the used ring at [off, off + 2): PREREAD, POSTREAD, read
@@ -584,6 +768,9 @@ impl<P: Platform> SplitQueue<P> {
             if let Err(e) = pushed {
                 // As in `add`: what memory holds is no longer known.
                 self.ring_mem[lo as usize..=hi as usize].fill(UNKNOWN_DESC);
+                if let Some(w) = self.fixed_writable.get_mut(lo as usize..=hi as usize) {
+                    w.fill(u32::MAX);
+                }
                 return Err(e.into());
             }
         }
@@ -730,15 +917,18 @@ impl<P: Platform> SplitQueue<P> {
             }));
         }
         self.in_flight[id as usize] = None;
-        // Return the chain's descriptors to the free list (CPU-side links only).
-        let head = id as u16;
-        let mut tail = head;
-        for _ in 1..chain.descs {
-            tail = self.next[tail as usize];
+        // Return the chain's descriptors to the free list (CPU-side links only); a fixed
+        // head (no descriptors counted) is its owner's again.
+        if chain.descs > 0 {
+            let head = id as u16;
+            let mut tail = head;
+            for _ in 1..chain.descs {
+                tail = self.next[tail as usize];
+            }
+            self.next[tail as usize] = self.free_head;
+            self.free_head = head;
+            self.num_free += chain.descs;
         }
-        self.next[tail as usize] = self.free_head;
-        self.free_head = head;
-        self.num_free += chain.descs;
         self.last_used = self.last_used.wrapping_add(1);
         self.stats.completions += 1;
         if self.event_idx && self.interrupts_wanted {

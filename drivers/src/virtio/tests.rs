@@ -552,3 +552,169 @@ fn pop_seen_takes_only_what_the_last_idx_read_announced() {
     assert_eq!(r.q.pop_used().unwrap(), None);
     r.assert_clean();
 }
+
+/// `SplitQueue::add_at` for these tests.
+#[allow(unsafe_code)]
+fn add_at(
+    q: &mut SplitQueue<SimPlatform>,
+    head: u16,
+    bufs: &[Buffer],
+    token: u32,
+) -> Result<(), QueueError> {
+    // SAFETY: as `add` above: the simulated device never touches the buffers' addresses.
+    unsafe { q.add_at(head, bufs, token) }
+}
+
+#[test]
+fn fixed_heads_need_indirect_tables_and_an_unused_queue() {
+    assert!(!rig(4, false, false).q.fix_heads());
+    let mut r = rig(4, false, true);
+    add(&mut r.q, &req(2, 0x1000), 1).unwrap();
+    assert!(!r.q.fix_heads(), "a chain was added already");
+    // Heads not fixed: add_at is refused.
+    let mut r = rig(4, false, true);
+    assert_eq!(
+        add_at(&mut r.q, 0, &req(2, 0x1000), 1),
+        Err(QueueError::HeadUnavailable { head: 0 })
+    );
+}
+
+#[test]
+fn fixed_heads_take_the_chosen_descriptor_and_come_back_to_their_owner() {
+    let mut r = rig(4, false, true);
+    assert!(r.q.fix_heads());
+    // The free list is the caller's now: `add` finds the queue full.
+    assert_eq!(
+        add(&mut r.q, &req(2, 0x1000), 9),
+        Err(QueueError::Full { needed: 1, free: 0 })
+    );
+    // Heads 3 and 1, out of order, each its own table.
+    add_at(&mut r.q, 3, &req(3, 0x30_0000), 30).unwrap();
+    add_at(&mut r.q, 1, &req(3, 0x10_0000), 10).unwrap();
+    assert_eq!(
+        add_at(&mut r.q, 3, &req(3, 0x40_0000), 31),
+        Err(QueueError::HeadUnavailable { head: 3 }),
+        "head 3 is in flight"
+    );
+    assert_eq!(
+        add_at(&mut r.q, 4, &req(3, 0x40_0000), 40),
+        Err(QueueError::HeadUnavailable { head: 4 }),
+        "a queue of 4 has heads 0..3"
+    );
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    let seen: Vec<(u16, Vec<Buffer>)> = chains.iter().map(|c| (c.head, c.bufs.clone())).collect();
+    assert_eq!(seen, [(3, req(3, 0x30_0000)), (1, req(3, 0x10_0000))]);
+    r.dev.complete(&r.q, 1, 512);
+    r.dev.complete(&r.q, 3, 512);
+    assert_eq!(r.drain(), [(10, 512), (30, 512)]);
+    // Completed heads are free for their owner again, and no descriptor went to the free
+    // list: `add` still finds none.
+    assert_eq!(r.q.num_free(), 0);
+    add_at(&mut r.q, 3, &req(3, 0x30_0000), 32).unwrap();
+    assert_eq!(
+        add(&mut r.q, &req(2, 0x1000), 9),
+        Err(QueueError::Full { needed: 1, free: 0 })
+    );
+    r.assert_clean();
+}
+
+#[test]
+fn a_fixed_head_stores_only_what_changed_in_its_table() {
+    let mut r = rig(4, false, true);
+    assert!(r.q.fix_heads());
+    let trip = |r: &mut Rig, head: u16, bufs: &[Buffer], token: u32| {
+        let before = r.q.stats.descriptors_written;
+        add_at(&mut r.q, head, bufs, token).unwrap();
+        r.q.publish().unwrap();
+        let chains = r.fetch();
+        assert_eq!(chains.len(), 1);
+        assert_eq!((chains[0].head, &chains[0].bufs[..]), (head, bufs));
+        r.dev.complete(&r.q, head, 0);
+        assert_eq!(r.drain(), [(token, 0)]);
+        r.q.stats.descriptors_written - before
+    };
+    let a = req(3, 0x50_0000);
+    let b = req(3, 0x60_0000);
+    assert_eq!(
+        trip(&mut r, 0, &a, 1),
+        4,
+        "three table entries and the ring's"
+    );
+    assert_eq!(trip(&mut r, 1, &b, 2), 4);
+    // Each head still holds its own chain: nothing stored, the device reads it from memory.
+    assert_eq!(trip(&mut r, 0, &a, 3), 0);
+    assert_eq!(trip(&mut r, 1, &b, 4), 0);
+    let mut c = a.clone();
+    c[1].len = 4096;
+    assert_eq!(trip(&mut r, 0, &c, 5), 1, "the data entry alone");
+    // A refused chain stores nothing: the next chain at that head is compared with what
+    // memory holds, not with the refused one. (Entry 0 of `bad` is entry 0 of `d`; stored
+    // and never pushed, it would be skipped and the device would read `c`'s.)
+    let d = req(3, 0x70_0000);
+    let mut bad = d.clone();
+    bad[1].device_writes = true;
+    bad[2].device_writes = false;
+    assert_eq!(
+        add_at(&mut r.q, 0, &bad, 6),
+        Err(QueueError::ReadableAfterWritable)
+    );
+    assert_eq!(trip(&mut r, 0, &d, 7), 3);
+    let long = req(17, 0x80_0000);
+    assert_eq!(
+        add_at(&mut r.q, 2, &long, 8),
+        Err(QueueError::ChainTooLong {
+            buffers: 17,
+            max: 16
+        })
+    );
+    assert_eq!(add_at(&mut r.q, 2, &[], 8), Err(QueueError::EmptyChain));
+    r.assert_clean();
+}
+
+/// `SplitQueue::add_again` for these tests.
+#[allow(unsafe_code)]
+fn add_again(q: &mut SplitQueue<SimPlatform>, head: u16, token: u32) -> Result<(), QueueError> {
+    // SAFETY: as `add` above: the simulated device never touches the buffers' addresses.
+    unsafe { q.add_again(head, token) }
+}
+
+#[test]
+fn a_fixed_head_repeats_its_chain_from_memory() {
+    let mut r = rig(4, false, true);
+    assert!(r.q.fix_heads());
+    assert_eq!(
+        add_again(&mut r.q, 0, 1),
+        Err(QueueError::HeadUnavailable { head: 0 }),
+        "no chain stored at head 0 yet"
+    );
+    let a = req(3, 0x50_0000);
+    add_at(&mut r.q, 0, &a, 1).unwrap();
+    assert_eq!(
+        add_again(&mut r.q, 0, 2),
+        Err(QueueError::HeadUnavailable { head: 0 }),
+        "head 0 is in flight"
+    );
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    r.dev.complete(&r.q, chains[0].head, 512);
+    assert_eq!(r.drain(), [(1, 512)]);
+    // Again: no descriptor stored, the device reads the same chain from memory, and the
+    // used length is still checked against the chain's writable bytes (512).
+    let before = r.q.stats.descriptors_written;
+    add_again(&mut r.q, 0, 3).unwrap();
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    assert_eq!((chains[0].head, &chains[0].bufs[..]), (0, &a[..]));
+    assert_eq!(r.q.stats.descriptors_written, before);
+    r.dev.complete(&r.q, 0, 513);
+    assert_eq!(
+        r.q.pop_used(),
+        Err(QueueError::Broken(DeviceFault::LenTooLarge {
+            id: 0,
+            len: 513,
+            writable: 512
+        }))
+    );
+    r.assert_clean();
+}
