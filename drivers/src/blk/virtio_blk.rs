@@ -148,6 +148,8 @@ struct Slot<P: Platform> {
     /// (data bytes, direction) of the chain last queued at this slot's fixed head: the
     /// same again is queued with `add_again` (its descriptors are in memory already).
     chain: Option<(u32, Direction)>,
+    /// The type field the slot's header holds (VIRTIO_BLK_T_*; memory starts zeroed: IN).
+    header_kind: u32,
 }
 
 pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
@@ -309,6 +311,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 len: 0,
                 token: 0,
                 chain: None,
+                header_kind: req::VIRTIO_BLK_T_IN,
             });
         }
         let shared = Arc::new(IrqShared {
@@ -523,28 +526,33 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u16, BlkError> {
         let s = u32::from(slot);
-        // Header: written by the CPU field by field (5.2.6), read by the device.
+        let at = s * SLOT_STRIDE;
+        // Disjoint fields, borrowed once: each `self.` path is a load on this route.
+        let (headers, status) = (&*self.headers, &*self.status);
+        let entry = &mut self.slots[slot as usize];
+        // Header: written by the CPU field by field (5.2.6), read by the device. Its type
+        // and reserved words hold the slot's last request's (`entry.header_kind`: zero
+        // memory is an IN header); only what differs is stored.
         const _: () =
             assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
-        self.headers.write_u32s_le(
-            s * SLOT_STRIDE,
-            [op.kind(), 0, sector as u32, (sector >> 32) as u32],
-        );
+        let kind = op.kind();
+        if entry.header_kind == kind {
+            headers.write_u32s_le(at + 8, [sector as u32, (sector >> 32) as u32]);
+        } else {
+            headers.write_u32s_le(at, [kind, 0, sector as u32, (sector >> 32) as u32]);
+            entry.header_kind = kind;
+        }
         crate::sync_site!(
             "blk.header.prewrite",
-            self.headers
-                .sync(SyncOps::PREWRITE, s * SLOT_STRIDE, HEADER_LEN)
+            headers.sync(SyncOps::PREWRITE, at, HEADER_LEN)
         )?;
-        self.headers
-            .device_start_transfer(s * SLOT_STRIDE, HEADER_LEN);
         // Status: a sentinel the device must overwrite, then the line is the device's.
-        self.status.write_u8(s * SLOT_STRIDE, S_UNWRITTEN);
-        crate::sync_site!(
-            "blk.status.preread",
-            self.status.sync(SyncOps::PREREAD, s * SLOT_STRIDE, 1)
-        )?;
-        self.status.device_start_writing(s * SLOT_STRIDE, 1);
-        let entry = &mut self.slots[slot as usize];
+        status.write_u8(at, S_UNWRITTEN);
+        crate::sync_site!("blk.status.preread", status.sync(SyncOps::PREREAD, at, 1))?;
+        if headers.tag().watched() {
+            headers.device_start_transfer(at, HEADER_LEN);
+            status.device_start_writing(at, 1);
+        }
         let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
         let data_len = match op {
             Op::Read | Op::Write => len,
@@ -758,13 +766,20 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 self.queue.pop_seen()?
             };
             let Some((slot, written)) = next else { break };
-            let s = slot;
+            let at = slot * SLOT_STRIDE;
+            // Disjoint fields, borrowed once: each `self.` path is a load on this route.
+            let (headers, status_bytes) = (&*self.headers, &*self.status);
             // Header: the device has read it.
             crate::sync_site!(
                 "blk.header.postwrite",
-                self.headers
-                    .sync(SyncOps::POSTWRITE, s * SLOT_STRIDE, HEADER_LEN)
+                headers.sync(SyncOps::POSTWRITE, at, HEADER_LEN)
             )?;
+            // Status: POSTREAD, then read it.
+            crate::sync_site!(
+                "blk.status.postread",
+                status_bytes.sync(SyncOps::POSTREAD, at, 1)
+            )?;
+            let status = status_bytes.read_u8(at);
             let entry = &mut self.slots[slot as usize];
             // Data: POSTREAD/POSTWRITE inside take_back.
             let buf = match entry.inflight.take() {
@@ -773,12 +788,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 None => entry.buffer.take().expect("a slot owns its buffer"),
             };
             let (op, token, len, sector) = (entry.op, entry.token, entry.len, entry.sector);
-            // Status: POSTREAD, then read it.
-            crate::sync_site!(
-                "blk.status.postread",
-                self.status.sync(SyncOps::POSTREAD, s * SLOT_STRIDE, 1)
-            )?;
-            let status = self.status.read_u8(s * SLOT_STRIDE);
             // A read's used length counts its data and the status byte. A modern device
             // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past
             // it. A disk read reported short fails (its data is not the device's word); a

@@ -570,6 +570,13 @@ impl<P: Platform> DmaTag<P> {
         self.platform().paravirt_membar();
     }
 
+    /// Whether the auditor or the model is on: a caller may skip hand-over notices
+    /// (`device_start*`) that only they read, with one test instead of one per notice.
+    #[inline]
+    pub fn watched(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) != 0
+    }
+
     /// The sync of [offset, offset + len) of `region`: with the auditor and the model off,
     /// the bounds, the PRE/POST check, two compiler barriers and the platform's cache steps,
     /// nothing else.
@@ -819,6 +826,16 @@ impl<P: Platform> DmaRegion<P> {
 
     /// The device may write [offset, offset + len) from now on: the auditor checks every
     /// line had a PREREAD since its last POSTREAD.
+    /// The auditor's check of a CPU read of the whole region (a streaming buffer's slice).
+    #[cold]
+    #[inline(never)]
+    fn audit_read_owned(&self, caller: &'static Location<'static>) {
+        if let Some(a) = self.tag.state.lock().auditor.as_mut() {
+            a.learn_region(self.id, self.name, self.len);
+            a.on_read_owned(self.id, 0, self.len, caller);
+        }
+    }
+
     #[track_caller]
     pub fn device_start_writing(&self, offset: u32, len: u32) {
         self.audit_device(offset, len, Auditor::on_device_start_writing);
@@ -1145,13 +1162,11 @@ impl<P: Platform> DmaBuffer<P> {
     /// The buffer's bytes as the CPU reads them. The auditor checks each line the device may
     /// have written had its POSTREAD (repeated reads of a buffer the CPU owns are fine).
     #[track_caller]
+    #[inline(always)]
     pub fn as_slice(&self) -> &[u8] {
         let r = &self.inner.region;
         if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
-            if let Some(a) = r.tag.state.lock().auditor.as_mut() {
-                a.learn_region(r.id, r.name, r.len);
-                a.on_read_owned(r.id, 0, r.len, Location::caller());
-            }
+            r.audit_read_owned(Location::caller());
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
         unsafe { core::slice::from_raw_parts(r.ptr.as_ptr(), r.len as usize) }
@@ -1176,6 +1191,7 @@ impl<P: Platform> DmaBuffer<P> {
     /// the device reads, PREREAD if it writes). The CPU cannot touch the data until
     /// [`DeviceOwned::take_back`].
     #[track_caller]
+    #[inline(always)]
     pub fn give_to_device(
         mut self,
         dir: Direction,
@@ -1252,6 +1268,7 @@ impl<P: Platform> DeviceOwned<P> {
     /// seen), or the device reset, or the buffer never given to it (no descriptor names it).
     /// Otherwise it may still write memory the CPU now owns, or that is freed and reused.
     #[track_caller]
+    #[inline(always)]
     pub unsafe fn take_back(mut self) -> DmaBuffer<P> {
         let inner = self
             .inner

@@ -227,6 +227,8 @@ pub struct SplitQueue<P: Platform> {
     /// The driver asked for interrupts (with EVENT_IDX, each completion taken moves
     /// used_event along so the next one interrupts too).
     interrupts_wanted: bool,
+    /// Completions were taken with interrupts wanted and used_event not yet moved past them.
+    used_event_owed: bool,
     /// What memory holds in used_event and avail->flags, as last written (None: not yet):
     /// a store and its PREWRITE are skipped when the value is already there.
     used_event_mem: Option<u16>,
@@ -296,6 +298,7 @@ impl<P: Platform> SplitQueue<P> {
             device_used: 0,
             broken: None,
             interrupts_wanted: false,
+            used_event_owed: false,
             used_event_mem: None,
             avail_flags_mem: None,
             used_sync: UsedSync::Corrected,
@@ -371,13 +374,13 @@ impl<P: Platform> SplitQueue<P> {
         DESC_SIZE * u32::from(self.size)
     }
     pub(crate) fn avail_ring_off(&self, slot: u16) -> u32 {
-        self.avail_off() + 4 + 2 * u32::from(slot % self.size)
+        self.avail_off() + 4 + 2 * u32::from(slot & (self.size - 1))
     }
     pub(crate) fn used_event_off(&self) -> u32 {
         self.avail_off() + 4 + 2 * u32::from(self.size)
     }
     pub(crate) fn used_elem_off(&self, slot: u16) -> u32 {
-        4 + 8 * u32::from(slot % self.size)
+        4 + 8 * u32::from(slot & (self.size - 1))
     }
     pub(crate) fn avail_event_off(&self) -> u32 {
         4 + 8 * u32::from(self.size)
@@ -416,7 +419,7 @@ impl<P: Platform> SplitQueue<P> {
         if n == 0 {
             return Ok(());
         }
-        let start = u32::from(from % self.size);
+        let start = u32::from(from & (self.size - 1));
         let first = n.min(u32::from(self.size) - start);
         f(base + stride * start, stride * first)?;
         if n > first {
@@ -774,20 +777,24 @@ impl<P: Platform> SplitQueue<P> {
                 return Err(e.into());
             }
         }
-        let ring = &self.ring;
-        self.ring_pieces(
-            self.published,
-            self.avail_idx,
-            self.avail_off() + 4,
-            2,
-            |off, len| {
-                crate::sync_site!(
-                    "queue.publish.avail",
-                    ring.sync(SyncOps::PREWRITE, off, len)
-                )
-                .map_err(QueueError::from)
-            },
+        // The entries of [published, avail_idx): one piece, two where the ring wraps.
+        // Written out, not through `ring_pieces`: a closure's captures live in linear memory.
+        let size = u32::from(self.size);
+        let n = u32::from(self.avail_idx.wrapping_sub(self.published)).min(size);
+        let start = u32::from(self.published) & (size - 1);
+        let first = n.min(size - start);
+        let base = self.avail_off() + 4;
+        crate::sync_site!(
+            "queue.publish.avail",
+            self.ring
+                .sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
         )?;
+        if n > first {
+            crate::sync_site!(
+                "queue.publish.avail",
+                self.ring.sync(SyncOps::PREWRITE, base, 2 * (n - first))
+            )?;
+        }
         if self.used_sync == UsedSync::NetBsd2024 {
             // virtio_enqueue_commit: the used ring's one PREREAD per commit.
             self.used.sync(SyncOps::PREREAD, 0, self.used.len())?;
@@ -802,9 +809,11 @@ impl<P: Platform> SplitQueue<P> {
         // Rule: the device, on another host thread, must see the new idx before this driver
         // reads whether it wants a notification (it re-checks idx after re-enabling them).
         self.ring.tag().paravirt_membar();
-        self.ring.device_start(0, self.ring.len());
-        if let Some(t) = &self.indirect {
-            t.device_start(0, t.len());
+        if self.ring.tag().watched() {
+            self.ring.device_start(0, self.ring.len());
+            if let Some(t) = &self.indirect {
+                t.device_start(0, t.len());
+            }
         }
         let old = self.published;
         self.published = self.avail_idx;
@@ -869,6 +878,11 @@ impl<P: Platform> SplitQueue<P> {
 
     /// Takes the next completion: (token, bytes the device wrote). Ok(None) when there is
     /// none. Reads used->idx only when everything it announced earlier has been taken.
+    ///
+    /// With interrupts wanted and EVENT_IDX, the pop that finds no more moves used_event past
+    /// the completions taken (one store and push per batch); take completions until `None`
+    /// (or re-arm with [`enable_interrupts`](Self::enable_interrupts)) before waiting for an
+    /// interrupt.
     #[track_caller]
     pub fn pop_used(&mut self) -> Result<Option<(u32, u32)>, QueueError> {
         self.pop(true)
@@ -887,10 +901,12 @@ impl<P: Platform> SplitQueue<P> {
         self.check()?;
         if self.device_used == self.last_used {
             if !read_idx {
+                self.settle_used_event()?;
                 return Ok(None);
             }
             self.refresh_used_idx()?;
             if self.device_used == self.last_used {
+                self.settle_used_event()?;
                 return Ok(None);
             }
         }
@@ -931,16 +947,16 @@ impl<P: Platform> SplitQueue<P> {
         }
         self.last_used = self.last_used.wrapping_add(1);
         self.stats.completions += 1;
-        if self.event_idx && self.interrupts_wanted {
-            // Interrupt again at the next completion (as Linux's virtqueue_get_buf does).
-            self.set_used_event(self.last_used)?;
-        }
+        // Interrupt again at the next completion (as Linux's virtqueue_get_buf does), once
+        // per batch: stored and pushed when a pop finds no more (`settle_used_event`).
+        self.used_event_owed = self.event_idx && self.interrupts_wanted;
         Ok(Some((chain.token, len)))
     }
 
     /// Asks the device not to interrupt (a hint: interrupts may still come).
     pub fn disable_interrupts(&mut self) -> Result<(), QueueError> {
         self.interrupts_wanted = false;
+        self.used_event_owed = false;
         if !self.event_idx {
             self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?;
         }
@@ -955,6 +971,7 @@ impl<P: Platform> SplitQueue<P> {
         self.check()?;
         self.interrupts_wanted = true;
         if self.event_idx {
+            self.used_event_owed = false;
             self.set_used_event(self.last_used)?;
         } else {
             self.set_avail_flags(0)?;
@@ -963,6 +980,15 @@ impl<P: Platform> SplitQueue<P> {
         // completion between the check and the re-arm raises no interrupt and is not seen).
         self.ring.tag().paravirt_membar();
         self.has_used()
+    }
+
+    /// The batch of completions is taken: used_event follows it, if owed.
+    fn settle_used_event(&mut self) -> Result<(), QueueError> {
+        if self.used_event_owed {
+            self.used_event_owed = false;
+            self.set_used_event(self.last_used)?;
+        }
+        Ok(())
     }
 
     /// Stores used_event (read by the device) and pushes it, unless memory holds it already.
