@@ -762,8 +762,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         loop {
             let next = if n == 0 {
                 self.queue.pop_used()?
-            } else {
+            } else if self.queue.seen_pending() > 0 {
                 self.queue.pop_seen()?
+            } else {
+                // The batch is taken: what a pop finding none would do, without the call.
+                self.queue.settle_used_event()?;
+                None
             };
             let Some((slot, written)) = next else { break };
             let at = slot * SLOT_STRIDE;

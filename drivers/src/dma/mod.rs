@@ -1277,7 +1277,7 @@ impl<P: Platform> DeviceOwned<P> {
         let (region, dir, len) = (&inner.region, inner.dir, inner.len);
         crate::sync_site!("dma.take.post", region.sync(dir.post(), 0, len))
             .expect("a range that passed give_to_device is valid");
-        if dir != Direction::ToDevice {
+        if dir != Direction::ToDevice && region.tag.flags.load(Ordering::Relaxed) & MODEL != 0 {
             region.materialize_model_view(0, len);
         }
         DmaBuffer { inner }

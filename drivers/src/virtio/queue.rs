@@ -982,8 +982,17 @@ impl<P: Platform> SplitQueue<P> {
         self.has_used()
     }
 
-    /// The batch of completions is taken: used_event follows it, if owed.
-    fn settle_used_event(&mut self) -> Result<(), QueueError> {
+    /// Completions the last used->idx read announced that are not taken yet: what
+    /// [`pop_seen`](Self::pop_seen) would still return.
+    #[inline]
+    pub fn seen_pending(&self) -> u16 {
+        self.device_used.wrapping_sub(self.last_used)
+    }
+
+    /// Ends a batch of pops that stopped before one returned `None` (see
+    /// [`seen_pending`](Self::seen_pending)): used_event follows the completions taken, if
+    /// interrupts are wanted, as that last pop would have done.
+    pub fn settle_used_event(&mut self) -> Result<(), QueueError> {
         if self.used_event_owed {
             self.used_event_owed = false;
             self.set_used_event(self.last_used)?;
