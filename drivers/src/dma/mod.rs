@@ -246,11 +246,19 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
     ///
     /// As [`execute`](Self::execute) for each step of the plan: the caller syncs a range it
     /// owns under the bus_dma rules.
+    ///
+    /// It is a compiler barrier before its first step and after its last, as
+    /// [`barrier`](Self::barrier) is, whatever steps it runs (none included): the sync's
+    /// callers rely on it (toolchain.md rule 3). A step that is an opaque call (a cache
+    /// instruction in the machine layer) is one already; an override that runs no step must
+    /// call `barrier` itself.
     unsafe fn sync_cache(&self, cpu: Self::Cache, ops: SyncOps, phys: u32, len: u32) {
+        self.barrier();
         self.sync_steps(cpu, ops, phys, len, &mut |s| {
             // SAFETY: a step of the plan for the caller's range: its contract.
             unsafe { self.execute(s) }
         });
+        self.barrier();
     }
     fn barrier(&self);
     /// True when POSTREAD and POSTWRITE need no cache step on any CPU of this platform
@@ -593,15 +601,13 @@ impl<P: Platform> DmaTag<P> {
         if flags != 0 {
             return self.sync_range_checked(region, ops, offset, len, caller, flags);
         }
-        self.real_cache_steps(region, ops, offset, len)?;
-        self.platform().barrier();
-        Ok(())
+        self.real_cache_steps(region, ops, offset, len)
     }
 
-    /// What every sync does whoever watches: the PRE/POST and bounds checks, the first
-    /// compiler barrier (toolchain.md rule 3: every sync is one, before and after) and the
-    /// platform's steps on the real cache. The callers add the auditor, the model and the
-    /// closing barrier.
+    /// What every sync does whoever watches: the PRE/POST and bounds checks and the
+    /// platform's steps on the real cache, which are a compiler barrier before and after
+    /// (toolchain.md rule 3; `Platform::sync_cache`'s contract, or `barrier` on a coherent
+    /// machine). The checked path adds the auditor, the model and one more barrier.
     #[inline(always)]
     fn real_cache_steps(
         &self,
@@ -614,16 +620,16 @@ impl<P: Platform> DmaTag<P> {
             return Err(DmaError::PreMixedWithPost);
         }
         region.check(offset, len)?;
-        self.platform().barrier();
-        if let Some(cpu) = self.platform().cpu() {
+        match self.platform().cpu() {
             // SAFETY: the platform's steps for `ops` over a range of this region (checked
             // above), which the caller syncs under the bus_dma rules: an invalidate covers
             // only lines of this region the device owns, and partial edge lines are pushed by
             // the plan, not discarded.
-            unsafe {
+            Some(cpu) => unsafe {
                 self.platform()
                     .sync_cache(cpu, ops, region.phys + offset, len)
-            };
+            },
+            None => self.platform().barrier(),
         }
         Ok(())
     }
@@ -789,13 +795,14 @@ impl<P: Platform> DmaRegion<P> {
     pub fn read_phase_u16(&self, offset: u32, pre: bool, post: bool) -> Result<u16, DmaError> {
         if P::POST_NOOP && self.tag.flags.load(Ordering::Relaxed) == 0 {
             self.check(offset, 2)?;
+            // The PREREAD is a compiler barrier (`real_cache_steps`) and stands for the
+            // POSTREAD's too (its only effect here): the read below stays after both.
             if pre {
                 self.tag
                     .real_cache_steps(self, SyncOps::PREREAD, offset, 2)?;
+            } else {
+                self.tag.platform().barrier();
             }
-            // The barrier that closes the PREREAD and stands for the POSTREAD (its only
-            // effect here): the read below stays after both.
-            self.tag.platform().barrier();
             if let Some(p) = self.direct::<u16>(offset) {
                 // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
                 return Ok(u16::from_le(unsafe { core::ptr::read_volatile(p) }));

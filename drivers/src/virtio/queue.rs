@@ -175,18 +175,20 @@ struct InFlight {
     writable: u32,
 }
 
-/// Counters, for statistics and benchmarks.
+/// Counters, for statistics and benchmarks. 32 bits, wrapping (a 64-bit count costs twice
+/// the loads, stores and byte swaps on every request here): take differences with
+/// `wrapping_sub`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
-    pub chains: u64,
+    pub chains: u32,
     /// Descriptors stored (ring and indirect tables); a chain that repeats what memory
     /// already holds stores none.
-    pub descriptors_written: u64,
-    pub publishes: u64,
-    pub notifications: u64,
-    pub suppressed: u64,
-    pub completions: u64,
-    pub used_idx_reads: u64,
+    pub descriptors_written: u32,
+    pub publishes: u32,
+    pub notifications: u32,
+    pub suppressed: u32,
+    pub completions: u32,
+    pub used_idx_reads: u32,
 }
 
 pub struct SplitQueue<P: Platform> {
@@ -500,7 +502,7 @@ impl<P: Platform> SplitQueue<P> {
                 let i = i as u32;
                 if Self::write_desc(table, mem, base + i * DESC_SIZE, b, flags, i as u16 + 1) {
                     written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                    self.stats.descriptors_written += 1;
+                    self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
                 }
             }
             // Rule: the table reaches memory before the device can follow the descriptor.
@@ -535,7 +537,7 @@ impl<P: Platform> SplitQueue<P> {
                 0,
             ) {
                 self.note_dirty_desc(head);
-                self.stats.descriptors_written += 1;
+                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
             }
             self.free_head = self.next[head as usize];
         } else {
@@ -552,7 +554,7 @@ impl<P: Platform> SplitQueue<P> {
                     next,
                 ) {
                     self.note_dirty_desc(d);
-                    self.stats.descriptors_written += 1;
+                    self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
                 }
                 if last {
                     self.free_head = next;
@@ -578,7 +580,7 @@ impl<P: Platform> SplitQueue<P> {
         self.ring.write_u16_le(at, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.dirty = true;
-        self.stats.chains += 1;
+        self.stats.chains = self.stats.chains.wrapping_add(1);
     }
 
     /// Gives every descriptor head to the caller, one per request slot it keeps: from here
@@ -691,7 +693,7 @@ impl<P: Platform> SplitQueue<P> {
             if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
                 let i = i as u32;
                 written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                self.stats.descriptors_written += 1;
+                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
             }
         }
         // Rule: the table reaches memory before the device can follow the descriptor.
@@ -724,7 +726,7 @@ impl<P: Platform> SplitQueue<P> {
             0,
         ) {
             self.note_dirty_desc(head);
-            self.stats.descriptors_written += 1;
+            self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
         }
         self.fixed_writable[h] = writable;
         self.enqueue(head, token, 0, writable);
@@ -818,7 +820,7 @@ impl<P: Platform> SplitQueue<P> {
         let old = self.published;
         self.published = self.avail_idx;
         self.dirty = false;
-        self.stats.publishes += 1;
+        self.stats.publishes = self.stats.publishes.wrapping_add(1);
         // Rule: reading used->flags / avail_event is its own read phase.
         let notify = if self.event_idx {
             let event = self.used_read_u16(self.avail_event_off())?;
@@ -827,9 +829,9 @@ impl<P: Platform> SplitQueue<P> {
             self.used_read_u16(0)? & USED_F_NO_NOTIFY == 0
         };
         if notify {
-            self.stats.notifications += 1;
+            self.stats.notifications = self.stats.notifications.wrapping_add(1);
         } else {
-            self.stats.suppressed += 1;
+            self.stats.suppressed = self.stats.suppressed.wrapping_add(1);
         }
         Ok(notify)
     }
@@ -846,7 +848,7 @@ impl<P: Platform> SplitQueue<P> {
     fn refresh_used_idx(&mut self) -> Result<(), QueueError> {
         // Rule: each poll, each interrupt reads used->idx in a read phase of its own.
         let idx = self.used_read_u16(2)?;
-        self.stats.used_idx_reads += 1;
+        self.stats.used_idx_reads = self.stats.used_idx_reads.wrapping_add(1);
         if idx.wrapping_sub(self.last_used) > self.size {
             return Err(self.fault(DeviceFault::IdxJump {
                 from: self.last_used,
@@ -946,7 +948,7 @@ impl<P: Platform> SplitQueue<P> {
             self.num_free += chain.descs;
         }
         self.last_used = self.last_used.wrapping_add(1);
-        self.stats.completions += 1;
+        self.stats.completions = self.stats.completions.wrapping_add(1);
         // Interrupt again at the next completion (as Linux's virtqueue_get_buf does), once
         // per batch: stored and pushed when a pop finds no more (`settle_used_event`).
         self.used_event_owed = self.event_idx && self.interrupts_wanted;

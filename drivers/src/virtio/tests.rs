@@ -249,7 +249,7 @@ fn suppression_flags_both_ways() {
 
 /// Runs one chain through add, publish, the device and pop; returns the descriptors the
 /// queue stored for it and what the device read.
-fn round_trip(r: &mut Rig, bufs: &[Buffer], token: u32) -> (u64, Vec<Buffer>) {
+fn round_trip(r: &mut Rig, bufs: &[Buffer], token: u32) -> (u32, Vec<Buffer>) {
     let before = r.q.stats.descriptors_written;
     add(&mut r.q, bufs, token).unwrap();
     r.q.publish().unwrap();

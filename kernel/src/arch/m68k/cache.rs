@@ -444,7 +444,8 @@ mod exec {
         panic!("machine layer refused cache op {kind:#04x} at {addr:#010x}")
     }
 
-    /// Runs one 68040-style data-cache step (from a plan) on the real cache.
+    /// Runs one 68040-style data-cache step (from a plan) on the real cache. A compiler
+    /// barrier whether or not the CPU has the instruction (DMA syncs rely on it).
     ///
     /// # Safety
     ///
@@ -462,6 +463,8 @@ mod exec {
                     addr,
                 })
             };
+        } else {
+            machine::compiler_barrier();
         }
     }
 
@@ -516,7 +519,8 @@ mod exec {
         unsafe { data_range(RangeOp::PushInvalidate, addr, len) };
     }
 
-    /// Pushes and invalidates the whole data cache.
+    /// Pushes and invalidates the whole data cache. A compiler barrier whatever the CPU
+    /// (DMA syncs rely on it).
     pub fn push_invalidate_all() {
         match model() {
             // SAFETY: CINV/CPUSH work here, and a push-all discards nothing.
@@ -533,7 +537,7 @@ mod exec {
             Model::M68030 => unsafe {
                 machine::cacr_write(ENABLED.load(Ordering::Relaxed) | cacr030::CD)
             },
-            _ => {}
+            _ => machine::compiler_barrier(),
         }
     }
 

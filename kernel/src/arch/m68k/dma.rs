@@ -128,8 +128,12 @@ unsafe impl Platform for M68kPlatform {
     // per request (floor 1,603 -> 2,124, measured with `cargo xtask bench --quick --icount`).
     #[inline(always)]
     unsafe fn sync_cache(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) {
+        // A compiler barrier before and after (the trait's contract): every cache step here
+        // is a call into the machine layer, opaque to the compiler, even on a CPU without
+        // the instruction (`cache::execute_040_data`, `push_invalidate_all`); a sync with no
+        // step calls `barrier`.
         match crate::arch::m68k::dma_sync::fast_shape(cpu, ops, phys, len) {
-            Fast::Nothing => {}
+            Fast::Nothing => self.barrier(),
             // SAFETY: the one step of the plan for the caller's range (`fast_shape` decides
             // exactly the planner's steps, tested), which this method's caller vouches for.
             Fast::One(step) => unsafe { self.execute(step) },
@@ -145,10 +149,15 @@ unsafe impl Platform for M68kPlatform {
                     unsafe { self.execute(Fast::line(first, k, start, end, push)) }
                 }
             }
-            Fast::Plan => self.sync_steps(cpu, ops, phys, len, &mut |s| {
-                // SAFETY: a step of the plan for the caller's range, as above.
-                unsafe { self.execute(s) }
-            }),
+            Fast::Plan => {
+                // The plan may have no step (a POST): barriers around it.
+                self.barrier();
+                self.sync_steps(cpu, ops, phys, len, &mut |s| {
+                    // SAFETY: a step of the plan for the caller's range, as above.
+                    unsafe { self.execute(s) }
+                });
+                self.barrier();
+            }
         }
     }
 
