@@ -924,17 +924,20 @@ impl<P: Platform> SplitQueue<P> {
                 size: self.size,
             }));
         }
-        let Some(chain) = self.in_flight[id as usize] else {
+        // Taken in one indexing (each is a bounds check and a load here); put back if the
+        // length is refused, so that `abandon_all` still reports the chain.
+        let entry = &mut self.in_flight[id as usize];
+        let Some(chain) = entry.take() else {
             return Err(self.fault(DeviceFault::IdNotInFlight { id }));
         };
         if len > chain.writable {
+            *entry = Some(chain);
             return Err(self.fault(DeviceFault::LenTooLarge {
                 id,
                 len,
                 writable: chain.writable,
             }));
         }
-        self.in_flight[id as usize] = None;
         // Return the chain's descriptors to the free list (CPU-side links only); a fixed
         // head (no descriptors counted) is its owner's again.
         if chain.descs > 0 {
