@@ -119,6 +119,53 @@ cacheop_table_end:
     .error  "cacheop_table entries must be 8 bytes each"
     .endif
 
+/* void Z_machineZ_dc_op(M *m, u32 op, u32 physical_address): the wasm import `machine.dc_op`,
+ * entered straight from the kernel (no C wrapper, no refusal): one 68040 data-cache line or
+ * page instruction on the address. `op` is masked to its low two bits, bit 0 push, bit 1 page,
+ * so every value names one of the four entries below and none is refused:
+ *   0 cinvl dc   1 cpushl dc   2 cinvp dc   3 cpushp dc
+ * Each entry is 4 bytes, the instruction (register field 0: the address is in %a0) and rts;
+ * xtask/src/machine_code.rs checks the dispatch and the entries as linked. The floor of the
+ * benchmark issues its per-request syncs through this (kernel::arch::m68k::cache::data_op);
+ * Rust calls it only on a CPU that has the instructions. Interrupts are not masked: each
+ * instruction is atomic. */
+    .globl  Z_machineZ_dc_op
+Z_machineZ_dc_op:
+    move.l  8(%sp), %d0
+    move.l  12(%sp), %a0
+    and.l   #3, %d0
+    jmp     dcop_table(%pc,%d0.l*4)
+dcop_table:
+    cinvl   %dc, (%a0)
+    rts
+    cpushl  %dc, (%a0)
+    rts
+    cinvp   %dc, (%a0)
+    rts
+    cpushp  %dc, (%a0)
+    rts
+dcop_table_end:
+    .if     dcop_table_end - dcop_table - 16
+    .error  "dcop_table entries must be 4 bytes each"
+    .endif
+
+/* u64 Z_machineZ_rtc_read(M *m, u32 base): the wasm import `machine.rtc_read`, entered
+ * straight from the kernel: a goldfish RTC's 64-bit time read whole, TIME_LOW (which latches
+ * TIME_HIGH) then TIME_HIGH, with interrupts masked between them (a handler reading the RTC
+ * would re-latch). The benchmark's window clock (kern::time::raw_ns): few instructions on
+ * either side of the latching load, since under -icount they are counted in the window.
+ * Result in %d0 (high) and %d1 (low), GCC's m68k convention for a u64. */
+    .globl  Z_machineZ_rtc_read
+Z_machineZ_rtc_read:
+    move.l  8(%sp), %a0
+    move.w  %sr, %d1
+    ori.w   #0x0700, %sr
+    move.l  (%a0)+, %a1
+    move.l  (%a0), %d0
+    move.w  %d1, %sr
+    move.l  %a1, %d1
+    rts
+
 /* void machine_cache_off_040(void): push and invalidate both caches, then turn them off, with
  * interrupts masked and no memory write between the CPUSHA and the CACR write. Done as two
  * calls from C or Rust, the return address and locals written after the push would sit dirty

@@ -298,19 +298,8 @@ u32 Z_machineZ_ipl_raise_all(M *m)
     return (sr & SR_IPL_MASK) >> 8;
 }
 
-/* A goldfish RTC's 64-bit time read whole: TIME_LOW (which latches TIME_HIGH), then TIME_HIGH,
- * with interrupts masked between them (a handler reading the RTC would re-latch). One import
- * for the benchmark's window clock (kern::time::raw_ns). */
-u64 Z_machineZ_rtc_read(M *m, u32 base)
-{
-    (void)m;
-    u32 sr = machine_get_sr();
-    machine_set_sr(sr | SR_IPL_MASK);
-    u32 lo = *(volatile u32 *)base;
-    u32 hi = *(volatile u32 *)(base + 4);
-    machine_set_sr(sr);
-    return ((u64)hi << 32) | lo;
-}
+/* Z_machineZ_rtc_read is in cpu.S: few instructions around the latching load (the benchmark's
+ * window clock counts them). */
 
 void Z_machineZ_idle(M *m) { (void)m; machine_stop(); }
 

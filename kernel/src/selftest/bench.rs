@@ -18,7 +18,7 @@
 use crate::arch::m68k::cache::{self, LINE};
 use crate::arch::m68k::dma::{M68kPlatform, DMA};
 use crate::arch::m68k::dma_sync::CpuCache;
-use crate::arch::m68k::machine::MachineBus;
+use crate::arch::m68k::machine::{self, DcOp, MachineBus};
 use crate::kern::disks;
 use crate::kern::time;
 use alloc::format;
@@ -134,8 +134,10 @@ fn cells(matrix: Matrix) -> Vec<Cell> {
     v
 }
 
+#[derive(Clone, Copy)]
 struct Lcg(u32);
 impl Lcg {
+    #[inline(always)]
     fn next(&mut self) -> u32 {
         self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         self.0
@@ -143,6 +145,7 @@ impl Lcg {
 }
 
 /// Sector of the next request.
+#[derive(Clone, Copy)]
 struct Offsets {
     pattern: Pattern,
     /// Requests of `unit` sectors that fit the disk.
@@ -178,6 +181,7 @@ impl Offsets {
             rng: Lcg(12345),
         })
     }
+    #[inline(always)]
     fn take(&mut self) -> u64 {
         if let Some(span) = self.span32 {
             // `k * unit` < `span * unit`, which fits (checked in `new`).
@@ -359,6 +363,11 @@ impl Raw {
         unsafe { core::ptr::write_volatile(self.at::<u16>(off), v.to_le()) }
     }
     #[inline(always)]
+    fn write_u64(&self, off: u32, v: u64) {
+        // SAFETY: as `write_u16`.
+        unsafe { core::ptr::write_volatile(self.at::<u64>(off), v.to_le()) }
+    }
+    #[inline(always)]
     fn write_u32(&self, off: u32, v: u32) {
         // SAFETY: as `write_u16`.
         unsafe { core::ptr::write_volatile(self.at::<u32>(off), v.to_le()) }
@@ -388,8 +397,9 @@ impl Raw {
 /// One cache instruction of a floor sync, decided at setup.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Insn {
-    /// CPUSHL/CINVL/CPUSHP/CINVP: the encoding byte `machine::cache_op` takes, and the address.
-    Op { kind: u32, addr: u32 },
+    /// CPUSHL/CINVL/CPUSHP/CINVP on the data cache, at the address: run through the machine
+    /// layer's direct entry (`machine::dc_op`).
+    Op { op: DcOp, addr: u32 },
     /// The whole data cache (68030 CACR CD, 68040 CPUSHA DC).
     All,
 }
@@ -410,27 +420,24 @@ impl Prepared {
             return Prepared(v);
         };
         let insns = crate::arch::m68k::cpu::cache_insns();
-        let line = |push, scope, addr| {
-            let step = cache::Step {
-                push,
-                scope,
-                caches: cache::Caches::Data,
-                addr,
-            };
-            Insn::Op {
-                kind: step.encoding(),
-                addr,
-            }
+        let op = |push, page| match (push, page) {
+            (false, false) => DcOp::InvalidateLine,
+            (true, false) => DcOp::PushLine,
+            (false, true) => DcOp::InvalidatePage,
+            (true, true) => DcOp::PushPage,
         };
         DMA.platform()
             .sync_steps(cpu, ops, region.phys + off, len, &mut |s| match s {
-                // As `M68kPlatform::execute`: line and page steps need CINV/CPUSH.
-                CacheStep::Line { addr, push } if insns => {
-                    v.push(line(push, cache::Scope::Line, addr))
-                }
-                CacheStep::Page { addr, push } if insns => {
-                    v.push(line(push, cache::Scope::Page, addr))
-                }
+                // As `M68kPlatform::execute`: line and page steps need CINV/CPUSH (so an
+                // `Insn::Op` exists only where they run).
+                CacheStep::Line { addr, push } if insns => v.push(Insn::Op {
+                    op: op(push, false),
+                    addr,
+                }),
+                CacheStep::Page { addr, push } if insns => v.push(Insn::Op {
+                    op: op(push, true),
+                    addr,
+                }),
                 CacheStep::Line { .. } | CacheStep::Page { .. } => {}
                 CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => v.push(Insn::All),
             });
@@ -443,8 +450,8 @@ impl Prepared {
                 // SAFETY: an instruction of the planner's plan for a range the floor syncs
                 // under the bus_dma rules (PREREAD only on lines the device owns: status and
                 // data slots, the used ring; PREWRITE after the CPU's writes), on a CPU where
-                // CINV/CPUSH run (checked when prepared).
-                Insn::Op { kind, addr } => unsafe { cache::execute_encoded(kind, addr) },
+                // CINV/CPUSH run (`new` makes an `Op` only there).
+                Insn::Op { op, addr } => unsafe { machine::dc_op(op, addr) },
                 Insn::All => cache::push_invalidate_all(),
             }
         }
@@ -456,7 +463,7 @@ impl Prepared {
 /// load per instruction. [`Strided::fit`] finds it from the planner's plans for every `n`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Strided {
-    kind: u32,
+    op: DcOp,
     first: u32,
     stride: u32,
     mask: u32,
@@ -469,18 +476,19 @@ impl Strided {
     /// if one does: checked instruction by instruction.
     fn fit(plans: &[Prepared], first: u32, stride: u32) -> Option<Strided> {
         let count = plans.first()?.0.len() as u32;
-        let (kind, step) = match plans[0].0.as_slice() {
-            [] => (0, 0),
-            [Insn::Op { kind, .. }] => (*kind, 0),
-            [Insn::Op { kind, addr }, Insn::Op { addr: next, .. }, ..] => {
-                (*kind, next.wrapping_sub(*addr))
+        let (op, step) = match plans[0].0.as_slice() {
+            // No instruction: `op` is never run.
+            [] => (DcOp::PushLine, 0),
+            [Insn::Op { op, .. }] => (*op, 0),
+            [Insn::Op { op, addr }, Insn::Op { addr: next, .. }, ..] => {
+                (*op, next.wrapping_sub(*addr))
             }
             _ => return None,
         };
         [!0, !(LINE - 1), !(cache::PAGE - 1)]
             .into_iter()
             .map(|mask| Strided {
-                kind,
+                op,
                 first,
                 stride,
                 mask,
@@ -493,7 +501,7 @@ impl Strided {
                         && p.0.iter().zip(0u32..).all(|(insn, k)| {
                             *insn
                                 == Insn::Op {
-                                    kind,
+                                    op,
                                     addr: s.addr(n).wrapping_add(k.wrapping_mul(step)),
                                 }
                         })
@@ -509,8 +517,9 @@ impl Strided {
         let mut addr = self.addr(n);
         for _ in 0..self.count {
             // SAFETY: the planner's instructions for a range the floor syncs under the
-            // bus_dma rules (as `Prepared::run`), equal to these (checked by `fit`).
-            unsafe { cache::execute_encoded(self.kind, addr) };
+            // bus_dma rules (as `Prepared::run`), equal to these (checked by `fit`), so on
+            // a CPU where CINV/CPUSH run.
+            unsafe { machine::dc_op(self.op, addr) };
             addr = addr.wrapping_add(self.step);
         }
     }
@@ -591,12 +600,13 @@ fn floor_failed(status: u8) -> String {
 }
 
 /// The floor's request loop (see [`run_floor`]). The state a request touches is in locals
-/// (no closure captures, no struct behind a reference): on this route a load or store of
-/// linear memory costs a bounds check and a byte swap, a local nothing.
+/// (no closure captures, no struct behind a reference, the sector generator a local copy, the
+/// slots to submit a bit mask): on this route a load or store of linear memory costs a
+/// bounds check and a byte swap, a local nothing.
 fn floor_loop(
     env: &FloorEnv,
     plans: &FloorPlans,
-    mut offsets: Option<&mut Offsets>,
+    mut offsets: Option<Offsets>,
     budget: &Budget,
 ) -> Result<Measured, String> {
     // Copies, not references: a field behind a reference is reloaded after every volatile
@@ -605,6 +615,9 @@ fn floor_loop(
     let notifier = env.t.notifier(0);
     let clock = time::RawClock::get();
     let (size, qd, bs) = (env.size, env.qd, env.bs);
+    // Bit i: chain i waits to be submitted (qd <= 32, `run_floor` caps it).
+    assert!(qd <= 32);
+    let all: u32 = if qd == 32 { !0 } else { (1 << qd) - 1 };
     let (header_s, data_s, status_s) = (
         plans.header.strided,
         plans.data.strided,
@@ -616,7 +629,7 @@ fn floor_loop(
     let (budget_bytes, budget_ns, budget_ops) = (budget.bytes, budget.ns, budget.ops);
     let (mut avail_idx, mut last_used) = (0u16, 0u16);
     let mut starts = vec![0u64; qd];
-    let mut pending: Vec<u16> = (0..qd as u16).collect();
+    let mut pending = all;
     let mut lat = Vec::new();
     let mut outstanding = 0usize;
     let (mut ops, mut kicks, mut polls) = (0u64, 0u64, 0u64);
@@ -626,26 +639,25 @@ fn floor_loop(
         let stop = ops * u64::from(bs) >= budget_bytes
             || time::now() - t0 >= budget_ns
             || ops >= budget_ops;
-        if !stop && !pending.is_empty() {
+        if !stop && pending != 0 {
             let started = clock.ns();
             // The previous avail entry's position: consecutive entries in one line are
             // pushed once.
             let mut unpushed: Option<u16> = None;
-            for &i in &pending {
-                let slot = u32::from(i);
-                if let Some(o) = offsets.as_deref_mut() {
-                    let sector = o.take();
-                    let at = HEADER_LEN * slot + HEADER_SECTOR_AT;
-                    hdr.write_u32(at, sector as u32);
-                    hdr.write_u32(at + 4, (sector >> 32) as u32);
+            let mut left = pending;
+            while left != 0 {
+                let slot = left.trailing_zeros();
+                left &= left - 1;
+                if let Some(o) = offsets.as_mut() {
+                    hdr.write_u64(HEADER_LEN * slot + HEADER_SECTOR_AT, o.take());
                 }
                 run_plan(header_s, &plans.header, slot);
                 run_plan(data_s, &plans.data, slot);
                 // A sentinel the device must overwrite, pushed with the line's PREREAD.
                 status.write_u8(LINE * slot, 0xff);
                 run_plan(status_s, &plans.status, slot);
-                let pos = avail_idx % size;
-                ring.write_u16(avail + 4 + 2 * u32::from(pos), 3 * i);
+                let pos = avail_idx & (size - 1);
+                ring.write_u16(avail + 4 + 2 * u32::from(pos), 3 * slot as u16);
                 if let Some(prev) = unpushed {
                     let same = match entry_s {
                         Some(s) => s.addr(u32::from(prev)) == s.addr(u32::from(pos)),
@@ -673,10 +685,12 @@ fn floor_loop(
             submit_ns += clock.ns().saturating_sub(started);
             kicks += 1;
             // The benchmark's own bookkeeping, outside the window.
-            for &i in &pending {
-                starts[usize::from(i)] = started;
+            let mut left = pending;
+            while left != 0 {
+                starts[left.trailing_zeros() as usize] = started;
+                left &= left - 1;
             }
-            pending.clear();
+            pending = 0;
         }
         if outstanding == 0 {
             break;
@@ -695,10 +709,11 @@ fn floor_loop(
             }
         };
         let now = clock.ns();
-        let first = pending.len();
+        // The chains this completion returned.
+        let mut done = 0u32;
         let mut invalidated: Option<u16> = None;
         while last_used != idx {
-            let pos = last_used % size;
+            let pos = last_used & (size - 1);
             let fresh = match (invalidated, id_s) {
                 (None, _) => true,
                 (Some(prev), Some(s)) => s.addr(u32::from(prev)) != s.addr(u32::from(pos)),
@@ -720,14 +735,16 @@ fn floor_loop(
             if st != req::VIRTIO_BLK_S_OK {
                 return Err(floor_failed(st));
             }
-            pending.push(i as u16);
+            done |= 1 << i;
             outstanding -= 1;
             last_used = last_used.wrapping_add(1);
         }
         complete_ns += clock.ns().saturating_sub(now);
-        for &i in &pending[first..] {
-            lat.push(now.saturating_sub(starts[usize::from(i)]));
+        pending |= done;
+        while done != 0 {
+            lat.push(now.saturating_sub(starts[done.trailing_zeros() as usize]));
             ops += 1;
+            done &= done - 1;
         }
     }
     let ns = time::now() - t0;
@@ -763,7 +780,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     let mut raw = [0u8; 8];
     t.read_config(0, &mut raw).map_err(|x| e(&x))?;
     let capacity = u64::from_le_bytes(raw);
-    let mut offsets = match cell.op {
+    let offsets = match cell.op {
         BenchOp::GetId => None,
         _ => match Offsets::new(cell.pattern, capacity, cell.bs) {
             Ok(o) => Some(o),
@@ -776,7 +793,9 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     let size = 128u16.min(t.queue_max(0));
     let size = 1u16 << (15 - size.leading_zeros());
     let q = u32::from(size);
-    let qd = cell.qd.min((size / 3) as usize);
+    // At most 32 chains: the loop keeps the ones waiting to be submitted in a u32 mask (the
+    // full matrix's deepest queue is 32).
+    let qd = cell.qd.min((size / 3) as usize).min(32);
     let alloc = |name, len, dir| DMA.alloc(name, len, dir, false).map_err(|x| e(&x));
     let ring: DmaRegion<M68kPlatform> =
         alloc("floor ring", 16 * q + 6 + 2 * q, Direction::ToDevice)?;
@@ -876,7 +895,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     // From here the device owns the rings and buffers: every way out of the loop (budget
     // spent, an error, no completion) comes back here, and the device is reset before
     // they are freed.
-    let result = floor_loop(&env, &plans, offsets.as_mut(), budget);
+    let result = floor_loop(&env, &plans, offsets, budget);
     // A reset that took (status reads 0) means the device no longer touches the queue
     // (virtio 1.2, 2.4.1); one that did not leaves it free to write them, so they are
     // leaked rather than handed back to the heap.

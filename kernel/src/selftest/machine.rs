@@ -205,6 +205,17 @@ fn every_040_instruction_executes() -> TestResult {
             step.encoding()
         );
     }
+    // The direct data-cache entry (the floor's): every selector, on the same pushed page.
+    for op in [
+        machine::DcOp::PushLine,
+        machine::DcOp::InvalidateLine,
+        machine::DcOp::PushPage,
+        machine::DcOp::InvalidatePage,
+    ] {
+        // SAFETY: CINV/CPUSH run here; the buffer's middle page was pushed above and not
+        // written since (interrupts masked), so an invalidate discards nothing.
+        unsafe { machine::dc_op(op, addr + cache::PAGE) };
+    }
     // Kinds that name no instruction: CC = 0, SS = 0, a register field, past the byte.
     for kind in [0x00, 0x20, 0x40, 0x60, 0x49, 0x100] {
         // SAFETY: the machine layer refuses these before executing anything.

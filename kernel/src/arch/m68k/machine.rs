@@ -44,6 +44,8 @@ extern "C" {
     fn cpu_ttr_write(which: u32, value: u32);
     #[link_name = "cache_op"]
     fn machine_cache_op(kind: u32, addr: u32) -> u32;
+    #[link_name = "dc_op"]
+    fn machine_dc_op(op: u32, addr: u32);
     fn profile_cell_begin();
     fn profile_cell_end();
 }
@@ -427,6 +429,37 @@ pub unsafe fn ttr_write(which: u32, value: u32) {
 pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
     // SAFETY: the caller's contract covers the CPU and what the operation may discard.
     unsafe { machine_cache_op(kind, addr) != 0 }
+}
+
+/// One 68040 data-cache line or page instruction: the operand of [`dc_op`]. The
+/// discriminants are the machine layer's selector (bit 0 push, bit 1 page; boot/cpu.S,
+/// `Z_machineZ_dc_op`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
+pub enum DcOp {
+    /// CINVL DC: discard the line.
+    InvalidateLine = 0,
+    /// CPUSHL DC: write the line back if dirty, then discard it.
+    PushLine = 1,
+    /// CINVP DC: discard the page's lines.
+    InvalidatePage = 2,
+    /// CPUSHP DC: write the page's dirty lines back, then discard them.
+    PushPage = 3,
+}
+
+/// Executes one 68040 data-cache line or page instruction straight from the import (no
+/// dispatch table, nothing to refuse: every [`DcOp`] names one instruction). For hot paths
+/// whose instructions were decided ahead of time (the benchmark's floor); everything else
+/// goes through [`cache_op`].
+///
+/// # Safety
+///
+/// As [`cache_op`]: only where `cpu::Identity::cache_insns` is true, and an invalidate
+/// discards the lines it covers, so nobody may need their data.
+#[inline(always)]
+pub unsafe fn dc_op(op: DcOp, addr: u32) {
+    // SAFETY: the caller's contract covers the CPU and what the operation may discard.
+    unsafe { machine_dc_op(op as u32, addr) }
 }
 
 /// A compiler barrier: an opaque call into the machine layer, across which GCC cannot move
