@@ -606,9 +606,12 @@ fn floor_failed(status: u8) -> String {
 fn floor_loop(
     env: &FloorEnv,
     plans: &FloorPlans,
-    mut offsets: Option<Offsets>,
+    offsets: Option<&Offsets>,
     budget: &Budget,
 ) -> Result<Measured, String> {
+    // A copy the loop owns (a local, so its fields stay out of linear memory): behind a
+    // reference or passed by value, every sector would load and store its state there.
+    let mut offsets = offsets.copied();
     // Copies, not references: a field behind a reference is reloaded after every volatile
     // store, a local is not.
     let (ring, used, hdr, status) = (env.ring, env.used, env.hdr, env.status);
@@ -895,7 +898,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     // From here the device owns the rings and buffers: every way out of the loop (budget
     // spent, an error, no completion) comes back here, and the device is reset before
     // they are freed.
-    let result = floor_loop(&env, &plans, offsets, budget);
+    let result = floor_loop(&env, &plans, offsets.as_ref(), budget);
     // A reset that took (status reads 0) means the device no longer touches the queue
     // (virtio 1.2, 2.4.1); one that did not leaves it free to write them, so they are
     // leaked rather than handed back to the heap.
