@@ -6,6 +6,10 @@
 //! - `machine_cache_op`'s table: the entry at offset `kind` decodes to the CINV/CPUSH whose
 //!   fields are `kind`'s (MC68040UM 9.1, spelled out below from the manual, not from cpu.S),
 //!   and every other entry refuses;
+//! - `Z_machineZ_dc_op` (the floor's direct data-cache entry): the selector is masked to two
+//!   bits and indexes a 4-byte-entry table whose entries are CINVL, CPUSHL, CINVP, CPUSHP on
+//!   the data cache at %a0 (bit 0 push, bit 1 page), each followed by `rts`, with %a0 the
+//!   address argument;
 //! - `machine_cache_off_040` (cache::disable on a copyback CPU): interrupts masked to level 7
 //!   before the CPUSHA, and nothing between the CPUSHA and the CACR write that touches memory
 //!   or calls out, so no dirty line can be left in a cache that stops answering.
@@ -158,6 +162,78 @@ pub fn check_cache_table(base: u32, insns: &[Insn]) -> Result<()> {
     }
 }
 
+/// What entry `sel` (0..4) of `Z_machineZ_dc_op`'s table must decode to: bit 0 push, bit 1
+/// page, data cache, address in %a0 (as `expected_entry` spells the manual's fields).
+pub fn expected_dc_entry(sel: u32) -> String {
+    let (push, scope) = (sel & 1, 1 + ((sel >> 1) & 1));
+    expected_entry(0x40 | push << 5 | scope << 3)
+}
+
+/// Checks `Z_machineZ_dc_op` as linked: `dispatch` is the routine up to its table, `table`
+/// the four entries at `base`. The selector is loaded into %d0 from the first argument after
+/// the instance pointer (`%sp@(8)`), masked with `andil #3,%d0`, and not written again before
+/// `jmp` to `base + %d0 * 4`; %a0 is loaded from the address argument (`%sp@(12)`) and not
+/// written again; entry k is `expected_dc_entry(k)` then `rts`, 4 bytes each.
+pub fn check_dc_op(base: u32, dispatch: &[Insn], table: &[Insn]) -> Result<()> {
+    let bad = |why: String| fail(format!("Z_machineZ_dc_op: {why}"));
+    let pos = |t: &str| dispatch.iter().position(|i| i.text == t);
+    let Some(load) = pos("movel %sp@(8),%d0") else {
+        return bad("the selector is not loaded into %d0 from the first argument".into());
+    };
+    let Some(addr) = pos("moveal %sp@(12),%a0") else {
+        return bad("the address is not loaded into %a0 from the second argument".into());
+    };
+    let Some(mask) = pos("andil #3,%d0") else {
+        return bad("the selector is not masked to two bits".into());
+    };
+    let Some(jump) = dispatch.iter().position(|i| i.text.starts_with("jmp ")) else {
+        return bad("no indexed jump into the table".into());
+    };
+    let want = format!("jmp %pc@({base:x} <dcop_table>,%d0:l:4)");
+    if dispatch[jump].text != want {
+        return bad(format!("`{}` is not `{want}`", dispatch[jump].text));
+    }
+    if !(load < mask && mask < jump && addr < jump) {
+        return bad("the loads and the mask do not all come before the jump".into());
+    }
+    for (from, reg) in [(mask, "%d0"), (addr, "%a0")] {
+        if let Some(i) = dispatch[from + 1..jump]
+            .iter()
+            .find(|i| writes_register(&i.text, reg) || i.text.contains(&format!("{reg}@+")))
+        {
+            return bad(format!(
+                "`{}` at {:#x} changes {reg} before the jump",
+                i.text, i.addr
+            ));
+        }
+    }
+    let mut wrong = Vec::new();
+    for sel in 0..4u32 {
+        let at = base + 4 * sel;
+        let got: Vec<&str> = table
+            .iter()
+            .skip_while(|i| i.addr != at)
+            .take(2)
+            .map(|i| i.text.as_str())
+            .collect();
+        let want = expected_dc_entry(sel);
+        let next = table.iter().find(|i| i.addr > at).map(|i| i.addr);
+        if got != [want.as_str(), "rts"] || next != Some(at + 2) {
+            wrong.push(format!(
+                "entry {sel}: want `{want}` then `rts`, found {got:?}"
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        bad(format!(
+            "the table does not match MC68040UM 9.1:\n  {}",
+            wrong.join("\n  ")
+        ))
+    }
+}
+
 /// True when `text` may read or write memory or leave the routine: any memory operand
 /// (`@` in MIT syntax), a stack push, or a control transfer.
 fn touches_memory(text: &str) -> bool {
@@ -302,6 +378,16 @@ fn check_elf(elf: &Path) -> Result<()> {
     check_cache_table(base, &table)?;
     let dispatch = objdump(elf, &["--disassemble=machine_cache_op".into()])?;
     check_cache_dispatch(base, &dispatch)?;
+    let dc = symbol(elf, "dcop_table")?;
+    let dc_dispatch = objdump(elf, &["--disassemble=Z_machineZ_dc_op".into()])?;
+    let dc_table = objdump(
+        elf,
+        &[
+            format!("--start-address={dc:#x}"),
+            format!("--stop-address={:#x}", dc + 16),
+        ],
+    )?;
+    check_dc_op(dc, &dc_dispatch, &dc_table)?;
     let off = objdump(elf, &["--disassemble=machine_cache_off_040".into()])?;
     check_cache_off(&off)
 }
@@ -419,6 +505,79 @@ mod tests {
         assert!(check_cache_off(&insns(&twice))
             .unwrap_err()
             .contains("more than once"));
+    }
+
+    /// `Z_machineZ_dc_op` and its table as linked today.
+    const DC_DISPATCH: &[&str] = &[
+        "movel %sp@(8),%d0",
+        "moveal %sp@(12),%a0",
+        "andil #3,%d0",
+        "jmp %pc@(17d06a <dcop_table>,%d0:l:4)",
+    ];
+    const DC_TABLE: &[&str] = &[
+        "cinvl dc,%a0@",
+        "rts",
+        "cpushl dc,%a0@",
+        "rts",
+        "cinvp dc,%a0@",
+        "rts",
+        "cpushp dc,%a0@",
+        "rts",
+    ];
+
+    fn dc_table(lines: &[&str]) -> Vec<Insn> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(n, t)| Insn {
+                addr: 0x17d06a + 2 * n as u32,
+                text: t.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dc_op_entry_as_built_passes() {
+        assert_eq!(
+            check_dc_op(0x17d06a, &insns(DC_DISPATCH), &dc_table(DC_TABLE)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_dc_op_entry_that_strays_fails() {
+        let table = dc_table(DC_TABLE);
+        // No mask, a changed selector or address, a jump elsewhere or unscaled.
+        for (at, insn, remove) in [
+            (2, "andil #7,%d0", true),
+            (3, "addql #1,%d0", false),
+            (3, "addql #4,%a0", false),
+            (3, "moveal %a0@+,%a1", false),
+            (3, "jmp %pc@(17d06e <dcop_table+0x4>,%d0:l:4)", true),
+            (3, "jmp %pc@(17d06a <dcop_table>,%d0:l:2)", true),
+        ] {
+            let mut v = DC_DISPATCH.to_vec();
+            if remove {
+                v.remove(at);
+            }
+            v.insert(at, insn);
+            assert!(
+                check_dc_op(0x17d06a, &insns(&v), &table).is_err(),
+                "{insn} accepted"
+            );
+        }
+        // Entries swapped, a wrong cache, an entry that does not return.
+        for (at, insn) in [
+            (0, "cpushl dc,%a0@"),
+            (2, "cinvl dc,%a0@"),
+            (4, "cinvp bc,%a0@"),
+            (7, "nop"),
+        ] {
+            let mut v = DC_TABLE.to_vec();
+            v[at] = insn;
+            let e = check_dc_op(0x17d06a, &insns(DC_DISPATCH), &dc_table(&v)).unwrap_err();
+            assert!(e.contains("entry"), "{insn}: {e}");
+        }
     }
 
     /// The dispatcher as linked today.
