@@ -476,9 +476,9 @@ impl Strided {
     /// if one does: checked instruction by instruction.
     fn fit(plans: &[Prepared], first: u32, stride: u32) -> Option<Strided> {
         let count = plans.first()?.0.len() as u32;
+        // At least one instruction (`run` executes the first before it counts): a plan
+        // with none stays listed.
         let (op, step) = match plans[0].0.as_slice() {
-            // No instruction: `op` is never run.
-            [] => (DcOp::PushLine, 0),
             [Insn::Op { op, .. }] => (*op, 0),
             [Insn::Op { op, addr }, Insn::Op { addr: next, .. }, ..] => {
                 (*op, next.wrapping_sub(*addr))
@@ -515,11 +515,17 @@ impl Strided {
     #[inline(always)]
     fn run(self, n: u32) {
         let mut addr = self.addr(n);
-        for _ in 0..self.count {
+        let mut left = self.count;
+        // `count` >= 1 (`fit`): the first instruction before the test.
+        loop {
             // SAFETY: the planner's instructions for a range the floor syncs under the
             // bus_dma rules (as `Prepared::run`), equal to these (checked by `fit`), so on
             // a CPU where CINV/CPUSH run.
             unsafe { machine::dc_op(self.op, addr) };
+            left = left.wrapping_sub(1);
+            if left == 0 {
+                break;
+            }
             addr = addr.wrapping_add(self.step);
         }
     }
