@@ -120,20 +120,21 @@ cacheop_table_end:
     .endif
 
 /* void Z_machineZ_dc_op(M *m, u32 op, u32 physical_address): the wasm import `machine.dc_op`,
- * entered straight from the kernel (no C wrapper, no refusal): one 68040 data-cache line or
- * page instruction on the address. `op` is masked to its low two bits, bit 0 push, bit 1 page,
- * so every value names one of the four entries below and none is refused:
- *   0 cinvl dc   1 cpushl dc   2 cinvp dc   3 cpushp dc
- * Each entry is 4 bytes, the instruction (register field 0: the address is in %a0) and rts;
- * xtask/src/machine_code.rs checks the dispatch and the entries as linked. The floor of the
- * benchmark issues its per-request syncs through this (kernel::arch::m68k::cache::data_op);
- * Rust calls it only on a CPU that has the instructions. Interrupts are not masked: each
- * instruction is atomic. */
+ * entered straight from the kernel (no C wrapper, no refusal): one 68040 data-cache
+ * instruction. `op` is masked to its low three bits, bit 0 push, bit 1 page, bit 2 the whole
+ * cache, so every value names one of the eight entries below and none is refused:
+ *   0 cinvl dc   1 cpushl dc   2 cinvp dc   3 cpushp dc   4-7 cpusha dc
+ * (with bit 2 only the push-all: a whole-cache invalidate would discard what others wrote).
+ * Line and page forms take the address in %a0 (register field 0); the push-all ignores it.
+ * Each entry is 4 bytes, the instruction and rts; xtask/src/machine_code.rs checks the
+ * dispatch and the entries as linked. The benchmark's floor issues its per-request syncs
+ * through this (kernel::arch::m68k::machine::dc_op); Rust calls it only on a CPU that has
+ * the instructions. Interrupts are not masked: each instruction is atomic. */
     .globl  Z_machineZ_dc_op
 Z_machineZ_dc_op:
     move.l  8(%sp), %d0
     move.l  12(%sp), %a0
-    and.l   #3, %d0
+    and.l   #7, %d0
     jmp     dcop_table(%pc,%d0.l*4)
 dcop_table:
     cinvl   %dc, (%a0)
@@ -144,8 +145,12 @@ dcop_table:
     rts
     cpushp  %dc, (%a0)
     rts
+    .rept   4
+    cpusha  %dc
+    rts
+    .endr
 dcop_table_end:
-    .if     dcop_table_end - dcop_table - 16
+    .if     dcop_table_end - dcop_table - 32
     .error  "dcop_table entries must be 4 bytes each"
     .endif
 

@@ -6,10 +6,10 @@
 //! - `machine_cache_op`'s table: the entry at offset `kind` decodes to the CINV/CPUSH whose
 //!   fields are `kind`'s (MC68040UM 9.1, spelled out below from the manual, not from cpu.S),
 //!   and every other entry refuses;
-//! - `Z_machineZ_dc_op` (the floor's direct data-cache entry): the selector is masked to two
+//! - `Z_machineZ_dc_op` (the floor's direct data-cache entry): the selector is masked to three
 //!   bits and indexes a 4-byte-entry table whose entries are CINVL, CPUSHL, CINVP, CPUSHP on
-//!   the data cache at %a0 (bit 0 push, bit 1 page), each followed by `rts`, with %a0 the
-//!   address argument;
+//!   the data cache at %a0 (bit 0 push, bit 1 page) and, with bit 2, CPUSHA DC, each
+//!   followed by `rts`, with %a0 the address argument;
 //! - `machine_cache_off_040` (cache::disable on a copyback CPU): interrupts masked to level 7
 //!   before the CPUSHA, and nothing between the CPUSHA and the CACR write that touches memory
 //!   or calls out, so no dirty line can be left in a cache that stops answering.
@@ -162,16 +162,20 @@ pub fn check_cache_table(base: u32, insns: &[Insn]) -> Result<()> {
     }
 }
 
-/// What entry `sel` (0..4) of `Z_machineZ_dc_op`'s table must decode to: bit 0 push, bit 1
-/// page, data cache, address in %a0 (as `expected_entry` spells the manual's fields).
+/// What entry `sel` (0..8) of `Z_machineZ_dc_op`'s table must decode to: bit 0 push, bit 1
+/// page, data cache, address in %a0; with bit 2 the push-all, `cpusha dc`, whatever the
+/// others say (as `expected_entry` spells the manual's fields).
 pub fn expected_dc_entry(sel: u32) -> String {
+    if sel & 4 != 0 {
+        return expected_entry(0x40 | 1 << 5 | 3 << 3);
+    }
     let (push, scope) = (sel & 1, 1 + ((sel >> 1) & 1));
     expected_entry(0x40 | push << 5 | scope << 3)
 }
 
 /// Checks `Z_machineZ_dc_op` as linked: `dispatch` is the routine up to its table, `table`
 /// the four entries at `base`. The selector is loaded into %d0 from the first argument after
-/// the instance pointer (`%sp@(8)`), masked with `andil #3,%d0`, and not written again before
+/// the instance pointer (`%sp@(8)`), masked with `andil #7,%d0`, and not written again before
 /// `jmp` to `base + %d0 * 4`; %a0 is loaded from the address argument (`%sp@(12)`) and not
 /// written again; entry k is `expected_dc_entry(k)` then `rts`, 4 bytes each.
 pub fn check_dc_op(base: u32, dispatch: &[Insn], table: &[Insn]) -> Result<()> {
@@ -183,8 +187,8 @@ pub fn check_dc_op(base: u32, dispatch: &[Insn], table: &[Insn]) -> Result<()> {
     let Some(addr) = pos("moveal %sp@(12),%a0") else {
         return bad("the address is not loaded into %a0 from the second argument".into());
     };
-    let Some(mask) = pos("andil #3,%d0") else {
-        return bad("the selector is not masked to two bits".into());
+    let Some(mask) = pos("andil #7,%d0") else {
+        return bad("the selector is not masked to three bits".into());
     };
     let Some(jump) = dispatch.iter().position(|i| i.text.starts_with("jmp ")) else {
         return bad("no indexed jump into the table".into());
@@ -208,7 +212,7 @@ pub fn check_dc_op(base: u32, dispatch: &[Insn], table: &[Insn]) -> Result<()> {
         }
     }
     let mut wrong = Vec::new();
-    for sel in 0..4u32 {
+    for sel in 0..8u32 {
         let at = base + 4 * sel;
         let got: Vec<&str> = table
             .iter()
@@ -384,7 +388,7 @@ fn check_elf(elf: &Path) -> Result<()> {
         elf,
         &[
             format!("--start-address={dc:#x}"),
-            format!("--stop-address={:#x}", dc + 16),
+            format!("--stop-address={:#x}", dc + 32),
         ],
     )?;
     check_dc_op(dc, &dc_dispatch, &dc_table)?;
@@ -511,7 +515,7 @@ mod tests {
     const DC_DISPATCH: &[&str] = &[
         "movel %sp@(8),%d0",
         "moveal %sp@(12),%a0",
-        "andil #3,%d0",
+        "andil #7,%d0",
         "jmp %pc@(17d06a <dcop_table>,%d0:l:4)",
     ];
     const DC_TABLE: &[&str] = &[
@@ -522,6 +526,14 @@ mod tests {
         "cinvp dc,%a0@",
         "rts",
         "cpushp dc,%a0@",
+        "rts",
+        "cpusha dc",
+        "rts",
+        "cpusha dc",
+        "rts",
+        "cpusha dc",
+        "rts",
+        "cpusha dc",
         "rts",
     ];
 
@@ -549,7 +561,7 @@ mod tests {
         let table = dc_table(DC_TABLE);
         // No mask, a changed selector or address, a jump elsewhere or unscaled.
         for (at, insn, remove) in [
-            (2, "andil #7,%d0", true),
+            (2, "andil #15,%d0", true),
             (3, "addql #1,%d0", false),
             (3, "addql #4,%a0", false),
             (3, "moveal %a0@+,%a1", false),
@@ -572,6 +584,7 @@ mod tests {
             (2, "cinvl dc,%a0@"),
             (4, "cinvp bc,%a0@"),
             (7, "nop"),
+            (12, "cinva dc"),
         ] {
             let mut v = DC_TABLE.to_vec();
             v[at] = insn;

@@ -397,10 +397,11 @@ impl Raw {
 /// One cache instruction of a floor sync, decided at setup.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Insn {
-    /// CPUSHL/CINVL/CPUSHP/CINVP on the data cache, at the address: run through the machine
-    /// layer's direct entry (`machine::dc_op`).
+    /// CPUSHL/CINVL/CPUSHP/CINVP on the data cache at the address, or CPUSHA DC (address
+    /// 0): run through the machine layer's direct entry (`machine::dc_op`).
     Op { op: DcOp, addr: u32 },
-    /// The whole data cache (68030 CACR CD, 68040 CPUSHA DC).
+    /// The whole data cache through the cache module, where CINV/CPUSH do not run (the
+    /// 68030's CACR CD).
     All,
 }
 
@@ -426,6 +427,18 @@ impl Prepared {
             (false, true) => DcOp::InvalidatePage,
             (true, true) => DcOp::PushPage,
         };
+        // The whole data cache: CPUSHA DC where CINV/CPUSH run (the address is ignored),
+        // else the 68030's CACR (`Insn::All`).
+        let all = || {
+            if insns {
+                Insn::Op {
+                    op: DcOp::PushAll,
+                    addr: 0,
+                }
+            } else {
+                Insn::All
+            }
+        };
         DMA.platform()
             .sync_steps(cpu, ops, region.phys + off, len, &mut |s| match s {
                 // As `M68kPlatform::execute`: line and page steps need CINV/CPUSH (so an
@@ -439,7 +452,7 @@ impl Prepared {
                     addr,
                 }),
                 CacheStep::Line { .. } | CacheStep::Page { .. } => {}
-                CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => v.push(Insn::All),
+                CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => v.push(all()),
             });
         Prepared(v)
     }
@@ -485,7 +498,8 @@ impl Strided {
             }
             _ => return None,
         };
-        [!0, !(LINE - 1), !(cache::PAGE - 1)]
+        // Mask 0: every address 0, the push-all's.
+        [!0, !(LINE - 1), !(cache::PAGE - 1), 0]
             .into_iter()
             .map(|mask| Strided {
                 op,
@@ -817,7 +831,15 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     } else {
         cell.bs
     };
-    let data = alloc("floor data", data_len * qd as u32, Direction::Bidirectional)?;
+    // Each slot in whole lines of its own (GET_ID's 20 bytes take two): its PRE sync covers
+    // them all, so a line the device writes only part of needs no push (the floor never
+    // writes the rest) and every slot's sync has one shape.
+    let data_stride = data_len.next_multiple_of(LINE);
+    let data = alloc(
+        "floor data",
+        data_stride * qd as u32,
+        Direction::Bidirectional,
+    )?;
     let (kind, data_dev_writes) = match cell.op {
         BenchOp::Read => (req::VIRTIO_BLK_T_IN, true),
         BenchOp::Write => (req::VIRTIO_BLK_T_OUT, false),
@@ -828,7 +850,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
         let descs = [
             (hdr.phys() + HEADER_LEN * i, HEADER_LEN, 1u16, d + 1),
             (
-                data.phys() + data_len * i,
+                data.phys() + data_stride * i,
                 data_len,
                 1 | if data_dev_writes { 2 } else { 0 },
                 d + 2,
@@ -884,7 +906,7 @@ fn run_floor(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Measured,
     let (n, pw, pr) = (qd as u32, SyncOps::PREWRITE, SyncOps::PREREAD);
     let plans = FloorPlans {
         header: Plan::over(cpu, pw, &hdr_m, 0, HEADER_LEN, HEADER_LEN, n),
-        data: Plan::over(cpu, data_pre, &data_m, 0, data_len, data_len, n),
+        data: Plan::over(cpu, data_pre, &data_m, 0, data_stride, data_stride, n),
         status: Plan::over(cpu, SyncOps::PRE, &status_m, 0, LINE, LINE, n),
         avail_entry: Plan::over(cpu, pw, &ring_m, avail + 4, 2, 2, q),
         avail_idx: Plan::over(cpu, pw, &ring_m, avail + 2, 0, 2, 1),

@@ -211,6 +211,7 @@ fn every_040_instruction_executes() -> TestResult {
         machine::DcOp::InvalidateLine,
         machine::DcOp::PushPage,
         machine::DcOp::InvalidatePage,
+        machine::DcOp::PushAll,
     ] {
         // SAFETY: CINV/CPUSH run here; the buffer's middle page was pushed above and not
         // written since (interrupts masked), so an invalidate discards nothing.

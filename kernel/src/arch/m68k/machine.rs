@@ -431,8 +431,8 @@ pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
     unsafe { machine_cache_op(kind, addr) != 0 }
 }
 
-/// One 68040 data-cache line or page instruction: the operand of [`dc_op`]. The
-/// discriminants are the machine layer's selector (bit 0 push, bit 1 page; boot/cpu.S,
+/// One 68040 data-cache instruction: the operand of [`dc_op`]. The discriminants are the
+/// machine layer's selector (bit 0 push, bit 1 page, bit 2 the whole cache; boot/cpu.S,
 /// `Z_machineZ_dc_op`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u32)]
@@ -445,9 +445,12 @@ pub enum DcOp {
     InvalidatePage = 2,
     /// CPUSHP DC: write the page's dirty lines back, then discard them.
     PushPage = 3,
+    /// CPUSHA DC: write every dirty line back, then discard them all (the address is
+    /// ignored).
+    PushAll = 4,
 }
 
-/// Executes one 68040 data-cache line or page instruction straight from the import (no
+/// Executes one 68040 data-cache instruction straight from the import (no
 /// dispatch table, nothing to refuse: every [`DcOp`] names one instruction). For hot paths
 /// whose instructions were decided ahead of time (the benchmark's floor); everything else
 /// goes through [`cache_op`].
