@@ -341,7 +341,9 @@ struct Raw {
 }
 
 impl Raw {
+    /// Panics on a region shorter than 8 bytes (`at` relies on `len >= 8`).
     fn of(r: &DmaRegion<M68kPlatform>) -> Raw {
+        assert!(r.len() >= 8);
         Raw {
             ptr: r.raw_pointer(),
             phys: r.phys(),
@@ -351,8 +353,11 @@ impl Raw {
     /// The address of a `T` at `off`; panics outside the allocation or misaligned.
     #[inline(always)]
     fn at<T>(&self, off: u32) -> *mut T {
+        const { assert!(core::mem::size_of::<T>() <= 8) };
         let size = core::mem::size_of::<T>() as u32;
-        assert!(off.is_multiple_of(size) && off < self.len && self.len - off >= size);
+        // `len >= 8 >= size` (`of`, the only constructor), so `len - size` does not wrap:
+        // one compare per access.
+        assert!(off.is_multiple_of(size) && off <= self.len.wrapping_sub(size));
         // SAFETY: `off + size <= len` (asserted): inside the allocation, which outlives
         // `self` (the floor drops its regions only after the loop).
         unsafe { self.ptr.add(off as usize) }.cast()
