@@ -453,19 +453,35 @@ mod exec {
     /// writes to it (bus_dma PREREAD: the device owns it and is about to write it).
     #[inline(always)]
     pub unsafe fn execute_040_data(push: bool, scope: Scope, addr: u32) {
-        if cache_insns() {
-            // SAFETY: CINV/CPUSH work here (checked); the discard is the caller's contract.
-            unsafe {
-                execute(Step {
-                    push,
-                    scope,
-                    caches: Caches::Data,
-                    addr,
-                })
-            };
-        } else {
+        use machine::DcOp;
+        if !cache_insns() {
             machine::compiler_barrier();
+            return;
         }
+        // Line and page steps (every step a request's sync takes) go straight to the machine
+        // layer's data-cache entry, which has nothing to refuse; the whole cache through the
+        // checked table.
+        let op = match (scope, push) {
+            (Scope::Line, false) => DcOp::InvalidateLine,
+            (Scope::Line, true) => DcOp::PushLine,
+            (Scope::Page, false) => DcOp::InvalidatePage,
+            (Scope::Page, true) => DcOp::PushPage,
+            (Scope::All, _) => {
+                // SAFETY: CINV/CPUSH work here (checked); the discard is the caller's contract.
+                unsafe {
+                    execute(Step {
+                        push,
+                        scope,
+                        caches: Caches::Data,
+                        addr,
+                    })
+                };
+                return;
+            }
+        };
+        // SAFETY: CINV/CPUSH work here (checked above); what an invalidate discards is this
+        // function's caller's contract.
+        unsafe { machine::dc_op(op, addr) };
     }
 
     /// # Safety
