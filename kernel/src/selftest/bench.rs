@@ -373,11 +373,6 @@ impl Raw {
         unsafe { core::ptr::write_volatile(self.at::<u64>(off), v.to_le()) }
     }
     #[inline(always)]
-    fn write_u32(&self, off: u32, v: u32) {
-        // SAFETY: as `write_u16`.
-        unsafe { core::ptr::write_volatile(self.at::<u32>(off), v.to_le()) }
-    }
-    #[inline(always)]
     fn read_u16(&self, off: u32) -> u16 {
         // SAFETY: in bounds and aligned (`at`); the caller synced it for this read.
         u16::from_le(unsafe { core::ptr::read_volatile(self.at::<u16>(off)) })
