@@ -78,6 +78,32 @@ pub fn select(site: Option<usize>) {
     SELECTED.store(site.unwrap_or(NONE), Ordering::Relaxed);
 }
 
+#[cfg(test)]
+std::thread_local! {
+    /// Host tests: the next sync at this site fails, once, as a sync the platform refused
+    /// would (`PreMixedWithPost`): for error paths no real sync of the driver reaches today.
+    pub static FAIL_NEXT: core::cell::Cell<Option<&'static str>> = const { core::cell::Cell::new(None) };
+}
+
+/// Whether the sync at site `name` fails instead of running (`FAIL_NEXT`, host tests only).
+#[cfg(test)]
+pub fn inject_fail(name: &str) -> bool {
+    FAIL_NEXT.with(|f| match f.get() {
+        Some(n) if n == name => {
+            f.set(None);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Never outside host tests.
+#[cfg(not(test))]
+#[inline(always)]
+pub fn inject_fail(_name: &str) -> bool {
+    false
+}
+
 /// The selected site's name.
 pub fn selected() -> Option<&'static str> {
     #[cfg(test)]
@@ -124,7 +150,9 @@ fn from_env() {
 #[macro_export]
 macro_rules! sync_site {
     ($name:literal, $expr:expr) => {
-        if $crate::dma::mutant::skip($name) {
+        if $crate::dma::mutant::inject_fail($name) {
+            Err($crate::dma::DmaError::PreMixedWithPost)
+        } else if $crate::dma::mutant::skip($name) {
             Ok(())
         } else {
             $expr

@@ -763,21 +763,16 @@ impl<P: Platform> SplitQueue<P> {
         }
         // Rule: descriptors and avail entries reach memory before the new idx does. Only
         // what was written since the last publish.
-        if let Some((lo, hi)) = self.dirty_descs.take() {
+        if let Some((lo, hi)) = self.dirty_descs {
             let (lo, hi) = (u32::from(lo), u32::from(hi));
-            let pushed = crate::sync_site!(
+            // Kept until pushed: a publish that fails here pushes them when retried (the
+            // chains that name them are queued already).
+            crate::sync_site!(
                 "queue.publish.descs",
                 self.ring
                     .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)
-            );
-            if let Err(e) = pushed {
-                // As in `add`: what memory holds is no longer known.
-                self.ring_mem[lo as usize..=hi as usize].fill(UNKNOWN_DESC);
-                if let Some(w) = self.fixed_writable.get_mut(lo as usize..=hi as usize) {
-                    w.fill(u32::MAX);
-                }
-                return Err(e.into());
-            }
+            )?;
+            self.dirty_descs = None;
         }
         // The entries of [published, avail_idx): one piece, two where the ring wraps.
         // Written out, not through `ring_pieces`: a closure's captures live in linear memory.

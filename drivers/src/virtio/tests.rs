@@ -718,3 +718,28 @@ fn a_fixed_head_repeats_its_chain_from_memory() {
     );
     r.assert_clean();
 }
+
+#[test]
+fn a_publish_that_fails_pushes_its_descriptors_when_retried() {
+    for fixed in [false, true] {
+        let mut r = rig(4, false, fixed);
+        let a = req(3, 0x50_0000);
+        if fixed {
+            assert!(r.q.fix_heads());
+            add_at(&mut r.q, 2, &a, 1).unwrap();
+        } else {
+            add(&mut r.q, &a, 1).unwrap();
+        }
+        // The descriptors' push fails once: the chain stays queued, and the retry must push
+        // them (a copyback cache keeps them from the device until then).
+        crate::dma::mutant::FAIL_NEXT.with(|f| f.set(Some("queue.publish.descs")));
+        assert!(r.q.publish().is_err());
+        r.q.publish().unwrap();
+        let chains = r.fetch();
+        assert_eq!(chains.len(), 1, "fixed heads {fixed}");
+        assert_eq!(chains[0].bufs, a, "fixed heads {fixed}");
+        r.dev.complete(&r.q, chains[0].head, 512);
+        assert_eq!(r.drain(), [(1, 512)]);
+        r.assert_clean();
+    }
+}
