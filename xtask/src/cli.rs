@@ -240,8 +240,9 @@ pub struct BenchArgs {
     /// attached read-only) unless --write
     #[arg(long, value_name = "FILE", value_parser = Disk::parse)]
     pub disk: Option<Disk>,
-    /// With --disk: run the write cells too, which OVERWRITE the image
-    #[arg(long, requires = "disk")]
+    /// With --disk: run the write cells too, which OVERWRITE the image (the full matrix:
+    /// the quick one has none, so --quick with --write is refused)
+    #[arg(long, requires = "disk", conflicts_with = "quick")]
     pub write: bool,
     /// With --disk: I/O errors on requests of that type covering these sectors (QEMU
     /// blkdebug); repeatable
@@ -460,6 +461,7 @@ mod tests {
             vec!["verify", "--disk", "a", "--seed", "1"],
             vec!["verify", "--disk", "a", "--timeout", "0"],
             vec!["bench", "--write"],
+            vec!["bench", "--quick", "--disk", "a", "--write"],
             vec!["bench", "--inject", "read:1"],
             vec!["run", "--inject", "read:x"],
         ] {
