@@ -455,6 +455,69 @@ impl<P: Platform> SplitQueue<P> {
         true
     }
 
+    /// Stores `bufs` (1..=MAX_INDIRECT, checked by the caller) as head's indirect table
+    /// and the ring descriptor at `head` pointing to it, each only where memory does not
+    /// hold it already; pushes the table entries stored (the ring descriptor is pushed at
+    /// publish).
+    fn store_indirect(&mut self, head: u16, bufs: &[Buffer]) -> Result<(), QueueError> {
+        let table = self
+            .indirect
+            .as_ref()
+            .expect("chains with tables need them");
+        let first = usize::from(head) * MAX_INDIRECT;
+        let base = first as u32 * DESC_SIZE;
+        let last = bufs.len() - 1;
+        // The entries written (first, last), for the PREWRITE.
+        let mut written: Option<(u32, u32)> = None;
+        for (i, (b, mem)) in bufs.iter().zip(&mut self.table_mem[first..]).enumerate() {
+            let (flags, next) = if i == last {
+                (0, 0)
+            } else {
+                (DESC_F_NEXT, i as u16 + 1)
+            };
+            if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
+                let i = i as u32;
+                written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
+                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
+            }
+        }
+        // Rule: the table reaches memory before the device can follow the descriptor.
+        if let Some((lo, hi)) = written {
+            let pushed = crate::sync_site!(
+                "queue.add.indirect",
+                table.sync(
+                    SyncOps::PREWRITE,
+                    base + lo * DESC_SIZE,
+                    (hi - lo + 1) * DESC_SIZE
+                )
+            );
+            if let Err(e) = pushed {
+                // Memory may lack what the shadow says: forget it, so the next chain
+                // stores and pushes these entries again.
+                let (lo, hi) = (first + lo as usize, first + hi as usize);
+                self.table_mem[lo..=hi].fill(UNKNOWN_DESC);
+                return Err(e.into());
+            }
+        }
+        let whole = Buffer {
+            addr: table.phys() + base,
+            len: bufs.len() as u32 * DESC_SIZE,
+            device_writes: false,
+        };
+        if Self::write_desc(
+            &self.ring,
+            &mut self.ring_mem[usize::from(head)],
+            u32::from(head) * DESC_SIZE,
+            &whole,
+            DESC_F_INDIRECT,
+            0,
+        ) {
+            self.note_dirty_desc(head);
+            self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
+        }
+        Ok(())
+    }
+
     /// Queues a chain (not yet visible to the device: see [`publish`](Self::publish)).
     /// `token` comes back with its completion.
     ///
@@ -491,54 +554,7 @@ impl<P: Platform> SplitQueue<P> {
         }
         let head = self.free_head;
         if use_indirect {
-            let table = self.indirect.as_ref().expect("checked above");
-            let first = usize::from(head) * MAX_INDIRECT;
-            let base = first as u32 * DESC_SIZE;
-            // The entries written (first, last), for the PREWRITE.
-            let mut written: Option<(u32, u32)> = None;
-            for (i, (b, mem)) in bufs.iter().zip(&mut self.table_mem[first..]).enumerate() {
-                let last = i + 1 == bufs.len();
-                let flags = if last { 0 } else { DESC_F_NEXT };
-                let i = i as u32;
-                if Self::write_desc(table, mem, base + i * DESC_SIZE, b, flags, i as u16 + 1) {
-                    written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                    self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
-                }
-            }
-            // Rule: the table reaches memory before the device can follow the descriptor.
-            if let Some((lo, hi)) = written {
-                let pushed = crate::sync_site!(
-                    "queue.add.indirect",
-                    table.sync(
-                        SyncOps::PREWRITE,
-                        base + lo * DESC_SIZE,
-                        (hi - lo + 1) * DESC_SIZE
-                    )
-                );
-                if let Err(e) = pushed {
-                    // Memory may lack what the shadow says: forget it, so the next chain
-                    // stores and pushes these entries again.
-                    let (lo, hi) = (first + lo as usize, first + hi as usize);
-                    self.table_mem[lo..=hi].fill(UNKNOWN_DESC);
-                    return Err(e.into());
-                }
-            }
-            let whole = Buffer {
-                addr: table.phys() + base,
-                len: bufs.len() as u32 * DESC_SIZE,
-                device_writes: false,
-            };
-            if Self::write_desc(
-                &self.ring,
-                &mut self.ring_mem[usize::from(head)],
-                u32::from(head) * DESC_SIZE,
-                &whole,
-                DESC_F_INDIRECT,
-                0,
-            ) {
-                self.note_dirty_desc(head);
-                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
-            }
+            self.store_indirect(head, bufs)?;
             self.free_head = self.next[head as usize];
         } else {
             let mut d = head;
@@ -672,62 +688,7 @@ impl<P: Platform> SplitQueue<P> {
         }
         // Until this chain is whole in memory, `add_again` has none to repeat here.
         self.fixed_writable[h] = u32::MAX;
-        let table = self
-            .indirect
-            .as_ref()
-            .expect("fixed heads have indirect tables");
-        let first = h * MAX_INDIRECT;
-        let base = first as u32 * DESC_SIZE;
-        let mut written: Option<(u32, u32)> = None;
-        let last = n - 1;
-        for (i, (b, mem)) in bufs
-            .iter()
-            .zip(&mut self.table_mem[first..first + n])
-            .enumerate()
-        {
-            let (flags, next) = if i == last {
-                (0, 0)
-            } else {
-                (DESC_F_NEXT, i as u16 + 1)
-            };
-            if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
-                let i = i as u32;
-                written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
-            }
-        }
-        // Rule: the table reaches memory before the device can follow the descriptor.
-        if let Some((lo, hi)) = written {
-            let pushed = crate::sync_site!(
-                "queue.add.indirect",
-                table.sync(
-                    SyncOps::PREWRITE,
-                    base + lo * DESC_SIZE,
-                    (hi - lo + 1) * DESC_SIZE
-                )
-            );
-            if let Err(e) = pushed {
-                let (lo, hi) = (first + lo as usize, first + hi as usize);
-                self.table_mem[lo..=hi].fill(UNKNOWN_DESC);
-                return Err(e.into());
-            }
-        }
-        let whole = Buffer {
-            addr: table.phys() + base,
-            len: n as u32 * DESC_SIZE,
-            device_writes: false,
-        };
-        if Self::write_desc(
-            &self.ring,
-            &mut self.ring_mem[h],
-            u32::from(head) * DESC_SIZE,
-            &whole,
-            DESC_F_INDIRECT,
-            0,
-        ) {
-            self.note_dirty_desc(head);
-            self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
-        }
+        self.store_indirect(head, bufs)?;
         self.fixed_writable[h] = writable;
         self.enqueue(head, token, 0, writable);
         Ok(())
