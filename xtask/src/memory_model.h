@@ -7,7 +7,8 @@
  *
  * Bounds: every access is checked (the only wall between Rust and kernel memory). Memory is
  * under 4 GiB, so the check is "no carry out of the 32-bit address, and addr <= size - n",
- * cheaper on the m68k than wasm2c's 64-bit comparison.
+ * cheaper on the m68k than wasm2c's 64-bit comparison; at the sites the xtask rewrites to the
+ * `_at` form (almost all: see W2K_AT_IN_BOUNDS) it is one 32-bit compare.
  */
 static inline __attribute__((always_inline)) u16 w2k_swap16(u16 v) { return (u16)((v << 8) | (v >> 8)); }
 
@@ -67,12 +68,29 @@ static inline void load_data(void* dest, const void* src, size_t n) {
     load_data(&(m.data[o]), i, s); \
   } while (0)
 
+/* The same check for an access at base + off, off being the site's constant: wasm2c passes
+ * (u64)base + off, whose carry word GCC keeps in a register pair (often spilled to the
+ * stack); the xtask rewrites each site to name_at(mem, base, off) where off + 8 is at most
+ * the module's initial memory size (rewrite.rs). Memory never shrinks, so size - (off + n)
+ * cannot wrap, and base <= size - (off + n) is exactly base + off + n <= size: the same
+ * bound, one 32-bit compare, and base + off cannot wrap once it holds. */
+#define W2K_AT_IN_BOUNDS(mem, base, off, n) \
+  LIKELY((u32)(base) <= (mem)->size - ((u32)(off) + (u32)(n)))
+
 #define DEFINE_LOAD(name, t1, t2, t3)                                \
   static inline __attribute__((always_inline)) t3 name(wasm_rt_memory_t* mem, u64 addr) { \
     t1 result;                                                       \
     if (!W2K_IN_BOUNDS(mem, addr, sizeof(t1)))                       \
       TRAP(OOB);                                                     \
     wasm_rt_memcpy(&result, &mem->data[(u32)addr], sizeof(t1));      \
+    result = W2K_LE(result);                                         \
+    return (t3)(t2)result;                                           \
+  }                                                                  \
+  static inline __attribute__((always_inline)) t3 name##_at(wasm_rt_memory_t* mem, u32 base, u32 off) { \
+    t1 result;                                                       \
+    if (!W2K_AT_IN_BOUNDS(mem, base, off, sizeof(t1)))               \
+      TRAP(OOB);                                                     \
+    wasm_rt_memcpy(&result, &mem->data[base + off], sizeof(t1));     \
     result = W2K_LE(result);                                         \
     return (t3)(t2)result;                                           \
   }
@@ -84,4 +102,11 @@ static inline void load_data(void* dest, const void* src, size_t n) {
       TRAP(OOB);                                                       \
     wrapped = W2K_LE(wrapped);                                         \
     wasm_rt_memcpy(&mem->data[(u32)addr], &wrapped, sizeof(t1));       \
+  }                                                                    \
+  static inline __attribute__((always_inline)) void name##_at(wasm_rt_memory_t* mem, u32 base, u32 off, t2 value) { \
+    t1 wrapped = (t1)value;                                            \
+    if (!W2K_AT_IN_BOUNDS(mem, base, off, sizeof(t1)))                 \
+      TRAP(OOB);                                                       \
+    wrapped = W2K_LE(wrapped);                                         \
+    wasm_rt_memcpy(&mem->data[base + off], &wrapped, sizeof(t1));      \
   }

@@ -439,6 +439,16 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
             ))
         }
     };
+    let rewritten = match rewrite::constant_offsets(&rewritten) {
+        Some((c, _)) => c,
+        None => {
+            return fail(
+                "wasm2c's output has no wasm_rt_allocate_memory call for the kernel's memory: \
+                 cannot size the bounds checks (is this wabt 1.0.32?)"
+                    .to_string(),
+            )
+        }
+    };
     let header = fs::read_to_string(out.join("kernel.h")).map_err(|e| anyhow!("kernel.h: {e}"))?;
     if !header.contains("w2c___stack_pointer;") {
         return fail(
