@@ -77,6 +77,11 @@ static inline void load_data(void* dest, const void* src, size_t n) {
 #define W2K_AT_IN_BOUNDS(mem, base, off, n) \
   LIKELY((u32)(base) <= (mem)->size - ((u32)(off) + (u32)(n)))
 
+/* The rewritten sites are all the kernel's one memory, whose data the machine layer places
+ * at the link-time address __linear_memory_base (boot/runtime.c, wasm_rt_allocate_memory):
+ * addressed as a constant, it is not reloaded from the instance after every call. */
+extern u8 __linear_memory_base[];
+
 #define DEFINE_LOAD(name, t1, t2, t3)                                \
   static inline __attribute__((always_inline)) t3 name(wasm_rt_memory_t* mem, u64 addr) { \
     t1 result;                                                       \
@@ -90,7 +95,7 @@ static inline void load_data(void* dest, const void* src, size_t n) {
     t1 result;                                                       \
     if (!W2K_AT_IN_BOUNDS(mem, base, off, sizeof(t1)))               \
       TRAP(OOB);                                                     \
-    wasm_rt_memcpy(&result, &mem->data[base + off], sizeof(t1));     \
+    wasm_rt_memcpy(&result, &__linear_memory_base[base + off], sizeof(t1)); \
     result = W2K_LE(result);                                         \
     return (t3)(t2)result;                                           \
   }
@@ -108,5 +113,5 @@ static inline void load_data(void* dest, const void* src, size_t n) {
     if (!W2K_AT_IN_BOUNDS(mem, base, off, sizeof(t1)))                 \
       TRAP(OOB);                                                       \
     wrapped = W2K_LE(wrapped);                                         \
-    wasm_rt_memcpy(&mem->data[base + off], &wrapped, sizeof(t1));      \
+    wasm_rt_memcpy(&__linear_memory_base[base + off], &wrapped, sizeof(t1)); \
   }

@@ -297,8 +297,8 @@ DEFINE_STORE(i32_store16, u16, u32)
 DEFINE_STORE(i32_store, u32, u32)
 DEFINE_STORE(i64_store, u64, u64)
 #define SIZE 131072u
-static u8 bytes[SIZE];
-static wasm_rt_memory_t mem = { bytes, 2, 2, SIZE };
+u8 __linear_memory_base[SIZE];
+static wasm_rt_memory_t mem = { __linear_memory_base, 2, 2, SIZE };
 /* Whether the access traps: kind 0-3 loads of 1, 2, 4, 8 bytes, 4-7 stores; at: the _at form. */
 static int traps(int kind, int at, u32 base, u32 off) {
   if (setjmp(trap_at)) return 1;
