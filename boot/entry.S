@@ -162,3 +162,10 @@ __stack_bottom:
     .space  0x80000                 | 512 KiB native stack: wasm2c code keeps wasm locals here
     .globl  __stack_top
 __stack_top:
+
+/* The compiled kernel's stack guard (every function's prologue, xtask rewrite::stack_guard):
+ * a function entered with %sp below this traps "call stack exhausted". 32 KiB above the
+ * bottom: more than the largest frame (under 1 KiB) plus the interrupt handlers that may
+ * nest on top of the function that trips it. */
+    .globl  w2k_stack_limit
+    .set    w2k_stack_limit, __stack_bottom + 0x8000

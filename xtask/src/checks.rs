@@ -197,7 +197,8 @@ pub const CHECKS: &[Check] = &[
             "test fail::wasm_trap ... FAILED: wasm trap: out of bounds memory access",
             "test fail::refused_cache_op ... FAILED: panicked at kernel/src/arch/m68k/cache.rs:",
             ": machine layer refused cache op 0x00 at 0x00000000",
-            "0 passed, 4 failed",
+            "test fail::stack_exhausted ... FAILED: wasm trap: call stack exhausted",
+            "0 passed, 5 failed",
         ],
     ),
     // The first test panics inside a timer interrupt handler; the second needs the kernel's

@@ -342,15 +342,20 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
 /// address right after an opcode whose effective-address field (bits 5-0) is `abs.l` (mode 7,
 /// register 1: `jsr`, `jmp`, `pea`, `lea`, `subq`, `tst`...), as in `jsr wasm_rt_trap` once
 /// that function sat at 0x00144c60 and a `moveq #1,%d2` (0x7401) followed: `4eb9 0014 4c60
-/// 7401`. On the -m68020-60 kernel nothing else matches (checked).
+/// 7401`. The same for the low half of a 32-bit immediate after the immediate-operand
+/// opcodes ORI/ANDI/SUBI/ADDI/EORI/CMPI.L (`addil #-1094544,%d7`, a bounds check's limit:
+/// `0687 ffef 4c70 2c00`). On the -m68020-60 kernel nothing else matches (checked).
 pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
     let word = |i: usize| u16::from_be_bytes([code[i], code[i + 1]]);
+    // ORI.L 0x0080, ANDI.L 0x0280, SUBI.L 0x0480, ADDI.L 0x0680, EORI.L 0x0a80, CMPI.L 0x0c80.
+    let immediate_long = |op: u16| op & 0xf1c0 == 0x0080 && !matches!(op >> 9 & 7, 4 | 7);
     (0..code.len().saturating_sub(3))
         .step_by(2)
         .filter(|&i| {
             let (op, ext) = (word(i), word(i + 2));
-            let address_low_half = i >= 4 && word(i - 4) & 0x003f == 0x0039;
-            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0 && !address_low_half
+            let low_half =
+                i >= 4 && (word(i - 4) & 0x003f == 0x0039 || immediate_long(word(i - 4)));
+            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0 && !low_half
         })
         .map(|i| addr + i as u32)
         .collect()
@@ -449,6 +454,12 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
             )
         }
     };
+    let Some(rewritten) = rewrite::stack_guard(&rewritten) else {
+        return fail(format!(
+            "wasm2c's output has no call-depth guard where wabt {PINNED_WABT} puts one: \
+             cannot install the stack-pointer guard"
+        ));
+    };
     let header = fs::read_to_string(out.join("kernel.h")).map_err(|e| anyhow!("kernel.h: {e}"))?;
     if !header.contains("w2c___stack_pointer;") {
         return fail(
@@ -502,6 +513,14 @@ mod tests {
         // opcode without an abs.l operand (`nop; nop`) are one.
         assert!(wide_muldiv(0, &words(&[0x4eb9, 0x0014, 0x4c60, 0x7401])).is_empty());
         assert!(wide_muldiv(0, &words(&[0x53b9, 0x0015, 0x4c60, 0x7401])).is_empty());
+        // ... nor of an immediate long (addi.l #0xffef4c70,%d7; move.l %d0,%d6) ...
+        assert!(wide_muldiv(0, &words(&[0x0687, 0xffef, 0x4c70, 0x2c00])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x0c80, 0xffef, 0x4c70, 0x2c00])).is_empty());
+        // ... but the static bit operations (bits 11-9 = 4, a word operand) are no such opcode.
+        assert_eq!(
+            wide_muldiv(0, &words(&[0x0880, 0xffef, 0x4c70, 0x2c00])),
+            vec![4]
+        );
         assert_eq!(
             wide_muldiv(0, &words(&[0x4e71, 0x4e71, 0x4c60, 0x7401])),
             [4]

@@ -53,6 +53,38 @@ pub fn rewrite(c: &str) -> Result<String, RewriteError> {
     Ok(out)
 }
 
+/// wasm2c 1.0.32's call-depth guard: a counter in memory, incremented, compared and stored on
+/// every call, decremented on every return.
+const DEPTH_GUARD: &str = "#define FUNC_PROLOGUE                                            \\
+  if (++wasm_rt_call_stack_depth > WASM_RT_MAX_CALL_STACK_DEPTH) \\
+    TRAP(EXHAUSTION);
+
+#define FUNC_EPILOGUE --wasm_rt_call_stack_depth
+";
+
+/// The guard that replaces it: the stack pointer against a link-time limit (boot/entry.S,
+/// `w2k_stack_limit`, 32 KiB above the native stack's bottom), two instructions at entry and
+/// nothing at return. It guards what the counter stood for, the native stack's bytes, and
+/// counts them rather than frames.
+const SP_GUARD: &str = "extern char w2k_stack_limit[];
+#define FUNC_PROLOGUE                                                          \\
+  do {                                                                         \\
+    char* w2k_sp;                                                              \\
+    __asm__(\"move.l %%sp,%0\" : \"=r\"(w2k_sp));                             \\
+    if (UNLIKELY(w2k_sp < w2k_stack_limit))                                    \\
+      TRAP(EXHAUSTION);                                                        \\
+  } while (0)
+
+#define FUNC_EPILOGUE
+";
+
+/// Replaces wasm2c's call-depth counter with the stack-pointer guard; None when the pinned
+/// text is not there (another wabt).
+pub fn stack_guard(c: &str) -> Option<String> {
+    c.contains(DEPTH_GUARD)
+        .then(|| c.replacen(DEPTH_GUARD, SP_GUARD, 1))
+}
+
 /// What [`constant_offsets`] did: sites rewritten to the `_at` form, and sites kept as
 /// wasm2c wrote them (an offset too large for the one-compare check).
 #[derive(Debug, PartialEq, Eq)]
@@ -185,6 +217,16 @@ mod tests {
             rewrite("#if WABT_BIG_ENDIAN\n#endif\n"),
             Err(RewriteError::NoBlock)
         );
+    }
+
+    #[test]
+    fn the_depth_counter_becomes_a_stack_pointer_check() {
+        let c = format!("#if WASM_RT_USE_STACK_DEPTH_COUNT\n{DEPTH_GUARD}#else\n#endif\n");
+        let out = stack_guard(&c).unwrap();
+        assert!(!out.contains("wasm_rt_call_stack_depth"));
+        assert!(out.contains("w2k_sp < w2k_stack_limit"));
+        assert!(out.contains("#define FUNC_EPILOGUE\n"));
+        assert_eq!(stack_guard("#define FUNC_PROLOGUE\n"), None);
     }
 
     const INIT: &str = "  wasm_rt_allocate_memory(&instance->w2c_memory, 2, 65536);\n";

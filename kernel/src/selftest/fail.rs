@@ -15,7 +15,25 @@ pub fn tests() -> Vec<Test> {
         Test::new("fail::panic", panic),
         Test::new("fail::wasm_trap", wasm_trap),
         Test::new("fail::refused_cache_op", refused_cache_op),
+        Test::new("fail::stack_exhausted", stack_exhausted),
     ]
+}
+
+/// Recursion without end: the compiled kernel's stack guard (each function's prologue
+/// compares the native stack pointer with a limit above the stack's bottom) must trap before
+/// the stack runs into what lies below it.
+fn stack_exhausted() -> TestResult {
+    #[inline(never)]
+    fn down(n: u32) -> u32 {
+        if core::hint::black_box(n) == 0 {
+            return 0;
+        }
+        // Not a tail call: the addition waits for the callee.
+        down(n - 1).wrapping_add(core::hint::black_box(1))
+    }
+    let depth = down(core::hint::black_box(u32::MAX));
+    ensure!(false, "{depth} nested calls returned: no stack guard");
+    Ok(())
 }
 
 fn assertion() -> TestResult {
