@@ -284,6 +284,10 @@ struct State<C> {
     model: Option<(C, CacheModel, PostRead)>,
 }
 
+/// Tags whose auditor or model is on (any flag set), system-wide: the accessors' fast paths
+/// load this one global instead of the region's tag and then its flags.
+static WATCHED_TAGS: AtomicU32 = AtomicU32::new(0);
+
 /// A system's DMA tag: the platform plus the optional auditor and cache model.
 pub struct DmaTag<P: Platform> {
     /// AUDIT | MODEL: the only thing the accessors look at when both are off.
@@ -400,10 +404,10 @@ impl<P: Platform> DmaTag<P> {
         if on {
             let a = st.auditor.get_or_insert_with(|| Auditor::new(P::LINE));
             a.set_sink(sink);
-            self.flags.fetch_or(AUDIT, Ordering::Relaxed);
+            self.update_flags(AUDIT, 0);
         } else {
             st.auditor = None;
-            self.flags.fetch_and(!AUDIT, Ordering::Relaxed);
+            self.update_flags(0, AUDIT);
         }
     }
 
@@ -421,9 +425,9 @@ impl<P: Platform> DmaTag<P> {
         }
         st.model = cpu.map(|c| (c, CacheModel::new(c.geometry()), postread));
         if cpu.is_some() {
-            self.flags.fetch_or(MODEL, Ordering::Relaxed);
+            self.update_flags(MODEL, 0);
         } else {
-            self.flags.fetch_and(!MODEL, Ordering::Relaxed);
+            self.update_flags(0, MODEL);
         }
     }
 
@@ -506,7 +510,7 @@ impl<P: Platform> DmaTag<P> {
             .alloc(size, DMA_ALIGN)
             .ok_or(DmaError::OutOfMemory { bytes: size })?;
         let phys = self.platform().physical(ptr.as_ptr());
-        let modelled = self.flags.load(Ordering::Relaxed) & MODEL != 0 && {
+        let modelled = self.flags_now() & MODEL != 0 && {
             let mut st = self.state.lock();
             match st.model.as_mut() {
                 Some((_, model, _)) if !streaming => {
@@ -539,7 +543,7 @@ impl<P: Platform> DmaTag<P> {
             unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if self.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+        if self.flags_now() & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 // A streaming buffer is the device's to write only once handed over (PREREAD).
                 a.add_region(id, name, len, !streaming && dir != Direction::ToDevice);
@@ -578,11 +582,39 @@ impl<P: Platform> DmaTag<P> {
         self.platform().paravirt_membar();
     }
 
+    /// Sets `set` and clears `clear` in the flags (under the state lock), keeping
+    /// [`WATCHED_TAGS`] the count of tags with any flag set.
+    fn update_flags(&self, set: u8, clear: u8) {
+        let old = self.flags.load(Ordering::Relaxed);
+        let new = (old | set) & !clear;
+        self.flags.store(new, Ordering::Relaxed);
+        match (old != 0, new != 0) {
+            (false, true) => {
+                WATCHED_TAGS.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                WATCHED_TAGS.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// AUDIT | MODEL as set now: one load of a global while no tag in the system is watched
+    /// (the request path's case), the tag's own flags otherwise.
+    #[inline(always)]
+    fn flags_now(&self) -> u8 {
+        if WATCHED_TAGS.load(Ordering::Relaxed) == 0 {
+            0
+        } else {
+            self.flags.load(Ordering::Relaxed)
+        }
+    }
+
     /// Whether the auditor or the model is on: a caller may skip hand-over notices
     /// (`device_start*`) that only they read, with one test instead of one per notice.
     #[inline]
     pub fn watched(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) != 0
+        self.flags_now() != 0
     }
 
     /// The sync of [offset, offset + len) of `region`: with the auditor and the model off,
@@ -597,7 +629,7 @@ impl<P: Platform> DmaTag<P> {
         len: u32,
         caller: &'static Location<'static>,
     ) -> Result<(), DmaError> {
-        let flags = self.flags.load(Ordering::Relaxed);
+        let flags = self.flags_now();
         if flags != 0 {
             return self.sync_range_checked(region, ops, offset, len, caller, flags);
         }
@@ -768,10 +800,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     #[inline(always)]
     pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
-        if P::POST_NOOP
-            && !ops.intersects(SyncOps::PRE)
-            && self.tag.flags.load(Ordering::Relaxed) == 0
-        {
+        if P::POST_NOOP && !ops.intersects(SyncOps::PRE) && self.tag.flags_now() == 0 {
             // Nothing for the cache to do (the platform says so): the bounds, and the compiler
             // barrier every sync is (toolchain.md rule 3).
             self.check(offset, len)?;
@@ -793,7 +822,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     #[inline]
     pub fn read_phase_u16(&self, offset: u32, pre: bool, post: bool) -> Result<u16, DmaError> {
-        if P::POST_NOOP && self.tag.flags.load(Ordering::Relaxed) == 0 {
+        if P::POST_NOOP && self.tag.flags_now() == 0 {
             self.check(offset, 2)?;
             // The PREREAD is a compiler barrier (`real_cache_steps`) and stands for the
             // POSTREAD's too (its only effect here): the read below stays after both.
@@ -855,7 +884,7 @@ impl<P: Platform> DmaRegion<P> {
         len: u32,
         check: fn(&mut Auditor, u32, u32, u32, &'static Location<'static>),
     ) {
-        if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+        if self.tag.flags_now() & AUDIT != 0 {
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.learn_region(self.id, self.name, self.len);
                 check(a, self.id, offset, len, Location::caller());
@@ -867,7 +896,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     pub fn read(&self, offset: u32, buf: &mut [u8]) {
         self.in_bounds(offset, buf.len());
-        let flags = self.tag.flags.load(Ordering::Relaxed);
+        let flags = self.tag.flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
             unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
@@ -909,7 +938,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     pub fn write(&self, offset: u32, data: &[u8]) {
         self.in_bounds(offset, data.len());
-        let flags = self.tag.flags.load(Ordering::Relaxed);
+        let flags = self.tag.flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
             unsafe { copy_to_memory(self.ptr.as_ptr().add(offset as usize), data) };
@@ -951,7 +980,7 @@ impl<P: Platform> DmaRegion<P> {
         );
         // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
         let fits = offset.is_multiple_of(align) && offset.checked_add(size)? <= self.len;
-        (fits && self.tag.flags.load(Ordering::Relaxed) == 0)
+        (fits && self.tag.flags_now() == 0)
             // SAFETY: `offset + size <= len`: inside this region's allocation.
             .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
     }
@@ -1066,7 +1095,7 @@ impl<P: Platform> DmaRegion<P> {
     /// (used when ownership of a buffer returns to the CPU: its plain slice accessors do not
     /// go through the model).
     fn materialize_model_view(&self, offset: u32, len: u32) {
-        if self.tag.flags.load(Ordering::Relaxed) & MODEL == 0 || len == 0 {
+        if self.tag.flags_now() & MODEL == 0 || len == 0 {
             return;
         }
         let mut st = self.tag.state.lock();
@@ -1092,7 +1121,7 @@ impl<P: Platform> DmaRegion<P> {
 
 impl<P: Platform> Drop for DmaRegion<P> {
     fn drop(&mut self) {
-        if self.tag.flags.load(Ordering::Relaxed) & MODEL != 0 {
+        if self.tag.flags_now() & MODEL != 0 {
             // The model's lines over this memory are written back and dropped while it is
             // still the region's: none may land later on whoever is given it next.
             let mut st = self.tag.state.lock();
@@ -1109,7 +1138,7 @@ impl<P: Platform> Drop for DmaRegion<P> {
                 }
             }
         }
-        if self.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+        if self.tag.flags_now() & AUDIT != 0 {
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
                 a.remove_region(self.id);
             }
@@ -1172,7 +1201,7 @@ impl<P: Platform> DmaBuffer<P> {
     #[inline(always)]
     pub fn as_slice(&self) -> &[u8] {
         let r = &self.inner.region;
-        if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+        if r.tag.flags_now() & AUDIT != 0 {
             r.audit_read_owned(Location::caller());
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
@@ -1183,7 +1212,7 @@ impl<P: Platform> DmaBuffer<P> {
     #[track_caller]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let r = &self.inner.region;
-        if r.tag.flags.load(Ordering::Relaxed) & AUDIT != 0 {
+        if r.tag.flags_now() & AUDIT != 0 {
             if let Some(a) = r.tag.state.lock().auditor.as_mut() {
                 a.learn_region(r.id, r.name, r.len);
                 a.on_write(r.id, 0, r.len, Location::caller());
@@ -1284,7 +1313,7 @@ impl<P: Platform> DeviceOwned<P> {
         let (region, dir, len) = (&inner.region, inner.dir, inner.len);
         crate::sync_site!("dma.take.post", region.sync(dir.post(), 0, len))
             .expect("a range that passed give_to_device is valid");
-        if dir != Direction::ToDevice && region.tag.flags.load(Ordering::Relaxed) & MODEL != 0 {
+        if dir != Direction::ToDevice && region.tag.flags_now() & MODEL != 0 {
             region.materialize_model_view(0, len);
         }
         DmaBuffer { inner }
@@ -1687,6 +1716,23 @@ mod tests {
             text.contains("in used at offset 0x2, by drivers/src/dma/mod.rs:"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_tag_is_watched_exactly_while_its_auditor_or_model_is_on() {
+        // Other tests' tags come and go in parallel: only this tag's own count is certain.
+        let tag = sim::tag();
+        assert!(!tag.watched());
+        tag.set_audit(true, None);
+        assert!(tag.watched());
+        tag.set_model(Some(sim::SimCache::Copyback), PostRead::NoOp);
+        tag.set_audit(false, None);
+        assert!(tag.watched(), "the model is still on");
+        tag.set_model(None, PostRead::NoOp);
+        assert!(!tag.watched());
+        tag.set_model(Some(sim::SimCache::WriteThrough), PostRead::NoOp);
+        assert!(tag.watched());
+        tag.set_model(None, PostRead::NoOp);
     }
 
     #[test]
