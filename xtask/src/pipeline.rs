@@ -67,6 +67,8 @@ const CFLAGS: &[&str] = &[
     "-fexcess-precision=standard",
     "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0",
     "-DWASM_RT_SKIP_SIGNAL_RECOVERY=1",
+    // Keeps wasm2c's guard block in force: `rewrite::stack_guard` replaces its counter with
+    // the stack-pointer check (with 0 the generated code would have no guard at all).
     "-DWASM_RT_USE_STACK_DEPTH_COUNT=1",
     "-DWASM_RT_MAX_CALL_STACK_DEPTH=1000",
 ];
