@@ -20,8 +20,9 @@ bool wasm_rt_is_initialized(void) { return true; }
 
 void wasm_rt_trap(wasm_rt_trap_t code)
 {
-    /* The return address lies inside the generated function that trapped: the xtask turns it
-     * back into a Rust function name with addr2line. */
+    /* The return address of the call in the generated function that trapped (the call may be
+     * that function's last instruction: the xtask looks up the byte before it with addr2line,
+     * and prints the Rust function's name). */
     machine_wasm_trap((u32)code, (u32)__builtin_return_address(0));
 }
 

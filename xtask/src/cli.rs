@@ -237,8 +237,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Benchmark this raw image instead of a scratch disk: the read cells only (it is
-    /// attached read-only) unless --write
-    #[arg(long, value_name = "FILE", value_parser = Disk::parse)]
+    /// attached read-only) unless --write; FILE,ro refuses --write
+    #[arg(long, value_name = "FILE[,ro]", value_parser = Disk::parse)]
     pub disk: Option<Disk>,
     /// With --disk: run the write cells too, which OVERWRITE the image (the full matrix:
     /// the quick one has none, so --quick with --write is refused)
@@ -331,8 +331,15 @@ fn non_empty_path(s: &str) -> Result<PathBuf, String> {
 }
 
 /// QEMU takes 0 and an empty size as "the default" (128 MiB): refuse both.
+/// QEMU's `-m` size: digits, optionally one of its suffixes (K, M, G, T; bytes without),
+/// not zero.
 fn ram_size(s: &str) -> Result<String, String> {
-    if s.trim_start_matches('0').is_empty() {
+    let number = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', 't', 'T']);
+    let suffixes = s.len() - number.len();
+    let valid = number.split('.').count() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && number.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if suffixes > 1 || !valid {
         return Err(format!(
             "'{s}' is not a RAM size (e.g. 128M; the kernel needs at least 24M)"
         ));
@@ -355,6 +362,18 @@ mod tests {
     use super::*;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn ram_sizes_are_qemus() {
+        for ok in ["128M", "1.5G", "134217728", "512m", "24M", "1T"] {
+            assert_eq!(ram_size(ok), Ok(ok.to_string()), "{ok}");
+        }
+        for bad in [
+            "", "0", "00M", "M", "abc", "12X", "128MM", "1.2.3G", "-5M", "0.0G",
+        ] {
+            assert!(ram_size(bad).is_err(), "{bad}");
+        }
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
@@ -416,6 +435,10 @@ mod tests {
             vec!["mutants", "--site", ""],
             vec!["run", "--mem", ""],
             vec!["run", "--mem", "0"],
+            vec!["run", "--mem", "abc"],
+            vec!["run", "--mem", "128MM"],
+            vec!["run", "--mem", "0.0G"],
+            vec!["test", "--mem", "64X"],
             vec!["run", "--disk", ""],
             vec!["run", "--disk", ",ro"],
             vec!["run", "--timeout", ""],

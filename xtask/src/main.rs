@@ -152,8 +152,8 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     // the model QEMU was started with, which the cpu:: tests compare with the probe.
     q.append = with_default(&q.append, "dma_audit", "on");
     q.append = with_default(&q.append, "cpu", q.cpu.trim_start_matches('m'));
-    for d in &q.disks {
-        warn_odd_disk(&d.file);
+    for d in &boot.disk {
+        check_run_disk(&d.file)?;
     }
     let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
@@ -198,17 +198,33 @@ fn attach_injected(
 
 /// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
 /// last sector reads past the end of the file.
-fn warn_odd_disk(file: &Path) {
-    if let Ok(m) = std::fs::metadata(file) {
-        if m.is_file() && m.len() % 512 != 0 {
-            eprintln!(
-                "xtask: warning: {} is {} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
-                file.display(),
-                m.len(),
-                m.len().div_ceil(512)
-            );
-        }
+/// A `run --disk` image: refused if missing, not a regular file or under one sector (as
+/// `verify` and `bench` refuse it, before QEMU starts); a ragged size only warns (the run
+/// boots, and QEMU rounds the disk up).
+fn check_run_disk(file: &Path) -> Result<()> {
+    let m = std::fs::metadata(file).map_err(|e| anyhow!("--disk {}: {e}", file.display()))?;
+    if !m.is_file() {
+        return fail(format!(
+            "--disk {}: not a regular file (a raw image file is needed)",
+            file.display()
+        ));
     }
+    if m.len() < 512 {
+        return fail(format!(
+            "--disk {}: {} bytes, less than one 512-byte sector: not a disk",
+            file.display(),
+            m.len()
+        ));
+    }
+    if m.len() % 512 != 0 {
+        eprintln!(
+            "xtask: warning: {} is {} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
+            file.display(),
+            m.len(),
+            m.len().div_ceil(512)
+        );
+    }
+    Ok(())
 }
 
 /// Explains how a run ended; true when QEMU exited 0.
@@ -291,10 +307,23 @@ fn failure_report(
 /// Turns every `pc=0x...` in failure reports into the function that holds it, read from
 /// kernel.elf's symbol table and DWARF in-process (addr2line), Rust names demangled.
 fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
-    let pcs: Vec<u32> = console
+    // A wasm trap's pc is the return address of the machine layer's trap call, which may be
+    // the last instruction of the function that trapped: the byte before it is in that call.
+    let pcs: Vec<(u32, u32)> = console
         .lines()
         .filter(|l| l.starts_with("fatal") || l.contains("FAILED"))
-        .filter_map(|l| Pc::find(l).map(|Pc(pc)| pc))
+        .filter_map(|l| {
+            Pc::find(l).map(|Pc(pc)| {
+                (
+                    pc,
+                    if l.contains("wasm trap") {
+                        pc.saturating_sub(1)
+                    } else {
+                        pc
+                    },
+                )
+            })
+        })
         .collect();
     if pcs.is_empty() {
         return Vec::new();
@@ -304,11 +333,11 @@ fn symbolize_reports(elf: &Path, console: &str) -> Vec<String> {
         Err(e) => return vec![format!("(cannot read symbols of {}: {e})", elf.display())],
     };
     pcs.into_iter()
-        .map(|pc| {
+        .map(|(pc, at)| {
             let func = loader
-                .find_symbol(u64::from(pc))
+                .find_symbol(u64::from(at))
                 .map_or_else(|| "?".to_string(), demangle);
-            let place = match loader.find_location(u64::from(pc)) {
+            let place = match loader.find_location(u64::from(at)) {
                 Ok(Some(l)) => format!(
                     "{}:{}",
                     l.file.unwrap_or("?"),

@@ -121,7 +121,7 @@ pub fn check_image(file: &Path) -> Result<u64> {
     let len = m.len();
     if len < SECTOR_BYTES {
         return fail(format!(
-            "--disk {}: {len} bytes, less than one 512-byte sector: nothing to verify",
+            "--disk {}: {len} bytes, less than one 512-byte sector: not a disk",
             file.display()
         ));
     }
