@@ -164,8 +164,15 @@ __stack_bottom:
 __stack_top:
 
 /* The compiled kernel's stack guard (every function's prologue, xtask rewrite::stack_guard):
- * a function entered with %sp below this traps "call stack exhausted". 32 KiB above the
- * bottom: more than the largest frame (under 1 KiB) plus the interrupt handlers that may
- * nest on top of the function that trips it. */
+ * a function entered with %sp below w2k_stack_limit traps "call stack exhausted". 32 KiB
+ * above the bottom: more than the largest frame (under 1 KiB) plus the interrupt handlers
+ * that may nest on top of the function that trips it. A variable: the fatal trap path lowers
+ * it to w2k_stack_reserve (4 KiB above the bottom) so that the Rust report of an exhausted
+ * stack has 28 KiB to run in (boot/machine.c, machine_wasm_trap). */
+    .data
+    .balign 4
     .globl  w2k_stack_limit
-    .set    w2k_stack_limit, __stack_bottom + 0x8000
+w2k_stack_limit:
+    .long   __stack_bottom + 0x8000
+    .globl  w2k_stack_reserve
+    .set    w2k_stack_reserve, __stack_bottom + 0x1000

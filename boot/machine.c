@@ -240,6 +240,9 @@ void machine_wasm_trap(u32 code, u32 pc)
         __builtin_longjmp(catch_buf, 1);
     }
     if (fatal_depth++ == 0) {
+        /* A trap can come from an exhausted native stack: the report runs in the reserve
+         * below the guard's limit (boot/entry.S). */
+        w2k_stack_limit = w2k_stack_reserve;
         /* A trap can come from a shadow-stack overflow: give Rust a sane stack to report on. */
         u32 sp = kernel.w2c___stack_pointer;
         if (sp < 0x10000u || sp > kernel.w2c_memory.size)

@@ -38,6 +38,10 @@ u32 machine_cache_op(u32 kind, u32 addr);
 
 /* linker.ld */
 extern u8 __linear_memory_base[];
+/* The native stack guard's limit (boot/entry.S): the compiled kernel's functions trap when
+ * entered below it; the fatal trap path lowers it to the reserve. */
+extern char *w2k_stack_limit;
+extern char w2k_stack_reserve[];
 extern u8 _end[];
 extern u8 __stack_top[];
 extern u8 __min_ram[];

@@ -165,6 +165,13 @@ pub const CHECKS: &[Check] = &[
         "test=none fault=wasmtrap",
         &["fatal wasm trap: out of bounds memory access pc=0x"],
     ),
+    // The report of an exhausted native stack runs in the reserve below the guard's limit.
+    fault(
+        "fault=stack",
+        "m68040",
+        "test=none fault=stack",
+        &["fatal wasm trap: call stack exhausted pc=0x"],
+    ),
     fault(
         "bad option",
         "m68040",

@@ -303,10 +303,20 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
         cmd.args(&objects).arg(&lib);
         output_of(&mut cmd)?;
         let image = fs::read(&elf).map_err(|e| anyhow!("{}: {e}", elf.display()))?;
-        let found: Vec<u32> = executable_sections(&image)?
-            .into_iter()
-            .flat_map(|(addr, code)| wide_muldiv(addr, code))
-            .collect();
+        let sections = executable_sections(&image)?;
+        let scan = |starts: &dyn Fn(u32) -> bool| -> Vec<u32> {
+            sections
+                .iter()
+                .flat_map(|&(addr, code)| wide_muldiv(addr, code, starts))
+                .collect()
+        };
+        // First with no look-alike excused; only if something is found, again with the
+        // instruction starts objdump decodes (a look-alike is excused only behind a real one).
+        let mut found = scan(&|_| false);
+        if !found.is_empty() {
+            let starts = instruction_starts(&elf)?;
+            found = scan(&|a| starts.contains(&a));
+        }
         if !found.is_empty() {
             let mut where_ = Vec::new();
             for addr in &found {
@@ -340,14 +350,16 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
 /// (bit 15 and bits 9-3 zero) with bit 10 (64-bit) set (MC68000 family programmer's
 /// reference manual). Every even offset is tried, not just objdump's instruction boundaries:
 /// a linear disassembly loses step after the jump tables GCC puts in .text, and could hide
-/// an instruction behind one. One look-alike is skipped: the low half of an absolute long
-/// address right after an opcode whose effective-address field (bits 5-0) is `abs.l` (mode 7,
-/// register 1: `jsr`, `jmp`, `pea`, `lea`, `subq`, `tst`...), as in `jsr wasm_rt_trap` once
-/// that function sat at 0x00144c60 and a `moveq #1,%d2` (0x7401) followed: `4eb9 0014 4c60
-/// 7401`. The same for the low half of a 32-bit immediate after the immediate-operand
-/// opcodes ORI/ANDI/SUBI/ADDI/EORI/CMPI.L (`addil #-1094544,%d7`, a bounds check's limit:
-/// `0687 ffef 4c70 2c00`). On the -m68020-60 kernel nothing else matches (checked).
-pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
+/// an instruction behind one. Look-alikes are excused only where `starts` (objdump's decoded
+/// instruction starts) has an instruction 4 bytes before, whose operand the words are: the
+/// low half of an absolute long address after an opcode whose effective-address field
+/// (bits 5-0) is `abs.l` (mode 7, register 1: `jsr`, `jmp`, `pea`, `lea`, `subq`, `tst`...),
+/// as in `jsr wasm_rt_trap` once that function sat at 0x00144c60 and a `moveq #1,%d2`
+/// (0x7401) followed: `4eb9 0014 4c60 7401`; or the low half of the 32-bit immediate of
+/// ORI/ANDI/SUBI/ADDI/EORI/CMPI.L (`addil #-1094544,%d7`, a bounds check's limit: `0687 ffef
+/// 4c70 2c00`). Without that decoded start the same words could be an earlier instruction's
+/// displacement or immediate followed by a real divide, which is reported.
+pub fn wide_muldiv(addr: u32, code: &[u8], starts: &dyn Fn(u32) -> bool) -> Vec<u32> {
     let word = |i: usize| u16::from_be_bytes([code[i], code[i + 1]]);
     // ORI.L 0x0080, ANDI.L 0x0280, SUBI.L 0x0480, ADDI.L 0x0680, EORI.L 0x0a80, CMPI.L 0x0c80.
     let immediate_long = |op: u16| op & 0xf1c0 == 0x0080 && !matches!(op >> 9 & 7, 4 | 7);
@@ -355,11 +367,38 @@ pub fn wide_muldiv(addr: u32, code: &[u8]) -> Vec<u32> {
         .step_by(2)
         .filter(|&i| {
             let (op, ext) = (word(i), word(i + 2));
-            let low_half =
-                i >= 4 && (word(i - 4) & 0x003f == 0x0039 || immediate_long(word(i - 4)));
+            let low_half = i >= 4
+                && (word(i - 4) & 0x003f == 0x0039 || immediate_long(word(i - 4)))
+                && starts(addr + i as u32 - 4);
             op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0 && !low_half
         })
         .map(|i| addr + i as u32)
+        .collect()
+}
+
+/// The addresses where objdump's linear disassembly of `elf` starts an instruction.
+fn instruction_starts(elf: &Path) -> Result<std::collections::HashSet<u32>> {
+    let listing = output_of(
+        Command::new("m68k-linux-gnu-objdump")
+            .arg("-d")
+            .arg("--no-show-raw-insn")
+            .arg(elf),
+    )?;
+    Ok(parse_instruction_starts(&listing))
+}
+
+/// The `   4d5f0:<TAB>addil ...` lines of an objdump listing, as addresses.
+fn parse_instruction_starts(listing: &str) -> std::collections::HashSet<u32> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let (a, rest) = l.trim_start().split_once(':')?;
+            if rest.starts_with('\t') {
+                u32::from_str_radix(a, 16).ok()
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -479,7 +518,12 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{executable_sections, wide_muldiv};
+    use super::{executable_sections, parse_instruction_starts, wide_muldiv};
+
+    /// Every address an instruction start (so the look-alike rules alone decide).
+    fn all(_: u32) -> bool {
+        true
+    }
 
     fn words(w: &[u16]) -> Vec<u8> {
         w.iter().flat_map(|w| w.to_be_bytes()).collect()
@@ -505,28 +549,52 @@ mod tests {
             0x4e75, // rts
         ]);
         assert_eq!(
-            wide_muldiv(0x1000, &code),
+            wide_muldiv(0x1000, &code, &all),
             [0x1004, 0x100c, 0x1014, 0x101c, 0x1024, 0x1032]
         );
         // Not an extension word of the mul/div format (bit 15 or bits 9-3 set).
-        assert!(wide_muldiv(0, &words(&[0x4c01, 0x8403, 0x4c01, 0x2408])).is_empty());
-        assert!(wide_muldiv(0, &words(&[0x4c01])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x4c01, 0x8403, 0x4c01, 0x2408]), &all).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x4c01]), &all).is_empty());
         // `jsr 0x00144c60; moveq #1,%d2`: an address, not a divide; the same words after an
         // opcode without an abs.l operand (`nop; nop`) are one.
-        assert!(wide_muldiv(0, &words(&[0x4eb9, 0x0014, 0x4c60, 0x7401])).is_empty());
-        assert!(wide_muldiv(0, &words(&[0x53b9, 0x0015, 0x4c60, 0x7401])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x4eb9, 0x0014, 0x4c60, 0x7401]), &all).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x53b9, 0x0015, 0x4c60, 0x7401]), &all).is_empty());
         // ... nor of an immediate long (addi.l #0xffef4c70,%d7; move.l %d0,%d6) ...
-        assert!(wide_muldiv(0, &words(&[0x0687, 0xffef, 0x4c70, 0x2c00])).is_empty());
-        assert!(wide_muldiv(0, &words(&[0x0c80, 0xffef, 0x4c70, 0x2c00])).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x0687, 0xffef, 0x4c70, 0x2c00]), &all).is_empty());
+        assert!(wide_muldiv(0, &words(&[0x0c80, 0xffef, 0x4c70, 0x2c00]), &all).is_empty());
         // ... but the static bit operations (bits 11-9 = 4, a word operand) are no such opcode.
         assert_eq!(
-            wide_muldiv(0, &words(&[0x0880, 0xffef, 0x4c70, 0x2c00])),
+            wide_muldiv(0, &words(&[0x0880, 0xffef, 0x4c70, 0x2c00]), &all),
             vec![4]
         );
         assert_eq!(
-            wide_muldiv(0, &words(&[0x4e71, 0x4e71, 0x4c60, 0x7401])),
+            wide_muldiv(0, &words(&[0x4e71, 0x4e71, 0x4c60, 0x7401]), &all),
             [4]
         );
+        // The words of a look-alike after an instruction whose operand they are not (found by
+        // a break-it run): `movel %a0@(128),%d1; extl %d2; divsl %d1,%d3:%d2` and `movel
+        // #0x0680ffff,%d0; divul %d1,%d3:%d2`. With objdump's starts (0, 4, 6 and 0, 6) the
+        // divides are reported; the addi.l look-alike, decoded at 0, is still excused.
+        fn starts(set: &'static [u32]) -> impl Fn(u32) -> bool {
+            move |a| set.contains(&a)
+        }
+        let divsl = words(&[0x2228, 0x0080, 0x48c2, 0x4c41, 0x2c03]);
+        assert_eq!(wide_muldiv(0, &divsl, &starts(&[0, 4, 6])), [6]);
+        let divul = words(&[0x203c, 0x0680, 0xffff, 0x4c41, 0x2403]);
+        assert_eq!(wide_muldiv(0, &divul, &starts(&[0, 6])), [6]);
+        let addil = words(&[0x0687, 0xffef, 0x4c70, 0x2c00]);
+        assert!(wide_muldiv(0, &addil, &starts(&[0, 6])).is_empty());
+        // Nothing decoded there: reported.
+        assert_eq!(wide_muldiv(0, &addil, &|_| false), [4]);
+    }
+
+    #[test]
+    fn reads_instruction_starts_from_an_objdump_listing() {
+        let listing = "kernel.elf:     file format elf32-m68k\n\nDisassembly of section .text:\n\n\
+                       0004d5e2 <f>:\n   4d5e2:\ttstl %d7\n   4d5f0:\taddil #-1094544,%d7\n\t...\n";
+        let starts = parse_instruction_starts(listing);
+        assert_eq!(starts.len(), 2);
+        assert!(starts.contains(&0x4d5e2) && starts.contains(&0x4d5f0));
     }
 
     #[test]
@@ -551,7 +619,7 @@ mod tests {
         elf.extend(section(1, 3, 0x2000, 52, 4));
         let found = executable_sections(&elf).unwrap();
         assert_eq!(found, [(0x1000, &elf[52..56])]);
-        assert_eq!(wide_muldiv(found[0].0, found[0].1), [0x1000]);
+        assert_eq!(wide_muldiv(found[0].0, found[0].1, &all), [0x1000]);
         assert!(executable_sections(b"not an elf").is_err());
     }
 }

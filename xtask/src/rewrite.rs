@@ -62,11 +62,11 @@ const DEPTH_GUARD: &str = "#define FUNC_PROLOGUE                                
 #define FUNC_EPILOGUE --wasm_rt_call_stack_depth
 ";
 
-/// The guard that replaces it: the stack pointer against a link-time limit (boot/entry.S,
-/// `w2k_stack_limit`, 32 KiB above the native stack's bottom), two instructions at entry and
-/// nothing at return. It guards what the counter stood for, the native stack's bytes, and
+/// The guard that replaces it: the stack pointer against a limit (boot/entry.S,
+/// `w2k_stack_limit`, 32 KiB above the native stack's bottom, lowered for the report of a
+/// fatal trap), three instructions at entry and nothing at return. It guards what the counter stood for, the native stack's bytes, and
 /// counts them rather than frames.
-const SP_GUARD: &str = "extern char w2k_stack_limit[];
+const SP_GUARD: &str = "extern char* w2k_stack_limit;
 #define FUNC_PROLOGUE                                                          \\
   do {                                                                         \\
     char* w2k_sp;                                                              \\

@@ -68,6 +68,8 @@ pub enum Fault {
     DivZero,
     /// A wasm out-of-bounds memory access (a trap of the compilation route).
     WasmTrap,
+    /// Recursion without end: the native stack guard's trap, reported from its reserve.
+    Stack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +135,7 @@ impl Fault {
             Fault::BusError => "buserror",
             Fault::DivZero => "divzero",
             Fault::WasmTrap => "wasmtrap",
+            Fault::Stack => "stack",
         }
     }
 }
@@ -197,7 +200,7 @@ pub const SPECS: &[Spec] = &[
     },
     Spec {
         key: "fault",
-        values: "panic | illegal | buserror | divzero | wasmtrap",
+        values: "panic | illegal | buserror | divzero | wasmtrap | stack",
         help: "cause that failure after the banner, to see its report",
     },
     Spec {
@@ -372,6 +375,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     "buserror" => Fault::BusError,
                     "divzero" => Fault::DivZero,
                     "wasmtrap" => Fault::WasmTrap,
+                    "stack" => Fault::Stack,
                     _ => return Err(bad()),
                 })
             }
@@ -533,6 +537,7 @@ mod tests {
             ("illegal", Fault::Illegal),
             ("divzero", Fault::DivZero),
             ("wasmtrap", Fault::WasmTrap),
+            ("stack", Fault::Stack),
         ] {
             assert_eq!(parse(&std::format!("fault={v}")).unwrap().fault, Some(f));
         }
