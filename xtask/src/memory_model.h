@@ -12,7 +12,8 @@
  */
 static inline __attribute__((always_inline)) u16 w2k_swap16(u16 v) { return (u16)((v << 8) | (v >> 8)); }
 
-/* Two 32-bit rotates: GCC's own bswap (ror.w, swap, ror.w) is slow under QEMU. */
+/* Two 32-bit rotates, meant to avoid GCC's own bswap (ror.w, swap, ror.w), slow under QEMU;
+ * GCC 12 recognizes the pattern and emits ror.w, swap, ror.w anyway (docs/toolchain.md). */
 static inline __attribute__((always_inline)) u32 w2k_swap32(u32 v)
 {
   u32 r8 = (v >> 8) | (v << 24);
