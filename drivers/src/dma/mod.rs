@@ -290,7 +290,8 @@ static WATCHED_TAGS: AtomicU32 = AtomicU32::new(0);
 
 /// A system's DMA tag: the platform plus the optional auditor and cache model.
 pub struct DmaTag<P: Platform> {
-    /// AUDIT | MODEL: the only thing the accessors look at when both are off.
+    /// AUDIT | MODEL. The accessors look at it only while some tag is watched
+    /// ([`WATCHED_TAGS`]); when none is, that global is all they load.
     flags: AtomicU8,
     /// With the platform, whose interrupt mask the lock raises.
     state: IrqMutex<State<P::Cache>, P>,
