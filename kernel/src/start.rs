@@ -236,15 +236,7 @@ fn cause(fault: Fault) {
             let _ = unsafe { core::ptr::read_volatile(0xffff_fff0usize as *const u32) };
         }
         Fault::Stack => {
-            #[inline(never)]
-            fn down(n: u32) -> u32 {
-                if core::hint::black_box(n) == 0 {
-                    return 0;
-                }
-                // Not a tail call: the addition waits for the callee.
-                down(n - 1).wrapping_add(core::hint::black_box(1))
-            }
-            let depth = down(core::hint::black_box(u32::MAX));
+            let depth = crate::kern::fatal::recurse_without_end();
             println!("fatal: {depth} nested calls returned: no stack guard");
         }
     }

@@ -198,30 +198,16 @@ fn attach_injected(
 
 /// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
 /// last sector reads past the end of the file.
-/// A `run --disk` image: refused if missing, not a regular file or under one sector (as
-/// `verify` and `bench` refuse it, before QEMU starts); a ragged size only warns (the run
-/// boots, and QEMU rounds the disk up).
+/// A `run --disk` image: refused as `verify` and `bench` refuse it (missing, not a regular
+/// file, under one sector) before QEMU starts; a ragged size only warns (the run boots, and
+/// QEMU rounds the disk up).
 fn check_run_disk(file: &Path) -> Result<()> {
-    let m = std::fs::metadata(file).map_err(|e| anyhow!("--disk {}: {e}", file.display()))?;
-    if !m.is_file() {
-        return fail(format!(
-            "--disk {}: not a regular file (a raw image file is needed)",
-            file.display()
-        ));
-    }
-    if m.len() < 512 {
-        return fail(format!(
-            "--disk {}: {} bytes, less than one 512-byte sector: not a disk",
-            file.display(),
-            m.len()
-        ));
-    }
-    if m.len() % 512 != 0 {
+    let len = verify::check_disk_file(file)?;
+    if len % 512 != 0 {
         eprintln!(
-            "xtask: warning: {} is {} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
+            "xtask: warning: {} is {len} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
             file.display(),
-            m.len(),
-            m.len().div_ceil(512)
+            len.div_ceil(512)
         );
     }
     Ok(())

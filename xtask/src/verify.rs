@@ -102,9 +102,9 @@ impl Injected {
     }
 }
 
-/// Checks that `file` can be verified: a regular file of whole 512-byte sectors, at least
-/// one. Returns its size in sectors. Errors say what is wrong and what QEMU would make of it.
-pub fn check_image(file: &Path) -> Result<u64> {
+/// Checks that `file` can be a disk at all: a regular file of at least one 512-byte sector.
+/// Returns its size in bytes.
+pub fn check_disk_file(file: &Path) -> Result<u64> {
     let m = std::fs::metadata(file).map_err(|e| anyhow!("--disk {}: {e}", file.display()))?;
     if m.is_dir() {
         return fail(format!(
@@ -125,6 +125,13 @@ pub fn check_image(file: &Path) -> Result<u64> {
             file.display()
         ));
     }
+    Ok(len)
+}
+
+/// Checks that `file` can be verified: a regular file of whole 512-byte sectors, at least
+/// one. Returns its size in sectors. Errors say what is wrong and what QEMU would make of it.
+pub fn check_image(file: &Path) -> Result<u64> {
+    let len = check_disk_file(file)?;
     if len % SECTOR_BYTES != 0 {
         return fail(format!(
             "--disk {}: {len} bytes is not a whole number of 512-byte sectors ({} and {} bytes over): QEMU would round it up and the last sector would read past the end of the file; cut or pad it to {} or {} bytes",

@@ -115,3 +115,17 @@ pub extern "C" fn trap_entry(code: u32, pc: u32) {
     println!("\nfatal wasm trap: {} {}", trap_name(code), Pc(pc));
     exit(false)
 }
+
+/// Nests calls until the native stack guard traps (`fault=stack`, `fail::stack_exhausted`);
+/// returns the depth only if nothing stopped it.
+pub fn recurse_without_end() -> u32 {
+    #[inline(never)]
+    fn down(n: u32) -> u32 {
+        if core::hint::black_box(n) == 0 {
+            return 0;
+        }
+        // Not a tail call: the addition waits for the callee.
+        down(n - 1).wrapping_add(core::hint::black_box(1))
+    }
+    down(core::hint::black_box(u32::MAX))
+}

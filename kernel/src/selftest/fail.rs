@@ -23,15 +23,7 @@ pub fn tests() -> Vec<Test> {
 /// compares the native stack pointer with a limit above the stack's bottom) must trap before
 /// the stack runs into what lies below it.
 fn stack_exhausted() -> TestResult {
-    #[inline(never)]
-    fn down(n: u32) -> u32 {
-        if core::hint::black_box(n) == 0 {
-            return 0;
-        }
-        // Not a tail call: the addition waits for the callee.
-        down(n - 1).wrapping_add(core::hint::black_box(1))
-    }
-    let depth = down(core::hint::black_box(u32::MAX));
+    let depth = crate::kern::fatal::recurse_without_end();
     ensure!(false, "{depth} nested calls returned: no stack guard");
     Ok(())
 }
