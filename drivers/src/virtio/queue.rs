@@ -629,7 +629,7 @@ impl<P: Platform> SplitQueue<P> {
     ///
     /// As for [`add_at`](Self::add_at), for the buffers of the chain last added at `head`:
     /// each is given to the device again (synced for it) and stays so until completion.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn add_again(&mut self, head: u16, token: u32) -> Result<(), QueueError> {
         self.check()?;
         let h = usize::from(head);
@@ -698,6 +698,7 @@ impl<P: Platform> SplitQueue<P> {
     /// (`NetBsd2024`: the whole ring POSTREAD, then the read). Audit findings name the
     /// read phase's caller.
     #[track_caller]
+    #[inline(always)]
     fn used_read_u16(&self, off: u32) -> Result<u16, QueueError> {
         match self.used_sync {
             // The two syncs and the read in one call (`read_phase_u16`); each sync site can
@@ -717,6 +718,7 @@ impl<P: Platform> SplitQueue<P> {
     /// Makes every added chain visible to the device; returns whether it wants a
     /// notification (the caller then writes QueueNotify). Several chains, one decision.
     #[track_caller]
+    #[inline(always)]
     pub fn publish(&mut self) -> Result<bool, QueueError> {
         self.check()?;
         if !self.dirty {
@@ -855,6 +857,7 @@ impl<P: Platform> SplitQueue<P> {
     }
 
     #[track_caller]
+    #[inline(always)]
     fn pop(&mut self, read_idx: bool) -> Result<Option<(u32, u32)>, QueueError> {
         self.check()?;
         if self.device_used == self.last_used {
