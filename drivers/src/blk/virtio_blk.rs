@@ -24,7 +24,9 @@ use super::request::{
     self as req, segment_bytes, HEADER_LEN, HEADER_RESERVED_AT, HEADER_SECTOR_AT, HEADER_TYPE_AT,
     SEGMENT_LEN, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
 };
-use super::{check_range, BlkError, BlockDevice, CompletionMode, DiskStats, Waiter, SECTOR};
+use super::{
+    check_range, BlkError, BlockDevice, CompletionMode, Count64, DiskStats, Waiter, SECTOR,
+};
 use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
@@ -152,6 +154,18 @@ struct Slot<P: Platform> {
     header_kind: u32,
 }
 
+/// What [`DiskStats`] reports, kept as cheaply as each is counted: the per-request ones as
+/// [`Count64`]; interrupts are the handler's own count.
+#[derive(Default)]
+struct Counters {
+    requests: Count64,
+    bytes_read: Count64,
+    bytes_written: Count64,
+    kicks: Count64,
+    errors: u64,
+    polls: u64,
+}
+
 pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     transport: MmioTransport<B>,
     shared: Arc<IrqShared<B>>,
@@ -170,7 +184,7 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     waiter: &'static dyn Waiter,
     serial: [u8; 20],
     has_serial: bool,
-    stats: DiskStats,
+    stats: Counters,
     /// Tags each synchronous operation's tokens, so that completions of an operation that
     /// gave up (timeout) are never taken for another's.
     generation: u64,
@@ -352,7 +366,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             waiter,
             serial: [0; 20],
             has_serial: false,
-            stats: DiskStats::default(),
+            stats: Counters::default(),
             generation: 0,
             notify_owed: false,
             fixed_heads,
@@ -509,7 +523,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if result.is_err() {
             self.release_unsubmitted(slot);
         }
-        self.stats.requests += 1;
+        self.stats.requests.add(1);
         result
     }
 
@@ -665,7 +679,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         if self.notify_owed {
             self.transport.notify(self.queue.index());
             self.notify_owed = false;
-            self.stats.kicks += 1;
+            self.stats.kicks.add(1);
         }
         Ok(())
     }
@@ -732,7 +746,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             }
         };
         self.stats.polls += polls;
-        self.stats.interrupts = u64::from(self.shared.interrupts.load(Ordering::Relaxed));
         if let Some(e) = failure {
             self.stats.errors += 1;
             return Err(e);
@@ -813,8 +826,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             match result {
                 Ok(()) => {
                     match op {
-                        Op::Read => self.stats.bytes_read += u64::from(len),
-                        Op::Write => self.stats.bytes_written += u64::from(len),
+                        Op::Read => self.stats.bytes_read.add(len),
+                        Op::Write => self.stats.bytes_written.add(len),
                         _ => {}
                     }
                     let data_len = match op {
@@ -1082,7 +1095,16 @@ impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
         self.run_one(Op::Flush, 0, 0, |_| {}, |_| {})
     }
     fn stats(&self) -> DiskStats {
-        self.stats
+        let c = &self.stats;
+        DiskStats {
+            requests: c.requests.get(),
+            bytes_read: c.bytes_read.get(),
+            bytes_written: c.bytes_written.get(),
+            errors: c.errors,
+            interrupts: u64::from(self.shared.interrupts.load(Ordering::Relaxed)),
+            polls: c.polls,
+            kicks: c.kicks.get(),
+        }
     }
 }
 
