@@ -434,7 +434,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     }
 
     pub fn queue_stats(&self) -> crate::virtio::queue::QueueStats {
-        self.queue.stats
+        self.queue.stats()
     }
 
     /// Sets how long a wait for a completion may take.

@@ -184,6 +184,8 @@ pub struct QueueStats {
     /// Descriptors stored (ring and indirect tables); a chain that repeats what memory
     /// already holds stores none.
     pub descriptors_written: u32,
+    /// Publishes that decided whether to notify: `notifications + suppressed` (counted as
+    /// those two, and summed when read).
     pub publishes: u32,
     pub notifications: u32,
     pub suppressed: u32,
@@ -215,11 +217,10 @@ pub struct SplitQueue<P: Platform> {
     /// `u32::MAX` when it holds none whole ([`add_again`](Self::add_again) needs one).
     fixed_writable: Vec<u32>,
     in_flight: Vec<Option<InFlight>>,
-    /// Next avail idx to publish, and the one last published.
+    /// Next avail idx to publish, and the one last published: entries were added since the
+    /// last publish exactly when they differ (at most `size` chains are queued unpublished).
     avail_idx: u16,
     published: u16,
-    /// Range of avail entries / descriptors written since the last publish (for the PREWRITE).
-    dirty: bool,
     /// Lowest and highest descriptor written since the last publish (what it must PREWRITE).
     dirty_descs: Option<(u16, u16)>,
     last_used: u16,
@@ -236,7 +237,8 @@ pub struct SplitQueue<P: Platform> {
     used_event_mem: Option<u16>,
     avail_flags_mem: Option<u16>,
     used_sync: UsedSync,
-    pub stats: QueueStats,
+    /// The counters (`publishes` left at 0: see [`stats`](Self::stats)).
+    counts: QueueStats,
 }
 
 impl<P: Platform> SplitQueue<P> {
@@ -294,7 +296,6 @@ impl<P: Platform> SplitQueue<P> {
             in_flight: alloc::vec![None; size as usize],
             avail_idx: 0,
             published: 0,
-            dirty: false,
             dirty_descs: None,
             last_used: 0,
             device_used: 0,
@@ -304,7 +305,7 @@ impl<P: Platform> SplitQueue<P> {
             used_event_mem: None,
             avail_flags_mem: None,
             used_sync: UsedSync::Corrected,
-            stats: QueueStats::default(),
+            counts: QueueStats::default(),
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
         crate::sync_site!(
@@ -334,6 +335,16 @@ impl<P: Platform> SplitQueue<P> {
     }
     pub fn size(&self) -> u16 {
         self.size
+    }
+    /// The queue's counters.
+    pub fn stats(&self) -> QueueStats {
+        QueueStats {
+            publishes: self
+                .counts
+                .notifications
+                .wrapping_add(self.counts.suppressed),
+            ..self.counts
+        }
     }
     pub fn num_free(&self) -> u16 {
         self.num_free
@@ -478,7 +489,7 @@ impl<P: Platform> SplitQueue<P> {
             if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
                 let i = i as u32;
                 written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
+                self.counts.descriptors_written = self.counts.descriptors_written.wrapping_add(1);
             }
         }
         // Rule: the table reaches memory before the device can follow the descriptor.
@@ -513,7 +524,7 @@ impl<P: Platform> SplitQueue<P> {
             0,
         ) {
             self.note_dirty_desc(head);
-            self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
+            self.counts.descriptors_written = self.counts.descriptors_written.wrapping_add(1);
         }
         Ok(())
     }
@@ -570,7 +581,8 @@ impl<P: Platform> SplitQueue<P> {
                     next,
                 ) {
                     self.note_dirty_desc(d);
-                    self.stats.descriptors_written = self.stats.descriptors_written.wrapping_add(1);
+                    self.counts.descriptors_written =
+                        self.counts.descriptors_written.wrapping_add(1);
                 }
                 if last {
                     self.free_head = next;
@@ -595,8 +607,7 @@ impl<P: Platform> SplitQueue<P> {
         let at = self.avail_ring_off(self.avail_idx);
         self.ring.write_u16_le(at, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.dirty = true;
-        self.stats.chains = self.stats.chains.wrapping_add(1);
+        self.counts.chains = self.counts.chains.wrapping_add(1);
     }
 
     /// Gives every descriptor head to the caller, one per request slot it keeps: from here
@@ -721,7 +732,7 @@ impl<P: Platform> SplitQueue<P> {
     #[inline(always)]
     pub fn publish(&mut self) -> Result<bool, QueueError> {
         self.check()?;
-        if !self.dirty {
+        if self.avail_idx == self.published {
             return Ok(false);
         }
         // Rule: descriptors and avail entries reach memory before the new idx does. Only
@@ -777,8 +788,6 @@ impl<P: Platform> SplitQueue<P> {
         }
         let old = self.published;
         self.published = self.avail_idx;
-        self.dirty = false;
-        self.stats.publishes = self.stats.publishes.wrapping_add(1);
         // Rule: reading used->flags / avail_event is its own read phase.
         let notify = if self.event_idx {
             let event = self.used_read_u16(self.avail_event_off())?;
@@ -787,9 +796,9 @@ impl<P: Platform> SplitQueue<P> {
             self.used_read_u16(0)? & USED_F_NO_NOTIFY == 0
         };
         if notify {
-            self.stats.notifications = self.stats.notifications.wrapping_add(1);
+            self.counts.notifications = self.counts.notifications.wrapping_add(1);
         } else {
-            self.stats.suppressed = self.stats.suppressed.wrapping_add(1);
+            self.counts.suppressed = self.counts.suppressed.wrapping_add(1);
         }
         Ok(notify)
     }
@@ -806,7 +815,7 @@ impl<P: Platform> SplitQueue<P> {
     fn refresh_used_idx(&mut self) -> Result<(), QueueError> {
         // Rule: each poll, each interrupt reads used->idx in a read phase of its own.
         let idx = self.used_read_u16(2)?;
-        self.stats.used_idx_reads = self.stats.used_idx_reads.wrapping_add(1);
+        self.counts.used_idx_reads = self.counts.used_idx_reads.wrapping_add(1);
         if idx.wrapping_sub(self.last_used) > self.size {
             return Err(self.fault(DeviceFault::IdxJump {
                 from: self.last_used,
@@ -910,7 +919,7 @@ impl<P: Platform> SplitQueue<P> {
             self.num_free += chain.descs;
         }
         self.last_used = self.last_used.wrapping_add(1);
-        self.stats.completions = self.stats.completions.wrapping_add(1);
+        self.counts.completions = self.counts.completions.wrapping_add(1);
         // Interrupt again at the next completion (as Linux's virtqueue_get_buf does), once
         // per batch: stored and pushed when a pop finds no more (`settle_used_event`).
         self.used_event_owed = self.event_idx && self.interrupts_wanted;

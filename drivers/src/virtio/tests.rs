@@ -133,7 +133,7 @@ fn a_batch_is_one_publish_and_one_notification() {
         add(&mut r.q, &req(1, 0x1000 * (t + 1)), t).unwrap();
     }
     assert!(r.q.publish().unwrap());
-    assert_eq!((r.q.stats.publishes, r.q.stats.notifications), (1, 1));
+    assert_eq!((r.q.stats().publishes, r.q.stats().notifications), (1, 1));
     assert!(!r.q.publish().unwrap(), "nothing new: no notification");
     assert_eq!(r.fetch().len(), 5);
     r.assert_clean();
@@ -204,7 +204,7 @@ fn event_idx_decides_notifications() {
     add(&mut r.q, &req(1, 0x1000), 4).unwrap();
     add(&mut r.q, &req(1, 0x1000), 5).unwrap();
     assert!(r.q.publish().unwrap(), "avail_event 5 crossed by 2 -> 6");
-    assert_eq!((r.q.stats.notifications, r.q.stats.suppressed), (2, 1));
+    assert_eq!((r.q.stats().notifications, r.q.stats().suppressed), (2, 1));
     // used_event tells the device where to interrupt.
     for c in r.fetch() {
         r.dev.complete(&r.q, c.head, 0);
@@ -250,7 +250,7 @@ fn suppression_flags_both_ways() {
 /// Runs one chain through add, publish, the device and pop; returns the descriptors the
 /// queue stored for it and what the device read.
 fn round_trip(r: &mut Rig, bufs: &[Buffer], token: u32) -> (u32, Vec<Buffer>) {
-    let before = r.q.stats.descriptors_written;
+    let before = r.q.stats().descriptors_written;
     add(&mut r.q, bufs, token).unwrap();
     r.q.publish().unwrap();
     let chains = r.fetch();
@@ -258,7 +258,7 @@ fn round_trip(r: &mut Rig, bufs: &[Buffer], token: u32) -> (u32, Vec<Buffer>) {
     r.dev.complete(&r.q, chains[0].head, 0);
     assert_eq!(r.drain(), [(token, 0)]);
     (
-        r.q.stats.descriptors_written - before,
+        r.q.stats().descriptors_written - before,
         chains[0].bufs.clone(),
     )
 }
@@ -540,14 +540,14 @@ fn pop_seen_takes_only_what_the_last_idx_read_announced() {
     // Nothing announced yet: pop_seen does not look at idx.
     r.dev.complete(&r.q, chains[0].head, 7);
     assert_eq!(r.q.pop_seen().unwrap(), None);
-    let reads = r.q.stats.used_idx_reads;
+    let reads = r.q.stats().used_idx_reads;
     assert_eq!(r.q.pop_used().unwrap(), Some((0, 7)));
-    assert_eq!(r.q.stats.used_idx_reads, reads + 1);
+    assert_eq!(r.q.stats().used_idx_reads, reads + 1);
     // The second completion lands after that read: pop_seen leaves it, with no read of idx;
     // pop_used reads idx again and takes it.
     r.dev.complete(&r.q, chains[1].head, 9);
     assert_eq!(r.q.pop_seen().unwrap(), None);
-    assert_eq!(r.q.stats.used_idx_reads, reads + 1);
+    assert_eq!(r.q.stats().used_idx_reads, reads + 1);
     assert_eq!(r.q.pop_used().unwrap(), Some((1, 9)));
     assert_eq!(r.q.pop_used().unwrap(), None);
     r.assert_clean();
@@ -624,7 +624,7 @@ fn a_fixed_head_stores_only_what_changed_in_its_table() {
     let mut r = rig(4, false, true);
     assert!(r.q.fix_heads());
     let trip = |r: &mut Rig, head: u16, bufs: &[Buffer], token: u32| {
-        let before = r.q.stats.descriptors_written;
+        let before = r.q.stats().descriptors_written;
         add_at(&mut r.q, head, bufs, token).unwrap();
         r.q.publish().unwrap();
         let chains = r.fetch();
@@ -632,7 +632,7 @@ fn a_fixed_head_stores_only_what_changed_in_its_table() {
         assert_eq!((chains[0].head, &chains[0].bufs[..]), (head, bufs));
         r.dev.complete(&r.q, head, 0);
         assert_eq!(r.drain(), [(token, 0)]);
-        r.q.stats.descriptors_written - before
+        r.q.stats().descriptors_written - before
     };
     let a = req(3, 0x50_0000);
     let b = req(3, 0x60_0000);
@@ -701,12 +701,12 @@ fn a_fixed_head_repeats_its_chain_from_memory() {
     assert_eq!(r.drain(), [(1, 512)]);
     // Again: no descriptor stored, the device reads the same chain from memory, and the
     // used length is still checked against the chain's writable bytes (512).
-    let before = r.q.stats.descriptors_written;
+    let before = r.q.stats().descriptors_written;
     add_again(&mut r.q, 0, 3).unwrap();
     r.q.publish().unwrap();
     let chains = r.fetch();
     assert_eq!((chains[0].head, &chains[0].bufs[..]), (0, &a[..]));
-    assert_eq!(r.q.stats.descriptors_written, before);
+    assert_eq!(r.q.stats().descriptors_written, before);
     r.dev.complete(&r.q, 0, 513);
     assert_eq!(
         r.q.pop_used(),
