@@ -139,17 +139,36 @@ impl<B: Bus> IrqShared<B> {
     }
 }
 
+/// A slot's chain, (data bytes, direction), as one word: the length times four plus the
+/// direction. Lengths of 2^30 bytes or more (no request is that large) get [`NO_CHAIN`]: never
+/// repeated, so never confused with another.
+fn chain_key(len: u32, dir: Direction) -> u32 {
+    if len >= 1 << 30 {
+        return NO_CHAIN;
+    }
+    len << 2
+        | match dir {
+            Direction::ToDevice => 0,
+            Direction::FromDevice => 1,
+            Direction::Bidirectional => 2,
+        }
+}
+
+/// No chain stored at the slot's head (`chain_key` never gives it for a real one).
+const NO_CHAIN: u32 = u32::MAX;
+
 struct Slot<P: Platform> {
     buffer: Option<DmaBuffer<P>>,
     inflight: Option<DeviceOwned<P>>,
+    /// The request's type; its sector is in the slot's header (read back for an I/O error).
     op: Op,
-    sector: u64,
     /// Data bytes requested.
     len: u32,
     token: u64,
     /// (data bytes, direction) of the chain last queued at this slot's fixed head: the
     /// same again is queued with `add_again` (its descriptors are in memory already).
-    chain: Option<(u32, Direction)>,
+    /// One word ([`chain_key`]), one load to compare; [`NO_CHAIN`] when none is stored.
+    chain: u32,
     /// The type field the slot's header holds (VIRTIO_BLK_T_*; memory starts zeroed: IN).
     header_kind: u32,
 }
@@ -321,10 +340,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 buffer: Some(tag.buffer("vblk data", max_transfer.max(SECTOR))?),
                 inflight: None,
                 op: Op::Read,
-                sector: 0,
                 len: 0,
                 token: 0,
-                chain: None,
+                chain: NO_CHAIN,
                 header_kind: req::VIRTIO_BLK_T_IN,
             });
         }
@@ -606,13 +624,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             None
         };
         entry.op = op;
-        entry.sector = sector;
         entry.len = data_len;
         entry.token = token;
         // The chain is the slot's header, its data's segments (a function of the length
         // and direction: one allocation per slot) and its status.
-        let key = Some((data_len, dir));
-        if self.fixed_heads && entry.chain == key {
+        let key = chain_key(data_len, dir);
+        if self.fixed_heads && key != NO_CHAIN && entry.chain == key {
             entry.inflight = owned;
             // SAFETY: the chain last added at this slot's head: this slot's header and
             // status and its data buffer's segments for the same length, each synced for
@@ -642,7 +659,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             device_writes: true,
         });
         entry.inflight = owned;
-        entry.chain = None;
+        entry.chain = NO_CHAIN;
         // SAFETY: the chain is this slot's header and status (regions the driver owns,
         // the header PREWRITE-synced above, the status read only after POSTREAD at
         // completion) and the data segments of `owned`, given to the device by
@@ -804,7 +821,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 Some(owned) => unsafe { owned.take_back() },
                 None => entry.buffer.take().expect("a slot owns its buffer"),
             };
-            let (op, token, len, sector) = (entry.op, entry.token, entry.len, entry.sector);
+            let (op, token, len) = (entry.op, entry.token, entry.len);
             // A read's used length counts its data and the status byte. A modern device
             // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past
             // it. A disk read reported short fails (its data is not the device's word); a
@@ -819,7 +836,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                     })
                 }
                 VIRTIO_BLK_S_OK => Ok(()),
-                VIRTIO_BLK_S_IOERR => Err(BlkError::Io { sector }),
+                VIRTIO_BLK_S_IOERR => Err(BlkError::Io {
+                    // The header the device read (POSTWRITE above): the CPU's own words.
+                    sector: headers.read_u64_le(at + HEADER_SECTOR_AT),
+                }),
                 VIRTIO_BLK_S_UNSUPP => Err(BlkError::Unsupported),
                 other => Err(BlkError::BadStatus { status: other }),
             };
@@ -1212,6 +1232,35 @@ mod tests {
             used: used.raw_pointer() as usize,
             elem_off: q.used_elem_off(0),
             head: head.into(),
+        }
+    }
+
+    #[test]
+    fn chain_keys_are_equal_exactly_when_length_and_direction_are() {
+        let dirs = [
+            Direction::ToDevice,
+            Direction::FromDevice,
+            Direction::Bidirectional,
+        ];
+        let lens = [0, 1, 2, 3, 4, 512, 4096, 65536, (1 << 30) - 1];
+        let pairs: Vec<(u32, Direction)> = lens
+            .iter()
+            .flat_map(|&l| dirs.iter().map(move |&d| (l, d)))
+            .collect();
+        for &a in &pairs {
+            assert_ne!(chain_key(a.0, a.1), NO_CHAIN, "{a:?}");
+            for &b in &pairs {
+                assert_eq!(
+                    chain_key(a.0, a.1) == chain_key(b.0, b.1),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+        // Too long to pack: never a key another chain could match.
+        for d in dirs {
+            assert_eq!(chain_key(1 << 30, d), NO_CHAIN);
+            assert_eq!(chain_key(u32::MAX, d), NO_CHAIN);
         }
     }
 
