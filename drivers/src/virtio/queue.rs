@@ -166,14 +166,23 @@ impl From<DmaError> for QueueError {
     }
 }
 
+/// What the driver knows of one descriptor head: the chain in flight there, if any, and at a
+/// fixed head the chain its indirect table holds. One entry per head, so that queueing a
+/// chain again at a fixed head and taking its completion each touch one place.
 #[derive(Debug, Clone, Copy)]
-struct InFlight {
+struct Head {
     token: u32,
+    /// Writable bytes of the chain at this head (a used length above it is a fault). Kept
+    /// after completion at a fixed head (the chain its table holds, for `add_again`);
+    /// `NO_CHAIN` when no whole chain is there (always, between chains, at a free-list head).
+    writable: u32,
     /// Descriptors the chain holds in the table (1 when indirect; 0 at a fixed head, which
     /// goes back to its owner, not to the free list).
     descs: u16,
-    writable: u32,
+    in_flight: bool,
 }
+
+const NO_CHAIN: u32 = u32::MAX;
 
 /// Counters, for statistics and benchmarks. 32 bits, wrapping (a 64-bit count costs twice
 /// the loads, stores and byte swaps on every request here): take differences with
@@ -213,10 +222,8 @@ pub struct SplitQueue<P: Platform> {
     /// Every head belongs to the caller ([`fix_heads`](Self::fix_heads)): chains go in with
     /// [`add_at`](Self::add_at), the free list stays empty.
     fixed_heads: bool,
-    /// Per fixed head: the writable bytes of the chain its table holds in memory, or
-    /// `u32::MAX` when it holds none whole ([`add_again`](Self::add_again) needs one).
-    fixed_writable: Vec<u32>,
-    in_flight: Vec<Option<InFlight>>,
+    /// Per head ([`Head`]).
+    heads: Vec<Head>,
     /// Next avail idx to publish, and the one last published: entries were added since the
     /// last publish exactly when they differ (at most `size` chains are queued unpublished).
     avail_idx: u16,
@@ -292,8 +299,15 @@ impl<P: Platform> SplitQueue<P> {
             free_head: 0,
             num_free: size,
             fixed_heads: false,
-            fixed_writable: Vec::new(),
-            in_flight: alloc::vec![None; size as usize],
+            heads: alloc::vec![
+                Head {
+                    token: 0,
+                    writable: NO_CHAIN,
+                    descs: 0,
+                    in_flight: false,
+                };
+                size as usize
+            ],
             avail_idx: 0,
             published: 0,
             dirty_descs: None,
@@ -350,7 +364,7 @@ impl<P: Platform> SplitQueue<P> {
         self.num_free
     }
     pub fn in_flight(&self) -> usize {
-        self.in_flight.iter().filter(|c| c.is_some()).count()
+        self.heads.iter().filter(|h| h.in_flight).count()
     }
     pub fn broken(&self) -> Option<DeviceFault> {
         self.broken
@@ -599,11 +613,12 @@ impl<P: Platform> SplitQueue<P> {
     /// A chain written at `head`: in flight, and its avail entry stored (pushed at publish).
     #[inline]
     fn enqueue(&mut self, head: u16, token: u32, descs: u16, writable: u32) {
-        self.in_flight[usize::from(head)] = Some(InFlight {
+        self.heads[usize::from(head)] = Head {
             token,
-            descs,
             writable,
-        });
+            descs,
+            in_flight: true,
+        };
         let at = self.avail_ring_off(self.avail_idx);
         self.ring.write_u16_le(at, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
@@ -623,7 +638,6 @@ impl<P: Platform> SplitQueue<P> {
         }
         self.fixed_heads = true;
         self.num_free = 0;
-        self.fixed_writable = alloc::vec![u32::MAX; usize::from(self.size)];
         true
     }
 
@@ -643,12 +657,18 @@ impl<P: Platform> SplitQueue<P> {
     #[inline(always)]
     pub unsafe fn add_again(&mut self, head: u16, token: u32) -> Result<(), QueueError> {
         self.check()?;
-        let h = usize::from(head);
-        let writable = match self.fixed_writable.get(h) {
-            Some(&w) if w != u32::MAX && self.in_flight[h].is_none() => w,
+        // A head has a whole chain and is not in flight only at a fixed head after its
+        // completion (a free-list head's `writable` is NO_CHAIN outside its flight).
+        match self.heads.get_mut(usize::from(head)) {
+            Some(h) if h.writable != NO_CHAIN && !h.in_flight => {
+                (h.token, h.in_flight) = (token, true);
+            }
             _ => return Err(QueueError::HeadUnavailable { head }),
-        };
-        self.enqueue(head, token, 0, writable);
+        }
+        let at = self.avail_ring_off(self.avail_idx);
+        self.ring.write_u16_le(at, head);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.counts.chains = self.counts.chains.wrapping_add(1);
         Ok(())
     }
 
@@ -682,7 +702,7 @@ impl<P: Platform> SplitQueue<P> {
             });
         }
         let h = usize::from(head);
-        if !self.fixed_heads || head >= self.size || self.in_flight[h].is_some() {
+        if !self.fixed_heads || head >= self.size || self.heads[h].in_flight {
             return Err(QueueError::HeadUnavailable { head });
         }
         // All checks before the first store: a refused chain leaves memory and the shadow
@@ -698,9 +718,8 @@ impl<P: Platform> SplitQueue<P> {
             }
         }
         // Until this chain is whole in memory, `add_again` has none to repeat here.
-        self.fixed_writable[h] = u32::MAX;
+        self.heads[h].writable = NO_CHAIN;
         self.store_indirect(head, bufs)?;
-        self.fixed_writable[h] = writable;
         self.enqueue(head, token, 0, writable);
         Ok(())
     }
@@ -894,21 +913,23 @@ impl<P: Platform> SplitQueue<P> {
         }
         // Taken in one indexing (each is a bounds check and a load here); put back if the
         // length is refused, so that `abandon_all` still reports the chain.
-        let entry = &mut self.in_flight[id as usize];
-        let Some(chain) = entry.take() else {
+        let entry = &mut self.heads[id as usize];
+        let chain = *entry;
+        if !chain.in_flight {
             return Err(self.fault(DeviceFault::IdNotInFlight { id }));
-        };
+        }
         if len > chain.writable {
-            *entry = Some(chain);
             return Err(self.fault(DeviceFault::LenTooLarge {
                 id,
                 len,
                 writable: chain.writable,
             }));
         }
+        entry.in_flight = false;
         // Return the chain's descriptors to the free list (CPU-side links only); a fixed
-        // head (no descriptors counted) is its owner's again.
+        // head (no descriptors counted) is its owner's again, its chain still in the table.
         if chain.descs > 0 {
+            entry.writable = NO_CHAIN;
             let head = id as u16;
             let mut tail = head;
             for _ in 1..chain.descs {
@@ -1005,11 +1026,14 @@ impl<P: Platform> SplitQueue<P> {
 
     /// Tokens of every chain still in flight, forgotten (after a reset or when broken).
     pub fn abandon_all(&mut self) -> Vec<u32> {
-        let tokens: Vec<u32> = self
-            .in_flight
-            .iter_mut()
-            .filter_map(|c| c.take().map(|c| c.token))
-            .collect();
+        let mut tokens = Vec::new();
+        for h in self.heads.iter_mut().filter(|h| h.in_flight) {
+            h.in_flight = false;
+            if h.descs > 0 {
+                h.writable = NO_CHAIN;
+            }
+            tokens.push(h.token);
+        }
         tokens
     }
 

@@ -720,6 +720,32 @@ fn a_fixed_head_repeats_its_chain_from_memory() {
 }
 
 #[test]
+fn add_again_is_refused_at_a_free_list_head_before_during_and_after_its_flight() {
+    // Heads not fixed: a head's descriptors go back to the free list at completion and may
+    // carry another chain next, so nothing is ever repeated from memory there.
+    let mut r = rig(4, false, true);
+    assert_eq!(
+        add_again(&mut r.q, 0, 1),
+        Err(QueueError::HeadUnavailable { head: 0 })
+    );
+    let head = add(&mut r.q, &req(3, 0x50_0000), 1).unwrap();
+    assert_eq!(
+        add_again(&mut r.q, head, 2),
+        Err(QueueError::HeadUnavailable { head })
+    );
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    r.dev.complete(&r.q, chains[0].head, 512);
+    assert_eq!(r.drain(), [(1, 512)]);
+    assert_eq!(
+        add_again(&mut r.q, head, 3),
+        Err(QueueError::HeadUnavailable { head }),
+        "completed at a free-list head"
+    );
+    r.assert_clean();
+}
+
+#[test]
 fn a_publish_that_fails_pushes_its_descriptors_when_retried() {
     for fixed in [false, true] {
         let mut r = rig(4, false, fixed);
