@@ -157,6 +157,56 @@ fn chain_key(len: u32, dir: Direction) -> u32 {
 /// No chain stored at the slot's head (`chain_key` never gives it for a real one).
 const NO_CHAIN: u32 = u32::MAX;
 
+/// The free request slots: slots 0..32 as the bits of one word (taking or returning one is
+/// a load and a store of it), any others in a list.
+struct FreeSlots {
+    low: u32,
+    high: Vec<u16>,
+}
+
+impl FreeSlots {
+    /// Slots 0..depth, all free.
+    fn all(depth: u16) -> Self {
+        FreeSlots {
+            low: if depth >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << depth) - 1
+            },
+            high: (32..depth).rev().collect(),
+        }
+    }
+
+    /// A free slot (the lowest of 0..32 while there is one), now taken.
+    #[inline(always)]
+    fn take(&mut self) -> Option<u16> {
+        let low = self.low;
+        if low != 0 {
+            self.low = low & (low - 1);
+            return Some(low.trailing_zeros() as u16);
+        }
+        self.high.pop()
+    }
+
+    /// Returns a slot taken with [`take`](Self::take).
+    #[inline(always)]
+    fn put(&mut self, slot: u16) {
+        if slot < 32 {
+            self.low |= 1 << slot;
+        } else {
+            self.high.push(slot);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.low.count_ones() as usize + self.high.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.low == 0 && self.high.is_empty()
+    }
+}
+
 struct Slot<P: Platform> {
     buffer: Option<DmaBuffer<P>>,
     inflight: Option<DeviceOwned<P>>,
@@ -196,7 +246,7 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     headers: ManuallyDrop<DmaRegion<P>>,
     status: ManuallyDrop<DmaRegion<P>>,
     slots: ManuallyDrop<Vec<Slot<P>>>,
-    free: Vec<u16>,
+    free: FreeSlots,
     limits: Limits,
     max_transfer: u32,
     opts: OpenOptions,
@@ -377,7 +427,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             headers: ManuallyDrop::new(headers),
             status: ManuallyDrop::new(status),
             slots: ManuallyDrop::new(slots),
-            free: (0..depth).rev().collect(),
+            free: FreeSlots::all(depth),
             limits,
             max_transfer,
             opts,
@@ -532,7 +582,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
         let slot =
             self.free
-                .pop()
+                .take()
                 .ok_or(BlkError::Queue(crate::virtio::queue::QueueError::Full {
                     needed: 1,
                     free: 0,
@@ -686,7 +736,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             entry.buffer = Some(unsafe { owned.take_back() });
         }
         if entry.buffer.is_some() {
-            self.free.push(slot);
+            self.free.put(slot);
         }
     }
 
@@ -863,7 +913,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 }
             }
             self.slots[slot as usize].buffer = Some(buf);
-            self.free.push(slot as u16);
+            self.free.put(slot as u16);
             n += 1;
         }
         Ok(n)
@@ -1232,6 +1282,45 @@ mod tests {
             used: used.raw_pointer() as usize,
             elem_off: q.used_elem_off(0),
             head: head.into(),
+        }
+    }
+
+    #[test]
+    fn free_slots_hand_out_each_free_slot_once_as_a_set_would() {
+        use std::collections::BTreeSet;
+        for depth in [1u16, 2, 31, 32, 33, 64, 100] {
+            let mut free = FreeSlots::all(depth);
+            let mut model: BTreeSet<u16> = (0..depth).collect();
+            let mut taken = Vec::new();
+            // A fixed pseudo-random walk of takes and returns (xorshift), ending empty.
+            let mut x = 0x9e37_79b9u32 ^ u32::from(depth);
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!(free.len(), model.len(), "depth {depth}");
+                assert_eq!(free.is_empty(), model.is_empty(), "depth {depth}");
+                if x % 3 != 0 || taken.is_empty() {
+                    match free.take() {
+                        Some(s) => {
+                            assert!(model.remove(&s), "depth {depth}: slot {s} was not free");
+                            taken.push(s);
+                        }
+                        None => assert!(model.is_empty(), "depth {depth}: none while free"),
+                    }
+                } else {
+                    let s = taken.swap_remove(x as usize % taken.len());
+                    free.put(s);
+                    model.insert(s);
+                }
+            }
+            while let Some(s) = free.take() {
+                assert!(model.remove(&s), "depth {depth}: slot {s} was not free");
+            }
+            assert!(
+                model.is_empty(),
+                "depth {depth}: {model:?} never handed out"
+            );
         }
     }
 
