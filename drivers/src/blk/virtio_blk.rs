@@ -1300,7 +1300,7 @@ mod tests {
                 x ^= x << 5;
                 assert_eq!(free.len(), model.len(), "depth {depth}");
                 assert_eq!(free.is_empty(), model.is_empty(), "depth {depth}");
-                if x % 3 != 0 || taken.is_empty() {
+                if !x.is_multiple_of(3) || taken.is_empty() {
                     match free.take() {
                         Some(s) => {
                             assert!(model.remove(&s), "depth {depth}: slot {s} was not free");
