@@ -973,7 +973,7 @@ impl<P: Platform> DmaRegion<P> {
 
     /// The address of a naturally aligned `T` at `offset` when the access may skip the
     /// auditor and the model (both off) and lies in the region; None sends it the long way.
-    #[inline]
+    #[inline(always)]
     fn direct<T>(&self, offset: u32) -> Option<*mut T> {
         let (size, align) = (
             core::mem::size_of::<T>() as u32,
