@@ -405,6 +405,25 @@ pub fn attribute(symbols: &[Symbol], blocks: &[Block]) -> (Vec<Row>, u64) {
     (rows, total)
 }
 
+/// Widest function name the table shows: a generic's full type arguments (a B-tree node's
+/// handle runs to some 280 characters) would widen every row past a terminal.
+const NAME_WIDTH: usize = 100;
+
+/// `name` cut to at most `width` characters by replacing its middle with `...`: the head
+/// keeps the crate and type, the tail the function.
+fn shorten(name: &str, width: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= width {
+        return name.to_string();
+    }
+    let head = width * 2 / 5;
+    let tail = width - head - 3;
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("...");
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
 /// The table: the top `top` functions, then the rest in one row, then the total; with
 /// `requests`, a column of instructions per request.
 pub fn table(rows: &[Row], total: u64, top: usize, requests: Option<u64>) -> String {
@@ -425,7 +444,7 @@ pub fn table(rows: &[Row], total: u64, top: usize, requests: Option<u64>) -> Str
             if r.symbol == NO_SYMBOL {
                 r.symbol.clone()
             } else {
-                display_name(&r.symbol)
+                shorten(&display_name(&r.symbol), NAME_WIDTH)
             }
         })
         .collect();
@@ -593,6 +612,25 @@ mod tests {
 
     /// A hand-made table: f at 0x1000 (0x40 bytes), g at 0x1040 (0x20), h at 0x1100 (0x10)
     /// with an alias, and a gap between g's end (0x1060) and h.
+    #[test]
+    fn long_names_are_cut_in_the_middle_to_the_table_width() {
+        assert_eq!(shorten("drivers::blk::reap", 100), "drivers::blk::reap");
+        let long = format!(
+            "alloc::collections::btree::node::Handle<{}>::remove_leaf_kv",
+            "x".repeat(300)
+        );
+        let s = shorten(&long, 100);
+        assert_eq!(s.chars().count(), 100);
+        assert!(
+            s.starts_with("alloc::collections::btree::node::Handle"),
+            "{s}"
+        );
+        assert!(s.ends_with(">::remove_leaf_kv"), "{s}");
+        assert!(s.contains("..."), "{s}");
+        let exact = "y".repeat(100);
+        assert_eq!(shorten(&exact, 100), exact);
+    }
+
     #[test]
     fn blocks_go_to_the_function_they_start_in() {
         let symbols = [

@@ -260,8 +260,15 @@ impl Disk {
             Some(f) => (f, true),
             None => (spec, false),
         };
-        if file.is_empty() || file.contains(',') {
+        if file.is_empty() {
             return fail(format!("--disk expects FILE or FILE,ro, got '{spec}'"));
+        }
+        if file.contains(',') {
+            return fail(format!(
+                "--disk expects FILE or FILE,ro, got '{spec}': a path with a comma cannot be \
+                 given (QEMU's -drive option separates its fields with commas); rename or link \
+                 the image"
+            ));
         }
         // Absolute, so QEMU never reads `name:rest` as a protocol prefix.
         let file = std::path::absolute(file)
