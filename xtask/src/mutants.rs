@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn guest_consoles_are_read() {
-        let console = "dma: sync site blk.header.prewrite left out (dma_mutant)\ntest blk::x ... dma audit: device started on a line\nFAILED: I/O error\ntest blk::y ... ok\n1 passed, 1 failed\n";
+        let console = "dma: sync site blk.request.pre left out (dma_mutant)\ntest blk::x ... dma audit: device started on a line\nFAILED: I/O error\ntest blk::y ... ok\n1 passed, 1 failed\n";
         let v = guest_verdict(console);
         assert_eq!(v.failed, 1);
         assert_eq!(v.audit_findings, 1);

@@ -619,7 +619,7 @@ fn closing_frees_device_memory_only_after_the_reset() {
         if stuck {
             assert_eq!(freed, 0, "freed under a device that did not reset");
         } else {
-            // The ring, used ring, headers and status regions at least, and the slots' buffers.
+            // The ring, the used ring and the request blocks at least, and the slots' buffers.
             assert!(freed >= 4, "only {freed} regions freed after a reset");
         }
     }

@@ -1,12 +1,13 @@
 //! virtio-blk back end, shaped like NetBSD's ld_virtio: a pool of pre-allocated request slots
-//! sized from the queue, each with its header, its status byte (in a cache line of its own,
-//! never shared with CPU-written fields) and its data buffer.
+//! sized from the queue, each with its request block (its header in one cache line, its status
+//! byte in the next, never sharing a line with CPU-written fields) and its data buffer.
 //!
 //! Per request, the bus_dma sequence (the reason for each is the rule in docs/dma-sync.md):
-//! - submit: header PREWRITE (the device reads it); data PREWRITE for a write, PREREAD for a
-//!   read (inside `give_to_device`); status PREREAD (the device writes it);
-//! - completion: header POSTWRITE; data POSTWRITE/POSTREAD (inside `take_back`); status
-//!   POSTREAD; then the status byte is read and checked.
+//! - submit: one sync of the request block, PREWRITE|PREREAD: the header's line pushed (the
+//!   device reads it), the status line pushed with its sentinel (the device writes it); data
+//!   PREWRITE for a write, PREREAD for a read (inside `give_to_device`);
+//! - completion: one sync of the request block, POSTWRITE|POSTREAD; data POSTWRITE/POSTREAD
+//!   (inside `take_back`); then the status byte is read and checked.
 //!
 //! Completion modes: interrupt (the kernel registers [`IrqShared::handle`] on the disk's line;
 //! it reads InterruptStatus, acks, and wakes the waiter; "not mine" when the status is clear)
@@ -43,8 +44,11 @@ const S_UNWRITTEN: u8 = 0xff;
 /// allocation for the common request); more spill to the heap.
 type BufList = smallvec::SmallVec<[Buffer; 8]>;
 
-/// Bytes per header slot and per status slot (a status byte owns its 16-byte cache line).
-const SLOT_STRIDE: u32 = 16;
+/// Bytes per slot's request block: the header's 16-byte cache line, then the status byte's.
+const SLOT_STRIDE: u32 = 32;
+/// The status byte's offset in a request block: a cache line of its own (16-byte lines on
+/// every m68k with a data cache; checked at open against the platform's).
+const STATUS_AT: u32 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -243,8 +247,8 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     queue: ManuallyDrop<SplitQueue<P>>,
     features: u64,
     config: BlkConfig,
-    headers: ManuallyDrop<DmaRegion<P>>,
-    status: ManuallyDrop<DmaRegion<P>>,
+    /// The slots' request blocks, slot s at s * SLOT_STRIDE.
+    requests: ManuallyDrop<DmaRegion<P>>,
     slots: ManuallyDrop<Vec<Slot<P>>>,
     free: FreeSlots,
     limits: Limits,
@@ -372,16 +376,18 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let fixed_heads = features & feature::INDIRECT_DESC != 0
             && 2 + most_segments as usize <= crate::virtio::queue::MAX_INDIRECT
             && queue.fix_heads();
-        let headers = tag.alloc(
-            "vblk headers",
+        // The status byte alone in its line: the CPU never writes that line while the
+        // device owns it, and a PREREAD of it discards nothing the CPU wrote elsewhere.
+        const _: () = assert!(STATUS_AT >= HEADER_LEN && STATUS_AT < SLOT_STRIDE);
+        assert!(
+            P::LINE <= STATUS_AT && SLOT_STRIDE.is_multiple_of(P::LINE),
+            "a {}-byte cache line would put a request's status byte beside its header",
+            P::LINE
+        );
+        let requests = tag.alloc(
+            "vblk requests",
             u32::from(depth) * SLOT_STRIDE,
-            Direction::ToDevice,
-            false,
-        )?;
-        let status = tag.alloc(
-            "vblk status",
-            u32::from(depth) * SLOT_STRIDE,
-            Direction::FromDevice,
+            Direction::Bidirectional,
             false,
         )?;
         let mut slots = Vec::with_capacity(depth.into());
@@ -424,8 +430,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             queue: ManuallyDrop::new(queue),
             features,
             config,
-            headers: ManuallyDrop::new(headers),
-            status: ManuallyDrop::new(status),
+            requests: ManuallyDrop::new(requests),
             slots: ManuallyDrop::new(slots),
             free: FreeSlots::all(depth),
             limits,
@@ -610,7 +615,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let s = u32::from(slot);
         let at = s * SLOT_STRIDE;
         // Disjoint fields, borrowed once: each `self.` path is a load on this route.
-        let (headers, status) = (&*self.headers, &*self.status);
+        let requests = &*self.requests;
         let entry = &mut self.slots[slot as usize];
         // Header: written by the CPU field by field (5.2.6), read by the device. Its type
         // and reserved words hold the slot's last request's (`entry.header_kind`: zero
@@ -619,21 +624,23 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
         let kind = op.kind();
         if entry.header_kind == kind {
-            headers.write_u32s_le(at + 8, [sector as u32, (sector >> 32) as u32]);
+            requests.write_u32s_le(at + 8, [sector as u32, (sector >> 32) as u32]);
         } else {
-            headers.write_u32s_le(at, [kind, 0, sector as u32, (sector >> 32) as u32]);
+            requests.write_u32s_le(at, [kind, 0, sector as u32, (sector >> 32) as u32]);
             entry.header_kind = kind;
         }
+        // Status: a sentinel the device must overwrite.
+        requests.write_u8(at + STATUS_AT, S_UNWRITTEN);
+        // One sync over both lines: PREWRITE pushes the header (the device reads it) and
+        // the status line with its sentinel; PREREAD makes the status line the device's
+        // (pushed, not discarded: PREWRITE is asked too).
         crate::sync_site!(
-            "blk.header.prewrite",
-            headers.sync(SyncOps::PREWRITE, at, HEADER_LEN)
+            "blk.request.pre",
+            requests.sync(SyncOps::PREWRITE | SyncOps::PREREAD, at, SLOT_STRIDE)
         )?;
-        // Status: a sentinel the device must overwrite, then the line is the device's.
-        status.write_u8(at, S_UNWRITTEN);
-        crate::sync_site!("blk.status.preread", status.sync(SyncOps::PREREAD, at, 1))?;
-        if headers.tag().watched() {
-            headers.device_start_transfer(at, HEADER_LEN);
-            status.device_start_writing(at, 1);
+        if requests.tag().watched() {
+            requests.device_start_transfer(at, HEADER_LEN);
+            requests.device_start_writing(at + STATUS_AT, 1);
         }
         let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
         let data_len = match op {
@@ -690,7 +697,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
         let mut bufs = BufList::new();
         bufs.push(Buffer {
-            addr: self.headers.phys() + s * SLOT_STRIDE,
+            addr: self.requests.phys() + at,
             len: HEADER_LEN,
             device_writes: false,
         });
@@ -704,15 +711,15 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             }
         }
         bufs.push(Buffer {
-            addr: self.status.phys() + s * SLOT_STRIDE,
+            addr: self.requests.phys() + at + STATUS_AT,
             len: 1,
             device_writes: true,
         });
         entry.inflight = owned;
         entry.chain = NO_CHAIN;
-        // SAFETY: the chain is this slot's header and status (regions the driver owns,
-        // the header PREWRITE-synced above, the status read only after POSTREAD at
-        // completion) and the data segments of `owned`, given to the device by
+        // SAFETY: the chain is this slot's header and status (its request block, a region
+        // the driver owns, synced PREWRITE|PREREAD above, the status read only after the
+        // block's POST sync at completion) and the data segments of `owned`, given to the device by
         // `give_to_device` and kept in the slot until `reap` pops this chain or the
         // device is reset (`Drop` resets it before the regions go): the CPU touches none
         // of them meanwhile.
@@ -852,18 +859,14 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             let Some((slot, written)) = next else { break };
             let at = slot * SLOT_STRIDE;
             // Disjoint fields, borrowed once: each `self.` path is a load on this route.
-            let (headers, status_bytes) = (&*self.headers, &*self.status);
-            // Header: the device has read it.
+            let requests = &*self.requests;
+            // The device has read the header and written the status: one POST sync over
+            // both lines, then the status is read.
             crate::sync_site!(
-                "blk.header.postwrite",
-                headers.sync(SyncOps::POSTWRITE, at, HEADER_LEN)
+                "blk.request.post",
+                requests.sync(SyncOps::POSTWRITE | SyncOps::POSTREAD, at, SLOT_STRIDE)
             )?;
-            // Status: POSTREAD, then read it.
-            crate::sync_site!(
-                "blk.status.postread",
-                status_bytes.sync(SyncOps::POSTREAD, at, 1)
-            )?;
-            let status = status_bytes.read_u8(at);
+            let status = requests.read_u8(at + STATUS_AT);
             let entry = &mut self.slots[slot as usize];
             // Data: POSTREAD/POSTWRITE inside take_back.
             let buf = match entry.inflight.take() {
@@ -888,7 +891,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 VIRTIO_BLK_S_OK => Ok(()),
                 VIRTIO_BLK_S_IOERR => Err(BlkError::Io {
                     // The header the device read (POSTWRITE above): the CPU's own words.
-                    sector: headers.read_u64_le(at + HEADER_SECTOR_AT),
+                    sector: requests.read_u64_le(at + HEADER_SECTOR_AT),
                 }),
                 VIRTIO_BLK_S_UNSUPP => Err(BlkError::Unsupported),
                 other => Err(BlkError::BadStatus { status: other }),
@@ -1198,8 +1201,7 @@ impl<B: Bus + Clone, P: Platform> Drop for VirtioBlk<B, P> {
         // (virtio 1.2 2.4.1).
         unsafe {
             ManuallyDrop::drop(&mut self.slots);
-            ManuallyDrop::drop(&mut self.status);
-            ManuallyDrop::drop(&mut self.headers);
+            ManuallyDrop::drop(&mut self.requests);
             ManuallyDrop::drop(&mut self.queue);
         }
     }

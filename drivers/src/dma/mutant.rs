@@ -45,15 +45,13 @@ pub const SITES: &[(&str, &str)] = &[
     ),
     ("queue.used_event", "PREWRITE of used_event"),
     ("queue.avail_flags", "PREWRITE of avail->flags"),
-    ("blk.header.prewrite", "PREWRITE of a request header"),
-    ("blk.status.preread", "PREREAD of a request's status byte"),
     (
-        "blk.header.postwrite",
-        "POSTWRITE of a request header at completion",
+        "blk.request.pre",
+        "PREWRITE|PREREAD of a request block: its header's line and its status byte's",
     ),
     (
-        "blk.status.postread",
-        "POSTREAD of a request's status byte before it is read",
+        "blk.request.post",
+        "POSTWRITE|POSTREAD of a request block at completion, before the status is read",
     ),
     (
         "dma.give.pre",

@@ -631,11 +631,11 @@ mod tests {
         );
         assert_eq!(parse("").unwrap().vq_sync, UsedSync::Corrected);
         assert_eq!(
-            parse("dma_mutant=blk.header.prewrite").unwrap().dma_mutant,
-            drivers::dma::mutant::index_of("blk.header.prewrite")
+            parse("dma_mutant=blk.request.pre").unwrap().dma_mutant,
+            drivers::dma::mutant::index_of("blk.request.pre")
         );
         assert!(matches!(
-            parse("dma_mutant=blk.header"),
+            parse("dma_mutant=blk.request"),
             Err(Error::BadValue {
                 key: "dma_mutant",
                 ..
