@@ -169,6 +169,10 @@ pub struct Meta {
     pub matrix: String,
     /// Runs the medians are taken over.
     pub runs: u32,
+    /// The disk measured: `scratch` (a fresh 16 MiB image per run) or the `--disk` image's
+    /// path, `,ro` when attached read-only. Absent in files written before it existed.
+    #[serde(default)]
+    pub disk: String,
 }
 
 /// The version of bench.json's layout; a reader refuses any other.
@@ -362,7 +366,7 @@ struct LegacyCell {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum AnyBench {
-    Schema(BenchFile),
+    Schema(Box<BenchFile>),
     Legacy(Vec<LegacyCell>),
 }
 
@@ -567,7 +571,17 @@ bench done 2 cells
             clock: "rtc (host time)".into(),
             matrix: "quick".into(),
             runs: 1,
+            disk: "scratch".into(),
         }
+    }
+
+    #[test]
+    fn a_meta_from_before_the_disk_field_still_reads() {
+        let old = r#"{"date":"2026-11-24T10:00:00Z","qemu":"7.2.22","qemu_path":"q","cpu":"m68040","aio":"threads","clock":"rtc (host time)","matrix":"quick","runs":3}"#;
+        let m: Meta = serde_json::from_str(old).unwrap();
+        assert_eq!((m.runs, m.disk.as_str()), (3, ""));
+        let new = serde_json::to_string(&meta()).unwrap();
+        assert!(new.contains(r#""disk":"scratch""#), "{new}");
     }
 
     #[test]

@@ -976,9 +976,17 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         clock: clock.to_string(),
         matrix: matrix.to_string(),
         runs,
+        disk: match &user_disk {
+            Some((d, _)) => format!(
+                "{}{}",
+                d.file.display(),
+                if d.read_only { ",ro" } else { "" }
+            ),
+            None => "scratch".to_string(),
+        },
     };
     let table = bench::table(&cells, clock);
-    println!("\n{table}");
+    println!("\ndisk: {}\n{table}", meta.disk);
     // The progress bar shows skips only on a terminal; the table leaves those cells out.
     if !skipped.is_empty() {
         println!("cells not in the table (they do not apply to this disk):");

@@ -402,6 +402,7 @@ mod tests {
             clock: "rtc (host time)".into(),
             matrix: "quick".into(),
             runs: 2,
+            disk: "scratch".into(),
         };
         let g = groups(&rows);
         assert_eq!(g, [("rand".to_string(), "read".to_string())]);
