@@ -379,11 +379,13 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // The status byte alone in its line: the CPU never writes that line while the
         // device owns it, and a PREREAD of it discards nothing the CPU wrote elsewhere.
         const _: () = assert!(STATUS_AT >= HEADER_LEN && STATUS_AT < SLOT_STRIDE);
-        assert!(
-            P::LINE <= STATUS_AT && SLOT_STRIDE.is_multiple_of(P::LINE),
-            "a {}-byte cache line would put a request's status byte beside its header",
-            P::LINE
-        );
+        // A property of the platform, checked when the driver is built for it.
+        const {
+            assert!(
+                P::LINE <= STATUS_AT && SLOT_STRIDE.is_multiple_of(P::LINE),
+                "a cache line wider than 16 bytes would put a request's status byte beside its header"
+            )
+        };
         let requests = tag.alloc(
             "vblk requests",
             u32::from(depth) * SLOT_STRIDE,
