@@ -721,10 +721,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         entry.chain = NO_CHAIN;
         // SAFETY: the chain is this slot's header and status (its request block, a region
         // the driver owns, synced PREWRITE|PREREAD above, the status read only after the
-        // block's POST sync at completion) and the data segments of `owned`, given to the device by
-        // `give_to_device` and kept in the slot until `reap` pops this chain or the
-        // device is reset (`Drop` resets it before the regions go): the CPU touches none
-        // of them meanwhile.
+        // block's POST sync at completion) and the data segments of `owned`, given to the
+        // device by `give_to_device` and kept in the slot until `reap` pops this chain or
+        // the device is reset (`Drop` resets it before the regions go): the CPU touches
+        // none of them meanwhile.
         unsafe {
             if self.fixed_heads {
                 self.queue.add_at(slot, bufs.as_slice(), s)?;

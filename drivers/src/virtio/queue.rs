@@ -619,6 +619,12 @@ impl<P: Platform> SplitQueue<P> {
             descs,
             in_flight: true,
         };
+        self.push_avail(head);
+    }
+
+    /// The avail entry for a chain at `head` (pushed to memory at publish).
+    #[inline(always)]
+    fn push_avail(&mut self, head: u16) {
         let at = self.avail_ring_off(self.avail_idx);
         self.ring.write_u16_le(at, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
@@ -665,10 +671,7 @@ impl<P: Platform> SplitQueue<P> {
             }
             _ => return Err(QueueError::HeadUnavailable { head }),
         }
-        let at = self.avail_ring_off(self.avail_idx);
-        self.ring.write_u16_le(at, head);
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.counts.chains = self.counts.chains.wrapping_add(1);
+        self.push_avail(head);
         Ok(())
     }
 
