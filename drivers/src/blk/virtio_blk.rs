@@ -79,6 +79,10 @@ impl Op {
             _ => Direction::FromDevice,
         }
     }
+    /// Its bit in [`VirtioBlk`]'s admitted ops.
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
     /// Whether it changes the disk (refused on a read-only one).
     fn writes(self) -> bool {
         matches!(self, Op::Write | Op::Discard | Op::WriteZeroes)
@@ -267,6 +271,11 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     notify_owed: bool,
     /// Slot s's chain goes in at descriptor head s ([`SplitQueue::fix_heads`]).
     fixed_heads: bool,
+    /// Bit [`Op::bit`] set: the device does the op and this disk takes it (a read-only one
+    /// takes no write), from the features at open.
+    admit: u8,
+    /// [`block_size`](Self::block_size), kept as a word (a power of two: config.rs).
+    block: u32,
 }
 
 /// Token layout for the synchronous paths: generation above bit 40, byte offset below.
@@ -445,7 +454,22 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             generation: 0,
             notify_owed: false,
             fixed_heads,
+            admit: 0,
+            block: SECTOR,
         };
+        blk.block = blk.block_size();
+        for op in [
+            Op::Read,
+            Op::Write,
+            Op::Flush,
+            Op::GetId,
+            Op::Discard,
+            Op::WriteZeroes,
+        ] {
+            if blk.supports(op) && !(op.writes() && blk.read_only()) {
+                blk.admit |= op.bit();
+            }
+        }
         blk.set_mode(opts.mode)?;
         // GET_ID is optional (no feature bit guards it): a device without serial support
         // answers UNSUPP, and some answer IOERR (a read-only backend). That costs the serial,
@@ -538,16 +562,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
     }
 
-    /// Queues one request (not yet visible to the device: see [`kick`](Self::kick)).
-    /// `fill` writes a write's data into the request's buffer. Returns the slot.
-    pub fn submit(
-        &mut self,
-        op: Op,
-        sector: u64,
-        len: u32,
-        token: u64,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<u16, BlkError> {
+    /// Why [`submit`](Self::submit) cannot queue `op` (its fast test failed), or Ok for a
+    /// discard / write-zeroes within its limits. Every check in full, each with its error.
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self, op: Op, sector: u64, len: u32) -> Result<(), BlkError> {
         if self.queue.broken().is_some() || self.shared.needs_reset.load(Ordering::Relaxed) {
             return Err(self
                 .queue
@@ -586,6 +605,44 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 max: self.max_transfer.into(),
                 asked: len.into(),
             });
+        }
+        Ok(())
+    }
+
+    /// Queues one request (not yet visible to the device: see [`kick`](Self::kick)).
+    /// `fill` writes a write's data into the request's buffer. Returns the slot.
+    pub fn submit(
+        &mut self,
+        op: Op,
+        sector: u64,
+        len: u32,
+        token: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u16, BlkError> {
+        // The common case in a few loads: the device usable, the op admitted (bits decided at
+        // open), a read or write's range inside the disk on whole blocks and within
+        // max_transfer. Anything else takes `refusal`, which names the reason (or admits a
+        // discard / write-zeroes after its own limit).
+        let usable = self.queue.broken().is_none()
+            && !self.shared.needs_reset.load(Ordering::Relaxed)
+            && self.admit & op.bit() != 0;
+        let fast = usable
+            && match op {
+                Op::Read | Op::Write => {
+                    let block = self.block;
+                    len != 0
+                        && len <= self.max_transfer
+                        && len & (block - 1) == 0
+                        && (sector as u32) & (block / SECTOR - 1) == 0
+                        && sector
+                            .checked_add(u64::from(len / SECTOR))
+                            .is_some_and(|end| end <= self.config.capacity)
+                }
+                Op::Flush | Op::GetId => true,
+                Op::Discard | Op::WriteZeroes => false,
+            };
+        if !fast {
+            self.refusal(op, sector, len)?;
         }
         let slot =
             self.free
