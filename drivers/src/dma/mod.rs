@@ -653,18 +653,27 @@ impl<P: Platform> DmaTag<P> {
             return Err(DmaError::PreMixedWithPost);
         }
         region.check(offset, len)?;
+        // SAFETY: a range of `region` (checked above) with PRE and POST not mixed, which the
+        // caller syncs under the bus_dma rules.
+        unsafe { self.cache_steps(ops, region.phys + offset, len) };
+        Ok(())
+    }
+
+    /// The platform's cache steps for `ops` over [phys, phys + len), between compiler
+    /// barriers; nothing checked.
+    ///
+    /// # Safety
+    ///
+    /// The range lies in one region of this tag, `ops` does not mix PRE with POST, and the
+    /// caller syncs it under the bus_dma rules: an invalidate covers only lines of the
+    /// region the device owns (partial edge lines are pushed by the plan, not discarded).
+    #[inline(always)]
+    unsafe fn cache_steps(&self, ops: SyncOps, phys: u32, len: u32) {
         match self.platform().cpu() {
-            // SAFETY: the platform's steps for `ops` over a range of this region (checked
-            // above), which the caller syncs under the bus_dma rules: an invalidate covers
-            // only lines of this region the device owns, and partial edge lines are pushed by
-            // the plan, not discarded.
-            Some(cpu) => unsafe {
-                self.platform()
-                    .sync_cache(cpu, ops, region.phys + offset, len)
-            },
+            // SAFETY: the platform's steps for a range this function's caller vouches for.
+            Some(cpu) => unsafe { self.platform().sync_cache(cpu, ops, phys, len) },
             None => self.platform().barrier(),
         }
-        Ok(())
     }
 
     /// [`sync_range`](Self::sync_range) with the auditor or the model on: both see the sync.
@@ -717,6 +726,9 @@ impl<P: Platform> DmaTag<P> {
         Ok(())
     }
 }
+
+/// [`DmaRegion::read_phase_u16_fast`]'s "take the full path" (no u16 has bit 16).
+const NOT_FAST: u32 = 1 << 16;
 
 /// Alignment of every DMA allocation (a page: page-granular cache operations stay inside).
 const DMA_ALIGN: usize = 4096;
@@ -821,23 +833,41 @@ impl<P: Platform> DmaRegion<P> {
     ///
     /// Errors: `OutsideRegion` (the field past the region's end).
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn read_phase_u16(&self, offset: u32, pre: bool, post: bool) -> Result<u16, DmaError> {
-        if P::POST_NOOP && self.tag.flags_now() == 0 {
-            self.check(offset, 2)?;
-            // The PREREAD is a compiler barrier (`real_cache_steps`) and stands for the
-            // POSTREAD's too (its only effect here): the read below stays after both.
-            if pre {
-                self.tag
-                    .real_cache_steps(self, SyncOps::PREREAD, offset, 2)?;
-            } else {
-                self.tag.platform().barrier();
-            }
-            if let Some(p) = self.direct::<u16>(offset) {
-                // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
-                return Ok(u16::from_le(unsafe { core::ptr::read_volatile(p) }));
+        if P::POST_NOOP && pre {
+            let v = self.read_phase_u16_fast(offset);
+            if v != NOT_FAST {
+                return Ok(v as u16);
             }
         }
+        self.read_phase_u16_full(offset, pre, post)
+    }
+
+    /// [`read_phase_u16`](Self::read_phase_u16) where nobody watches and POST syncs do
+    /// nothing: the PREREAD (a compiler barrier, standing for the POSTREAD's barrier too:
+    /// its only effect here) and the read, as the low half; [`NOT_FAST`] when the auditor or
+    /// the model is on, or the field is out of bounds or misaligned (the full path then says
+    /// why). Out of line and returning one word, not an `Option` or a `Result`: on this
+    /// route those go through linear memory, on every poll.
+    #[inline(never)]
+    fn read_phase_u16_fast(&self, offset: u32) -> u32 {
+        let Some(p) = self.direct::<u16>(offset) else {
+            return NOT_FAST;
+        };
+        // SAFETY: two bytes of this region (`direct` checked them), PREREAD alone, on a
+        // field the device writes: the caller's read phase.
+        unsafe {
+            self.tag
+                .cache_steps(SyncOps::PREREAD, self.phys + offset, 2)
+        };
+        // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+        u32::from(u16::from_le(unsafe { core::ptr::read_volatile(p) }))
+    }
+
+    #[track_caller]
+    #[inline(never)]
+    fn read_phase_u16_full(&self, offset: u32, pre: bool, post: bool) -> Result<u16, DmaError> {
         if pre {
             self.sync(SyncOps::PREREAD, offset, 2)?;
         }
