@@ -198,6 +198,8 @@ pub struct QueueStats {
     pub publishes: u32,
     pub notifications: u32,
     pub suppressed: u32,
+    /// Chains the device returned and the driver took: `chains` less those in flight and
+    /// those abandoned (derived when read, not counted per completion).
     pub completions: u32,
     pub used_idx_reads: u32,
 }
@@ -244,8 +246,10 @@ pub struct SplitQueue<P: Platform> {
     used_event_mem: Option<u16>,
     avail_flags_mem: Option<u16>,
     used_sync: UsedSync,
-    /// The counters (`publishes` left at 0: see [`stats`](Self::stats)).
+    /// The counters (`publishes` and `completions` left at 0: see [`stats`](Self::stats)).
     counts: QueueStats,
+    /// Chains [`abandon_all`](Self::abandon_all) took out of flight (for `completions`).
+    abandoned: u32,
 }
 
 impl<P: Platform> SplitQueue<P> {
@@ -320,6 +324,7 @@ impl<P: Platform> SplitQueue<P> {
             avail_flags_mem: None,
             used_sync: UsedSync::Corrected,
             counts: QueueStats::default(),
+            abandoned: 0,
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
         crate::sync_site!(
@@ -357,6 +362,11 @@ impl<P: Platform> SplitQueue<P> {
                 .counts
                 .notifications
                 .wrapping_add(self.counts.suppressed),
+            completions: self
+                .counts
+                .chains
+                .wrapping_sub(self.in_flight() as u32)
+                .wrapping_sub(self.abandoned),
             ..self.counts
         }
     }
@@ -943,7 +953,6 @@ impl<P: Platform> SplitQueue<P> {
             self.num_free += chain.descs;
         }
         self.last_used = self.last_used.wrapping_add(1);
-        self.counts.completions = self.counts.completions.wrapping_add(1);
         // Interrupt again at the next completion (as Linux's virtqueue_get_buf does), once
         // per batch: stored and pushed when a pop finds no more (`settle_used_event`).
         self.used_event_owed = self.event_idx && self.interrupts_wanted;
@@ -1037,6 +1046,7 @@ impl<P: Platform> SplitQueue<P> {
             }
             tokens.push(h.token);
         }
+        self.abandoned = self.abandoned.wrapping_add(tokens.len() as u32);
         tokens
     }
 

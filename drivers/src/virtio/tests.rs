@@ -769,3 +769,36 @@ fn a_publish_that_fails_pushes_its_descriptors_when_retried() {
         r.assert_clean();
     }
 }
+
+/// `completions` is derived (chains less those in flight and those abandoned): it must
+/// equal the completions the driver actually took, counted here pop by pop, before and
+/// after chains are abandoned (a completed chain not yet taken counts as abandoned).
+#[test]
+fn completions_count_the_chains_taken_and_nothing_else() {
+    let mut r = rig(8, false, false);
+    for t in 0..3 {
+        add(&mut r.q, &req(2, 0x1000 * (t + 1)), t).unwrap();
+    }
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    assert_eq!(chains.len(), 3);
+    for c in &chains {
+        r.dev.complete(&r.q, c.head, 1);
+    }
+    let mut taken = 0;
+    for _ in 0..2 {
+        assert!(r.q.pop_used().unwrap().is_some());
+        taken += 1;
+        assert_eq!(r.q.stats().completions, taken);
+    }
+    for t in 3..5 {
+        add(&mut r.q, &req(1, 0x1000 * (t + 1)), t).unwrap();
+    }
+    assert_eq!((r.q.stats().chains, r.q.stats().completions), (5, taken));
+    assert_eq!(
+        r.q.abandon_all().len(),
+        3,
+        "one completed untaken, two never served"
+    );
+    assert_eq!((r.q.stats().chains, r.q.stats().completions), (5, taken));
+}
