@@ -231,10 +231,12 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
     ///
     /// # Safety
     ///
-    /// A step that invalidates without pushing discards the CPU's writes to its lines: the
-    /// caller must know nobody needs them, as bus_dma's PREREAD does for a buffer the device
-    /// is about to write (the steps of [`sync_steps`](Self::sync_steps) for a range the
-    /// caller owns, which push partial lines at its edges).
+    /// The step is one [`sync_steps`](Self::sync_steps) plans for the CPU [`cpu`](Self::cpu)
+    /// names (a platform may run it without asking again whether the CPU has the
+    /// instruction). A step that invalidates without pushing discards the CPU's writes to its
+    /// lines: the caller must know nobody needs them, as bus_dma's PREREAD does for a buffer
+    /// the device is about to write (the steps of `sync_steps` for a range the caller owns,
+    /// which push partial lines at its edges).
     unsafe fn execute(&self, step: CacheStep);
     /// Runs on the real cache every step [`sync_steps`](Self::sync_steps) plans for `ops`
     /// over [phys, phys + len), in its order, each as [`execute`](Self::execute) does. The
@@ -244,8 +246,8 @@ pub unsafe trait Platform: InterruptMask + Sync + 'static {
     ///
     /// # Safety
     ///
-    /// As [`execute`](Self::execute) for each step of the plan: the caller syncs a range it
-    /// owns under the bus_dma rules.
+    /// `cpu` is what [`cpu`](Self::cpu) answers, and as [`execute`](Self::execute) for each
+    /// step of the plan: the caller syncs a range it owns under the bus_dma rules.
     ///
     /// It is a compiler barrier before its first step and after its last, as
     /// [`barrier`](Self::barrier) is, whatever steps it runs (none included): the sync's
@@ -670,7 +672,8 @@ impl<P: Platform> DmaTag<P> {
     #[inline(always)]
     unsafe fn cache_steps(&self, ops: SyncOps, phys: u32, len: u32) {
         match self.platform().cpu() {
-            // SAFETY: the platform's steps for a range this function's caller vouches for.
+            // SAFETY: the platform's steps, for the CPU it names, over a range this
+            // function's caller vouches for.
             Some(cpu) => unsafe { self.platform().sync_cache(cpu, ops, phys, len) },
             None => self.platform().barrier(),
         }

@@ -421,12 +421,7 @@ impl Prepared {
             return Prepared(v);
         };
         let insns = crate::arch::m68k::cpu::cache_insns();
-        let op = |push, page| match (push, page) {
-            (false, false) => DcOp::InvalidateLine,
-            (true, false) => DcOp::PushLine,
-            (false, true) => DcOp::InvalidatePage,
-            (true, true) => DcOp::PushPage,
-        };
+        let op = DcOp::data;
         // The whole data cache: CPUSHA DC where CINV/CPUSH run (the address is ignored),
         // else the 68030's CACR (`Insn::All`).
         let all = || {

@@ -217,6 +217,14 @@ fn every_040_instruction_executes() -> TestResult {
         // written since (interrupts masked), so an invalidate discards nothing.
         unsafe { machine::dc_op(op, addr + cache::PAGE) };
     }
+    // A step's instruction is boot/cpu.S's selector: bit 0 push, bit 1 page.
+    for (push, page) in [(false, false), (true, false), (false, true), (true, true)] {
+        let op = machine::DcOp::data(push, page);
+        ensure!(
+            op as u32 == u32::from(push) | u32::from(page) << 1,
+            "DcOp::data(push {push}, page {page}) is {op:?}"
+        );
+    }
     // Kinds that name no instruction: CC = 0, SS = 0, a register field, past the byte.
     for kind in [0x00, 0x20, 0x40, 0x60, 0x49, 0x100] {
         // SAFETY: the machine layer refuses these before executing anything.

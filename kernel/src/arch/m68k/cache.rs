@@ -461,12 +461,10 @@ mod exec {
         // Line and page steps (every step a request's sync takes) go straight to the machine
         // layer's data-cache entry, which has nothing to refuse; the whole cache through the
         // checked table.
-        let op = match (scope, push) {
-            (Scope::Line, false) => DcOp::InvalidateLine,
-            (Scope::Line, true) => DcOp::PushLine,
-            (Scope::Page, false) => DcOp::InvalidatePage,
-            (Scope::Page, true) => DcOp::PushPage,
-            (Scope::All, _) => {
+        let op = match scope {
+            Scope::Line => DcOp::data(push, false),
+            Scope::Page => DcOp::data(push, true),
+            Scope::All => {
                 // SAFETY: CINV/CPUSH work here (checked); the discard is the caller's contract.
                 unsafe {
                     execute(Step {

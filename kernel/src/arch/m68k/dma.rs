@@ -29,11 +29,12 @@ fn sync_cpu() -> Option<CpuCache> {
         // No data cache: every sync is the barrier alone.
         Model::M68020 => None,
         Model::M68030 => Some(CpuCache::M68030),
-        Model::M68040 => Some(CpuCache::M68040),
-        // The 68040's sync steps (same instructions, CPUSH invalidating with CACR DPI
-        // clear) where CINV/CPUSH work; QEMU's 68060 traps them and models no caches.
-        Model::M68060 if id.cache_insns => Some(CpuCache::M68040),
-        Model::M68060 => None,
+        // The 68040's sync steps where CINV/CPUSH work (on the 68060 the same instructions,
+        // CPUSH invalidating with CACR DPI clear). Where they trap (QEMU's 68060, which
+        // models no caches; an emulated 68040 without them) there is nothing to run: every
+        // sync is the barrier alone, and `execute` never meets a CPU without them.
+        Model::M68040 | Model::M68060 if id.cache_insns => Some(CpuCache::M68040),
+        Model::M68040 | Model::M68060 => None,
     }
 }
 
@@ -63,8 +64,9 @@ impl InterruptMask for M68kPlatform {
 
 // SAFETY: memory comes from the kernel heap, which is linear memory: physically contiguous at
 // linear base + address, reachable by devices (no IOMMU, no MMU). `execute` runs the cache
-// instructions of the identified CPU (`cpu` is None where it has none that work); `barrier` is an opaque import call; `mask` raises the
-// interrupt mask to 7.
+// instructions of the identified CPU (`cpu` is None where it has none that work, and
+// `execute` is given only steps planned for `cpu`'s answer); `barrier` is an opaque import
+// call; `mask` raises the interrupt mask to 7.
 unsafe impl Platform for M68kPlatform {
     fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(size, align).ok()?;
@@ -163,21 +165,24 @@ unsafe impl Platform for M68kPlatform {
 
     #[inline(always)]
     unsafe fn execute(&self, step: CacheStep) {
-        use crate::arch::m68k::cache::{self, Scope};
-        match step {
+        use crate::arch::m68k::cache;
+        use machine::DcOp;
+        // Line and page steps go straight to the data-cache instruction: the planner emits
+        // them only for `CpuCache::M68040`, which `cpu` answers only where CINV/CPUSH work
+        // (`sync_cpu`), and the caller's step is one of its plan (the trait's contract). No
+        // per-step check of the CPU (`cache::execute_040_data` has one for other callers).
+        let (op, addr) = match step {
             // The 68030's only data-cache invalidate (write-through: it loses nothing), and
             // the 68040's push-all.
-            CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => cache::push_invalidate_all(),
-            // SAFETY: the step is this trait method's caller's, who vouches that its lines
-            // hold nothing needed when it does not push.
-            CacheStep::Line { addr, push } => unsafe {
-                cache::execute_040_data(push, Scope::Line, addr)
-            },
-            // SAFETY: as for the line step: the caller's contract covers the page.
-            CacheStep::Page { addr, push } => unsafe {
-                cache::execute_040_data(push, Scope::Page, addr)
-            },
-        }
+            CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => {
+                return cache::push_invalidate_all();
+            }
+            CacheStep::Line { addr, push } => (DcOp::data(push, false), addr),
+            CacheStep::Page { addr, push } => (DcOp::data(push, true), addr),
+        };
+        // SAFETY: CINV/CPUSH run on this CPU (above); what an invalidate discards is this
+        // method's caller's contract (nothing anybody needs).
+        unsafe { machine::dc_op(op, addr) }
     }
 
     const POST_NOOP: bool = crate::arch::m68k::dma_sync::POST_SYNCS_DO_NOTHING;

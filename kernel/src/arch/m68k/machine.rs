@@ -450,6 +450,20 @@ pub enum DcOp {
     PushAll = 4,
 }
 
+impl DcOp {
+    /// The line (`page` false) or page instruction of one data-cache step: CPUSH when
+    /// `push`, else CINV. The selector is boot/cpu.S's bit 0 push, bit 1 page.
+    #[inline(always)]
+    pub fn data(push: bool, page: bool) -> DcOp {
+        match (push, page) {
+            (false, false) => DcOp::InvalidateLine,
+            (true, false) => DcOp::PushLine,
+            (false, true) => DcOp::InvalidatePage,
+            (true, true) => DcOp::PushPage,
+        }
+    }
+}
+
 /// Executes one 68040 data-cache instruction straight from the import (no
 /// dispatch table, nothing to refuse: every [`DcOp`] names one instruction). For hot paths
 /// whose instructions were decided ahead of time (the benchmark's floor); everything else
