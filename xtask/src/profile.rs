@@ -209,7 +209,9 @@ pub fn display_name(raw: &str) -> String {
 
 /// Puts back the `$...$` escapes and `.`s of a legacy Rust symbol that wasm2c turned into `_`.
 /// `_` starting a known escape (`_LT_`, `_u20_`...) is one; `__` not followed by one is `..`
-/// (so `83__LT_x` is `83_$LT$x` and `kern__heap` is `kern..heap`).
+/// (so `83__LT_x` is `83_$LT$x` and `kern__heap` is `kern..heap`). A `_uXX_` is an escape
+/// only for a character the mangler escapes (space, punctuation, non-ASCII): `read_phase_u16_fast`
+/// is a name, not U+0016.
 fn unescape_legacy(name: &str) -> String {
     const WORDS: [&str; 9] = ["SP", "BP", "RF", "LT", "GT", "LP", "RP", "C", "u"];
     // The escape's body (`LT`, `u20`) if one starts at byte `i` (an `_`).
@@ -219,7 +221,9 @@ fn unescape_legacy(name: &str) -> String {
             let after = rest.strip_prefix(w)?;
             let len = if *w == "u" {
                 let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
-                (hex > 0).then_some(1 + hex)?
+                let c = char::from_u32(u32::from_str_radix(after.get(..hex)?, 16).ok()?)?;
+                let escaped = c == ' ' || c.is_ascii_punctuation() && c != '_' || !c.is_ascii();
+                (hex > 0 && escaped).then_some(1 + hex)?
             } else {
                 w.len()
             };
@@ -758,6 +762,20 @@ mod tests {
         assert_eq!(
             display_name("w2c__ZN6kernel4kern4time3now17h0123456789abcdefE"),
             "kernel::kern::time::now"
+        );
+        // `_u16_` in a name is no escape (U+0016 is a control character rustc never escapes
+        // to); `_u7b_` is one ('{').
+        assert_eq!(
+            display_name(
+                "w2c__ZN7drivers3dma18DmaRegion_LT_P_GT_19read_phase_u16_fast17h1d28b80b2fd2475aE"
+            ),
+            "drivers::dma::DmaRegion<P>::read_phase_u16_fast"
+        );
+        assert_eq!(
+            display_name(
+                "w2c__ZN6kernel4kern5disks4open28__u7b__u7b_closure_u7d__u7d_17h0123456789abcdefE"
+            ),
+            "kernel::kern::disks::open::{{closure}}"
         );
         // C names stay.
         assert_eq!(
