@@ -255,12 +255,15 @@ fn failure_report(
     symbols: &[String],
     log: &Path,
 ) -> Vec<String> {
+    // The kernel's own reason to stop (`fatal: ...`: a refused command line, a trap outside
+    // a test), then the failed tests: a long console tail would otherwise bury them.
     let mut r: Vec<String> = out
         .console
         .lines()
-        .filter(|l| {
+        .filter(|l| l.starts_with("fatal: "))
+        .chain(out.console.lines().filter(|l| {
             test_line::parse(l).is_some_and(|t| matches!(t.verdict, test_line::Verdict::Failed(_)))
-        })
+        }))
         .map(String::from)
         .collect();
     if let Some(test) = test_line::unfinished(&out.console) {
@@ -1798,6 +1801,14 @@ mod tests {
         let r = failure_report(&Qemu::default(), &out, None, &[], Path::new("l"));
         assert_eq!(r[0], "test a::two ... FAILED: why");
         assert_eq!(r[1], "QEMU exited with status 1");
+        // The kernel's fatal line leads, above a long tail (a refused command line).
+        let mut console = String::from("banner\nfatal: kernel command line: bad value\n");
+        for i in 0..60 {
+            console.push_str(&format!("  option {i}\n"));
+        }
+        let out = Outcome { console, ..out };
+        let r = failure_report(&Qemu::default(), &out, None, &[], Path::new("l"));
+        assert_eq!(r[0], "fatal: kernel command line: bad value");
         assert!(r.contains(&"qemu: qemu-system-m68k: warning: x".to_string()));
         assert!(
             !r.iter().any(|l| l.contains("a::one")),
