@@ -239,8 +239,10 @@ pub struct SplitQueue<P: Platform> {
     /// The driver asked for interrupts (with EVENT_IDX, each completion taken moves
     /// used_event along so the next one interrupts too).
     interrupts_wanted: bool,
-    /// Completions were taken with interrupts wanted and used_event not yet moved past them.
-    used_event_owed: bool,
+    /// Interrupts wanted with EVENT_IDX: at the end of each batch of completions taken,
+    /// used_event moves to the last one (a store only when memory holds another value: what
+    /// the batch owes is derived, not flagged per completion).
+    used_event_follows: bool,
     /// What memory holds in used_event and avail->flags, as last written (None: not yet):
     /// a store and its PREWRITE are skipped when the value is already there.
     used_event_mem: Option<u16>,
@@ -319,7 +321,7 @@ impl<P: Platform> SplitQueue<P> {
             device_used: 0,
             broken: None,
             interrupts_wanted: false,
-            used_event_owed: false,
+            used_event_follows: false,
             used_event_mem: None,
             avail_flags_mem: None,
             used_sync: UsedSync::Corrected,
@@ -952,17 +954,17 @@ impl<P: Platform> SplitQueue<P> {
             self.free_head = head;
             self.num_free += chain.descs;
         }
-        self.last_used = self.last_used.wrapping_add(1);
         // Interrupt again at the next completion (as Linux's virtqueue_get_buf does), once
-        // per batch: stored and pushed when a pop finds no more (`settle_used_event`).
-        self.used_event_owed = self.event_idx && self.interrupts_wanted;
+        // per batch: used_event is stored and pushed when a pop finds no more
+        // (`settle_used_event`).
+        self.last_used = self.last_used.wrapping_add(1);
         Ok(Some((chain.token, len)))
     }
 
     /// Asks the device not to interrupt (a hint: interrupts may still come).
     pub fn disable_interrupts(&mut self) -> Result<(), QueueError> {
         self.interrupts_wanted = false;
-        self.used_event_owed = false;
+        self.used_event_follows = false;
         if !self.event_idx {
             self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?;
         }
@@ -977,7 +979,7 @@ impl<P: Platform> SplitQueue<P> {
         self.check()?;
         self.interrupts_wanted = true;
         if self.event_idx {
-            self.used_event_owed = false;
+            self.used_event_follows = true;
             self.set_used_event(self.last_used)?;
         } else {
             self.set_avail_flags(0)?;
@@ -999,8 +1001,7 @@ impl<P: Platform> SplitQueue<P> {
     /// [`seen_pending`](Self::seen_pending)): used_event follows the completions taken, if
     /// interrupts are wanted, as that last pop would have done.
     pub fn settle_used_event(&mut self) -> Result<(), QueueError> {
-        if self.used_event_owed {
-            self.used_event_owed = false;
+        if self.used_event_follows {
             self.set_used_event(self.last_used)?;
         }
         Ok(())
