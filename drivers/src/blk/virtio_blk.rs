@@ -808,10 +808,12 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
 
     /// Makes the queued requests visible and notifies the device if it wants it.
     pub fn kick(&mut self) -> Result<(), BlkError> {
-        self.publish()?;
-        if self.notify_owed {
+        // This publish's decision, or one an earlier `publish` left owed.
+        if self.queue.publish()? || self.notify_owed {
             self.transport.notify(self.queue.index());
-            self.notify_owed = false;
+            if self.notify_owed {
+                self.notify_owed = false;
+            }
             self.stats.kicks.add(1);
         }
         Ok(())
