@@ -726,14 +726,24 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             _ => {}
         }
         let dir = op.direction();
+        // The chain is the slot's header, its data's segments (a function of the length
+        // and direction: one allocation per slot) and its status. The same again (the chain
+        // stored at the slot's fixed head) repeats the buffer's last transfer too: a chain
+        // is stored only after its transfer was handed over, and a transfer that is not
+        // followed by its chain leaves the slot with none (`NO_CHAIN` below).
+        let key = chain_key(data_len, dir);
+        let again = self.fixed_heads && key != NO_CHAIN && entry.chain == key;
         let owned = if data_len > 0 {
-            // Data: PREWRITE (write) or PREREAD (read) inside give_to_device.
-            let owned = buf
-                .give_to_device(dir, data_len, &self.limits)
-                .map_err(|(b, e)| {
-                    entry.buffer = Some(b);
-                    BlkError::Dma(e)
-                })?;
+            // Data: PREWRITE (write) or PREREAD (read) inside the hand-over.
+            let given = if again {
+                buf.give_again()
+            } else {
+                buf.give_to_device(dir, data_len, &self.limits)
+            };
+            let owned = given.map_err(|(b, e)| {
+                entry.buffer = Some(b);
+                BlkError::Dma(e)
+            })?;
             Some(owned)
         } else {
             entry.buffer = Some(buf);
@@ -742,10 +752,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         entry.op = op;
         entry.len = data_len;
         entry.token = token;
-        // The chain is the slot's header, its data's segments (a function of the length
-        // and direction: one allocation per slot) and its status.
-        let key = chain_key(data_len, dir);
-        if self.fixed_heads && key != NO_CHAIN && entry.chain == key {
+        if again {
             entry.inflight = owned;
             // SAFETY: the chain last added at this slot's head: this slot's header and
             // status and its data buffer's segments for the same length, each synced for

@@ -1282,23 +1282,50 @@ impl<P: Platform> DmaBuffer<P> {
                 Err(e) => return Err((self, e)),
             }
         };
-        let region = &self.inner.region;
-        if let Err(e) = crate::sync_site!("dma.give.pre", region.sync(dir.pre(), 0, len)) {
+        if let Err(e) = self.pre_sync_and_notices(dir, len) {
             return Err((self, e));
         }
-        // The hand-over itself, for the auditor: the device reads CPU-written lines only after
-        // their PREWRITE, and writes only lines handed to it with PREREAD.
+        // Stored only once handed over: a refused transfer leaves the last one described
+        // (what `give_again` repeats).
+        let s = &mut *self.inner;
+        (s.dir, s.len, s.segments) = (dir, len, segments);
+        Ok(DeviceOwned {
+            inner: Some(self.inner),
+        })
+    }
+
+    /// Hands the device the transfer the last successful
+    /// [`give_to_device`](Self::give_to_device) described again (its direction, length and
+    /// segments, which the buffer keeps; before any, an empty one), after its PRE sync: for
+    /// a caller that sends the same transfer again (a request slot whose chain repeats),
+    /// nothing is computed or stored but the sync and the auditor's notices.
+    #[track_caller]
+    #[inline(always)]
+    pub fn give_again(self) -> Result<DeviceOwned<P>, (Self, DmaError)> {
+        let (dir, len) = (self.inner.dir, self.inner.len);
+        if let Err(e) = self.pre_sync_and_notices(dir, len) {
+            return Err((self, e));
+        }
+        Ok(DeviceOwned {
+            inner: Some(self.inner),
+        })
+    }
+
+    /// The PRE sync of [0, len) for `dir`, then the hand-over as the auditor sees it.
+    #[track_caller]
+    #[inline(always)]
+    fn pre_sync_and_notices(&self, dir: Direction, len: u32) -> Result<(), DmaError> {
+        let region = &self.inner.region;
+        crate::sync_site!("dma.give.pre", region.sync(dir.pre(), 0, len))?;
+        // The device reads CPU-written lines only after their PREWRITE, and writes only lines
+        // handed to it with PREREAD.
         if dir != Direction::FromDevice {
             region.device_start_transfer(0, len);
         }
         if dir != Direction::ToDevice {
             region.device_start_writing(0, len);
         }
-        let s = &mut *self.inner;
-        (s.dir, s.len, s.segments) = (dir, len, segments);
-        Ok(DeviceOwned {
-            inner: Some(self.inner),
-        })
+        Ok(())
     }
 }
 
@@ -1872,6 +1899,69 @@ mod tests {
             "a buffer dropped in the device's hands is leaked, never reused"
         );
         assert_eq!(t.with_auditor(|a| a.unwrap().total()), 0);
+    }
+
+    /// `give_again` hands over exactly the last transfer `give_to_device` handed over: the
+    /// same cache steps (read from the logging platform, against a fresh `give_to_device` of
+    /// the same transfer), direction and segments; a refused `give_to_device` leaves that
+    /// transfer as it was; a buffer never given repeats an empty one (no step).
+    #[test]
+    fn give_again_repeats_the_last_transfer_handed_over() {
+        use sim::Logged;
+        let t = sim::logging_tag();
+        let take = || core::mem::take(&mut *t.platform().log.lock().unwrap());
+        let steps = |l: Vec<Logged>| {
+            l.into_iter()
+                .filter(|e| matches!(e, Logged::Step(_)))
+                .collect::<Vec<_>>()
+        };
+        let buf = t.buffer("data", 4096).unwrap();
+        take();
+        let out = buf.give_again().unwrap();
+        assert!(steps(take()).is_empty(), "nothing handed over yet: no step");
+        assert_eq!(
+            out.segments(),
+            &[Segment {
+                addr: out.segments()[0].addr,
+                len: 0
+            }]
+        );
+        // SAFETY: no device here: the buffer was never named in a descriptor.
+        let buf = unsafe { out.take_back() };
+        let mut buf = buf;
+        for (dir, len) in [(Direction::FromDevice, 4096), (Direction::ToDevice, 100)] {
+            take();
+            let out = buf.give_to_device(dir, len, &Limits::NONE).unwrap();
+            let reference = steps(take());
+            assert!(!reference.is_empty(), "{dir:?} {len}");
+            let seg = out.segments().to_vec();
+            // SAFETY: as above.
+            let b = unsafe { out.take_back() };
+            let again = b.give_again().unwrap();
+            assert_eq!(steps(take()), reference, "{dir:?} {len}");
+            assert_eq!((again.segments(), again.direction()), (&seg[..], dir));
+            // SAFETY: as above.
+            let b = unsafe { again.take_back() };
+            let too_small = Limits {
+                max_segments: 1,
+                max_segment_size: 16,
+                boundary: 0,
+            };
+            let (b, _) = b
+                .give_to_device(Direction::Bidirectional, 64, &too_small)
+                .err()
+                .unwrap();
+            take();
+            let again = b.give_again().unwrap();
+            assert_eq!(
+                steps(take()),
+                reference,
+                "after a refused one: {dir:?} {len}"
+            );
+            assert_eq!((again.segments(), again.direction()), (&seg[..], dir));
+            // SAFETY: as above.
+            buf = unsafe { again.take_back() };
+        }
     }
 
     /// E2: a region owns its last cache line. The used ring is 6 + 8q bytes; if the
