@@ -175,6 +175,9 @@ struct State {
     interrupt: u32,
     last_avail: u16,
     used_idx: u16,
+    /// A notification not yet served (`defer`, or a held device): the device looks at the
+    /// ring only after one, as a real device does.
+    kicked: bool,
     disk: Vec<u8>,
 }
 
@@ -208,6 +211,7 @@ impl BlkSim {
                 interrupt: 0,
                 last_avail: 0,
                 used_idx: 0,
+                kicked: false,
                 disk: vec![0; cap as usize * 512],
             }),
             seen: RefCell::new(Vec::new()),
@@ -228,7 +232,9 @@ impl BlkSim {
     }
     /// Serves what the driver published (for a test that held the device).
     pub fn serve(&self) {
-        self.process();
+        if self.st.borrow().kicked {
+            self.process();
+        }
     }
 
     fn mem(&self, phys: u32, len: usize) -> Vec<u8> {
@@ -309,6 +315,7 @@ impl BlkSim {
                 st.driver_features & F_EVENT_IDX != 0,
             )
         };
+        self.st.borrow_mut().kicked = false;
         if self.st.borrow().knobs.needs_reset {
             let mut st = self.st.borrow_mut();
             st.status |= DEVICE_NEEDS_RESET;
@@ -316,6 +323,7 @@ impl BlkSim {
             return;
         }
         let idx = self.u16_at(avail + 2);
+        let old_used = self.st.borrow().used_idx;
         loop {
             let last = self.st.borrow().last_avail;
             if last == idx {
@@ -347,7 +355,22 @@ impl BlkSim {
             // avail_event: notify me when the driver publishes past what I have taken.
             self.put(used + 4 + 8 * u32::from(num), &idx.to_le_bytes());
         }
-        self.st.borrow_mut().interrupt |= 1;
+        // An interrupt only for completions the driver asked to hear of (virtio 1.2 2.7.10):
+        // with EVENT_IDX when used idx moved past used_event (vring_need_event), else unless
+        // avail->flags says NO_INTERRUPT. A driver that forgets to re-arm then waits in vain.
+        let new_used = self.st.borrow().used_idx;
+        if new_used == old_used {
+            return;
+        }
+        let wanted = if event_idx {
+            let used_event = self.u16_at(avail + 4 + 2 * u32::from(num));
+            new_used.wrapping_sub(used_event).wrapping_sub(1) < new_used.wrapping_sub(old_used)
+        } else {
+            self.u16_at(avail) & 1 == 0
+        };
+        if wanted {
+            self.st.borrow_mut().interrupt |= 1;
+        }
     }
 
     /// Serves one request; returns the bytes written to the driver (data + status), or
@@ -546,10 +569,12 @@ impl BlkSim {
                 }
                 st.status = v | (st.status & DEVICE_NEEDS_RESET);
             }
-            QUEUE_NOTIFY if st.knobs.defer => {}
             QUEUE_NOTIFY => {
-                drop(st);
-                self.process();
+                st.kicked = true;
+                if !st.knobs.defer {
+                    drop(st);
+                    self.process();
+                }
             }
             _ => {}
         }
