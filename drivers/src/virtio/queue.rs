@@ -820,15 +820,17 @@ impl<P: Platform> SplitQueue<P> {
                 t.device_start(0, t.len());
             }
         }
-        let old = self.published;
-        self.published = self.avail_idx;
-        // Rule: reading used->flags / avail_event is its own read phase.
+        // Rule: reading used->flags / avail_event is its own read phase. `published` moves
+        // only once the decision is made: a publish that fails here is redone whole by the
+        // next (the same idx stored and pushed again, the decision taken), so its
+        // notification is not lost.
         let notify = if self.event_idx {
             let event = self.used_read_u16(self.avail_event_off())?;
-            need_event(event, self.avail_idx, old)
+            need_event(event, self.avail_idx, self.published)
         } else {
             self.used_read_u16(0)? & USED_F_NO_NOTIFY == 0
         };
+        self.published = self.avail_idx;
         if notify {
             self.counts.notifications = self.counts.notifications.wrapping_add(1);
         } else {
