@@ -357,7 +357,8 @@ impl BlkSim {
         }
         // An interrupt only for completions the driver asked to hear of (virtio 1.2 2.7.10):
         // with EVENT_IDX when used idx moved past used_event (vring_need_event), else unless
-        // avail->flags says NO_INTERRUPT. A driver that forgets to re-arm then waits in vain.
+        // avail->flags says NO_INTERRUPT. A driver that forgets to re-arm gets no interrupt
+        // (its wait then ends only at its deadline's re-check; a test counts interrupts).
         let new_used = self.st.borrow().used_idx;
         if new_used == old_used {
             return;
@@ -558,6 +559,7 @@ impl BlkSim {
                 st.last_avail = 0;
                 st.used_idx = 0;
                 st.driver_features = 0;
+                st.kicked = false;
             }
             STATUS => {
                 let mut v = v;
