@@ -274,7 +274,8 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     /// Bit [`Op::bit`] set: the device does the op and this disk takes it (a read-only one
     /// takes no write), from the features at open.
     admit: u8,
-    /// [`block_size`](Self::block_size), kept as a word (a power of two: config.rs).
+    /// The logical block size in bytes: BLK_SIZE's value, else 512 (a power of two:
+    /// config.rs), decided at open.
     block: u32,
 }
 
@@ -455,9 +456,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             notify_owed: false,
             fixed_heads,
             admit: 0,
-            block: SECTOR,
+            block: config.blk_size.unwrap_or(SECTOR),
         };
-        blk.block = blk.block_size();
         for op in [
             Op::Read,
             Op::Write,
@@ -1018,7 +1018,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     /// The logical block size in bytes: BLK_SIZE's value, else 512. Every request starts
     /// and ends on one (a device fails a request that does not, with IOERR).
     pub fn block_size(&self) -> u32 {
-        self.config.blk_size.unwrap_or(SECTOR)
+        self.block
     }
 
     /// The per-request sector limit of a discard or write-zeroes (its config field's name
