@@ -674,7 +674,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let s = u32::from(slot);
         let at = s * SLOT_STRIDE;
         // Disjoint fields, borrowed once: each `self.` path is a load on this route.
-        let requests = &*self.requests;
+        let requests = self.requests.view();
         let entry = &mut self.slots[slot as usize];
         // Header: written by the CPU field by field (5.2.6), read by the device. Its type
         // and reserved words hold the slot's last request's (`entry.header_kind`: zero
@@ -697,9 +697,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             "blk.request.pre",
             requests.sync(SyncOps::PREWRITE | SyncOps::PREREAD, at, SLOT_STRIDE)
         )?;
-        if requests.tag().watched() {
-            requests.device_start_transfer(at, HEADER_LEN);
-            requests.device_start_writing(at + STATUS_AT, 1);
+        if requests.region().tag().watched() {
+            requests.region().device_start_transfer(at, HEADER_LEN);
+            requests.region().device_start_writing(at + STATUS_AT, 1);
         }
         let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
         let data_len = match op {
@@ -927,7 +927,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             let Some((slot, written)) = next else { break };
             let at = slot * SLOT_STRIDE;
             // Disjoint fields, borrowed once: each `self.` path is a load on this route.
-            let requests = &*self.requests;
+            let requests = self.requests.view();
             // The device has read the header and written the status: one POST sync over
             // both lines, then the status is read.
             crate::sync_site!(
@@ -959,7 +959,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 VIRTIO_BLK_S_OK => Ok(()),
                 VIRTIO_BLK_S_IOERR => Err(BlkError::Io {
                     // The header the device read (POSTWRITE above): the CPU's own words.
-                    sector: requests.read_u64_le(at + HEADER_SECTOR_AT),
+                    sector: requests.region().read_u64_le(at + HEADER_SECTOR_AT),
                 }),
                 VIRTIO_BLK_S_UNSUPP => Err(BlkError::Unsupported),
                 other => Err(BlkError::BadStatus { status: other }),

@@ -620,33 +620,16 @@ impl<P: Platform> DmaTag<P> {
         self.flags_now() != 0
     }
 
-    /// The sync of [offset, offset + len) of `region`: with the auditor and the model off,
-    /// the bounds, the PRE/POST check, two compiler barriers and the platform's cache steps,
-    /// nothing else.
-    #[inline(always)]
-    fn sync_range(
-        &self,
-        region: &DmaRegion<P>,
-        ops: SyncOps,
-        offset: u32,
-        len: u32,
-        caller: &'static Location<'static>,
-    ) -> Result<(), DmaError> {
-        let flags = self.flags_now();
-        if flags != 0 {
-            return self.sync_range_checked(region, ops, offset, len, caller, flags);
-        }
-        self.real_cache_steps(region, ops, offset, len)
-    }
-
     /// What every sync does whoever watches: the PRE/POST and bounds checks and the
     /// platform's steps on the real cache, which are a compiler barrier before and after
     /// (toolchain.md rule 3; `Platform::sync_cache`'s contract, or `barrier` on a coherent
-    /// machine). The checked path adds the auditor, the model and one more barrier.
+    /// machine), for [offset, offset + len) of the region at `phys` of `region_len` bytes.
+    /// The checked path adds the auditor, the model and one more barrier.
     #[inline(always)]
     fn real_cache_steps(
         &self,
-        region: &DmaRegion<P>,
+        phys: u32,
+        region_len: u32,
         ops: SyncOps,
         offset: u32,
         len: u32,
@@ -654,10 +637,10 @@ impl<P: Platform> DmaTag<P> {
         if ops.intersects(SyncOps::PRE) && ops.intersects(SyncOps::POST) {
             return Err(DmaError::PreMixedWithPost);
         }
-        region.check(offset, len)?;
-        // SAFETY: a range of `region` (checked above) with PRE and POST not mixed, which the
-        // caller syncs under the bus_dma rules.
-        unsafe { self.cache_steps(ops, region.phys + offset, len) };
+        check_in(offset, len, region_len)?;
+        // SAFETY: a range of the caller's region (checked above) with PRE and POST not mixed,
+        // which the caller syncs under the bus_dma rules.
+        unsafe { self.cache_steps(ops, phys + offset, len) };
         Ok(())
     }
 
@@ -679,7 +662,7 @@ impl<P: Platform> DmaTag<P> {
         }
     }
 
-    /// [`sync_range`](Self::sync_range) with the auditor or the model on: both see the sync.
+    /// [`View::sync`] with the auditor or the model on: both see the sync.
     #[cold]
     fn sync_range_checked(
         &self,
@@ -705,7 +688,7 @@ impl<P: Platform> DmaTag<P> {
                     })?;
             }
         }
-        self.real_cache_steps(region, ops, offset, len)?;
+        self.real_cache_steps(phys, region_len, ops, offset, len)?;
         let start = phys + offset;
         {
             let mut st = self.state.lock();
@@ -727,6 +710,164 @@ impl<P: Platform> DmaTag<P> {
         }
         self.platform().barrier();
         Ok(())
+    }
+}
+
+/// Ok when [offset, offset + len) lies in a region of `region_len` bytes.
+#[inline(always)]
+fn check_in(offset: u32, len: u32, region_len: u32) -> Result<(), DmaError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= region_len => Ok(()),
+        _ => Err(DmaError::OutsideRegion {
+            offset,
+            len,
+            region_len,
+        }),
+    }
+}
+
+/// A [`DmaRegion`]'s placement (base, physical address, length) copied out of it, for a run
+/// of accesses and syncs: each is the region's own accessor (the auditor and the model see
+/// it when on), minus the reloads. On this route the region's fields live in linear memory,
+/// and a store to DMA memory may alias them as far as the compiler knows, so the region's
+/// accessors reload them after every store; a view's copies are locals.
+#[derive(Clone, Copy)]
+pub struct View<'a, P: Platform> {
+    region: &'a DmaRegion<P>,
+    ptr: NonNull<u8>,
+    phys: u32,
+    len: u32,
+}
+
+impl<'a, P: Platform> View<'a, P> {
+    /// The region viewed.
+    pub fn region(&self) -> &'a DmaRegion<P> {
+        self.region
+    }
+    pub fn phys(&self) -> u32 {
+        self.phys
+    }
+
+    /// The address of a naturally aligned `T` at `offset` when the access may skip the
+    /// auditor and the model (both off) and lies in the region; None sends it the long way.
+    #[inline(always)]
+    fn direct<T>(&self, offset: u32) -> Option<*mut T> {
+        let (size, align) = (
+            core::mem::size_of::<T>() as u32,
+            core::mem::align_of::<T>() as u32,
+        );
+        // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
+        let fits = offset.is_multiple_of(align) && offset.checked_add(size)? <= self.len;
+        (fits && self.region.tag.flags_now() == 0)
+            // SAFETY: `offset + size <= len`, the region's own length: inside its allocation.
+            .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
+    }
+
+    /// As [`DmaRegion::sync`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
+        let tag = self.region.tag;
+        let flags = tag.flags_now();
+        if flags != 0 {
+            return tag.sync_range_checked(
+                self.region,
+                ops,
+                offset,
+                len,
+                Location::caller(),
+                flags,
+            );
+        }
+        if P::POST_NOOP && !ops.intersects(SyncOps::PRE) {
+            // Nothing for the cache to do (the platform says so): the bounds, and the compiler
+            // barrier every sync is (toolchain.md rule 3).
+            check_in(offset, len, self.len)?;
+            tag.platform().barrier();
+            return Ok(());
+        }
+        tag.real_cache_steps(self.phys, self.len, ops, offset, len)
+    }
+
+    #[track_caller]
+    #[inline(always)]
+    pub fn read_u8(&self, offset: u32) -> u8 {
+        if let Some(p) = self.direct::<u8>(offset) {
+            // SAFETY: in bounds (`direct`); a byte has no alignment.
+            return unsafe { core::ptr::read_volatile(p) };
+        }
+        let mut b = [0u8; 1];
+        self.region.read(offset, &mut b);
+        b[0]
+    }
+    #[track_caller]
+    #[inline(always)]
+    pub fn read_u16_le(&self, offset: u32) -> u16 {
+        if let Some(p) = self.direct::<u16>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return u16::from_le(unsafe { core::ptr::read_volatile(p) });
+        }
+        let mut b = [0u8; 2];
+        self.region.read(offset, &mut b);
+        u16::from_le_bytes(b)
+    }
+    #[track_caller]
+    #[inline(always)]
+    pub fn read_u32_le(&self, offset: u32) -> u32 {
+        if let Some(p) = self.direct::<u32>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return u32::from_le(unsafe { core::ptr::read_volatile(p) });
+        }
+        let mut b = [0u8; 4];
+        self.region.read(offset, &mut b);
+        u32::from_le_bytes(b)
+    }
+    #[track_caller]
+    #[inline(always)]
+    pub fn write_u8(&self, offset: u32, v: u8) {
+        if let Some(p) = self.direct::<u8>(offset) {
+            // SAFETY: in bounds (`direct`); a byte has no alignment.
+            return unsafe { core::ptr::write_volatile(p, v) };
+        }
+        self.region.write(offset, &[v]);
+    }
+    #[track_caller]
+    #[inline(always)]
+    pub fn write_u16_le(&self, offset: u32, v: u16) {
+        if let Some(p) = self.direct::<u16>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
+        }
+        self.region.write(offset, &v.to_le_bytes());
+    }
+    #[track_caller]
+    #[inline(always)]
+    pub fn write_u32_le(&self, offset: u32, v: u32) {
+        if let Some(p) = self.direct::<u32>(offset) {
+            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
+            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
+        }
+        self.region.write(offset, &v.to_le_bytes());
+    }
+    /// As [`DmaRegion::write_u32s_le`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn write_u32s_le<const N: usize>(&self, offset: u32, words: [u32; N]) {
+        if let Some(p) = self.direct::<[u32; N]>(offset) {
+            let p = p.cast::<u32>();
+            for (i, w) in words.into_iter().enumerate() {
+                // SAFETY: `direct` checked [offset, offset + 4N) in bounds and offset 4-aligned
+                // (the array's alignment is its element's): word i is inside and aligned.
+                unsafe { core::ptr::write_volatile(p.add(i), w.to_le()) };
+            }
+            return;
+        }
+        let mut b = [0u8; 64];
+        assert!(N <= 16, "at most 16 words per call");
+        for (i, w) in words.into_iter().enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        self.region.write(offset, &b[..4 * N]);
     }
 }
 
@@ -795,14 +936,7 @@ impl<P: Platform> DmaRegion<P> {
 
     #[inline]
     fn check(&self, offset: u32, len: u32) -> Result<(), DmaError> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(DmaError::OutsideRegion {
-                offset,
-                len,
-                region_len: self.len,
-            }),
-        }
+        check_in(offset, len, self.len)
     }
 
     #[track_caller]
@@ -816,15 +950,19 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     #[inline(always)]
     pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
-        if P::POST_NOOP && !ops.intersects(SyncOps::PRE) && self.tag.flags_now() == 0 {
-            // Nothing for the cache to do (the platform says so): the bounds, and the compiler
-            // barrier every sync is (toolchain.md rule 3).
-            self.check(offset, len)?;
-            self.tag.platform().barrier();
-            return Ok(());
+        self.view().sync(ops, offset, len)
+    }
+
+    /// This region's placement copied into locals, for a run of accesses and syncs (see
+    /// [`View`]).
+    #[inline(always)]
+    pub fn view(&self) -> View<'_, P> {
+        View {
+            region: self,
+            ptr: self.ptr,
+            phys: self.phys,
+            len: self.len,
         }
-        self.tag
-            .sync_range(self, ops, offset, len, Location::caller())
     }
 
     /// One read phase of a device-written 16-bit field: PREREAD (when `pre`), POSTREAD (when
@@ -855,7 +993,7 @@ impl<P: Platform> DmaRegion<P> {
     /// route those go through linear memory, on every poll.
     #[inline(never)]
     fn read_phase_u16_fast(&self, offset: u32) -> u32 {
-        let Some(p) = self.direct::<u16>(offset) else {
+        let Some(p) = self.view().direct::<u16>(offset) else {
             return NOT_FAST;
         };
         // SAFETY: two bytes of this region (`direct` checked them), PREREAD alone, on a
@@ -1004,53 +1142,20 @@ impl<P: Platform> DmaRegion<P> {
         }
     }
 
-    /// The address of a naturally aligned `T` at `offset` when the access may skip the
-    /// auditor and the model (both off) and lies in the region; None sends it the long way.
-    #[inline(always)]
-    fn direct<T>(&self, offset: u32) -> Option<*mut T> {
-        let (size, align) = (
-            core::mem::size_of::<T>() as u32,
-            core::mem::align_of::<T>() as u32,
-        );
-        // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
-        let fits = offset.is_multiple_of(align) && offset.checked_add(size)? <= self.len;
-        (fits && self.tag.flags_now() == 0)
-            // SAFETY: `offset + size <= len`: inside this region's allocation.
-            .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
-    }
-
     #[track_caller]
     #[inline]
     pub fn read_u8(&self, offset: u32) -> u8 {
-        if let Some(p) = self.direct::<u8>(offset) {
-            // SAFETY: in bounds (`direct`); a byte has no alignment.
-            return unsafe { core::ptr::read_volatile(p) };
-        }
-        let mut b = [0u8; 1];
-        self.read(offset, &mut b);
-        b[0]
+        self.view().read_u8(offset)
     }
     #[track_caller]
     #[inline]
     pub fn read_u16_le(&self, offset: u32) -> u16 {
-        if let Some(p) = self.direct::<u16>(offset) {
-            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
-            return u16::from_le(unsafe { core::ptr::read_volatile(p) });
-        }
-        let mut b = [0u8; 2];
-        self.read(offset, &mut b);
-        u16::from_le_bytes(b)
+        self.view().read_u16_le(offset)
     }
     #[track_caller]
     #[inline]
     pub fn read_u32_le(&self, offset: u32) -> u32 {
-        if let Some(p) = self.direct::<u32>(offset) {
-            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
-            return u32::from_le(unsafe { core::ptr::read_volatile(p) });
-        }
-        let mut b = [0u8; 4];
-        self.read(offset, &mut b);
-        u32::from_le_bytes(b)
+        self.view().read_u32_le(offset)
     }
     #[track_caller]
     pub fn read_u64_le(&self, offset: u32) -> u64 {
@@ -1061,50 +1166,24 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     #[inline]
     pub fn write_u8(&self, offset: u32, v: u8) {
-        if let Some(p) = self.direct::<u8>(offset) {
-            // SAFETY: in bounds (`direct`); a byte has no alignment.
-            return unsafe { core::ptr::write_volatile(p, v) };
-        }
-        self.write(offset, &[v]);
+        self.view().write_u8(offset, v)
     }
     #[track_caller]
     #[inline]
     pub fn write_u16_le(&self, offset: u32, v: u16) {
-        if let Some(p) = self.direct::<u16>(offset) {
-            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
-            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
-        }
-        self.write(offset, &v.to_le_bytes());
+        self.view().write_u16_le(offset, v)
     }
     #[track_caller]
     #[inline]
     pub fn write_u32_le(&self, offset: u32, v: u32) {
-        if let Some(p) = self.direct::<u32>(offset) {
-            // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
-            return unsafe { core::ptr::write_volatile(p, v.to_le()) };
-        }
-        self.write(offset, &v.to_le_bytes());
+        self.view().write_u32_le(offset, v)
     }
     /// Writes `N` little-endian 32-bit words from `offset` (4-aligned): a descriptor or a
     /// request header in one bounds check and `N` stores.
     #[track_caller]
     #[inline]
     pub fn write_u32s_le<const N: usize>(&self, offset: u32, words: [u32; N]) {
-        if let Some(p) = self.direct::<[u32; N]>(offset) {
-            let p = p.cast::<u32>();
-            for (i, w) in words.into_iter().enumerate() {
-                // SAFETY: `direct` checked [offset, offset + 4N) in bounds and offset 4-aligned
-                // (the array's alignment is its element's): word i is inside and aligned.
-                unsafe { core::ptr::write_volatile(p.add(i), w.to_le()) };
-            }
-            return;
-        }
-        let mut b = [0u8; 64];
-        assert!(N <= 16, "at most 16 words per call");
-        for (i, w) in words.into_iter().enumerate() {
-            b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-        }
-        self.write(offset, &b[..4 * N]);
+        self.view().write_u32s_le(offset, words)
     }
     #[track_caller]
     pub fn write_u64_le(&self, offset: u32, v: u64) {

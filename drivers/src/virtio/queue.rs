@@ -771,14 +771,14 @@ impl<P: Platform> SplitQueue<P> {
         }
         // Rule: descriptors and avail entries reach memory before the new idx does. Only
         // what was written since the last publish.
+        let ring = self.ring.view();
         if let Some((lo, hi)) = self.dirty_descs {
             let (lo, hi) = (u32::from(lo), u32::from(hi));
             // Kept until pushed: a publish that fails here pushes them when retried (the
             // chains that name them are queued already).
             crate::sync_site!(
                 "queue.publish.descs",
-                self.ring
-                    .sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)
+                ring.sync(SyncOps::PREWRITE, lo * DESC_SIZE, (hi - lo + 1) * DESC_SIZE)
             )?;
             self.dirty_descs = None;
         }
@@ -791,13 +791,12 @@ impl<P: Platform> SplitQueue<P> {
         let base = self.avail_off() + 4;
         crate::sync_site!(
             "queue.publish.avail",
-            self.ring
-                .sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
+            ring.sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
         )?;
         if n > first {
             crate::sync_site!(
                 "queue.publish.avail",
-                self.ring.sync(SyncOps::PREWRITE, base, 2 * (n - first))
+                ring.sync(SyncOps::PREWRITE, base, 2 * (n - first))
             )?;
         }
         if self.used_sync == UsedSync::NetBsd2024 {
@@ -805,11 +804,11 @@ impl<P: Platform> SplitQueue<P> {
             self.used.sync(SyncOps::PREREAD, 0, self.used.len())?;
         }
         let idx_off = self.avail_off() + 2;
-        self.ring.write_u16_le(idx_off, self.avail_idx);
+        ring.write_u16_le(idx_off, self.avail_idx);
         // Rule: idx reaches memory before the notification decision and the notification.
         crate::sync_site!(
             "queue.publish.idx",
-            self.ring.sync(SyncOps::PREWRITE, idx_off, 2)
+            ring.sync(SyncOps::PREWRITE, idx_off, 2)
         )?;
         // Rule: the device, on another host thread, must see the new idx before this driver
         // reads whether it wants a notification (it re-checks idx after re-enabling them).
@@ -920,8 +919,8 @@ impl<P: Platform> SplitQueue<P> {
         // may hold an element of the previous lap, read before.
         // The element's read phase was opened when idx was read (refresh_used_idx).
         let off = self.used_elem_off(self.last_used);
-        let id = self.used.read_u32_le(off);
-        let len = self.used.read_u32_le(off + 4);
+        let used = self.used.view();
+        let (id, len) = (used.read_u32_le(off), used.read_u32_le(off + 4));
         if id >= u32::from(self.size) {
             return Err(self.fault(DeviceFault::IdOutOfRange {
                 id,
