@@ -184,6 +184,10 @@ struct Head {
 
 const NO_CHAIN: u32 = u32::MAX;
 
+/// Avail entries whose contents the queue remembers (queues larger than this store every
+/// entry).
+const AVAIL_SHADOW: usize = 256;
+
 /// Counters, for statistics and benchmarks. 32 bits, wrapping (a 64-bit count costs twice
 /// the loads, stores and byte swaps on every request here): take differences with
 /// `wrapping_sub`.
@@ -219,6 +223,13 @@ pub struct SplitQueue<P: Platform> {
     /// data and status) costs comparisons, not stores and cache maintenance.
     ring_mem: Vec<[u32; 4]>,
     table_mem: Vec<[u32; 4]>,
+    /// What memory holds in each avail ring entry, as last written and pushed (zero at
+    /// creation), for queues of up to [`AVAIL_SHADOW`] entries: a head already at its
+    /// position is neither stored nor synced again (at a queue depth of one every entry
+    /// holds head 0). An array in place: one load, no length to check.
+    avail_mem: [u16; AVAIL_SHADOW],
+    /// An avail entry was stored since the last publish (which then pushes the entries).
+    avail_stored: bool,
     free_head: u16,
     num_free: u16,
     /// Every head belongs to the caller ([`fix_heads`](Self::fix_heads)): chains go in with
@@ -302,6 +313,8 @@ impl<P: Platform> SplitQueue<P> {
             next,
             ring_mem: alloc::vec![[0; 4]; usize::from(size)],
             table_mem: alloc::vec![[0; 4]; table_entries],
+            avail_mem: [0; AVAIL_SHADOW],
+            avail_stored: false,
             free_head: 0,
             num_free: size,
             fixed_heads: false,
@@ -637,8 +650,14 @@ impl<P: Platform> SplitQueue<P> {
     /// The avail entry for a chain at `head` (pushed to memory at publish).
     #[inline(always)]
     fn push_avail(&mut self, head: u16) {
-        let at = self.avail_ring_off(self.avail_idx);
-        self.ring.write_u16_le(at, head);
+        let pos = self.avail_idx & (self.size - 1);
+        let at = self.avail_ring_off(pos);
+        let mem = &mut self.avail_mem[usize::from(pos) % AVAIL_SHADOW];
+        if *mem != head || usize::from(self.size) > AVAIL_SHADOW {
+            self.ring.write_u16_le(at, head);
+            *mem = head;
+            self.avail_stored = true;
+        }
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.counts.chains = self.counts.chains.wrapping_add(1);
     }
@@ -782,22 +801,26 @@ impl<P: Platform> SplitQueue<P> {
             )?;
             self.dirty_descs = None;
         }
-        // The entries of [published, avail_idx): one piece, two where the ring wraps.
-        // Written out, not through `ring_pieces`: a closure's captures live in linear memory.
-        let size = u32::from(self.size);
-        let n = u32::from(self.avail_idx.wrapping_sub(self.published)).min(size);
-        let start = u32::from(self.published) & (size - 1);
-        let first = n.min(size - start);
-        let base = self.avail_off() + 4;
-        crate::sync_site!(
-            "queue.publish.avail",
-            ring.sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
-        )?;
-        if n > first {
+        // The entries of [published, avail_idx), if any was stored (else memory holds them
+        // all already): one piece, two where the ring wraps. Written out, not through
+        // `ring_pieces`: a closure's captures live in linear memory.
+        if self.avail_stored {
+            let size = u32::from(self.size);
+            let n = u32::from(self.avail_idx.wrapping_sub(self.published)).min(size);
+            let start = u32::from(self.published) & (size - 1);
+            let first = n.min(size - start);
+            let base = self.avail_off() + 4;
             crate::sync_site!(
                 "queue.publish.avail",
-                ring.sync(SyncOps::PREWRITE, base, 2 * (n - first))
+                ring.sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
             )?;
+            if n > first {
+                crate::sync_site!(
+                    "queue.publish.avail",
+                    ring.sync(SyncOps::PREWRITE, base, 2 * (n - first))
+                )?;
+            }
+            self.avail_stored = false;
         }
         if self.used_sync == UsedSync::NetBsd2024 {
             // virtio_enqueue_commit: the used ring's one PREREAD per commit.

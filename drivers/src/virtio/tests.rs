@@ -802,3 +802,43 @@ fn completions_count_the_chains_taken_and_nothing_else() {
     );
     assert_eq!((r.q.stats().chains, r.q.stats().completions), (5, taken));
 }
+
+/// The device reads, at every avail position, the head published there, whether memory held
+/// it already (the queue then stores nothing) or not: in an 8-entry queue over many laps with
+/// heads that repeat at a position and heads that change, and in a 512-entry one, larger than
+/// the positions the queue remembers, where positions 0 and 256 take a head no other does.
+#[test]
+fn the_device_reads_each_avail_entry_as_published() {
+    for (size, laps) in [(8u16, 40u32), (512, 2)] {
+        let mut r = rig(size, false, true);
+        assert!(r.q.fix_heads());
+        let n = u32::from(size) * laps;
+        let mut stored = std::collections::BTreeSet::new();
+        for i in 0..n {
+            let head = if size == 8 {
+                // Runs of one head, then another: positions see both repeats and changes.
+                ((i / 3) % 5) as u16
+            } else {
+                u16::from(i % 256 == 0)
+            };
+            let bufs = req(2, 0x10_0000 * (u32::from(head) + 1));
+            if stored.insert(head) {
+                add_at(&mut r.q, head, &bufs, i).unwrap();
+            } else {
+                add_again(&mut r.q, head, i).unwrap();
+            }
+            r.q.publish().unwrap();
+            let chains = r.fetch();
+            assert_eq!(chains.len(), 1);
+            assert_eq!(
+                (chains[0].head, &chains[0].bufs[..]),
+                (head, &bufs[..]),
+                "queue of {size}, chain {i} at avail position {}",
+                i % u32::from(size)
+            );
+            r.dev.complete(&r.q, head, 512);
+            assert_eq!(r.drain(), [(i, 512)]);
+        }
+        r.assert_clean();
+    }
+}
