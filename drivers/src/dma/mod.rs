@@ -731,13 +731,20 @@ fn check_in(offset: u32, len: u32, region_len: u32) -> Result<(), DmaError> {
 /// it when on), minus the reloads. On this route the region's fields live in linear memory,
 /// and a store to DMA memory may alias them as far as the compiler knows, so the region's
 /// accessors reload them after every store; a view's copies are locals.
-#[derive(Clone, Copy)]
 pub struct View<'a, P: Platform> {
     region: &'a DmaRegion<P>,
     ptr: NonNull<u8>,
     phys: u32,
     len: u32,
 }
+
+// Not derived: a derive would ask `P: Copy` of the platform.
+impl<P: Platform> Clone for View<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P: Platform> Copy for View<'_, P> {}
 
 impl<'a, P: Platform> View<'a, P> {
     /// The region viewed.
