@@ -147,22 +147,41 @@ impl<B: Bus> IrqShared<B> {
     }
 }
 
-/// A slot's chain, (data bytes, direction), as one word: the length times four plus the
-/// direction. Lengths of 2^30 bytes or more (no request is that large) get [`NO_CHAIN`]: never
-/// repeated, so never confused with another.
-fn chain_key(len: u32, dir: Direction) -> u32 {
-    if len >= 1 << 30 {
-        return NO_CHAIN;
+/// A slot's request as one word: its data bytes times eight plus its op. Data lengths stay
+/// below [`MAX_REQUEST_BYTES`] (`open` caps `max_transfer` there), so the product fits and
+/// the op is the low three bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Req(u32);
+
+impl Req {
+    #[inline(always)]
+    fn new(op: Op, data_len: u32) -> Req {
+        debug_assert!(data_len < MAX_REQUEST_BYTES);
+        Req(data_len << 3 | op as u32)
     }
-    len << 2
-        | match dir {
-            Direction::ToDevice => 0,
-            Direction::FromDevice => 1,
-            Direction::Bidirectional => 2,
+    #[inline(always)]
+    fn op(self) -> Op {
+        match self.0 & 7 {
+            0 => Op::Read,
+            1 => Op::Write,
+            2 => Op::Flush,
+            3 => Op::GetId,
+            4 => Op::Discard,
+            _ => Op::WriteZeroes,
         }
+    }
+    /// Data bytes.
+    #[inline(always)]
+    fn len(self) -> u32 {
+        self.0 >> 3
+    }
 }
 
-/// No chain stored at the slot's head (`chain_key` never gives it for a real one).
+/// Data bytes per request stay below this (256 MiB; each slot's buffer is allocated at
+/// `max_transfer`, so no machine here comes near it).
+const MAX_REQUEST_BYTES: u32 = 1 << 28;
+
+/// No chain stored at the slot's head (no [`Req`] has op bits 7).
 const NO_CHAIN: u32 = u32::MAX;
 
 /// The free request slots: slots 0..32 as the bits of one word (taking or returning one is
@@ -218,17 +237,15 @@ impl FreeSlots {
 struct Slot<P: Platform> {
     buffer: Option<DmaBuffer<P>>,
     inflight: Option<DeviceOwned<P>>,
-    /// The request's type; its sector is in the slot's header (read back for an I/O error).
-    op: Op,
-    /// Data bytes requested.
-    len: u32,
+    /// The slot's last request (in flight, or the last one filled): its op, whose type
+    /// field the slot's header holds (memory starts zeroed: IN, `Req(0)`'s), and its data
+    /// bytes. Its sector is in the header (read back for an I/O error).
+    req: Req,
     token: u64,
-    /// (data bytes, direction) of the chain last queued at this slot's fixed head: the
-    /// same again is queued with `add_again` (its descriptors are in memory already).
-    /// One word ([`chain_key`]), one load to compare; [`NO_CHAIN`] when none is stored.
+    /// The [`Req`] of the chain last queued at this slot's fixed head (its data length and
+    /// direction follow from it): the same again is queued with `add_again` (its
+    /// descriptors are in memory already). [`NO_CHAIN`] when none is stored.
     chain: u32,
-    /// The type field the slot's header holds (VIRTIO_BLK_T_*; memory starts zeroed: IN).
-    header_kind: u32,
 }
 
 /// What [`DiskStats`] reports, kept as cheaply as each is counted: the per-request ones as
@@ -361,7 +378,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             .min(u64::from(u32::MAX)) as u32;
         // Whole logical blocks per request (BLK_SIZE: 512..64 KiB, a power of two).
         let block = config.blk_size.unwrap_or(SECTOR);
-        let max_transfer = opts.max_transfer.min(by_limits) / block * block;
+        let max_transfer =
+            opts.max_transfer.min(by_limits).min(MAX_REQUEST_BYTES - 1) / block * block;
         if max_transfer == 0 {
             // Not even one logical block fits a request: no read or write could be sent.
             transport.fail();
@@ -407,11 +425,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             slots.push(Slot {
                 buffer: Some(tag.buffer("vblk data", max_transfer.max(SECTOR))?),
                 inflight: None,
-                op: Op::Read,
-                len: 0,
+                req: Req::new(Op::Read, 0),
                 token: 0,
                 chain: NO_CHAIN,
-                header_kind: req::VIRTIO_BLK_T_IN,
             });
         }
         let shared = Arc::new(IrqShared {
@@ -676,17 +692,28 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // Disjoint fields, borrowed once: each `self.` path is a load on this route.
         let requests = self.requests.view();
         let entry = &mut self.slots[slot as usize];
+        let data_len = match op {
+            Op::Read | Op::Write => len,
+            Op::GetId => VIRTIO_BLK_ID_BYTES,
+            Op::Flush => 0,
+            // One discard / write-zeroes segment.
+            Op::Discard | Op::WriteZeroes => SEGMENT_LEN,
+        };
+        let req = Req::new(op, data_len);
         // Header: written by the CPU field by field (5.2.6), read by the device. Its type
-        // and reserved words hold the slot's last request's (`entry.header_kind`: zero
-        // memory is an IN header); only what differs is stored.
+        // and reserved words hold the slot's last request's (`entry.req`'s op: zero memory
+        // is an IN header); only what differs is stored.
         const _: () =
             assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
-        let kind = op.kind();
-        if entry.header_kind == kind {
+        let last = entry.req;
+        if last.op() == op {
             requests.write_u32s_le(at + 8, [sector as u32, (sector >> 32) as u32]);
         } else {
-            requests.write_u32s_le(at, [kind, 0, sector as u32, (sector >> 32) as u32]);
-            entry.header_kind = kind;
+            requests.write_u32s_le(at, [op.kind(), 0, sector as u32, (sector >> 32) as u32]);
+        }
+        // From here the slot's request (what reap reads, what the header's type holds).
+        if last != req {
+            entry.req = req;
         }
         // Status: a sentinel the device must overwrite.
         requests.write_u8(at + STATUS_AT, S_UNWRITTEN);
@@ -702,13 +729,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             requests.region().device_start_writing(at + STATUS_AT, 1);
         }
         let mut buf = entry.buffer.take().expect("a free slot holds its buffer");
-        let data_len = match op {
-            Op::Read | Op::Write => len,
-            Op::GetId => VIRTIO_BLK_ID_BYTES,
-            Op::Flush => 0,
-            // One discard / write-zeroes segment.
-            Op::Discard | Op::WriteZeroes => SEGMENT_LEN,
-        };
         match op {
             Op::Write => fill(&mut buf.as_mut_slice()[..len as usize]),
             Op::Discard | Op::WriteZeroes => {
@@ -731,8 +751,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // stored at the slot's fixed head) repeats the buffer's last transfer too: a chain
         // is stored only after its transfer was handed over, and a transfer that is not
         // followed by its chain leaves the slot with none (`NO_CHAIN` below).
-        let key = chain_key(data_len, dir);
-        let again = self.fixed_heads && key != NO_CHAIN && entry.chain == key;
+        let again = self.fixed_heads && entry.chain == req.0;
         let owned = if data_len > 0 {
             // Data: PREWRITE (write) or PREREAD (read) inside the hand-over.
             let given = if again {
@@ -749,8 +768,6 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             entry.buffer = Some(buf);
             None
         };
-        entry.op = op;
-        entry.len = data_len;
         entry.token = token;
         if again {
             entry.inflight = owned;
@@ -796,7 +813,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 self.queue.add(bufs.as_slice(), s)?;
             }
         }
-        self.slots[slot as usize].chain = key;
+        self.slots[slot as usize].chain = req.0;
         Ok(slot)
     }
 
@@ -942,7 +959,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 Some(owned) => unsafe { owned.take_back() },
                 None => entry.buffer.take().expect("a slot owns its buffer"),
             };
-            let (op, token, len) = (entry.op, entry.token, entry.len);
+            let (req, token) = (entry.req, entry.token);
+            let (op, len) = (req.op(), req.len());
             // A read's used length counts its data and the status byte. A modern device
             // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past
             // it. A disk read reported short fails (its data is not the device's word); a
@@ -1395,32 +1413,27 @@ mod tests {
     }
 
     #[test]
-    fn chain_keys_are_equal_exactly_when_length_and_direction_are() {
-        let dirs = [
-            Direction::ToDevice,
-            Direction::FromDevice,
-            Direction::Bidirectional,
+    fn a_request_word_gives_back_its_op_and_length_and_is_never_no_chain() {
+        let ops = [
+            Op::Read,
+            Op::Write,
+            Op::Flush,
+            Op::GetId,
+            Op::Discard,
+            Op::WriteZeroes,
         ];
-        let lens = [0, 1, 2, 3, 4, 512, 4096, 65536, (1 << 30) - 1];
-        let pairs: Vec<(u32, Direction)> = lens
-            .iter()
-            .flat_map(|&l| dirs.iter().map(move |&d| (l, d)))
-            .collect();
-        for &a in &pairs {
-            assert_ne!(chain_key(a.0, a.1), NO_CHAIN, "{a:?}");
-            for &b in &pairs {
-                assert_eq!(
-                    chain_key(a.0, a.1) == chain_key(b.0, b.1),
-                    a == b,
-                    "{a:?} {b:?}"
-                );
+        let lens = [0, 1, 16, 20, 512, 4096, 65536, MAX_REQUEST_BYTES - 1];
+        let mut seen = std::collections::BTreeSet::new();
+        for op in ops {
+            for len in lens {
+                let r = Req::new(op, len);
+                assert_eq!((r.op(), r.len()), (op, len));
+                assert_ne!(r.0, NO_CHAIN, "{op:?} {len}");
+                assert!(seen.insert(r.0), "{op:?} {len} packs like another");
             }
         }
-        // Too long to pack: never a key another chain could match.
-        for d in dirs {
-            assert_eq!(chain_key(1 << 30, d), NO_CHAIN);
-            assert_eq!(chain_key(u32::MAX, d), NO_CHAIN);
-        }
+        // A fresh slot's word: a read of nothing, whose header type (IN) zeroed memory holds.
+        assert_eq!(Req(0).op().kind(), req::VIRTIO_BLK_T_IN);
     }
 
     #[test]
