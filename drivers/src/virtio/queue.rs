@@ -241,6 +241,8 @@ pub struct SplitQueue<P: Platform> {
     /// last publish exactly when they differ (at most `size` chains are queued unpublished).
     avail_idx: u16,
     published: u16,
+    /// Times avail idx wrapped past 65535 (for `stats().chains`).
+    avail_laps: u32,
     /// Lowest and highest descriptor written since the last publish (what it must PREWRITE).
     dirty_descs: Option<(u16, u16)>,
     last_used: u16,
@@ -259,7 +261,8 @@ pub struct SplitQueue<P: Platform> {
     used_event_mem: Option<u16>,
     avail_flags_mem: Option<u16>,
     used_sync: UsedSync,
-    /// The counters (`publishes` and `completions` left at 0: see [`stats`](Self::stats)).
+    /// The counters (`chains`, `publishes` and `completions` left at 0: see
+    /// [`stats`](Self::stats)).
     counts: QueueStats,
     /// Chains [`abandon_all`](Self::abandon_all) took out of flight (for `completions`).
     abandoned: u32,
@@ -349,6 +352,7 @@ impl<P: Platform> SplitQueue<P> {
             ],
             avail_idx: 0,
             published: 0,
+            avail_laps: 0,
             dirty_descs: None,
             last_used: 0,
             device_used: 0,
@@ -397,13 +401,17 @@ impl<P: Platform> SplitQueue<P> {
                 .counts
                 .notifications
                 .wrapping_add(self.counts.suppressed),
+            chains: self.chains(),
             completions: self
-                .counts
-                .chains
+                .chains()
                 .wrapping_sub(self.in_flight() as u32)
                 .wrapping_sub(self.abandoned),
             ..self.counts
         }
+    }
+    /// Chains added so far (wrapping at 2^32): avail idx and its laps.
+    fn chains(&self) -> u32 {
+        self.avail_laps << 16 | u32::from(self.avail_idx)
     }
     pub fn num_free(&self) -> u16 {
         self.num_free
@@ -655,8 +663,12 @@ impl<P: Platform> SplitQueue<P> {
             *mem = head;
             self.avail_stored = true;
         }
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.counts.chains = self.counts.chains.wrapping_add(1);
+        // `chains` is derived (`stats`): avail idx counts them, and its laps past 65535.
+        let idx = self.avail_idx.wrapping_add(1);
+        self.avail_idx = idx;
+        if idx == 0 {
+            self.avail_laps = self.avail_laps.wrapping_add(1);
+        }
     }
 
     /// Gives every descriptor head to the caller, one per request slot it keeps: from here

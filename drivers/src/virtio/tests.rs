@@ -184,6 +184,9 @@ fn indices_wrap_past_65535() {
         r.dev.used_idx
     );
     assert_eq!(r.q.num_free(), 8);
+    // Counted by the test, past avail idx's wrap: every chain added, every one taken.
+    let stats = r.q.stats();
+    assert_eq!((stats.chains, stats.completions), (next_token, seen));
     r.assert_clean();
 }
 
