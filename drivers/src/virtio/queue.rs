@@ -952,15 +952,15 @@ impl<P: Platform> SplitQueue<P> {
         let off = self.used_elem_off(self.last_used);
         let used = self.used.view();
         let (id, len) = (used.read_u32_le(off), used.read_u32_le(off + 4));
-        if id >= u32::from(self.size) {
+        // One entry per head: the lookup is the range check (each is a compare and a load
+        // here). Taken in one indexing; put back if the length is refused, so that
+        // `abandon_all` still reports the chain.
+        let Some(entry) = self.heads.get_mut(id as usize) else {
             return Err(self.fault(DeviceFault::IdOutOfRange {
                 id,
                 size: self.size,
             }));
-        }
-        // Taken in one indexing (each is a bounds check and a load here); put back if the
-        // length is refused, so that `abandon_all` still reports the chain.
-        let entry = &mut self.heads[id as usize];
+        };
         let chain = *entry;
         if !chain.in_flight {
             return Err(self.fault(DeviceFault::IdNotInFlight { id }));
