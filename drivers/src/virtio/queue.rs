@@ -268,6 +268,12 @@ pub struct SplitQueue<P: Platform> {
     abandoned: u32,
 }
 
+/// avail_event's offset in the used ring of a queue of `size` entries (virtio 1.2, 2.7.8).
+#[inline(always)]
+fn avail_event_at(size: u16) -> u32 {
+    4 + 8 * u32::from(size)
+}
+
 /// The read phase of used elements at [off, off + len): PREREAD, then POSTREAD (each sync
 /// site can be left out alone).
 #[track_caller]
@@ -463,7 +469,7 @@ impl<P: Platform> SplitQueue<P> {
         4 + 8 * u32::from(slot & (self.size - 1))
     }
     pub(crate) fn avail_event_off(&self) -> u32 {
-        4 + 8 * u32::from(self.size)
+        avail_event_at(self.size)
     }
 
     fn check(&self) -> Result<(), QueueError> {
@@ -794,9 +800,12 @@ impl<P: Platform> SplitQueue<P> {
     #[inline(always)]
     pub fn publish(&mut self) -> Result<bool, QueueError> {
         self.check()?;
-        if self.avail_idx == self.published {
+        // Copies: a field is reloaded after every DMA store and opaque call, a local is not.
+        let (avail_idx, published, size) = (self.avail_idx, self.published, self.size);
+        if avail_idx == published {
             return Ok(false);
         }
+        let avail = DESC_SIZE * u32::from(size);
         // Rule: descriptors and avail entries reach memory before the new idx does. Only
         // what was written since the last publish.
         let ring = self.ring.view();
@@ -811,14 +820,14 @@ impl<P: Platform> SplitQueue<P> {
             self.dirty_descs = None;
         }
         // The entries of [published, avail_idx), if any was stored (else memory holds them
-        // all already): one piece, two where the ring wraps. Written out, not through
-        // `ring_pieces`: a closure's captures live in linear memory.
+        // all already): one piece, two where the ring wraps. Written out, not through a
+        // closure: its captures live in linear memory.
         if self.avail_stored {
-            let size = u32::from(self.size);
-            let n = u32::from(self.avail_idx.wrapping_sub(self.published)).min(size);
-            let start = u32::from(self.published) & (size - 1);
+            let size = u32::from(size);
+            let n = u32::from(avail_idx.wrapping_sub(published)).min(size);
+            let start = u32::from(published) & (size - 1);
             let first = n.min(size - start);
-            let base = self.avail_off() + 4;
+            let base = avail + 4;
             crate::sync_site!(
                 "queue.publish.avail",
                 ring.sync(SyncOps::PREWRITE, base + 2 * start, 2 * first)
@@ -831,12 +840,13 @@ impl<P: Platform> SplitQueue<P> {
             }
             self.avail_stored = false;
         }
-        if self.used_sync == UsedSync::NetBsd2024 {
+        let (used_sync, event_idx) = (self.used_sync, self.event_idx);
+        if used_sync == UsedSync::NetBsd2024 {
             // virtio_enqueue_commit: the used ring's one PREREAD per commit.
             self.used.sync(SyncOps::PREREAD, 0, self.used.len())?;
         }
-        let idx_off = self.avail_off() + 2;
-        ring.write_u16_le(idx_off, self.avail_idx);
+        let idx_off = avail + 2;
+        ring.write_u16_le(idx_off, avail_idx);
         // Rule: idx reaches memory before the notification decision and the notification.
         crate::sync_site!(
             "queue.publish.idx",
@@ -844,8 +854,9 @@ impl<P: Platform> SplitQueue<P> {
         )?;
         // Rule: the device, on another host thread, must see the new idx before this driver
         // reads whether it wants a notification (it re-checks idx after re-enabling them).
-        self.ring.tag().paravirt_membar();
-        if self.ring.tag().watched() {
+        let tag = ring.region().tag();
+        tag.paravirt_membar();
+        if tag.watched() {
             self.ring.device_start(0, self.ring.len());
             if let Some(t) = &self.indirect {
                 t.device_start(0, t.len());
@@ -855,13 +866,13 @@ impl<P: Platform> SplitQueue<P> {
         // only once the decision is made: a publish that fails here is redone whole by the
         // next (the same idx stored and pushed again, the decision taken), so its
         // notification is not lost.
-        let notify = if self.event_idx {
-            let event = self.used_read_u16(self.avail_event_off())?;
-            need_event(event, self.avail_idx, self.published)
+        let notify = if event_idx {
+            let event = self.used_read_u16(avail_event_at(size))?;
+            need_event(event, avail_idx, published)
         } else {
             self.used_read_u16(0)? & USED_F_NO_NOTIFY == 0
         };
-        self.published = self.avail_idx;
+        self.published = avail_idx;
         if notify {
             self.counts.notifications = self.counts.notifications.wrapping_add(1);
         } else {
