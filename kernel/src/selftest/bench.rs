@@ -255,7 +255,9 @@ fn run_driver_inner(info: DeviceInfo, cell: &Cell, budget: &Budget) -> Result<Me
         max_transfer: cell.bs.max(SECTOR),
         ..OpenOptions::default()
     };
-    let mut d = disks::open(info.slot, opts)?;
+    let mut disk = disks::open(info.slot, opts)?;
+    // The device itself, once: through the `Disk` each call would look at its `Option`.
+    let d = &mut *disk;
     let cap = drivers::blk::BlockDevice::capacity(&*d);
     let mut offsets = if cell.op == BenchOp::GetId {
         None
