@@ -468,9 +468,6 @@ impl<P: Platform> SplitQueue<P> {
     pub(crate) fn used_elem_off(&self, slot: u16) -> u32 {
         4 + 8 * u32::from(slot & (self.size - 1))
     }
-    pub(crate) fn avail_event_off(&self) -> u32 {
-        avail_event_at(self.size)
-    }
 
     fn check(&self) -> Result<(), QueueError> {
         match self.broken {
