@@ -931,17 +931,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         mut done: impl FnMut(u64, Op, Result<&[u8], BlkError>),
     ) -> Result<usize, BlkError> {
         let mut n = 0;
-        loop {
-            let next = if n == 0 {
-                self.queue.pop_used()?
-            } else if self.queue.seen_pending() > 0 {
-                self.queue.pop_seen()?
-            } else {
-                // The batch is taken: what a pop finding none would do, without the call.
-                self.queue.settle_used_event()?;
-                None
-            };
-            let Some((slot, written)) = next else { break };
+        let mut next = self.queue.pop_used()?;
+        while let Some((slot, written)) = next {
+            // Asked right after the pop, whose indices the compiler still has (later, after
+            // the stores below, they would be loaded again).
+            let more = self.queue.seen_pending() > 0;
             let at = slot * SLOT_STRIDE;
             // Disjoint fields, borrowed once: each `self.` path is a load on this route.
             let requests = self.requests.view();
@@ -1004,6 +998,13 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             self.slots[slot as usize].buffer = Some(buf);
             self.free.put(slot as u16);
             n += 1;
+            next = if more {
+                self.queue.pop_seen()?
+            } else {
+                // The batch is taken: what a pop finding none would do, without the call.
+                self.queue.settle_used_event()?;
+                None
+            };
         }
         Ok(n)
     }
