@@ -244,7 +244,8 @@ struct Slot<P: Platform> {
     token: u64,
     /// The [`Req`] of the chain last queued at this slot's fixed head (its data length and
     /// direction follow from it): the same again is queued with `add_again` (its
-    /// descriptors are in memory already). [`NO_CHAIN`] when none is stored.
+    /// descriptors are in memory already). [`NO_CHAIN`] when none is stored, and always
+    /// without fixed heads.
     chain: u32,
 }
 
@@ -751,7 +752,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // stored at the slot's fixed head) repeats the buffer's last transfer too: a chain
         // is stored only after its transfer was handed over, and a transfer that is not
         // followed by its chain leaves the slot with none (`NO_CHAIN` below).
-        let again = self.fixed_heads && entry.chain == req.0;
+        // (Without fixed heads `chain` stays NO_CHAIN: no repeat is ever found.)
+        let again = entry.chain == req.0;
         let owned = if data_len > 0 {
             // Data: PREWRITE (write) or PREREAD (read) inside the hand-over.
             let given = if again {
@@ -809,11 +811,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         unsafe {
             if self.fixed_heads {
                 self.queue.add_at(slot, bufs.as_slice(), s)?;
+                self.slots[slot as usize].chain = req.0;
             } else {
                 self.queue.add(bufs.as_slice(), s)?;
             }
         }
-        self.slots[slot as usize].chain = req.0;
         Ok(slot)
     }
 
