@@ -861,3 +861,40 @@ fn a_notification_publish_owes_is_written_by_the_next_kick() {
         r.assert_clean();
     }
 }
+
+/// A slot whose request has the op and length of its last one re-queues the chain memory
+/// holds (no descriptor stored); another length, or another op, stores its
+/// chain; the device reads the right data every time.
+#[test]
+fn a_repeated_request_stores_no_descriptor_and_a_changed_one_does() {
+    let r = Rig::new(Knobs::disk(COMMON).clone());
+    let mut o = opts(CompletionMode::Polled);
+    o.queue_depth = 1;
+    let mut d = r.open(o).unwrap();
+    let written = |d: &Disk| d.queue_stats().descriptors_written;
+    let data: Vec<u8> = (0..4096).map(pattern).collect();
+    d.write(8, &data).unwrap();
+    let mut back = vec![0u8; 4096];
+    d.read(8, &mut back).unwrap();
+    let first = written(&d);
+    for i in 0..3 {
+        back.fill(0);
+        d.read(8, &mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(written(&d), first, "read {i} again: the same chain");
+    }
+    // Another length: a chain of its own.
+    let mut half = vec![0u8; 2048];
+    d.read(8, &mut half).unwrap();
+    assert_eq!(half, data[..2048]);
+    let second = written(&d);
+    assert!(second > first, "a new length stores its chain");
+    d.read(8, &mut half).unwrap();
+    assert_eq!(written(&d), second, "and repeats it");
+    // Another op of the same length (the data the other way): stored again.
+    d.write(8, &data[2048..]).unwrap();
+    assert!(written(&d) > second, "a write after reads stores its chain");
+    d.read(8, &mut half).unwrap();
+    assert_eq!(half, data[2048..]);
+    r.assert_clean();
+}
