@@ -898,3 +898,33 @@ fn a_repeated_request_stores_no_descriptor_and_a_changed_one_does() {
     assert_eq!(half, data[2048..]);
     r.assert_clean();
 }
+
+/// `stats().requests` counts every request that took a slot, queued or not (a hand-over the
+/// platform refused), and none refused before (out of range), as the test counts them.
+#[test]
+fn requests_are_counted_whether_or_not_they_reach_the_queue() {
+    let r = Rig::new(Knobs::disk(COMMON));
+    let mut d = r.open(opts(CompletionMode::Polled)).unwrap();
+    // The open's GET_ID.
+    let mut expected = 1u64;
+    assert_eq!(d.stats().requests, expected);
+    let mut buf = [0u8; 1024];
+    for i in 0..5 {
+        d.read(i, &mut buf).unwrap();
+        d.write(i, &buf).unwrap();
+        expected += 2;
+    }
+    d.flush().unwrap();
+    expected += 1;
+    // Refused before taking a slot: not a request.
+    assert!(d.read(1 << 40, &mut buf).is_err());
+    // Takes a slot, never queued: its header's PRE sync fails.
+    crate::dma::mutant::FAIL_NEXT.with(|f| f.set(Some("blk.request.pre")));
+    assert!(d.read(0, &mut buf).is_err());
+    expected += 1;
+    assert_eq!(d.stats().requests, expected);
+    // The slot came back: the disk still works.
+    d.read(0, &mut buf).unwrap();
+    assert_eq!(d.stats().requests, expected + 1);
+    r.assert_clean();
+}

@@ -250,10 +250,11 @@ struct Slot<P: Platform> {
 }
 
 /// What [`DiskStats`] reports, kept as cheaply as each is counted: the per-request ones as
-/// [`Count64`]; interrupts are the handler's own count.
+/// [`Count64`]; interrupts are the handler's own count; requests are the queue's chains
+/// plus those that took a slot and never reached the queue.
 #[derive(Default)]
 struct Counters {
-    requests: Count64,
+    unqueued: u64,
     bytes_read: Count64,
     bytes_written: Count64,
     kicks: Count64,
@@ -671,8 +672,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let result = self.fill_slot(slot, op, sector, len, token, fill);
         if result.is_err() {
             self.release_unsubmitted(slot);
+            self.stats.unqueued += 1;
         }
-        self.stats.requests.add(1);
         result
     }
 
@@ -1259,7 +1260,8 @@ impl<B: Bus + Clone, P: Platform> BlockDevice for VirtioBlk<B, P> {
     fn stats(&self) -> DiskStats {
         let c = &self.stats;
         DiskStats {
-            requests: c.requests.get(),
+            // Every request that took a slot: queued (one chain each) or not.
+            requests: self.queue.chains_total() + c.unqueued,
             bytes_read: c.bytes_read.get(),
             bytes_written: c.bytes_written.get(),
             errors: c.errors,

@@ -417,7 +417,11 @@ impl<P: Platform> SplitQueue<P> {
     }
     /// Chains added so far (wrapping at 2^32): avail idx and its laps.
     fn chains(&self) -> u32 {
-        self.avail_laps << 16 | u32::from(self.avail_idx)
+        self.chains_total() as u32
+    }
+    /// Chains added so far, all of them (2^48 before it wraps): avail idx and its laps.
+    pub fn chains_total(&self) -> u64 {
+        u64::from(self.avail_laps) << 16 | u64::from(self.avail_idx)
     }
     pub fn num_free(&self) -> u16 {
         self.num_free
