@@ -357,8 +357,11 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
 /// as in `jsr wasm_rt_trap` once that function sat at 0x00144c60 and a `moveq #1,%d2`
 /// (0x7401) followed: `4eb9 0014 4c60 7401`; or the low half of the 32-bit immediate of
 /// ORI/ANDI/SUBI/ADDI/EORI/CMPI.L (`addil #-1094544,%d7`, a bounds check's limit: `0687 ffef
-/// 4c70 2c00`). Without that decoded start the same words could be an earlier instruction's
-/// displacement or immediate followed by a real divide, which is reported.
+/// 4c70 2c00`); or the 16-bit displacement of a branch decoded 2 bytes before (Bcc.W, BRA.W,
+/// BSR.W: opcode `0x6?00`, a zero low byte; DBcc: `0x5?c8`-`0x5?cf`), as in `bccw` over
+/// 0x4c56 bytes and then `movel %d5,%d6` (`6400 4c56 2c05`). Without that decoded start the
+/// same words could be an earlier instruction's displacement or immediate followed by a real
+/// divide, which is reported.
 pub fn wide_muldiv(addr: u32, code: &[u8], starts: &dyn Fn(u32) -> bool) -> Vec<u32> {
     let word = |i: usize| u16::from_be_bytes([code[i], code[i + 1]]);
     // ORI.L 0x0080, ANDI.L 0x0280, SUBI.L 0x0480, ADDI.L 0x0680, EORI.L 0x0a80, CMPI.L 0x0c80.
@@ -370,7 +373,14 @@ pub fn wide_muldiv(addr: u32, code: &[u8], starts: &dyn Fn(u32) -> bool) -> Vec<
             let low_half = i >= 4
                 && (word(i - 4) & 0x003f == 0x0039 || immediate_long(word(i - 4)))
                 && starts(addr + i as u32 - 4);
-            op & 0xff80 == 0x4c00 && ext & 0x0400 != 0 && ext & 0x83f8 == 0 && !low_half
+            let displacement = i >= 2
+                && (word(i - 2) & 0xf0ff == 0x6000 || word(i - 2) & 0xf0f8 == 0x50c8)
+                && starts(addr + i as u32 - 2);
+            op & 0xff80 == 0x4c00
+                && ext & 0x0400 != 0
+                && ext & 0x83f8 == 0
+                && !low_half
+                && !displacement
         })
         .map(|i| addr + i as u32)
         .collect()
@@ -586,6 +596,16 @@ mod tests {
         assert!(wide_muldiv(0, &addil, &starts(&[0, 6])).is_empty());
         // Nothing decoded there: reported.
         assert_eq!(wide_muldiv(0, &addil, &|_| false), [4]);
+        // A branch's 16-bit displacement (`bccw .+0x4c58; movel %d5,%d6`, from a kernel
+        // build; `dbf %d0,.+0x4c58` the same way) is excused where the branch is decoded, and
+        // reported where it is not; an 8-bit branch (`bccs`, low byte set) has no such word.
+        let bccw = words(&[0x6400, 0x4c56, 0x2c05]);
+        assert!(wide_muldiv(0, &bccw, &starts(&[0, 4])).is_empty());
+        assert_eq!(wide_muldiv(0, &bccw, &|_| false), [2]);
+        let dbf = words(&[0x51c8, 0x4c56, 0x2c05]);
+        assert!(wide_muldiv(0, &dbf, &starts(&[0, 4])).is_empty());
+        let bccs = words(&[0x6402, 0x4c56, 0x2c05]);
+        assert_eq!(wide_muldiv(0, &bccs, &starts(&[0, 2])), [2]);
     }
 
     #[test]
