@@ -25,6 +25,7 @@ use crate::sync::{InterruptMask, IrqMutex};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -1390,7 +1391,7 @@ impl<P: Platform> DmaBuffer<P> {
         let s = &mut *self.inner;
         (s.dir, s.len, s.segments) = (dir, len, segments);
         Ok(DeviceOwned {
-            inner: Some(self.inner),
+            inner: ManuallyDrop::new(self.inner),
         })
     }
 
@@ -1407,7 +1408,7 @@ impl<P: Platform> DmaBuffer<P> {
             return Err((self, e));
         }
         Ok(DeviceOwned {
-            inner: Some(self.inner),
+            inner: ManuallyDrop::new(self.inner),
         })
     }
 
@@ -1434,8 +1435,10 @@ impl<P: Platform> DmaBuffer<P> {
 /// is leaked rather than reused (the device may still write it).
 #[must_use = "take the buffer back after the device is done, or its memory leaks"]
 pub struct DeviceOwned<P: Platform> {
-    /// Taken only by `take_back`; `Drop` leaks what is left.
-    inner: Option<Box<Streaming<P>>>,
+    /// Moved out only by `take_back`; dropped any other way it is leaked (`ManuallyDrop`, and
+    /// no `Drop` of its own), as the device may still write it. One word, and `None` still
+    /// fits in it where a slot keeps an `Option<DeviceOwned>`.
+    inner: ManuallyDrop<Box<Streaming<P>>>,
 }
 
 enum Segments {
@@ -1445,16 +1448,13 @@ enum Segments {
 
 impl<P: Platform> DeviceOwned<P> {
     pub fn segments(&self) -> &[Segment] {
-        match self.inner.as_deref().map(|s| &s.segments) {
-            Some(Segments::One(s)) => core::slice::from_ref(s),
-            Some(Segments::Many(v)) => v,
-            None => &[],
+        match &self.inner.segments {
+            Segments::One(s) => core::slice::from_ref(s),
+            Segments::Many(v) => v,
         }
     }
     pub fn direction(&self) -> Direction {
-        self.inner
-            .as_deref()
-            .map_or(Direction::Bidirectional, |s| s.dir)
+        self.inner.dir
     }
 
     /// After the device is done: the POST sync, then the CPU owns the buffer again.
@@ -1466,11 +1466,9 @@ impl<P: Platform> DeviceOwned<P> {
     /// Otherwise it may still write memory the CPU now owns, or that is freed and reused.
     #[track_caller]
     #[inline(always)]
-    pub unsafe fn take_back(mut self) -> DmaBuffer<P> {
-        let inner = self
-            .inner
-            .take()
-            .expect("a DeviceOwned holds its buffer until taken back");
+    pub unsafe fn take_back(self) -> DmaBuffer<P> {
+        let DeviceOwned { inner } = self;
+        let inner = ManuallyDrop::into_inner(inner);
         let (region, dir, len) = (&inner.region, inner.dir, inner.len);
         // The range `give_to_device` checked (it stores a transfer only once handed over).
         crate::sync_site!(
@@ -1482,14 +1480,6 @@ impl<P: Platform> DeviceOwned<P> {
             region.materialize_model_view(0, len);
         }
         DmaBuffer { inner }
-    }
-}
-
-impl<P: Platform> Drop for DeviceOwned<P> {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            core::mem::forget(inner);
-        }
     }
 }
 
