@@ -686,7 +686,7 @@ impl<P: Platform> SplitQueue<P> {
     ///
     /// Returns false (and changes nothing) without indirect tables or once a chain was added.
     pub fn fix_heads(&mut self) -> bool {
-        if self.indirect.is_none() || self.avail_idx != 0 || self.num_free != self.size {
+        if self.indirect.is_none() || self.chains_total() != 0 || self.num_free != self.size {
             return false;
         }
         self.fixed_heads = true;

@@ -845,3 +845,55 @@ fn the_device_reads_each_avail_entry_as_published() {
         r.assert_clean();
     }
 }
+
+/// A publish whose push of the avail entries fails is redone whole by the next: the entries
+/// (in a line of their own, not avail idx's: position 13 of 16) reach the device then, which
+/// the copyback model holds back until they are pushed.
+#[test]
+fn a_publish_failing_at_the_avail_push_pushes_the_entries_when_retried() {
+    let mut r = rig(16, false, true);
+    assert!(r.q.fix_heads());
+    let a = req(2, 0x50_0000);
+    add_at(&mut r.q, 3, &a, 0).unwrap();
+    r.q.publish().unwrap();
+    r.fetch();
+    r.dev.complete(&r.q, 3, 512);
+    assert_eq!(r.drain(), [(0, 512)]);
+    // Positions 1..13 take head 3 again (memory holds 0 there: stored each time).
+    for t in 1..13 {
+        add_again(&mut r.q, 3, t).unwrap();
+        r.q.publish().unwrap();
+        assert_eq!(r.fetch()[0].head, 3);
+        r.dev.complete(&r.q, 3, 512);
+        assert_eq!(r.drain(), [(t, 512)]);
+    }
+    add_again(&mut r.q, 3, 13).unwrap();
+    crate::dma::mutant::FAIL_NEXT.with(|f| f.set(Some("queue.publish.avail")));
+    assert!(r.q.publish().is_err());
+    r.q.publish().unwrap();
+    let chains = r.fetch();
+    assert_eq!(
+        (chains.len(), chains[0].head),
+        (1, 3),
+        "the entry at position 13"
+    );
+    r.dev.complete(&r.q, 3, 512);
+    assert_eq!(r.drain(), [(13, 512)]);
+    r.assert_clean();
+}
+
+/// `fix_heads` refuses once a chain was added, also when avail idx has wrapped back to 0
+/// (65,536 chains later) with every descriptor free again.
+#[test]
+fn fix_heads_is_refused_after_avail_idx_wrapped_to_zero() {
+    let mut r = rig(4, false, true);
+    for t in 0..65_536u32 {
+        add(&mut r.q, &req(1, 0x8000), t).unwrap();
+        r.q.publish().unwrap();
+        let c = r.fetch();
+        r.dev.complete(&r.q, c[0].head, 0);
+        assert_eq!(r.drain(), [(t, 0)]);
+    }
+    assert_eq!((r.q.num_free(), r.q.stats().chains), (4, 65_536));
+    assert!(!r.q.fix_heads(), "65,536 chains were added");
+}
