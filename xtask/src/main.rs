@@ -155,6 +155,12 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     for d in &boot.disk {
         check_run_disk(&d.file)?;
     }
+    if let Some(slot) = disks_option_names_user_disk(&q.append, boot.disk.len()) {
+        return fail(format!(
+            "disks={slot} names virtio slot {slot}, which holds your --disk image {}: `disks=` marks scratch disks the tests may overwrite; leave it out with --disk (no test writes to your disks then)",
+            boot.disk[slot as usize].file.display()
+        ));
+    }
     let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
     let out = q.run(&elf, true)?;
@@ -213,14 +219,49 @@ fn check_run_disk(file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Explains how a run ended; true when QEMU exited 0.
+/// Explains how a run ended; true when the kernel halted cleanly: QEMU exited 0, not on a
+/// signal, and a run that selected tests printed its closing line.
 fn report_run(label: &str, elf: &Path, q: &Qemu, out: &Outcome) -> bool {
-    if out.status == Some(0) {
-        eprintln!("xtask: {label}: kernel halted, QEMU exited 0");
-        return true;
+    if let Some(why) = run_verdict(&q.append, out) {
+        explain_failure(label, elf, q, out, why.as_deref());
+        return false;
     }
-    explain_failure(label, elf, q, out, None);
-    false
+    eprintln!("xtask: {label}: kernel halted, QEMU exited 0");
+    true
+}
+
+/// Why a run with kernel options `append` did not end well (the inner None: QEMU's exit
+/// status says it), or None when it did.
+fn run_verdict(append: &str, out: &Outcome) -> Option<Option<String>> {
+    if out.status != Some(0) {
+        return Some(None);
+    }
+    if let Some(line) = out.stopped_by_signal() {
+        return Some(Some(format!(
+            "QEMU was stopped by a signal, not by the kernel ({line})"
+        )));
+    }
+    // The kernel runs every test unless told `test=none` (the last `test=` counts).
+    let tests = append
+        .split_ascii_whitespace()
+        .filter_map(|t| t.strip_prefix("test="))
+        .last()
+        .is_none_or(|v| v != "none");
+    if tests && Summary::last(&out.console).is_none() {
+        return Some(Some("no closing 'N passed, N failed' line".to_string()));
+    }
+    None
+}
+
+/// A `disks=` in the kernel options that names a slot holding one of the `user` disk images
+/// given with `--disk` (slots 0 up): the tests would write over it.
+fn disks_option_names_user_disk(append: &str, user: usize) -> Option<u32> {
+    append
+        .split_ascii_whitespace()
+        .filter_map(|t| t.strip_prefix("disks="))
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| n.trim().parse::<u32>().ok())
+        .find(|&slot| (slot as usize) < user)
 }
 
 fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option<&str>) {
@@ -950,6 +991,11 @@ fn cmd_bench(o: BenchArgs) -> Result<bool> {
         } else if out.status != Some(0) {
             bar.abandon();
             explain_failure("bench", &elf, &q, &out, Some("the benchmark run failed"));
+            return Ok(false);
+        } else if let Some(line) = out.stopped_by_signal() {
+            bar.abandon();
+            let why = format!("QEMU was stopped by a signal before the benchmark ended ({line})");
+            explain_failure("bench", &elf, &q, &out, Some(&why));
             return Ok(false);
         }
         let records = bench::parse_log(&out.console)?;
@@ -1743,6 +1789,71 @@ fn verify_checks(elf: &Path) -> Result<Vec<(String, Option<String>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(status: Option<i32>, console: &str, stderr: &str) -> Outcome {
+        Outcome {
+            status,
+            timed_out: false,
+            console: console.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn a_run_succeeds_only_when_the_kernel_ended_it() {
+        let closed = "test a ... ok\n1 passed, 0 failed\n";
+        // QEMU's line on SIGTERM/SIGINT/SIGHUP (7.2 and 10.0.2 print it so); it exits 0.
+        let signal = "qemu-system-m68k: terminating on signal 15 from pid 4242 (bash)\n";
+        assert_eq!(run_verdict("test=all", &outcome(Some(0), closed, "")), None);
+        assert_eq!(
+            run_verdict(
+                "test=none bench_cell=x",
+                &outcome(Some(0), "heap: ...\n", "")
+            ),
+            None
+        );
+        assert!(matches!(
+            run_verdict("test=all", &outcome(Some(0), closed, signal)),
+            Some(Some(w)) if w.contains("stopped by a signal")
+        ));
+        assert!(matches!(
+            run_verdict("test=none", &outcome(Some(0), "", signal)),
+            Some(Some(_))
+        ));
+        // Tests selected (explicitly, or by the kernel's default) and no closing line.
+        for append in [
+            "test=all",
+            "test=blk::",
+            "dma_audit=on",
+            "test=none test=boot::",
+        ] {
+            assert!(
+                matches!(
+                    run_verdict(append, &outcome(Some(0), "test a ... ok\n", "")),
+                    Some(Some(w)) if w.contains("closing")
+                ),
+                "{append}"
+            );
+        }
+        assert_eq!(
+            run_verdict("test=all", &outcome(Some(1), closed, "")),
+            Some(None)
+        );
+        assert_eq!(run_verdict("test=all", &outcome(None, "", "")), Some(None));
+    }
+
+    #[test]
+    fn disks_naming_a_user_disk_slot_are_found() {
+        assert_eq!(
+            disks_option_names_user_disk("test=blk:: disks=0", 1),
+            Some(0)
+        );
+        assert_eq!(disks_option_names_user_disk("disks=3,1", 2), Some(1));
+        assert_eq!(disks_option_names_user_disk("disks=2,3", 2), None);
+        assert_eq!(disks_option_names_user_disk("test=all", 4), None);
+        assert_eq!(disks_option_names_user_disk("xdisks=0", 1), None);
+        assert_eq!(disks_option_names_user_disk("disks=0", 0), None);
+    }
 
     #[test]
     fn verify_write_refuses_one_image_given_twice_before_booting() {

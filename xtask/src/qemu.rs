@@ -331,6 +331,17 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+impl Outcome {
+    /// QEMU's own "terminating on signal N ..." line when something other than the kernel
+    /// stopped it with a signal: QEMU then exits 0 as if the guest had halted cleanly.
+    pub fn stopped_by_signal(&self) -> Option<&str> {
+        self.stderr
+            .lines()
+            .find(|l| l.contains("terminating on signal"))
+            .map(str::trim)
+    }
+}
+
 /// Kills QEMU if the runner goes away early (a panic, an error return).
 pub struct KillOnDrop(pub Child);
 
