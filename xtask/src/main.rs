@@ -244,8 +244,8 @@ fn run_verdict(append: &str, out: &Outcome) -> Option<Option<String>> {
     // The kernel runs every test unless told `test=none` (the last `test=` counts).
     let tests = append
         .split_ascii_whitespace()
-        .filter_map(|t| t.strip_prefix("test="))
-        .last()
+        .rev()
+        .find_map(|t| t.strip_prefix("test="))
         .is_none_or(|v| v != "none");
     if tests && Summary::last(&out.console).is_none() {
         return Some(Some("no closing 'N passed, N failed' line".to_string()));
