@@ -132,6 +132,18 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     let append_given = boot.append.is_some();
     let mut q = boot_qemu(&boot);
     q.extra = extra;
+    // Before the build: it depends on the options alone. QEMU takes the last `-append`, so
+    // one passed through (`cargo xtask qemu -- -append ...`) is the kernel's command line.
+    if let Some((slot, typed)) =
+        disks_option_names_user_disk(kernel_append(&q.append, &q.extra), boot.disk.len())
+    {
+        let d = &boot.disk[slot as usize];
+        return fail(format!(
+            "{typed} names virtio slot {slot}, which holds your --disk image {}: `disks=` marks scratch disks the tests may write over{}; leave it out with --disk (no test writes to your disks then)",
+            d.file.display(),
+            if d.read_only { " (this one is read-only: they would fail on it)" } else { "" }
+        ));
+    }
     deps::ensure(&[Need::Build, Need::Run])?;
     let elf = build()?;
     // Without --disk, attach scratch disks (and say so with disks=): the virtio tests may
@@ -154,12 +166,6 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     q.append = with_default(&q.append, "cpu", q.cpu.trim_start_matches('m'));
     for d in &boot.disk {
         check_run_disk(&d.file)?;
-    }
-    if let Some(slot) = disks_option_names_user_disk(&q.append, boot.disk.len()) {
-        return fail(format!(
-            "disks={slot} names virtio slot {slot}, which holds your --disk image {}: `disks=` marks scratch disks the tests may overwrite; leave it out with --disk (no test writes to your disks then)",
-            boot.disk[slot as usize].file.display()
-        ));
     }
     let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
@@ -222,7 +228,7 @@ fn check_run_disk(file: &Path) -> Result<()> {
 /// Explains how a run ended; true when the kernel halted cleanly: QEMU exited 0, not on a
 /// signal, and a run that selected tests printed its closing line.
 fn report_run(label: &str, elf: &Path, q: &Qemu, out: &Outcome) -> bool {
-    if let Some(why) = run_verdict(&q.append, out) {
+    if let Some(why) = run_verdict(kernel_append(&q.append, &q.extra), out) {
         explain_failure(label, elf, q, out, why.as_deref());
         return false;
     }
@@ -253,15 +259,28 @@ fn run_verdict(append: &str, out: &Outcome) -> Option<Option<String>> {
     None
 }
 
+/// The kernel command line QEMU gets: the last `-append` among the passed-through `extra`
+/// arguments (QEMU takes the last one), else the xtask's own `append`.
+fn kernel_append<'a>(append: &'a str, extra: &'a [String]) -> &'a str {
+    extra
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "-append" || w[0] == "--append")
+        .map_or(append, |w| w[1].as_str())
+}
+
 /// A `disks=` in the kernel options that names a slot holding one of the `user` disk images
-/// given with `--disk` (slots 0 up): the tests would write over it.
-fn disks_option_names_user_disk(append: &str, user: usize) -> Option<u32> {
-    append
-        .split_ascii_whitespace()
-        .filter_map(|t| t.strip_prefix("disks="))
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| n.trim().parse::<u32>().ok())
-        .find(|&slot| (slot as usize) < user)
+/// given with `--disk` (slots 0 up), the tests would write over it: the slot, and the option
+/// as typed.
+fn disks_option_names_user_disk(append: &str, user: usize) -> Option<(u32, &str)> {
+    append.split_ascii_whitespace().find_map(|t| {
+        let slot = t
+            .strip_prefix("disks=")?
+            .split(',')
+            .filter_map(|n| n.trim().parse::<u32>().ok())
+            .find(|&slot| (slot as usize) < user)?;
+        Some((slot, t))
+    })
 }
 
 fn explain_failure(label: &str, elf: &Path, q: &Qemu, out: &Outcome, why: Option<&str>) {
@@ -1844,15 +1863,31 @@ mod tests {
 
     #[test]
     fn disks_naming_a_user_disk_slot_are_found() {
+        let f = disks_option_names_user_disk;
+        assert_eq!(f("test=blk:: disks=0", 1), Some((0, "disks=0")));
+        assert_eq!(f("disks=3,1", 2), Some((1, "disks=3,1")));
+        assert_eq!(f("disks=2 disks=00", 1), Some((0, "disks=00")));
+        assert_eq!(f("disks=2,3", 2), None);
+        assert_eq!(f("test=all", 4), None);
+        assert_eq!(f("xdisks=0", 1), None);
+        assert_eq!(f("disks=0", 0), None);
+    }
+
+    #[test]
+    fn the_kernel_gets_the_last_append_passed_through() {
+        let extra = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            disks_option_names_user_disk("test=blk:: disks=0", 1),
-            Some(0)
+            kernel_append("test=all", &extra(&["-d", "int"])),
+            "test=all"
         );
-        assert_eq!(disks_option_names_user_disk("disks=3,1", 2), Some(1));
-        assert_eq!(disks_option_names_user_disk("disks=2,3", 2), None);
-        assert_eq!(disks_option_names_user_disk("test=all", 4), None);
-        assert_eq!(disks_option_names_user_disk("xdisks=0", 1), None);
-        assert_eq!(disks_option_names_user_disk("disks=0", 0), None);
+        assert_eq!(
+            kernel_append(
+                "test=all",
+                &extra(&["-append", "test=none", "-append", "disks=0"])
+            ),
+            "disks=0"
+        );
+        assert_eq!(kernel_append("test=all", &extra(&["-append"])), "test=all");
     }
 
     #[test]
