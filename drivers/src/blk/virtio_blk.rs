@@ -63,6 +63,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every op, in discriminant order.
+    const ALL: [Op; 6] = [
+        Op::Read,
+        Op::Write,
+        Op::Flush,
+        Op::GetId,
+        Op::Discard,
+        Op::WriteZeroes,
+    ];
     fn kind(self) -> u32 {
         match self {
             Op::Read => req::VIRTIO_BLK_T_IN,
@@ -476,14 +485,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             admit: 0,
             block: config.blk_size.unwrap_or(SECTOR),
         };
-        for op in [
-            Op::Read,
-            Op::Write,
-            Op::Flush,
-            Op::GetId,
-            Op::Discard,
-            Op::WriteZeroes,
-        ] {
+        for op in Op::ALL {
             if blk.supports(op) && !(op.writes() && blk.read_only()) {
                 blk.admit |= op.bit();
             }
@@ -1418,17 +1420,9 @@ mod tests {
 
     #[test]
     fn a_request_word_gives_back_its_op_and_length_and_is_never_no_chain() {
-        let ops = [
-            Op::Read,
-            Op::Write,
-            Op::Flush,
-            Op::GetId,
-            Op::Discard,
-            Op::WriteZeroes,
-        ];
         let lens = [0, 1, 16, 20, 512, 4096, 65536, MAX_REQUEST_BYTES - 1];
         let mut seen = std::collections::BTreeSet::new();
-        for op in ops {
+        for op in Op::ALL {
             for len in lens {
                 let r = Req::new(op, len);
                 assert_eq!((r.op(), r.len()), (op, len));
