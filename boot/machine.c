@@ -427,7 +427,9 @@ __attribute__((noipa)) void Z_machineZ_profile_cell_end(M *m)
 }
 
 /* An opaque call (this file is compiled apart from the kernel, without LTO) with a memory
- * clobber: GCC may not keep linear memory values in registers across it. DMA syncs use it. */
+ * clobber: GCC may not keep linear memory values in registers across it. DMA syncs use it.
+ * The xtask replaces the kernel's calls with the memory clobber itself (xtask/src/rewrite.rs,
+ * inline_barrier); this definition stays for the import's link. */
 void Z_machineZ_barrier(M *m)
 {
     (void)m;

@@ -210,7 +210,13 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
     let wasm = paths.wasm();
     bar.set_message("wasm-validate, wasm2c, memory rewrite");
     let c_hash = hash_files(
-        &[wasm.clone(), paths.root.join("xtask/src/memory_model.h")],
+        // The rewrites are the xtask's own code: a change to them is a change to kernel.c.
+        &[
+            wasm.clone(),
+            paths.root.join("xtask/src/memory_model.h"),
+            paths.root.join("xtask/src/rewrite.rs"),
+            paths.root.join("xtask/src/pipeline.rs"),
+        ],
         &format!(
             "{wabt} {:x} {}",
             rewrite::PINNED_BLOCK_HASH,
@@ -509,6 +515,12 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
         return fail(format!(
             "wasm2c's output has no call-depth guard where wabt {PINNED_WABT} puts one: \
              cannot install the stack-pointer guard"
+        ));
+    };
+    let Some((rewritten, _)) = rewrite::inline_barrier(&rewritten) else {
+        return fail(format!(
+            "wasm2c's output calls the machine layer's barrier in no form wabt {PINNED_WABT} \
+             writes: cannot put the compiler barriers in place"
         ));
     };
     let header = fs::read_to_string(out.join("kernel.h")).map_err(|e| anyhow!("kernel.h: {e}"))?;

@@ -85,6 +85,22 @@ pub fn stack_guard(c: &str) -> Option<String> {
         .then(|| c.replacen(DEPTH_GUARD, SP_GUARD, 1))
 }
 
+/// How wasm2c 1.0.32 calls the machine layer's compiler barrier (an import taking the
+/// machine instance).
+const BARRIER_CALL: &str = "(*Z_machineZ_barrier)(instance->Z_machine_instance);";
+/// What replaces it: the barrier itself, in place. An empty asm with a memory clobber keeps
+/// GCC from moving linear-memory loads and stores across it, as the opaque call did
+/// (toolchain.md rule 3), without the call: the argument's push, the JSR, the RTS, the
+/// stack adjust and the caller-saved registers around it, four times per request.
+const BARRIER_INLINE: &str = "__asm__ volatile(\"\" ::: \"memory\");";
+
+/// Replaces every call of the barrier import with the barrier in place; None when there is
+/// no call in the pinned form (another wabt, or a kernel that makes no DMA sync).
+pub fn inline_barrier(c: &str) -> Option<(String, usize)> {
+    let n = c.matches(BARRIER_CALL).count();
+    (n > 0).then(|| (c.replace(BARRIER_CALL, BARRIER_INLINE), n))
+}
+
 /// What [`constant_offsets`] did: sites rewritten to the `_at` form, and sites kept as
 /// wasm2c wrote them (an offset too large for the one-compare check).
 #[derive(Debug, PartialEq, Eq)]
@@ -190,6 +206,19 @@ pub fn block_hash(c: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_barrier_import_is_replaced_by_a_memory_clobber() {
+        let c = "void f(w2c_kernel* instance) {\n  i32_store(x);\n  (*Z_machineZ_barrier)(instance->Z_machine_instance);\n  y = i32_load(z);\n  (*Z_machineZ_barrier)(instance->Z_machine_instance);\n}\n";
+        let (out, n) = inline_barrier(c).expect("two calls");
+        assert_eq!(n, 2);
+        assert_eq!(
+            out,
+            "void f(w2c_kernel* instance) {\n  i32_store(x);\n  __asm__ volatile(\"\" ::: \"memory\");\n  y = i32_load(z);\n  __asm__ volatile(\"\" ::: \"memory\");\n}\n"
+        );
+        // Another call form (another wabt) is not guessed at.
+        assert_eq!(inline_barrier("Z_machineZ_barrier(instance);"), None);
+    }
 
     fn generated(block_body: &str) -> String {
         format!(
