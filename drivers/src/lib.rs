@@ -11,6 +11,7 @@ extern crate std;
 
 pub mod blk;
 pub mod bus;
+pub mod count;
 pub mod dma;
 pub mod goldfish_pic;
 pub mod goldfish_rtc;

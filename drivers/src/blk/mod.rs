@@ -16,6 +16,7 @@ pub mod virtio_blk;
 
 use core::fmt;
 
+use crate::count::Count32;
 use crate::dma::DmaError;
 use crate::virtio::mmio::TransportError;
 use crate::virtio::queue::{DeviceFault, QueueError};
@@ -168,10 +169,11 @@ impl From<DmaError> for BlkError {
 
 /// A 64-bit event or byte count kept as two 32-bit words, the high one touched only when the
 /// low one carries: on this route a `u64` field's `+=` is two loads, two stores and four
-/// byte swaps, this one load, one store and a compare per request.
+/// byte swaps, this one load, one store and a compare per request (the low word is a
+/// [`Count32`], whose swaps cancel).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Count64 {
-    lo: u32,
+    lo: Count32,
     hi: u32,
 }
 
@@ -179,9 +181,7 @@ impl Count64 {
     /// Adds `n` (wrapping at 2^64, as `u64::wrapping_add` would).
     #[inline(always)]
     pub fn add(&mut self, n: u32) {
-        let lo = self.lo.wrapping_add(n);
-        self.lo = lo;
-        if lo < n {
+        if self.lo.add(n) < n {
             self.add_carry();
         }
     }
@@ -194,7 +194,7 @@ impl Count64 {
 
     /// The count.
     pub fn get(&self) -> u64 {
-        u64::from(self.hi) << 32 | u64::from(self.lo)
+        u64::from(self.hi) << 32 | u64::from(self.lo.get())
     }
 }
 
@@ -283,9 +283,10 @@ mod tests {
         assert_eq!(want, (4 << 32) + 5, "the steps cross 2^32 four times");
         // Near 2^64: wraps to small values as u64 does.
         let mut c = Count64 {
-            lo: u32::MAX - 1,
+            lo: Count32::default(),
             hi: u32::MAX,
         };
+        c.add(u32::MAX - 1);
         c.add(3);
         assert_eq!(c.get(), (u64::MAX - 1).wrapping_add(3));
     }

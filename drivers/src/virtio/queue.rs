@@ -22,6 +22,7 @@
 //! queue broken with the reason; every later call returns that error.
 
 use super::mmio::need_event;
+use crate::count::Count32;
 use crate::dma::{Direction, DmaError, DmaRegion, DmaTag, Platform, SyncOps, View};
 use alloc::vec::Vec;
 use core::fmt;
@@ -184,6 +185,16 @@ struct Head {
 
 const NO_CHAIN: u32 = u32::MAX;
 
+/// The counters [`QueueStats`] reports that are counted as they happen (the others are
+/// derived when read), as [`Count32`]s.
+#[derive(Default)]
+struct Counts {
+    descriptors_written: Count32,
+    notifications: Count32,
+    suppressed: Count32,
+    used_idx_reads: Count32,
+}
+
 /// Avail entries whose contents the queue remembers (queues larger than this store every
 /// entry).
 const AVAIL_SHADOW: usize = 256;
@@ -261,9 +272,8 @@ pub struct SplitQueue<P: Platform> {
     used_event_mem: Option<u16>,
     avail_flags_mem: Option<u16>,
     used_sync: UsedSync,
-    /// The counters (`chains`, `publishes` and `completions` left at 0: see
-    /// [`stats`](Self::stats)).
-    counts: QueueStats,
+    /// The counters counted as they happen (see [`stats`](Self::stats)).
+    counts: Counts,
     /// Chains [`abandon_all`](Self::abandon_all) took out of flight (for `completions`).
     abandoned: u32,
 }
@@ -368,7 +378,7 @@ impl<P: Platform> SplitQueue<P> {
             used_event_mem: None,
             avail_flags_mem: None,
             used_sync: UsedSync::Corrected,
-            counts: QueueStats::default(),
+            counts: Counts::default(),
             abandoned: 0,
         };
         // The whole ring starts zeroed (alloc) and goes to the device as such.
@@ -402,17 +412,18 @@ impl<P: Platform> SplitQueue<P> {
     }
     /// The queue's counters.
     pub fn stats(&self) -> QueueStats {
+        let c = &self.counts;
         QueueStats {
-            publishes: self
-                .counts
-                .notifications
-                .wrapping_add(self.counts.suppressed),
+            publishes: c.notifications.get().wrapping_add(c.suppressed.get()),
             chains: self.chains(),
             completions: self
                 .chains()
                 .wrapping_sub(self.in_flight() as u32)
                 .wrapping_sub(self.abandoned),
-            ..self.counts
+            descriptors_written: c.descriptors_written.get(),
+            notifications: c.notifications.get(),
+            suppressed: c.suppressed.get(),
+            used_idx_reads: c.used_idx_reads.get(),
         }
     }
     /// Chains added so far (wrapping at 2^32): avail idx and its laps.
@@ -540,7 +551,7 @@ impl<P: Platform> SplitQueue<P> {
             if Self::write_desc(table, mem, base + i as u32 * DESC_SIZE, b, flags, next) {
                 let i = i as u32;
                 written = Some(written.map_or((i, i), |(lo, _)| (lo, i)));
-                self.counts.descriptors_written = self.counts.descriptors_written.wrapping_add(1);
+                self.counts.descriptors_written.add(1);
             }
         }
         // Rule: the table reaches memory before the device can follow the descriptor.
@@ -575,7 +586,7 @@ impl<P: Platform> SplitQueue<P> {
             0,
         ) {
             self.note_dirty_desc(head);
-            self.counts.descriptors_written = self.counts.descriptors_written.wrapping_add(1);
+            self.counts.descriptors_written.add(1);
         }
         Ok(())
     }
@@ -632,8 +643,7 @@ impl<P: Platform> SplitQueue<P> {
                     next,
                 ) {
                     self.note_dirty_desc(d);
-                    self.counts.descriptors_written =
-                        self.counts.descriptors_written.wrapping_add(1);
+                    self.counts.descriptors_written.add(1);
                 }
                 if last {
                     self.free_head = next;
@@ -875,9 +885,9 @@ impl<P: Platform> SplitQueue<P> {
         };
         self.published = avail_idx;
         if notify {
-            self.counts.notifications = self.counts.notifications.wrapping_add(1);
+            self.counts.notifications.add(1);
         } else {
-            self.counts.suppressed = self.counts.suppressed.wrapping_add(1);
+            self.counts.suppressed.add(1);
         }
         Ok(notify)
     }
@@ -894,7 +904,7 @@ impl<P: Platform> SplitQueue<P> {
     fn refresh_used_idx(&mut self) -> Result<(), QueueError> {
         // Rule: each poll, each interrupt reads used->idx in a read phase of its own.
         let idx = self.used_read_u16(2)?;
-        self.counts.used_idx_reads = self.counts.used_idx_reads.wrapping_add(1);
+        self.counts.used_idx_reads.add(1);
         if idx.wrapping_sub(self.last_used) > self.size {
             return Err(self.fault(DeviceFault::IdxJump {
                 from: self.last_used,
