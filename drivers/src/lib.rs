@@ -11,7 +11,6 @@ extern crate std;
 
 pub mod blk;
 pub mod bus;
-pub mod count;
 pub mod dma;
 pub mod goldfish_pic;
 pub mod goldfish_rtc;
@@ -19,3 +18,4 @@ pub mod goldfish_tty;
 pub mod sync;
 pub mod virt_ctrl;
 pub mod virtio;
+pub mod word;

@@ -16,10 +16,10 @@ pub mod virtio_blk;
 
 use core::fmt;
 
-use crate::count::Count32;
 use crate::dma::DmaError;
 use crate::virtio::mmio::TransportError;
 use crate::virtio::queue::{DeviceFault, QueueError};
+use crate::word::Count32;
 
 pub const SECTOR: u32 = 512;
 

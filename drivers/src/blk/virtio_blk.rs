@@ -32,6 +32,7 @@ use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
 use crate::virtio::queue::{Buffer, QueueError, SplitQueue, UsedSync};
+use crate::word::{Word32, Word64};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
@@ -248,14 +249,15 @@ struct Slot<P: Platform> {
     inflight: Option<DeviceOwned<P>>,
     /// The slot's last request (in flight, or the last one filled): its op, whose type
     /// field the slot's header holds (memory starts zeroed: IN, `Req(0)`'s), and its data
-    /// bytes. Its sector is in the header (read back for an I/O error).
-    req: Req,
-    token: u64,
+    /// bytes. Its sector is in the header (read back for an I/O error). The words here are
+    /// the CPU's alone ([`Word32`]: no byte swaps on this route).
+    req: Word32,
+    token: Word64,
     /// The [`Req`] of the chain last queued at this slot's fixed head (its data length and
     /// direction follow from it): the same again is queued with `add_again` (its
     /// descriptors are in memory already). [`NO_CHAIN`] when none is stored, and always
     /// without fixed heads.
-    chain: u32,
+    chain: Word32,
 }
 
 /// What [`DiskStats`] reports, kept as cheaply as each is counted: the per-request ones as
@@ -436,9 +438,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             slots.push(Slot {
                 buffer: Some(tag.buffer("vblk data", max_transfer.max(SECTOR))?),
                 inflight: None,
-                req: Req::new(Op::Read, 0),
-                token: 0,
-                chain: NO_CHAIN,
+                req: Word32::new(Req::new(Op::Read, 0).0),
+                token: Word64::new(0),
+                chain: Word32::new(NO_CHAIN),
             });
         }
         let shared = Arc::new(IrqShared {
@@ -709,7 +711,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // is an IN header); only what differs is stored.
         const _: () =
             assert!(HEADER_TYPE_AT == 0 && HEADER_RESERVED_AT == 4 && HEADER_SECTOR_AT == 8);
-        let last = entry.req;
+        let last = Req(entry.req.get());
         if last.op() == op {
             requests.write_u32s_le(at + 8, [sector as u32, (sector >> 32) as u32]);
         } else {
@@ -717,7 +719,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         }
         // From here the slot's request (what reap reads, what the header's type holds).
         if last != req {
-            entry.req = req;
+            entry.req = Word32::new(req.0);
         }
         // Status: a sentinel the device must overwrite.
         requests.write_u8(at + STATUS_AT, S_UNWRITTEN);
@@ -756,7 +758,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // is stored only after its transfer was handed over, and a transfer that is not
         // followed by its chain leaves the slot with none (`NO_CHAIN` below).
         // (Without fixed heads `chain` stays NO_CHAIN: no repeat is ever found.)
-        let again = entry.chain == req.0;
+        let again = entry.chain == Word32::new(req.0);
         let owned = if data_len > 0 {
             // Data: PREWRITE (write) or PREREAD (read) inside the hand-over.
             let given = if again {
@@ -773,7 +775,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             entry.buffer = Some(buf);
             None
         };
-        entry.token = token;
+        entry.token = Word64::new(token);
         if again {
             entry.inflight = owned;
             // SAFETY: the chain last added at this slot's head: this slot's header and
@@ -804,7 +806,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             device_writes: true,
         });
         entry.inflight = owned;
-        entry.chain = NO_CHAIN;
+        entry.chain = Word32::new(NO_CHAIN);
         // SAFETY: the chain is this slot's header and status (its request block, a region
         // the driver owns, synced PREWRITE|PREREAD above, the status read only after the
         // block's POST sync at completion) and the data segments of `owned`, given to the
@@ -814,7 +816,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         unsafe {
             if self.fixed_heads {
                 self.queue.add_at(slot, bufs.as_slice(), s)?;
-                self.slots[slot as usize].chain = req.0;
+                self.slots[slot as usize].chain = Word32::new(req.0);
             } else {
                 self.queue.add(bufs.as_slice(), s)?;
             }
@@ -957,7 +959,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 Some(owned) => unsafe { owned.take_back() },
                 None => entry.buffer.take().expect("a slot owns its buffer"),
             };
-            let (req, token) = (entry.req, entry.token);
+            let (req, token) = (Req(entry.req.get()), entry.token.get());
             let (op, len) = (req.op(), req.len());
             // A read's used length counts its data and the status byte. A modern device
             // must report it exactly (virtio 1.2, 2.7.8); the driver must not use bytes past

@@ -22,8 +22,8 @@
 //! queue broken with the reason; every later call returns that error.
 
 use super::mmio::need_event;
-use crate::count::Count32;
 use crate::dma::{Direction, DmaError, DmaRegion, DmaTag, Platform, SyncOps, View};
+use crate::word::Count32;
 use alloc::vec::Vec;
 use core::fmt;
 
