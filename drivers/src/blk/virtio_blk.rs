@@ -38,6 +38,10 @@ use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+/// The one virtqueue, requestq (virtio 1.2 5.2.2: queue 0 without VIRTIO_BLK_F_MQ, which
+/// this driver does not negotiate).
+const REQUEST_QUEUE: u16 = 0;
+
 /// Written before each request; a device that completes without writing status leaves it.
 const S_UNWRITTEN: u8 = 0xff;
 
@@ -361,18 +365,18 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 return Err(BlkError::Config(e));
             }
         };
-        let max = transport.queue_max(0).min(256);
+        let max = transport.queue_max(REQUEST_QUEUE).min(256);
         if max == 0 {
             transport.fail();
             return Err(BlkError::Init(mmio::TransportError::QueueUnavailable {
-                queue: 0,
+                queue: REQUEST_QUEUE,
             }));
         }
         let size = 1u16 << (15 - max.leading_zeros());
         let mut queue = SplitQueue::new(
             tag,
             ["vblk ring", "vblk used", "vblk indirect"],
-            0,
+            REQUEST_QUEUE,
             size,
             features & feature::EVENT_IDX != 0,
             features & feature::INDIRECT_DESC != 0,
@@ -456,7 +460,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         // frees them only after a reset took; the one error path in between (attach) resets
         // the device first, and leaks the queue if that fails. Everything else is allocated
         // already, so nothing else can fail in between.
-        unsafe { transport.setup_queue(0, size, d, a, u) }.map_err(BlkError::Init)?;
+        unsafe { transport.setup_queue(REQUEST_QUEUE, size, d, a, u) }.map_err(BlkError::Init)?;
         transport.driver_ok();
         if let Err(e) = attach(shared.clone()) {
             transport.fail();
@@ -841,7 +845,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     pub fn kick(&mut self) -> Result<(), BlkError> {
         // This publish's decision, or one an earlier `publish` left owed.
         if self.queue.publish()? || self.notify_owed {
-            self.transport.notify(self.queue.index());
+            // A constant: no conversion of the index per notification.
+            self.transport.notify(REQUEST_QUEUE);
             // A store, not a test and a store: whatever was owed is written now.
             self.notify_owed = false;
             self.stats.kicks.add(1);

@@ -8,6 +8,7 @@
 //! suffice; a device that does not settle within [`SETTLE_READS`] is an error.
 
 use crate::bus::Bus;
+use crate::word::Word32;
 use core::fmt;
 
 const MAGIC_VALUE: u32 = 0x000;
@@ -173,6 +174,8 @@ pub struct MmioTransport<B: Bus> {
     bus: B,
     /// Private: its base is where every register access goes, vouched for by `new`'s caller.
     info: DeviceInfo,
+    /// `info.base` as a [`Word32`] (no byte swaps on this route), for the register accesses.
+    base: Word32,
 }
 
 /// Reads slot `slot`'s identity: Ok(None) for an empty slot (device id 0).
@@ -216,15 +219,19 @@ impl<B: Bus> MmioTransport<B> {
                 version: info.version,
             });
         }
-        Ok(MmioTransport { bus, info })
+        Ok(MmioTransport {
+            bus,
+            info,
+            base: Word32::new(info.base),
+        })
     }
 
     fn read(&self, off: u32) -> u32 {
-        self.bus.read32_le(self.info.base + off)
+        self.bus.read32_le(self.base.get() + off)
     }
 
     fn write(&self, off: u32, v: u32) {
-        self.bus.write32_le(self.info.base + off, v);
+        self.bus.write32_le(self.base.get() + off, v);
     }
 
     pub fn status(&self) -> u32 {
