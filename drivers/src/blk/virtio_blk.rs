@@ -290,7 +290,11 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     slots: ManuallyDrop<Vec<Slot<P>>>,
     free: FreeSlots,
     limits: Limits,
-    max_transfer: u32,
+    /// Bytes per request at most (a multiple of `block`). The words `submit`'s fast test
+    /// reads are [`Word32`]/[`Word64`]s (no byte swaps on this route).
+    max_transfer: Word32,
+    /// `config.capacity` in sectors, for `submit`'s fast test.
+    capacity: Word64,
     opts: OpenOptions,
     waiter: &'static dyn Waiter,
     serial: [u8; 20],
@@ -310,7 +314,7 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     admit: u8,
     /// The logical block size in bytes: BLK_SIZE's value, else 512 (a power of two:
     /// config.rs), decided at open.
-    block: u32,
+    block: Word32,
 }
 
 /// Token layout for the synchronous paths: generation above bit 40, byte offset below.
@@ -479,7 +483,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             slots: ManuallyDrop::new(slots),
             free: FreeSlots::all(depth),
             limits,
-            max_transfer,
+            max_transfer: Word32::new(max_transfer),
+            capacity: Word64::new(config.capacity),
             opts,
             waiter,
             serial: [0; 20],
@@ -489,7 +494,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             notify_owed: false,
             fixed_heads,
             admit: 0,
-            block: config.blk_size.unwrap_or(SECTOR),
+            block: Word32::new(block),
         };
         for op in Op::ALL {
             if blk.supports(op) && !(op.writes() && blk.read_only()) {
@@ -539,7 +544,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         self.slots.len()
     }
     pub fn max_transfer(&self) -> u32 {
-        self.max_transfer
+        self.max_transfer.get()
     }
     /// The used ring's read-phase syncs from now on (see [`UsedSync`]).
     pub fn set_vq_sync(&mut self, s: UsedSync) {
@@ -625,10 +630,10 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                 });
             }
         }
-        if matches!(op, Op::Read | Op::Write) && len > self.max_transfer {
+        if matches!(op, Op::Read | Op::Write) && len > self.max_transfer.get() {
             return Err(BlkError::TooLarge {
                 limit: "max_transfer (bytes)",
-                max: self.max_transfer.into(),
+                max: self.max_transfer.get().into(),
                 asked: len.into(),
             });
         }
@@ -655,14 +660,14 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         let fast = usable
             && match op {
                 Op::Read | Op::Write => {
-                    let block = self.block;
+                    let block = self.block.get();
                     len != 0
-                        && len <= self.max_transfer
+                        && len <= self.max_transfer.get()
                         && len & (block - 1) == 0
                         && (sector as u32) & (block / SECTOR - 1) == 0
                         && sector
                             .checked_add(u64::from(len / SECTOR))
-                            .is_some_and(|end| end <= self.config.capacity)
+                            .is_some_and(|end| end <= self.capacity.get())
                 }
                 Op::Flush | Op::GetId => true,
                 Op::Discard | Op::WriteZeroes => false,
@@ -1048,7 +1053,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
     /// The logical block size in bytes: BLK_SIZE's value, else 512. Every request starts
     /// and ends on one (a device fails a request that does not, with IOERR).
     pub fn block_size(&self) -> u32 {
-        self.block
+        self.block.get()
     }
 
     /// The per-request sector limit of a discard or write-zeroes (its config field's name
@@ -1161,7 +1166,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             .or(write_from.map(|b| b.len()))
             .unwrap_or(0);
         check_range(sector, len, self.config.capacity, self.block_size())?;
-        let chunk = self.max_transfer as usize;
+        let chunk = self.max_transfer.get() as usize;
         self.generation += 1;
         let gen = self.generation << GEN_SHIFT;
         let mut next = 0usize;
