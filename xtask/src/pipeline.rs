@@ -363,7 +363,9 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
 /// as in `jsr wasm_rt_trap` once that function sat at 0x00144c60 and a `moveq #1,%d2`
 /// (0x7401) followed: `4eb9 0014 4c60 7401`; or the low half of the 32-bit immediate of
 /// ORI/ANDI/SUBI/ADDI/EORI/CMPI.L (`addil #-1094544,%d7`, a bounds check's limit: `0687 ffef
-/// 4c70 2c00`); or the 16-bit displacement of a branch decoded 2 bytes before (Bcc.W, BRA.W,
+/// 4c70 2c00`); or the low half of a branch's 32-bit displacement (Bcc.L, BRA.L, BSR.L:
+/// opcode `0x6?ff`), as in `bcsl` to the trap path 0xb3d8 bytes back and then `movel
+/// %d1,%d2` (`65ff ffff 4c28 2401`); or the 16-bit displacement of a branch decoded 2 bytes before (Bcc.W, BRA.W,
 /// BSR.W: opcode `0x6?00`, a zero low byte; DBcc: `0x5?c8`-`0x5?cf`), as in `bccw` over
 /// 0x4c56 bytes and then `movel %d5,%d6` (`6400 4c56 2c05`). Without that decoded start the
 /// same words could be an earlier instruction's displacement or immediate followed by a real
@@ -377,7 +379,9 @@ pub fn wide_muldiv(addr: u32, code: &[u8], starts: &dyn Fn(u32) -> bool) -> Vec<
         .filter(|&i| {
             let (op, ext) = (word(i), word(i + 2));
             let low_half = i >= 4
-                && (word(i - 4) & 0x003f == 0x0039 || immediate_long(word(i - 4)))
+                && (word(i - 4) & 0x003f == 0x0039
+                    || immediate_long(word(i - 4))
+                    || word(i - 4) & 0xf0ff == 0x60ff)
                 && starts(addr + i as u32 - 4);
             let displacement = i >= 2
                 && (word(i - 2) & 0xf0ff == 0x6000 || word(i - 2) & 0xf0f8 == 0x50c8)
@@ -618,6 +622,13 @@ mod tests {
         assert!(wide_muldiv(0, &dbf, &starts(&[0, 4])).is_empty());
         let bccs = words(&[0x6402, 0x4c56, 0x2c05]);
         assert_eq!(wide_muldiv(0, &bccs, &starts(&[0, 2])), [2]);
+        // A 32-bit displacement's low half (`bcsl` back to a trap path, from a kernel build),
+        // likewise; a 16-bit branch 4 bytes before is no excuse for it.
+        let bcsl = words(&[0x65ff, 0xffff, 0x4c28, 0x2401]);
+        assert!(wide_muldiv(0, &bcsl, &starts(&[0, 6])).is_empty());
+        assert_eq!(wide_muldiv(0, &bcsl, &|_| false), [4]);
+        let bcsw = words(&[0x6500, 0xffff, 0x4c28, 0x2401]);
+        assert_eq!(wide_muldiv(0, &bcsw, &starts(&[0, 4, 6])), [4]);
     }
 
     #[test]
