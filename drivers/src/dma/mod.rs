@@ -22,6 +22,7 @@ pub mod model;
 pub mod mutant;
 
 use crate::sync::{InterruptMask, IrqMutex};
+use crate::word::Word32;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
@@ -560,8 +561,8 @@ impl<P: Platform> DmaTag<P> {
             tag: self,
             id,
             ptr,
-            phys,
-            len,
+            phys: Word32::new(phys),
+            len: Word32::new(len),
             name,
             coherent,
         })
@@ -570,7 +571,7 @@ impl<P: Platform> DmaTag<P> {
     /// Allocates a streaming buffer, owned by the CPU.
     pub fn buffer(&'static self, name: &'static str, len: u32) -> Result<DmaBuffer<P>, DmaError> {
         let region = self.alloc_zeroed(name, len, Direction::Bidirectional, false, true)?;
-        let phys = region.phys;
+        let phys = region.phys();
         Ok(DmaBuffer {
             inner: Box::new(Streaming {
                 region,
@@ -674,7 +675,7 @@ impl<P: Platform> DmaTag<P> {
         caller: &'static Location<'static>,
         flags: u8,
     ) -> Result<(), DmaError> {
-        let (id, phys, region_len) = (region.id, region.phys, region.len);
+        let (id, phys, region_len) = (region.id, region.phys(), region.len());
         if flags & AUDIT != 0 {
             if let Some(a) = self.state.lock().auditor.as_mut() {
                 a.learn_region(id, region.name, region_len);
@@ -909,8 +910,10 @@ pub struct DmaRegion<P: Platform> {
     tag: &'static DmaTag<P>,
     id: u32,
     ptr: NonNull<u8>,
-    phys: u32,
-    len: u32,
+    /// The words a [`view`](DmaRegion::view) copies: [`Word32`]s (no byte swaps on this
+    /// route).
+    phys: Word32,
+    len: Word32,
     name: &'static str,
     coherent: bool,
 }
@@ -926,13 +929,13 @@ unsafe impl<P: Platform> Sync for DmaRegion<P> {}
 
 impl<P: Platform> DmaRegion<P> {
     pub fn phys(&self) -> u32 {
-        self.phys
+        self.phys.get()
     }
     pub fn len(&self) -> u32 {
-        self.len
+        self.len.get()
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len.get() == 0
     }
     pub fn name(&self) -> &'static str {
         self.name
@@ -953,12 +956,12 @@ impl<P: Platform> DmaRegion<P> {
         limits: &Limits,
     ) -> Result<Vec<Segment>, DmaError> {
         self.check(offset, len)?;
-        limits.segments(self.phys + offset, len)
+        limits.segments(self.phys.get() + offset, len)
     }
 
     #[inline]
     fn check(&self, offset: u32, len: u32) -> Result<(), DmaError> {
-        check_in(offset, len, self.len)
+        check_in(offset, len, self.len.get())
     }
 
     #[track_caller]
@@ -982,8 +985,8 @@ impl<P: Platform> DmaRegion<P> {
         View {
             region: self,
             ptr: self.ptr,
-            phys: self.phys,
-            len: self.len,
+            phys: self.phys.get(),
+            len: self.len.get(),
         }
     }
 
@@ -1022,7 +1025,7 @@ impl<P: Platform> DmaRegion<P> {
         // field the device writes: the caller's read phase.
         unsafe {
             self.tag
-                .cache_steps(SyncOps::PREREAD, self.phys + offset, 2)
+                .cache_steps(SyncOps::PREREAD, self.phys.get() + offset, 2)
         };
         // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
         u32::from(u16::from_le(unsafe { core::ptr::read_volatile(p) }))
@@ -1061,8 +1064,8 @@ impl<P: Platform> DmaRegion<P> {
     #[inline(never)]
     fn audit_read_owned(&self, caller: &'static Location<'static>) {
         if let Some(a) = self.tag.state.lock().auditor.as_mut() {
-            a.learn_region(self.id, self.name, self.len);
-            a.on_read_owned(self.id, 0, self.len, caller);
+            a.learn_region(self.id, self.name, self.len.get());
+            a.on_read_owned(self.id, 0, self.len.get(), caller);
         }
     }
 
@@ -1080,7 +1083,7 @@ impl<P: Platform> DmaRegion<P> {
     ) {
         if self.tag.flags_now() & AUDIT != 0 {
             if let Some(a) = self.tag.state.lock().auditor.as_mut() {
-                a.learn_region(self.id, self.name, self.len);
+                a.learn_region(self.id, self.name, self.len.get());
                 check(a, self.id, offset, len, Location::caller());
             }
         }
@@ -1111,13 +1114,13 @@ impl<P: Platform> DmaRegion<P> {
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
-                a.learn_region(self.id, self.name, self.len);
+                a.learn_region(self.id, self.name, self.len.get());
                 a.on_read(self.id, offset, buf.len() as u32, caller);
             }
         }
         match st.model.as_mut() {
             Some((_, model, _)) => model.read(
-                self.phys + offset,
+                self.phys.get() + offset,
                 buf,
                 &PlatformMemory(self.tag.platform()),
             ),
@@ -1147,13 +1150,13 @@ impl<P: Platform> DmaRegion<P> {
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
-                a.learn_region(self.id, self.name, self.len);
+                a.learn_region(self.id, self.name, self.len.get());
                 a.on_write(self.id, offset, data.len() as u32, caller);
             }
         }
         match st.model.as_mut() {
             Some((_, model, _)) => model.write(
-                self.phys + offset,
+                self.phys.get() + offset,
                 data,
                 &PlatformMemory(self.tag.platform()),
             ),
@@ -1237,7 +1240,7 @@ impl<P: Platform> DmaRegion<P> {
         if let Some((_, model, _)) = st.model.as_mut() {
             let mem = PlatformMemory(self.tag.platform());
             for i in 0..len {
-                let phys = self.phys + offset + i;
+                let phys = self.phys.get() + offset + i;
                 if model.holds(phys) {
                     let mut b = [0u8];
                     model.read(phys, &mut b, &mem);
@@ -1262,10 +1265,10 @@ impl<P: Platform> Drop for DmaRegion<P> {
             let mut st = self.tag.state.lock();
             if let Some((_, model, _)) = st.model.as_mut() {
                 let mem = PlatformMemory(self.tag.platform());
-                for off in (0..alloc_size::<P>(self.len) as u32).step_by(P::LINE as usize) {
+                for off in (0..alloc_size::<P>(self.len.get()) as u32).step_by(P::LINE as usize) {
                     model.apply(
                         CacheStep::Line {
-                            addr: self.phys + off,
+                            addr: self.phys.get() + off,
                             push: true,
                         },
                         &mem,
@@ -1282,7 +1285,7 @@ impl<P: Platform> Drop for DmaRegion<P> {
         unsafe {
             self.tag
                 .platform()
-                .free(self.ptr, alloc_size::<P>(self.len), DMA_ALIGN)
+                .free(self.ptr, alloc_size::<P>(self.len.get()), DMA_ALIGN)
         };
     }
 }
@@ -1307,7 +1310,9 @@ impl<P: Platform> fmt::Debug for DmaBuffer<P> {
         write!(
             f,
             "DmaBuffer({} at {:#x}, {} bytes)",
-            self.inner.region.name, self.inner.region.phys, self.inner.region.len
+            self.inner.region.name,
+            self.inner.region.phys(),
+            self.inner.region.len()
         )
     }
 }
@@ -1325,10 +1330,10 @@ impl<P: Platform> fmt::Debug for DeviceOwned<P> {
 
 impl<P: Platform> DmaBuffer<P> {
     pub fn len(&self) -> u32 {
-        self.inner.region.len
+        self.inner.region.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.inner.region.len == 0
+        self.inner.region.len() == 0
     }
     /// The buffer's bytes as the CPU reads them. The auditor checks each line the device may
     /// have written had its POSTREAD (repeated reads of a buffer the CPU owns are fine).
@@ -1340,7 +1345,7 @@ impl<P: Platform> DmaBuffer<P> {
             r.audit_read_owned(Location::caller());
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
-        unsafe { core::slice::from_raw_parts(r.ptr.as_ptr(), r.len as usize) }
+        unsafe { core::slice::from_raw_parts(r.ptr.as_ptr(), r.len() as usize) }
     }
     /// The buffer's bytes for the CPU to write. The auditor takes every line as written (the
     /// slice itself is plain memory): the next transfer to the device needs its PREWRITE.
@@ -1349,13 +1354,13 @@ impl<P: Platform> DmaBuffer<P> {
         let r = &self.inner.region;
         if r.tag.flags_now() & AUDIT != 0 {
             if let Some(a) = r.tag.state.lock().auditor.as_mut() {
-                a.learn_region(r.id, r.name, r.len);
-                a.on_write(r.id, 0, r.len, Location::caller());
+                a.learn_region(r.id, r.name, r.len());
+                a.on_write(r.id, 0, r.len(), Location::caller());
             }
         }
         // SAFETY: the CPU owns the buffer (a device transfer consumes `self`), the region's
         // `len` bytes are its allocation, and `&mut self` excludes every other reference.
-        unsafe { core::slice::from_raw_parts_mut(r.ptr.as_ptr(), r.len as usize) }
+        unsafe { core::slice::from_raw_parts_mut(r.ptr.as_ptr(), r.len() as usize) }
     }
 
     /// Hands [0, len) to the device for a transfer in `dir`, after its PRE sync (PREWRITE if
@@ -1370,12 +1375,12 @@ impl<P: Platform> DmaBuffer<P> {
         limits: &Limits,
     ) -> Result<DeviceOwned<P>, (Self, DmaError)> {
         // One segment (the common case) is kept inline: no allocation per transfer.
-        let phys = self.inner.region.phys;
+        let phys = self.inner.region.phys();
         let fits_one = len <= limits.max_segment_size
             && limits.max_segments >= 1
             && (limits.boundary == 0
                 || phys / limits.boundary == (phys + len.max(1) - 1) / limits.boundary);
-        let segments = if fits_one && len <= self.inner.region.len {
+        let segments = if fits_one && len <= self.inner.region.len() {
             Segments::One(Segment { addr: phys, len })
         } else {
             match self.inner.region.segments(0, len, limits) {
