@@ -576,7 +576,7 @@ impl<P: Platform> DmaTag<P> {
             inner: Box::new(Streaming {
                 region,
                 dir: Direction::Bidirectional,
-                len: 0,
+                len: Word32::new(0),
                 segments: Segments::One(Segment { addr: phys, len: 0 }),
             }),
         })
@@ -1301,7 +1301,8 @@ pub struct DmaBuffer<P: Platform> {
 struct Streaming<P: Platform> {
     region: DmaRegion<P>,
     dir: Direction,
-    len: u32,
+    /// A [`Word32`]: no byte swaps on this route.
+    len: Word32,
     segments: Segments,
 }
 
@@ -1394,7 +1395,7 @@ impl<P: Platform> DmaBuffer<P> {
         // Stored only once handed over: a refused transfer leaves the last one described
         // (what `give_again` repeats).
         let s = &mut *self.inner;
-        (s.dir, s.len, s.segments) = (dir, len, segments);
+        (s.dir, s.len, s.segments) = (dir, Word32::new(len), segments);
         Ok(DeviceOwned {
             inner: ManuallyDrop::new(self.inner),
         })
@@ -1408,7 +1409,7 @@ impl<P: Platform> DmaBuffer<P> {
     #[track_caller]
     #[inline(always)]
     pub fn give_again(self) -> Result<DeviceOwned<P>, (Self, DmaError)> {
-        let (dir, len) = (self.inner.dir, self.inner.len);
+        let (dir, len) = (self.inner.dir, self.inner.len.get());
         if let Err(e) = self.pre_sync_and_notices(dir, len) {
             return Err((self, e));
         }
@@ -1474,7 +1475,7 @@ impl<P: Platform> DeviceOwned<P> {
     pub unsafe fn take_back(self) -> DmaBuffer<P> {
         let DeviceOwned { inner } = self;
         let inner = ManuallyDrop::into_inner(inner);
-        let (region, dir, len) = (&inner.region, inner.dir, inner.len);
+        let (region, dir, len) = (&inner.region, inner.dir, inner.len.get());
         // The range `give_to_device` checked (it stores a transfer only once handed over).
         crate::sync_site!(
             "dma.take.post",
