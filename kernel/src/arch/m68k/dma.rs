@@ -16,7 +16,9 @@ use drivers::sync::InterruptMask;
 
 pub struct M68kPlatform;
 
-/// The register `paravirt_membar` reads (0: none set yet, the barrier is the compiler's).
+/// The register `paravirt_membar` reads (0: none set yet, the barrier is the compiler's),
+/// held byte-swapped: the swap undone on each load cancels with the route's own (see
+/// `drivers::word`), and it is loaded on every publish.
 static MEMBAR_REGISTER: AtomicU32 = AtomicU32::new(0);
 
 /// `Platform::cpu`'s answer once known (0: not asked yet; 1 none; 2 68030; 3 68040).
@@ -50,7 +52,7 @@ fn sync_cpu() -> Option<CpuCache> {
 /// `addr` must be a 32-bit device register whose read has no side effect (e.g. virtio-mmio
 /// MagicValue, virtio 1.2 4.2.2), valid for the rest of the run.
 pub unsafe fn set_membar_register(addr: u32) {
-    MEMBAR_REGISTER.store(addr, Ordering::Relaxed);
+    MEMBAR_REGISTER.store(addr.swap_bytes(), Ordering::Relaxed);
 }
 
 /// The DMA tag's lock is taken from interrupt handlers too (the TTY's receive region, disk
@@ -192,7 +194,7 @@ unsafe impl Platform for M68kPlatform {
     }
 
     fn paravirt_membar(&self) {
-        let addr = MEMBAR_REGISTER.load(Ordering::Relaxed);
+        let addr = MEMBAR_REGISTER.load(Ordering::Relaxed).swap_bytes();
         if addr != 0 {
             // SAFETY: `set_membar_register`'s caller vouched that `addr` is a register whose
             // read has no side effect; the bus is used for this one read.
