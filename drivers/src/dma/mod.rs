@@ -560,7 +560,7 @@ impl<P: Platform> DmaTag<P> {
         Ok(DmaRegion {
             tag: self,
             id,
-            ptr,
+            addr: ptr.as_ptr().expose_provenance().swap_bytes(),
             phys: Word32::new(phys),
             len: Word32::new(len),
             name,
@@ -909,7 +909,10 @@ fn alloc_size<P: Platform>(len: u32) -> usize {
 pub struct DmaRegion<P: Platform> {
     tag: &'static DmaTag<P>,
     id: u32,
-    ptr: NonNull<u8>,
+    /// The allocation's address, byte-swapped like the words below (a view loads it for every
+    /// run of accesses) and exposed when allocated: [`ptr`](Self::ptr) rebuilds the pointer
+    /// with the allocation's provenance.
+    addr: usize,
     /// The words a [`view`](DmaRegion::view) copies: [`Word32`]s (no byte swaps on this
     /// route).
     phys: Word32,
@@ -928,6 +931,14 @@ unsafe impl<P: Platform> Send for DmaRegion<P> {}
 unsafe impl<P: Platform> Sync for DmaRegion<P> {}
 
 impl<P: Platform> DmaRegion<P> {
+    /// The allocation (its address exposed when it was allocated).
+    #[inline(always)]
+    fn ptr(&self) -> NonNull<u8> {
+        let p = core::ptr::with_exposed_provenance_mut::<u8>(self.addr.swap_bytes());
+        // SAFETY: the address of the allocation, a `NonNull` when the region was made.
+        unsafe { NonNull::new_unchecked(p) }
+    }
+
     pub fn phys(&self) -> u32 {
         self.phys.get()
     }
@@ -984,7 +995,7 @@ impl<P: Platform> DmaRegion<P> {
     pub fn view(&self) -> View<'_, P> {
         View {
             region: self,
-            ptr: self.ptr,
+            ptr: self.ptr(),
             phys: self.phys.get(),
             len: self.len.get(),
         }
@@ -1096,7 +1107,7 @@ impl<P: Platform> DmaRegion<P> {
         let flags = self.tag.flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
-            unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
+            unsafe { copy_from_memory(self.ptr().as_ptr().add(offset as usize), buf) };
             return;
         }
         self.read_slow(offset, buf, flags, Location::caller());
@@ -1126,7 +1137,7 @@ impl<P: Platform> DmaRegion<P> {
             ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
-                unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
+                unsafe { copy_from_memory(self.ptr().as_ptr().add(offset as usize), buf) };
             }
         }
     }
@@ -1138,7 +1149,7 @@ impl<P: Platform> DmaRegion<P> {
         let flags = self.tag.flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
-            unsafe { copy_to_memory(self.ptr.as_ptr().add(offset as usize), data) };
+            unsafe { copy_to_memory(self.ptr().as_ptr().add(offset as usize), data) };
             return;
         }
         self.write_slow(offset, data, flags, Location::caller());
@@ -1162,7 +1173,7 @@ impl<P: Platform> DmaRegion<P> {
             ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
-                unsafe { copy_to_memory(self.ptr.as_ptr().add(offset as usize), data) };
+                unsafe { copy_to_memory(self.ptr().as_ptr().add(offset as usize), data) };
             }
         }
     }
@@ -1221,12 +1232,12 @@ impl<P: Platform> DmaRegion<P> {
     pub fn peek_memory(&self, offset: u32, buf: &mut [u8]) {
         self.in_bounds(offset, buf.len());
         // SAFETY: in bounds of this region's memory (checked above).
-        unsafe { copy_from_memory(self.ptr.as_ptr().add(offset as usize), buf) };
+        unsafe { copy_from_memory(self.ptr().as_ptr().add(offset as usize), buf) };
     }
 
     /// What the device sees: memory itself, past any cache (for simulated devices and tests).
     pub fn raw_pointer(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.ptr().as_ptr()
     }
 
     /// Replaces what the CPU would see of [offset, offset + len) with the cache model's view
@@ -1247,7 +1258,7 @@ impl<P: Platform> DmaRegion<P> {
                     // SAFETY: in bounds of the region.
                     unsafe {
                         core::ptr::write_volatile(
-                            self.ptr.as_ptr().add((offset + i) as usize),
+                            self.ptr().as_ptr().add((offset + i) as usize),
                             b[0],
                         )
                     };
@@ -1285,7 +1296,7 @@ impl<P: Platform> Drop for DmaRegion<P> {
         unsafe {
             self.tag
                 .platform()
-                .free(self.ptr, alloc_size::<P>(self.len.get()), DMA_ALIGN)
+                .free(self.ptr(), alloc_size::<P>(self.len.get()), DMA_ALIGN)
         };
     }
 }
@@ -1346,7 +1357,7 @@ impl<P: Platform> DmaBuffer<P> {
             r.audit_read_owned(Location::caller());
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
-        unsafe { core::slice::from_raw_parts(r.ptr.as_ptr(), r.len() as usize) }
+        unsafe { core::slice::from_raw_parts(r.ptr().as_ptr(), r.len() as usize) }
     }
     /// The buffer's bytes for the CPU to write. The auditor takes every line as written (the
     /// slice itself is plain memory): the next transfer to the device needs its PREWRITE.
@@ -1361,7 +1372,7 @@ impl<P: Platform> DmaBuffer<P> {
         }
         // SAFETY: the CPU owns the buffer (a device transfer consumes `self`), the region's
         // `len` bytes are its allocation, and `&mut self` excludes every other reference.
-        unsafe { core::slice::from_raw_parts_mut(r.ptr.as_ptr(), r.len() as usize) }
+        unsafe { core::slice::from_raw_parts_mut(r.ptr().as_ptr(), r.len() as usize) }
     }
 
     /// Hands [0, len) to the device for a transfer in `dir`, after its PRE sync (PREWRITE if
