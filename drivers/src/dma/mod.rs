@@ -558,7 +558,8 @@ impl<P: Platform> DmaTag<P> {
             }
         }
         Ok(DmaRegion {
-            tag: self,
+            tag_addr: (self as *const DmaTag<P>).expose_provenance().swap_bytes(),
+            _tag: core::marker::PhantomData,
             id,
             addr: ptr.as_ptr().expose_provenance().swap_bytes(),
             phys: Word32::new(phys),
@@ -767,7 +768,7 @@ impl<'a, P: Platform> View<'a, P> {
         );
         // The region starts on a page (DMA_ALIGN), so an aligned offset is an aligned address.
         let fits = offset.is_multiple_of(align) && offset.checked_add(size)? <= self.len;
-        (fits && self.region.tag.flags_now() == 0)
+        (fits && self.region.tag().flags_now() == 0)
             // SAFETY: `offset + size <= len`, the region's own length: inside its allocation.
             .then(|| unsafe { self.ptr.as_ptr().add(offset as usize) }.cast::<T>())
     }
@@ -776,7 +777,7 @@ impl<'a, P: Platform> View<'a, P> {
     #[track_caller]
     #[inline(always)]
     pub fn sync(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
-        let tag = self.region.tag;
+        let tag = self.region.tag();
         let flags = tag.flags_now();
         if flags != 0 {
             return tag.sync_range_checked(
@@ -804,7 +805,7 @@ impl<'a, P: Platform> View<'a, P> {
     #[track_caller]
     #[inline(always)]
     fn sync_admitted(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
-        let tag = self.region.tag;
+        let tag = self.region.tag();
         if P::POST_NOOP && !ops.intersects(SyncOps::PRE) && tag.flags_now() == 0 {
             tag.platform().barrier();
             return Ok(());
@@ -907,7 +908,10 @@ fn alloc_size<P: Platform>(len: u32) -> usize {
 
 /// Long-lived DMA memory shared with a device, accessed through audited accessors.
 pub struct DmaRegion<P: Platform> {
-    tag: &'static DmaTag<P>,
+    /// The tag's address, held as `addr` is (loaded by every sync; exposed when the region
+    /// was made from a `&'static DmaTag`).
+    tag_addr: usize,
+    _tag: core::marker::PhantomData<&'static DmaTag<P>>,
     id: u32,
     /// The allocation's address, byte-swapped like the words below (a view loads it for every
     /// run of accesses) and exposed when allocated: [`ptr`](Self::ptr) rebuilds the pointer
@@ -955,8 +959,12 @@ impl<P: Platform> DmaRegion<P> {
         self.coherent
     }
     /// The tag the region belongs to.
+    #[inline(always)]
     pub fn tag(&self) -> &'static DmaTag<P> {
-        self.tag
+        let p = core::ptr::with_exposed_provenance::<DmaTag<P>>(self.tag_addr.swap_bytes());
+        // SAFETY: the address of the `&'static DmaTag` this region was allocated from: valid
+        // and shared for the rest of the program.
+        unsafe { &*p }
     }
 
     /// The segments of [offset, offset + len) under `limits`.
@@ -1035,7 +1043,7 @@ impl<P: Platform> DmaRegion<P> {
         // SAFETY: two bytes of this region (`direct` checked them), PREREAD alone, on a
         // field the device writes: the caller's read phase.
         unsafe {
-            self.tag
+            self.tag()
                 .cache_steps(SyncOps::PREREAD, self.phys.get() + offset, 2)
         };
         // SAFETY: in bounds and aligned (`direct`): one access, as a device's is.
@@ -1074,7 +1082,7 @@ impl<P: Platform> DmaRegion<P> {
     #[cold]
     #[inline(never)]
     fn audit_read_owned(&self, caller: &'static Location<'static>) {
-        if let Some(a) = self.tag.state.lock().auditor.as_mut() {
+        if let Some(a) = self.tag().state.lock().auditor.as_mut() {
             a.learn_region(self.id, self.name, self.len.get());
             a.on_read_owned(self.id, 0, self.len.get(), caller);
         }
@@ -1092,8 +1100,8 @@ impl<P: Platform> DmaRegion<P> {
         len: u32,
         check: fn(&mut Auditor, u32, u32, u32, &'static Location<'static>),
     ) {
-        if self.tag.flags_now() & AUDIT != 0 {
-            if let Some(a) = self.tag.state.lock().auditor.as_mut() {
+        if self.tag().flags_now() & AUDIT != 0 {
+            if let Some(a) = self.tag().state.lock().auditor.as_mut() {
                 a.learn_region(self.id, self.name, self.len.get());
                 check(a, self.id, offset, len, Location::caller());
             }
@@ -1104,7 +1112,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     pub fn read(&self, offset: u32, buf: &mut [u8]) {
         self.in_bounds(offset, buf.len());
-        let flags = self.tag.flags_now();
+        let flags = self.tag().flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
             unsafe { copy_from_memory(self.ptr().as_ptr().add(offset as usize), buf) };
@@ -1121,7 +1129,7 @@ impl<P: Platform> DmaRegion<P> {
         flags: u8,
         caller: &'static Location<'static>,
     ) {
-        let mut st = self.tag.state.lock();
+        let mut st = self.tag().state.lock();
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
@@ -1133,7 +1141,7 @@ impl<P: Platform> DmaRegion<P> {
             Some((_, model, _)) => model.read(
                 self.phys.get() + offset,
                 buf,
-                &PlatformMemory(self.tag.platform()),
+                &PlatformMemory(self.tag().platform()),
             ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
@@ -1146,7 +1154,7 @@ impl<P: Platform> DmaRegion<P> {
     #[track_caller]
     pub fn write(&self, offset: u32, data: &[u8]) {
         self.in_bounds(offset, data.len());
-        let flags = self.tag.flags_now();
+        let flags = self.tag().flags_now();
         if flags == 0 {
             // SAFETY: in bounds of this region's memory (checked above).
             unsafe { copy_to_memory(self.ptr().as_ptr().add(offset as usize), data) };
@@ -1157,7 +1165,7 @@ impl<P: Platform> DmaRegion<P> {
 
     #[cold]
     fn write_slow(&self, offset: u32, data: &[u8], flags: u8, caller: &'static Location<'static>) {
-        let mut st = self.tag.state.lock();
+        let mut st = self.tag().state.lock();
         let st = &mut *st;
         if flags & AUDIT != 0 {
             if let Some(a) = st.auditor.as_mut() {
@@ -1169,7 +1177,7 @@ impl<P: Platform> DmaRegion<P> {
             Some((_, model, _)) => model.write(
                 self.phys.get() + offset,
                 data,
-                &PlatformMemory(self.tag.platform()),
+                &PlatformMemory(self.tag().platform()),
             ),
             None => {
                 // SAFETY: in bounds (checked by the caller).
@@ -1244,12 +1252,12 @@ impl<P: Platform> DmaRegion<P> {
     /// (used when ownership of a buffer returns to the CPU: its plain slice accessors do not
     /// go through the model).
     fn materialize_model_view(&self, offset: u32, len: u32) {
-        if self.tag.flags_now() & MODEL == 0 || len == 0 {
+        if self.tag().flags_now() & MODEL == 0 || len == 0 {
             return;
         }
-        let mut st = self.tag.state.lock();
+        let mut st = self.tag().state.lock();
         if let Some((_, model, _)) = st.model.as_mut() {
-            let mem = PlatformMemory(self.tag.platform());
+            let mem = PlatformMemory(self.tag().platform());
             for i in 0..len {
                 let phys = self.phys.get() + offset + i;
                 if model.holds(phys) {
@@ -1270,12 +1278,12 @@ impl<P: Platform> DmaRegion<P> {
 
 impl<P: Platform> Drop for DmaRegion<P> {
     fn drop(&mut self) {
-        if self.tag.flags_now() & MODEL != 0 {
+        if self.tag().flags_now() & MODEL != 0 {
             // The model's lines over this memory are written back and dropped while it is
             // still the region's: none may land later on whoever is given it next.
-            let mut st = self.tag.state.lock();
+            let mut st = self.tag().state.lock();
             if let Some((_, model, _)) = st.model.as_mut() {
-                let mem = PlatformMemory(self.tag.platform());
+                let mem = PlatformMemory(self.tag().platform());
                 for off in (0..alloc_size::<P>(self.len.get()) as u32).step_by(P::LINE as usize) {
                     model.apply(
                         CacheStep::Line {
@@ -1287,14 +1295,14 @@ impl<P: Platform> Drop for DmaRegion<P> {
                 }
             }
         }
-        if self.tag.flags_now() & AUDIT != 0 {
-            if let Some(a) = self.tag.state.lock().auditor.as_mut() {
+        if self.tag().flags_now() & AUDIT != 0 {
+            if let Some(a) = self.tag().state.lock().auditor.as_mut() {
                 a.remove_region(self.id);
             }
         }
         // SAFETY: allocated by `alloc` with this size and alignment; the region is gone.
         unsafe {
-            self.tag
+            self.tag()
                 .platform()
                 .free(self.ptr(), alloc_size::<P>(self.len.get()), DMA_ALIGN)
         };
@@ -1353,7 +1361,7 @@ impl<P: Platform> DmaBuffer<P> {
     #[inline(always)]
     pub fn as_slice(&self) -> &[u8] {
         let r = &self.inner.region;
-        if r.tag.flags_now() & AUDIT != 0 {
+        if r.tag().flags_now() & AUDIT != 0 {
             r.audit_read_owned(Location::caller());
         }
         // SAFETY: the CPU owns the buffer (no device transfer in flight: that needs `self`).
@@ -1364,8 +1372,8 @@ impl<P: Platform> DmaBuffer<P> {
     #[track_caller]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let r = &self.inner.region;
-        if r.tag.flags_now() & AUDIT != 0 {
-            if let Some(a) = r.tag.state.lock().auditor.as_mut() {
+        if r.tag().flags_now() & AUDIT != 0 {
+            if let Some(a) = r.tag().state.lock().auditor.as_mut() {
                 a.learn_region(r.id, r.name, r.len());
                 a.on_write(r.id, 0, r.len(), Location::caller());
             }
@@ -1493,7 +1501,7 @@ impl<P: Platform> DeviceOwned<P> {
             region.view().sync_admitted(dir.post(), 0, len)
         )
         .expect("a range that passed give_to_device is valid");
-        if dir != Direction::ToDevice && region.tag.flags_now() & MODEL != 0 {
+        if dir != Direction::ToDevice && region.tag().flags_now() & MODEL != 0 {
             region.materialize_model_view(0, len);
         }
         DmaBuffer { inner }
