@@ -77,6 +77,9 @@ pub struct Buffer {
 
 /// Something the device did that the protocol forbids. The queue is broken afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// A byte tag: every call tests `Option<DeviceFault>` for None, and a byte needs no swap on
+// this route.
+#[repr(u8)]
 pub enum DeviceFault {
     /// A used element's id is not a descriptor index.
     IdOutOfRange { id: u32, size: u16 },
