@@ -128,7 +128,31 @@ fn build() -> Result<std::path::PathBuf> {
     Ok(elf)
 }
 
+/// The first item of `items` that an earlier one equals.
+fn repeated<T: PartialEq>(items: &[T]) -> Option<&T> {
+    items
+        .iter()
+        .enumerate()
+        .find_map(|(i, x)| items[..i].contains(x).then_some(x))
+}
+
+/// The virt board's virtio-mmio slots (docs/machine.md: 128 transports at 0xff010000).
+const VIRTIO_SLOTS: usize = 128;
+
+/// Refuses more `--disk` images than the board has virtio slots, before anything is built
+/// (QEMU would refuse the 129th `bus=virtio-mmio-bus.128` only after its own noise).
+fn check_disk_count(n: usize) -> Result<()> {
+    if n > VIRTIO_SLOTS {
+        return fail(format!(
+            "{n} --disk images given; the virt board has {VIRTIO_SLOTS} virtio-mmio slots (0..{}), one disk each",
+            VIRTIO_SLOTS - 1
+        ));
+    }
+    Ok(())
+}
+
 fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
+    check_disk_count(boot.disk.len())?;
     let append_given = boot.append.is_some();
     let mut q = boot_qemu(&boot);
     q.extra = extra;
@@ -1483,6 +1507,12 @@ fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
 }
 
 fn cmd_verify(o: VerifyArgs) -> Result<bool> {
+    check_disk_count(o.disk.len())?;
+    if let Some(p) = repeated(&o.pass) {
+        return fail(format!(
+            "--pass names {p} twice: each pass runs once (list it once)"
+        ));
+    }
     let plan = VerifyPlan {
         disks: o.disk.clone(),
         write: o.write.then_some(o.seed),
@@ -1808,6 +1838,25 @@ fn verify_checks(elf: &Path) -> Result<Vec<(String, Option<String>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_disks_than_virtio_slots_are_refused() {
+        assert!(check_disk_count(0).is_ok());
+        assert!(check_disk_count(128).is_ok());
+        let e = check_disk_count(129).unwrap_err().to_string();
+        assert!(
+            e.contains("129 --disk") && e.contains("128 virtio-mmio slots"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_item_is_found() {
+        assert_eq!(repeated::<u8>(&[]), None);
+        assert_eq!(repeated(&[1, 2, 3]), None);
+        assert_eq!(repeated(&[1, 2, 1]), Some(&1));
+        assert_eq!(repeated(&[3, 2, 2, 3]), Some(&2));
+    }
 
     fn outcome(status: Option<i32>, console: &str, stderr: &str) -> Outcome {
         Outcome {
