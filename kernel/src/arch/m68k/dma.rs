@@ -138,9 +138,15 @@ unsafe impl Platform for M68kPlatform {
         // step calls `barrier`.
         match crate::arch::m68k::dma_sync::fast_shape(cpu, ops, phys, len) {
             Fast::Nothing => self.barrier(),
+            // Each shape's own step written out (a shared `Fast -> CacheStep` helper merged
+            // the three into one value that LLVM packed into 64 bits: +39 per 4 KiB read).
             // SAFETY: the one step of the plan for the caller's range (`fast_shape` decides
             // exactly the planner's steps, tested), which this method's caller vouches for.
-            Fast::One(step) => unsafe { self.execute(step) },
+            Fast::Line { addr, push } => unsafe { self.execute(CacheStep::Line { addr, push }) },
+            // SAFETY: as above.
+            Fast::Page { addr, push } => unsafe { self.execute(CacheStep::Page { addr, push }) },
+            // SAFETY: as above.
+            Fast::InvalidateAll => unsafe { self.execute(CacheStep::InvalidateAll) },
             Fast::Lines {
                 first,
                 count,

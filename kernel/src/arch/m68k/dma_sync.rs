@@ -110,9 +110,14 @@ pub fn sync_steps(
 pub enum Fast {
     /// A POST, an empty range, a PREWRITE on the 68030: nothing.
     Nothing,
-    /// One step: a line (a header, a status byte, a ring field), a whole page (a 4 KiB data
-    /// buffer), or the 68030's whole data cache.
-    One(CacheStep),
+    /// One line (a header, a status byte, a ring field): CPUSHL when `push`, else CINVL.
+    /// (Flat variants, not one holding a `CacheStep`: LLVM packed that nested enum into a
+    /// 64-bit word, which the 68k then unpacked with shifts on every sync.)
+    Line { addr: u32, push: bool },
+    /// One whole page (a 4 KiB data buffer): CPUSHP when `push`, else CINVP.
+    Page { addr: u32, push: bool },
+    /// The 68030's whole data cache.
+    InvalidateAll,
     /// A line step for each line of [first, first + 16 * count): pushed where the range
     /// covers only part of it (at `start` or before `end`) or `push` says so.
     Lines {
@@ -151,7 +156,7 @@ pub fn fast_shape(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) -> Fast {
         return Fast::Nothing;
     }
     match cpu {
-        CpuCache::M68030 if read => Fast::One(CacheStep::InvalidateAll),
+        CpuCache::M68030 if read => Fast::InvalidateAll,
         CpuCache::M68030 => Fast::Nothing,
         CpuCache::M68040 => {
             let line = phys & !(LINE - 1);
@@ -159,15 +164,15 @@ pub fn fast_shape(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) -> Fast {
                 // One line: pushed unless the range is all of it and only read (PREREAD
                 // alone discards a line only when every byte of it is the device's).
                 let whole = phys == line && len == LINE;
-                Fast::One(CacheStep::Line {
+                Fast::Line {
                     addr: line,
                     push: write || !whole,
-                })
+                }
             } else if len == PAGE && phys & (PAGE - 1) == 0 {
-                Fast::One(CacheStep::Page {
+                Fast::Page {
                     addr: phys,
                     push: write,
-                })
+                }
             } else {
                 // Fewer lines than a page step takes (and so fewer than a push-all): the
                 // planner would emit one line step each, in address order.
@@ -192,7 +197,9 @@ pub fn fast_shape(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) -> Fast {
 fn sync_fast(cpu: CpuCache, ops: SyncOps, phys: u32, len: u32, exec: &mut dyn FnMut(CacheStep)) {
     match fast_shape(cpu, ops, phys, len) {
         Fast::Nothing => {}
-        Fast::One(step) => exec(step),
+        Fast::Line { addr, push } => exec(CacheStep::Line { addr, push }),
+        Fast::Page { addr, push } => exec(CacheStep::Page { addr, push }),
+        Fast::InvalidateAll => exec(CacheStep::InvalidateAll),
         Fast::Lines {
             first,
             count,
@@ -288,7 +295,9 @@ mod tests {
                     sync_fast(cpu, ops, phys, len, &mut |s| fast.push(s));
                     assert_eq!(fast, planned, "{cpu:?} {ops:?} {phys:#x}+{len}");
                     match fast_shape(cpu, ops, phys, len) {
-                        Fast::One(_) => fast_shapes += 1,
+                        Fast::Line { .. } | Fast::Page { .. } | Fast::InvalidateAll => {
+                            fast_shapes += 1
+                        }
                         Fast::Lines { .. } => lines_shapes += 1,
                         _ => {}
                     }
