@@ -64,6 +64,14 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    // What clap cannot see option by option is a usage error all the same: exit 2.
+    if let Some(why) = usage_error(&cli.command) {
+        use clap::CommandFactory as _;
+        let _ = Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, why)
+            .print();
+        return ExitCode::from(2);
+    }
     let result = qemu::catch_signals().and_then(|()| {
         if let Some(path) = qemu::requested(cli.qemu.clone())? {
             qemu::select(path)?;
@@ -139,20 +147,30 @@ fn repeated<T: PartialEq>(items: &[T]) -> Option<&T> {
 /// The virt board's virtio-mmio slots (docs/machine.md: 128 transports at 0xff010000).
 const VIRTIO_SLOTS: usize = 128;
 
-/// Refuses more `--disk` images than the board has virtio slots, before anything is built
-/// (QEMU would refuse the 129th `bus=virtio-mmio-bus.128` only after its own noise).
-fn check_disk_count(n: usize) -> Result<()> {
-    if n > VIRTIO_SLOTS {
-        return fail(format!(
+/// More `--disk` images than the board has virtio slots (QEMU would refuse the 129th
+/// `bus=virtio-mmio-bus.128` only after its own noise).
+fn disk_count_error(n: usize) -> Option<String> {
+    (n > VIRTIO_SLOTS).then(|| {
+        format!(
             "{n} --disk images given; the virt board has {VIRTIO_SLOTS} virtio-mmio slots (0..{}), one disk each",
             VIRTIO_SLOTS - 1
-        ));
+        )
+    })
+}
+
+/// A usage error clap's per-option checks cannot see, found before anything is built or run.
+fn usage_error(command: &Cmd) -> Option<String> {
+    match command {
+        Cmd::Run(b) | Cmd::Qemu { boot: b, .. } | Cmd::Gdb(b) => disk_count_error(b.disk.len()),
+        Cmd::Verify(v) => disk_count_error(v.disk.len()).or_else(|| {
+            repeated(&v.pass)
+                .map(|p| format!("--pass names {p} twice: each pass runs once (list it once)"))
+        }),
+        _ => None,
     }
-    Ok(())
 }
 
 fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
-    check_disk_count(boot.disk.len())?;
     let append_given = boot.append.is_some();
     let mut q = boot_qemu(&boot);
     q.extra = extra;
@@ -167,6 +185,10 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
             d.file.display(),
             if d.read_only { " (this one is read-only: they would fail on it)" } else { "" }
         ));
+    }
+    // The images too, before minutes of building: a missing file is the user's typo.
+    for d in &boot.disk {
+        check_run_disk(&d.file)?;
     }
     deps::ensure(&[Need::Build, Need::Run])?;
     let elf = build()?;
@@ -188,9 +210,6 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
     // the model QEMU was started with, which the cpu:: tests compare with the probe.
     q.append = with_default(&q.append, "dma_audit", "on");
     q.append = with_default(&q.append, "cpu", q.cpu.trim_start_matches('m'));
-    for d in &boot.disk {
-        check_run_disk(&d.file)?;
-    }
     let _rules = attach_injected(&mut q.disks, &boot.inject, !boot.disk.is_empty())?;
     eprintln!("xtask: {}", q.command_line(&elf)?);
     let out = q.run(&elf, true)?;
@@ -1507,12 +1526,6 @@ fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
 }
 
 fn cmd_verify(o: VerifyArgs) -> Result<bool> {
-    check_disk_count(o.disk.len())?;
-    if let Some(p) = repeated(&o.pass) {
-        return fail(format!(
-            "--pass names {p} twice: each pass runs once (list it once)"
-        ));
-    }
     let plan = VerifyPlan {
         disks: o.disk.clone(),
         write: o.write.then_some(o.seed),
@@ -1840,14 +1853,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn more_disks_than_virtio_slots_are_refused() {
-        assert!(check_disk_count(0).is_ok());
-        assert!(check_disk_count(128).is_ok());
-        let e = check_disk_count(129).unwrap_err().to_string();
-        assert!(
-            e.contains("129 --disk") && e.contains("128 virtio-mmio slots"),
-            "{e}"
-        );
+    fn more_disks_than_virtio_slots_are_a_usage_error() {
+        let disks = |cmd: &str, n: usize| {
+            let mut args = vec!["xtask".to_string(), cmd.to_string()];
+            for i in 0..n {
+                args.extend(["--disk".to_string(), format!("d{i}.img")]);
+            }
+            usage_error(&Cli::try_parse_from(args).expect("parses").command)
+        };
+        for cmd in ["run", "qemu", "gdb", "verify"] {
+            assert_eq!(disks(cmd, 1), None, "{cmd}");
+            assert_eq!(disks(cmd, 128), None, "{cmd}");
+            let e = disks(cmd, 129).unwrap_or_else(|| panic!("{cmd}: 129 disks accepted"));
+            assert!(
+                e.contains("129 --disk") && e.contains("128 virtio-mmio slots"),
+                "{e}"
+            );
+        }
+        let twice = Cli::try_parse_from([
+            "xtask",
+            "verify",
+            "--disk",
+            "a.img",
+            "--pass",
+            "intr/none,polled/040",
+            "--pass",
+            "intr/none",
+        ])
+        .expect("parses");
+        let e = usage_error(&twice.command).expect("a pass named twice is refused");
+        assert!(e.contains("intr/none twice"), "{e}");
     }
 
     #[test]
