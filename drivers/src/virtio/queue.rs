@@ -1057,6 +1057,7 @@ impl<P: Platform> SplitQueue<P> {
     /// Ends a batch of pops that stopped before one returned `None` (see
     /// [`seen_pending`](Self::seen_pending)): used_event follows the completions taken, if
     /// interrupts are wanted, as that last pop would have done.
+    #[inline(always)]
     pub fn settle_used_event(&mut self) -> Result<(), QueueError> {
         if self.used_event_follows {
             self.set_used_event(self.last_used)?;
@@ -1064,18 +1065,26 @@ impl<P: Platform> SplitQueue<P> {
         Ok(())
     }
 
-    /// Stores used_event (read by the device) and pushes it, unless memory holds it already.
+    /// Stores used_event (read by the device) and pushes it, unless memory holds it already
+    /// (that test inline, the store out of line).
+    #[inline(always)]
     fn set_used_event(&mut self, v: u16) -> Result<(), QueueError> {
         if self.used_event_mem != Some(v) {
-            let off = self.used_event_off();
-            self.ring.write_u16_le(off, v);
-            // Rule: the device reads it.
-            crate::sync_site!(
-                "queue.used_event",
-                self.ring.sync(SyncOps::PREWRITE, off, 2)
-            )?;
-            self.used_event_mem = Some(v);
+            self.store_used_event(v)?;
         }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn store_used_event(&mut self, v: u16) -> Result<(), QueueError> {
+        let off = self.used_event_off();
+        self.ring.write_u16_le(off, v);
+        // Rule: the device reads it.
+        crate::sync_site!(
+            "queue.used_event",
+            self.ring.sync(SyncOps::PREWRITE, off, 2)
+        )?;
+        self.used_event_mem = Some(v);
         Ok(())
     }
 
