@@ -32,7 +32,7 @@ use crate::bus::Bus;
 use crate::dma::{DeviceOwned, Direction, DmaBuffer, DmaRegion, DmaTag, Limits, Platform, SyncOps};
 use crate::virtio::mmio::{self, DeviceInfo, MmioTransport};
 use crate::virtio::queue::{Buffer, QueueError, SplitQueue, UsedSync};
-use crate::word::{Word32, Word64};
+use crate::word::{Table, Word32, Word64};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
@@ -287,7 +287,8 @@ pub struct VirtioBlk<B: Bus + Clone, P: Platform> {
     config: BlkConfig,
     /// The slots' request blocks, slot s at s * SLOT_STRIDE.
     requests: ManuallyDrop<DmaRegion<P>>,
-    slots: ManuallyDrop<Vec<Slot<P>>>,
+    /// A [`Table`]: indexing loads no swapped pointer or length.
+    slots: ManuallyDrop<Table<Slot<P>>>,
     free: FreeSlots,
     limits: Limits,
     /// Bytes per request at most (a multiple of `block`). The words `submit`'s fast test
@@ -480,7 +481,7 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             features,
             config,
             requests: ManuallyDrop::new(requests),
-            slots: ManuallyDrop::new(slots),
+            slots: ManuallyDrop::new(Table::new(slots)),
             free: FreeSlots::all(depth),
             limits,
             max_transfer: Word32::new(max_transfer),

@@ -23,7 +23,7 @@
 
 use super::mmio::need_event;
 use crate::dma::{Direction, DmaError, DmaRegion, DmaTag, Platform, SyncOps, View};
-use crate::word::Count32;
+use crate::word::{Count32, Table};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -250,7 +250,7 @@ pub struct SplitQueue<P: Platform> {
     /// [`add_at`](Self::add_at), the free list stays empty.
     fixed_heads: bool,
     /// Per head ([`Head`]).
-    heads: Vec<Head>,
+    heads: Table<Head>,
     /// Next avail idx to publish, and the one last published: entries were added since the
     /// last publish exactly when they differ (at most `size` chains are queued unpublished).
     avail_idx: u16,
@@ -360,7 +360,7 @@ impl<P: Platform> SplitQueue<P> {
             free_head: 0,
             num_free: size,
             fixed_heads: false,
-            heads: alloc::vec![
+            heads: Table::new(alloc::vec![
                 Head {
                     token: 0,
                     writable: NO_CHAIN,
@@ -368,7 +368,7 @@ impl<P: Platform> SplitQueue<P> {
                     in_flight: false,
                 };
                 size as usize
-            ],
+            ]),
             avail_idx: 0,
             published: 0,
             avail_laps: 0,
