@@ -629,6 +629,11 @@ mod tests {
         assert_eq!(wide_muldiv(0, &bcsl, &|_| false), [4]);
         let bcsw = words(&[0x6500, 0xffff, 0x4c28, 0x2401]);
         assert_eq!(wide_muldiv(0, &bcsw, &starts(&[0, 4, 6])), [4]);
+        // Nor is another instruction whose low byte is 0xff: `moveq #-1,%d1; movel %d0,%d3;
+        // mulul %d1,%d3:%d2` is a real 64-bit multiply (a mask that let 0x72ff pass hid it:
+        // found by a break-it run).
+        let moveq = words(&[0x72ff, 0x2600, 0x4c01, 0x2403]);
+        assert_eq!(wide_muldiv(0, &moveq, &starts(&[0, 2, 4])), [4]);
     }
 
     #[test]

@@ -67,8 +67,9 @@ impl InterruptMask for M68kPlatform {
 // SAFETY: memory comes from the kernel heap, which is linear memory: physically contiguous at
 // linear base + address, reachable by devices (no IOMMU, no MMU). `execute` runs the cache
 // instructions of the identified CPU (`cpu` is None where it has none that work, and
-// `execute` is given only steps planned for `cpu`'s answer); `barrier` is an opaque import
-// call; `mask` raises the interrupt mask to 7.
+// `execute` is given only steps planned for `cpu`'s answer); `barrier` is a compiler barrier
+// (the import call, which the xtask puts in place as an empty asm with a memory clobber);
+// `mask` raises the interrupt mask to 7.
 unsafe impl Platform for M68kPlatform {
     fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(size, align).ok()?;

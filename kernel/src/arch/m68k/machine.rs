@@ -479,8 +479,10 @@ pub unsafe fn dc_op(op: DcOp, addr: u32) {
     unsafe { machine_dc_op(op as u32, addr) }
 }
 
-/// A compiler barrier: an opaque call into the machine layer, across which GCC cannot move
-/// loads or stores of linear memory (toolchain.md rule 3). Every DMA sync makes one.
+/// A compiler barrier across which GCC cannot move loads or stores of linear memory
+/// (toolchain.md rule 3): a call of the machine layer's import, which the xtask replaces in
+/// the generated C with an empty asm with a memory clobber (`rewrite::inline_barrier`).
+/// Every DMA sync makes one.
 #[inline(always)]
 pub fn compiler_barrier() {
     // SAFETY: an empty function.
