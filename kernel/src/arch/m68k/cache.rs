@@ -29,6 +29,39 @@ pub const PAGE_OP_MIN_LINES: u32 = 32;
 /// 4 KiB data cache).
 pub const ALL_OP_MIN_BYTES: u32 = 16 * 1024;
 
+/// One 68040 data-cache instruction: the operand of `machine::dc_op`. The discriminants are the
+/// machine layer's selector (bit 0 push, bit 1 page, bit 2 the whole cache; boot/cpu.S,
+/// `Z_machineZ_dc_op`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
+pub enum DcOp {
+    /// CINVL DC: discard the line.
+    InvalidateLine = 0,
+    /// CPUSHL DC: write the line back if dirty, then discard it.
+    PushLine = 1,
+    /// CINVP DC: discard the page's lines.
+    InvalidatePage = 2,
+    /// CPUSHP DC: write the page's dirty lines back, then discard them.
+    PushPage = 3,
+    /// CPUSHA DC: write every dirty line back, then discard them all (the address is
+    /// ignored).
+    PushAll = 4,
+}
+
+impl DcOp {
+    /// The line (`page` false) or page instruction of one data-cache step: CPUSH when
+    /// `push`, else CINV. The selector is boot/cpu.S's bit 0 push, bit 1 page.
+    #[inline(always)]
+    pub fn data(push: bool, page: bool) -> DcOp {
+        match (push, page) {
+            (false, false) => DcOp::InvalidateLine,
+            (true, false) => DcOp::PushLine,
+            (false, true) => DcOp::InvalidatePage,
+            (true, true) => DcOp::PushPage,
+        }
+    }
+}
+
 /// What a range operation must achieve for the data at [addr, addr + len).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeOp {
@@ -453,7 +486,6 @@ mod exec {
     /// writes to it (bus_dma PREREAD: the device owns it and is about to write it).
     #[inline(always)]
     pub unsafe fn execute_040_data(push: bool, scope: Scope, addr: u32) {
-        use machine::DcOp;
         if !cache_insns() {
             machine::compiler_barrier();
             return;

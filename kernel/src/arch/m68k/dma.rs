@@ -5,7 +5,7 @@
 
 use crate::arch::m68k::cache::LINE;
 use crate::arch::m68k::cpu::{self, Model};
-use crate::arch::m68k::dma_sync::{CpuCache, Fast};
+use crate::arch::m68k::dma_sync::{run_fast, step_op, CpuCache};
 use crate::arch::m68k::machine;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -128,39 +128,23 @@ unsafe impl Platform for M68kPlatform {
         crate::arch::m68k::dma_sync::sync_steps(cpu, ops, phys, len, emit)
     }
 
-    // The match is written out here, not shared with dma_sync's test helper through a generic
-    // `steps(closure)`: that version stopped inlining this closure and cost 500 instructions
-    // per request (floor 1,603 -> 2,124, measured with `cargo xtask bench --quick --icount`).
+    // The dispatch is `dma_sync::run_fast!`, expanded here and in dma_sync's test, not a
+    // generic function taking closures: that version stopped inlining the closure and cost
+    // 500 instructions per request (floor 1,603 -> 2,124, `cargo xtask bench --quick --icount`).
     #[inline(always)]
     unsafe fn sync_cache(&self, cpu: CpuCache, ops: SyncOps, phys: u32, len: u32) {
         // A compiler barrier before and after (the trait's contract): every cache step here
         // is a call into the machine layer, opaque to the compiler, even on a CPU without
         // the instruction (`cache::execute_040_data`, `push_invalidate_all`); a sync with no
-        // step calls `barrier`.
-        match crate::arch::m68k::dma_sync::fast_shape(cpu, ops, phys, len) {
-            Fast::Nothing => self.barrier(),
-            // Each shape's own step written out (a shared `Fast -> CacheStep` helper merged
-            // the three into one value that LLVM packed into 64 bits: +39 per 4 KiB read).
-            // SAFETY: the one step of the plan for the caller's range (`fast_shape` decides
-            // exactly the planner's steps, tested), which this method's caller vouches for.
-            Fast::Line { addr, push } => unsafe { self.execute(CacheStep::Line { addr, push }) },
-            // SAFETY: as above.
-            Fast::Page { addr, push } => unsafe { self.execute(CacheStep::Page { addr, push }) },
-            // SAFETY: as above.
-            Fast::InvalidateAll => unsafe { self.execute(CacheStep::InvalidateAll) },
-            Fast::Lines {
-                first,
-                count,
-                start,
-                end,
-                push,
-            } => {
-                for k in 0..count {
-                    // SAFETY: as above: the planner's line steps for this range, in order.
-                    unsafe { self.execute(Fast::line(first, k, start, end, push)) }
-                }
-            }
-            Fast::Plan => {
+        // step calls `barrier`. Each instruction `run_fast!` yields runs as it comes.
+        run_fast!(crate::arch::m68k::dma_sync::fast_shape(cpu, ops, phys, len),
+            // SAFETY: CINV/CPUSH run on this CPU (`cpu` is Some(M68040) only where they do,
+            // `sync_cpu`), and the instruction is one of the plan for the caller's range
+            // (`fast_shape` decides exactly the planner's steps, tested), which this method's
+            // caller vouches for (what an invalidate discards is nothing anybody needs).
+            op(op, addr) => unsafe { machine::dc_op(op, addr) },
+            all => crate::arch::m68k::cache::push_invalidate_all(),
+            plan => {
                 // The plan may have no step (a POST): barriers around it.
                 self.barrier();
                 self.sync_steps(cpu, ops, phys, len, &mut |s| {
@@ -168,26 +152,21 @@ unsafe impl Platform for M68kPlatform {
                     unsafe { self.execute(s) }
                 });
                 self.barrier();
-            }
-        }
+            },
+            nothing => self.barrier(),
+        )
     }
 
     #[inline(always)]
     unsafe fn execute(&self, step: CacheStep) {
-        use crate::arch::m68k::cache;
-        use machine::DcOp;
         // Line and page steps go straight to the data-cache instruction: the planner emits
         // them only for `CpuCache::M68040`, which `cpu` answers only where CINV/CPUSH work
         // (`sync_cpu`), and the caller's step is one of its plan (the trait's contract). No
         // per-step check of the CPU (`cache::execute_040_data` has one for other callers).
-        let (op, addr) = match step {
-            // The 68030's only data-cache invalidate (write-through: it loses nothing), and
-            // the 68040's push-all.
-            CacheStep::InvalidateAll | CacheStep::PushInvalidateAll => {
-                return cache::push_invalidate_all();
-            }
-            CacheStep::Line { addr, push } => (DcOp::data(push, false), addr),
-            CacheStep::Page { addr, push } => (DcOp::data(push, true), addr),
+        // The 68030's only data-cache invalidate (write-through: it loses nothing) and the
+        // 68040's push-all go through the whole-cache entry.
+        let Some((op, addr)) = step_op(step) else {
+            return crate::arch::m68k::cache::push_invalidate_all();
         };
         // SAFETY: CINV/CPUSH run on this CPU (above); what an invalidate discards is this
         // method's caller's contract (nothing anybody needs).

@@ -431,38 +431,7 @@ pub unsafe fn cache_op(kind: u32, addr: u32) -> bool {
     unsafe { machine_cache_op(kind, addr) != 0 }
 }
 
-/// One 68040 data-cache instruction: the operand of [`dc_op`]. The discriminants are the
-/// machine layer's selector (bit 0 push, bit 1 page, bit 2 the whole cache; boot/cpu.S,
-/// `Z_machineZ_dc_op`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u32)]
-pub enum DcOp {
-    /// CINVL DC: discard the line.
-    InvalidateLine = 0,
-    /// CPUSHL DC: write the line back if dirty, then discard it.
-    PushLine = 1,
-    /// CINVP DC: discard the page's lines.
-    InvalidatePage = 2,
-    /// CPUSHP DC: write the page's dirty lines back, then discard them.
-    PushPage = 3,
-    /// CPUSHA DC: write every dirty line back, then discard them all (the address is
-    /// ignored).
-    PushAll = 4,
-}
-
-impl DcOp {
-    /// The line (`page` false) or page instruction of one data-cache step: CPUSH when
-    /// `push`, else CINV. The selector is boot/cpu.S's bit 0 push, bit 1 page.
-    #[inline(always)]
-    pub fn data(push: bool, page: bool) -> DcOp {
-        match (push, page) {
-            (false, false) => DcOp::InvalidateLine,
-            (true, false) => DcOp::PushLine,
-            (false, true) => DcOp::InvalidatePage,
-            (true, true) => DcOp::PushPage,
-        }
-    }
-}
+pub use super::cache::DcOp;
 
 /// Executes one 68040 data-cache instruction straight from the import (no
 /// dispatch table, nothing to refuse: every [`DcOp`] names one instruction). For hot paths
