@@ -571,6 +571,15 @@ impl BlkSim {
                 }
                 st.status = v | (st.status & DEVICE_NEEDS_RESET);
             }
+            // The value is the index of the queue that has new buffers (virtio 1.2 4.2.2,
+            // QueueNotify); this device has one, requestq 0. A notification of a queue it
+            // does not have starts nothing (as QEMU's, which ignores it), and is a fault here.
+            QUEUE_NOTIFY if v != 0 => {
+                drop(st);
+                self.fault(std::format!(
+                    "QueueNotify of queue {v}: the device has only queue 0"
+                ));
+            }
             QUEUE_NOTIFY => {
                 st.kicked = true;
                 if !st.knobs.defer {
