@@ -1012,7 +1012,9 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
                     done(token, op, Err(e));
                 }
             }
-            self.slots[slot as usize].buffer = Some(buf);
+            // The slot indexed once (`entry`, a borrow of `slots` alone): each indexing is
+            // the table's pointer, length and a bounds check.
+            entry.buffer = Some(buf);
             self.free.put(slot as u16);
             n += 1;
             next = if more {
