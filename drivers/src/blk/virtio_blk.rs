@@ -957,10 +957,11 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
             // Disjoint fields, borrowed once: each `self.` path is a load on this route.
             let requests = self.requests.view();
             // The device has read the header and written the status: one POST sync over
-            // both lines, then the status is read.
+            // both lines, then the status is read. The range is the slot's, which its PRE
+            // sync at submit admitted (the status read below is bounds-checked again).
             crate::sync_site!(
                 "blk.request.post",
-                requests.sync(SyncOps::POSTWRITE | SyncOps::POSTREAD, at, SLOT_STRIDE)
+                requests.sync_admitted(SyncOps::POSTWRITE | SyncOps::POSTREAD, at, SLOT_STRIDE)
             )?;
             let status = requests.read_u8(at + STATUS_AT);
             let entry = &mut self.slots[slot as usize];

@@ -804,7 +804,12 @@ impl<'a, P: Platform> View<'a, P> {
     /// the compiler barrier alone.
     #[track_caller]
     #[inline(always)]
-    fn sync_admitted(&self, ops: SyncOps, offset: u32, len: u32) -> Result<(), DmaError> {
+    pub(crate) fn sync_admitted(
+        &self,
+        ops: SyncOps,
+        offset: u32,
+        len: u32,
+    ) -> Result<(), DmaError> {
         let tag = self.region.tag();
         if P::POST_NOOP && !ops.intersects(SyncOps::PRE) && tag.flags_now() == 0 {
             tag.platform().barrier();
