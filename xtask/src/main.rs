@@ -187,9 +187,7 @@ fn cmd_run(boot: Boot, extra: Vec<String>, passthrough: bool) -> Result<bool> {
         ));
     }
     // The images too, before minutes of building: a missing file is the user's typo.
-    for d in &boot.disk {
-        check_run_disk(&d.file)?;
-    }
+    check_run_disks(&boot.disk)?;
     deps::ensure(&[Need::Build, Need::Run])?;
     let elf = build()?;
     // Without --disk, attach scratch disks (and say so with disks=): the virtio tests may
@@ -251,19 +249,45 @@ fn attach_injected(
     Ok(Some(dir))
 }
 
-/// Says so when a user's disk image is not whole sectors: QEMU rounds its size up and the
-/// last sector reads past the end of the file.
-/// A `run --disk` image: refused as `verify` and `bench` refuse it (missing, not a regular
-/// file, under one sector) before QEMU starts; a ragged size only warns (the run boots, and
-/// QEMU rounds the disk up).
-fn check_run_disk(file: &Path) -> Result<()> {
-    let len = verify::check_disk_file(file)?;
-    if len % 512 != 0 {
-        eprintln!(
-            "xtask: warning: {} is {len} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
-            file.display(),
-            len.div_ceil(512)
-        );
+/// The `run --disk` images, before QEMU starts: each refused as `verify` and `bench` refuse
+/// it (missing, not a regular file, under one sector); one attached read-write (no `,ro`)
+/// must open for writing, and an image may be named twice only read-only each time (QEMU
+/// takes a write lock on a read-write image, and would refuse either only after the build,
+/// in its own words). A size that is not whole sectors only warns: the run boots, QEMU
+/// rounds the disk up and its last sector reads past the end of the file.
+fn check_run_disks(disks: &[qemu::Disk]) -> Result<()> {
+    let mut seen: std::collections::BTreeMap<std::path::PathBuf, (&Path, bool)> =
+        std::collections::BTreeMap::new();
+    for d in disks {
+        let file = d.file.as_path();
+        let len = verify::check_disk_file(file)?;
+        if !d.read_only {
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
+                return fail(format!(
+                    "--disk {}: cannot open it for writing ({e}); QEMU attaches a disk read-write unless it ends in ,ro: give --disk {},ro",
+                    file.display(),
+                    file.display()
+                ));
+            }
+        }
+        let real = std::fs::canonicalize(file).with_context(|| format!("{}", file.display()))?;
+        if let Some((first, first_ro)) = seen.insert(real.clone(), (file, d.read_only)) {
+            if !(first_ro && d.read_only) {
+                return fail(format!(
+                    "--disk {}: the same image as --disk {} ({}): QEMU locks an image it attaches read-write, so name it once (or read-only each time, with ,ro)",
+                    file.display(),
+                    first.display(),
+                    real.display()
+                ));
+            }
+        }
+        if len % 512 != 0 {
+            eprintln!(
+                "xtask: warning: {} is {len} bytes, not a whole number of 512-byte sectors: QEMU rounds it up to {} sectors",
+                file.display(),
+                len.div_ceil(512)
+            );
+        }
     }
     Ok(())
 }
@@ -1490,7 +1514,10 @@ fn run_verify(plan: &VerifyPlan, elf: Option<&Path>) -> Result<VerifyOutcome> {
         failure = Some(if out.timed_out {
             format!("QEMU did not finish within {} s", q.timeout.as_secs())
         } else {
-            format!("QEMU exited with {:?}", out.status)
+            match out.status {
+                Some(code) => format!("QEMU exited with status {code}"),
+                None => "QEMU was killed by a signal".to_string(),
+            }
         });
     }
     let images: Vec<verify::Image> = plan
@@ -1994,6 +2021,28 @@ mod tests {
         let nowhere = Path::new("/nonexistent/kernel.elf");
         let e = run_verify(&plan(Some(1)), Some(nowhere)).err().unwrap();
         assert!(format!("{e:#}").contains("is given twice"), "{e:#}");
+    }
+
+    #[test]
+    fn run_refuses_one_image_twice_unless_read_only_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("w.img");
+        std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+        let link = dir.path().join("link.img");
+        std::os::unix::fs::symlink(&img, &link).unwrap();
+        let disk = |p: &Path, ro: bool| {
+            let spec = format!("{}{}", p.display(), if ro { ",ro" } else { "" });
+            qemu::Disk::parse(&spec).unwrap()
+        };
+        for (a, b) in [(false, false), (false, true), (true, false)] {
+            let e = check_run_disks(&[disk(&img, a), disk(&link, b)]).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("the same image as"),
+                "{a} {b}: {e:#}"
+            );
+        }
+        check_run_disks(&[disk(&img, true), disk(&link, true)]).unwrap();
+        check_run_disks(&[disk(&img, false)]).unwrap();
     }
 
     #[test]
