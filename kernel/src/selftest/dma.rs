@@ -32,7 +32,53 @@ pub fn tests() -> Vec<Test> {
             typestate_buffer_round_trip,
         ),
         Test::new("dma::bad_syncs_are_errors", bad_syncs_are_errors),
+        Test::new("dma::cache_instructions_probe", cache_instructions_probe),
     ]
+}
+
+/// Syncs of known shapes, each a known number of times, with the auditor and the model off
+/// (the platform's fast path, what a request runs). QEMU runs CINV/CPUSH as no-ops, so this
+/// test checks only that the syncs succeed; `cargo xtask test` runs it under the profile
+/// plugin on a 68040 and counts how often boot/cpu.S's entry for each data-cache instruction
+/// ran (`check cache instructions`): what the platform really executes, against what the
+/// MC68040 manual says each shape needs. The counts are in the xtask's check; keep the two
+/// in step.
+fn cache_instructions_probe() -> TestResult {
+    let region = DMA
+        .alloc("test/cache probe", 2 * 4096, Direction::FromDevice, false)
+        .map_err(err)?;
+    // DMA allocations are page-aligned: [0, 4096) is one whole page, 4096 a line's start.
+    ensure_eq!(region.phys() % 4096, 0);
+    let opts = crate::kern::boot::options();
+    DMA.set_audit(false, None);
+    DMA.set_model(None, PostRead::NoOp);
+    let shapes: [(SyncOps, u32, u32, u32); 5] = [
+        // PREWRITE of one whole line: CPUSHL.
+        (SyncOps::PREWRITE, 4096, 16, 1009),
+        // PREREAD of one whole line: CINVL.
+        (SyncOps::PREREAD, 4096 + 64, 16, 2003),
+        // PREREAD of a whole page: CINVP.
+        (SyncOps::PREREAD, 0, 4096, 307),
+        // PREWRITE of a whole page: CPUSHP.
+        (SyncOps::PREWRITE, 0, 4096, 401),
+        // PREREAD of [8, 48) in a line-aligned block: the partial first line pushed
+        // (CPUSHL), the two whole lines after it discarded (CINVL).
+        (SyncOps::PREREAD, 4096 + 256 + 8, 40, 101),
+    ];
+    let mut r = Ok(());
+    'all: for (ops, off, len, times) in shapes {
+        for _ in 0..times {
+            if let Err(e) = region.sync(ops, off, len) {
+                r = Err(err(format!("{ops:?} at {off}+{len}: {e}")));
+                break 'all;
+            }
+        }
+    }
+    if opts.dma_audit {
+        DMA.set_audit(true, Some(kern_dma::print_report));
+    }
+    DMA.set_model(opts.dma_model, opts.dma_postread);
+    r
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
