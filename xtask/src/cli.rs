@@ -73,7 +73,7 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "TEXT", conflicts_with = "cell")]
     pub append: Option<String>,
     /// Functions listed, most instructions first (the others in one row)
-    #[arg(long, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 15, value_parser = at_least_one)]
     pub top: u32,
     /// CPU model
     #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
@@ -83,8 +83,26 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub icount: bool,
     /// Wall-clock limit for the QEMU run, at least 1
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = seconds)]
     pub timeout: u64,
+}
+
+/// A wall-clock limit in whole seconds, at least 1 (0 would kill QEMU at once).
+fn seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("0 seconds would stop QEMU before it starts: give at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("'{s}' is not a whole number of seconds ({e})")),
+    }
+}
+
+/// A count that must be at least 1.
+fn at_least_one(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("'{s}' is not a whole number ({e})")),
+    }
 }
 
 fn cell_spec(s: &str) -> Result<CellSpec, String> {
@@ -131,7 +149,7 @@ pub struct Machine {
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = ram_size)]
     pub mem: String,
     /// Wall-clock limit for one QEMU run, at least 1 [default: 300, or 900 with --singlestep]
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub timeout: Option<u64>,
     /// One guest instruction per translated block (interrupts can land anywhere)
     #[arg(long)]
@@ -167,7 +185,7 @@ pub struct Boot {
     pub disk: Vec<Disk>,
     /// I/O errors on requests of that type covering these 512-byte sectors of every --disk
     /// (QEMU blkdebug); repeatable
-    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse)]
+    #[arg(long, value_name = "read|write:SECTOR[,SECTOR...]", value_parser = Inject::parse, requires = "disk")]
     pub inject: Vec<Inject>,
 }
 
@@ -196,7 +214,7 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
     pub cpu: Cpu,
     /// Wall-clock limit for the QEMU run, at least 1 [default: 120 + 1 per MiB and pass]
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub timeout: Option<u64>,
 }
 
@@ -219,7 +237,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Runs to take medians over
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
     pub runs: u32,
     /// -icount shift=0 -rtc clock=vm: guest instructions as the clock
     #[arg(long)]
@@ -234,7 +252,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_name = "MODEL", default_value_t = Cpu::M68040)]
     pub cpu: Cpu,
     /// Wall-clock limit for one QEMU run, at least 1
-    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = seconds)]
     pub timeout: u64,
     /// Benchmark this raw image instead of a scratch disk: the read cells only (it is
     /// attached read-only) unless --write; FILE,ro refuses --write
@@ -487,6 +505,9 @@ mod tests {
             vec!["bench", "--quick", "--disk", "a", "--write"],
             vec!["bench", "--inject", "read:1"],
             vec!["run", "--inject", "read:x"],
+            vec!["run", "--inject", "read:5"],
+            vec!["run", "--timeout", "0"],
+            vec!["bench", "--runs", "0"],
         ] {
             assert!(parse(&cmd).is_err(), "{cmd:?} was accepted");
         }
