@@ -40,19 +40,19 @@ pub fn tests() -> Vec<Test> {
 /// (the platform's fast path, what a request runs). QEMU runs CINV/CPUSH as no-ops, so this
 /// test checks only that the syncs succeed; `cargo xtask test` runs it under the profile
 /// plugin on a 68040 and counts how often boot/cpu.S's entry for each data-cache instruction
-/// ran (`check cache instructions`): what the platform really executes, against what the
-/// MC68040 manual says each shape needs. The counts are in the xtask's check; keep the two
-/// in step.
+/// kind ran (`check cache instructions`): what the platform really executes, against what the
+/// MC68040 manual says each shape needs (kinds, not addresses). The counts are in the
+/// xtask's check (`profile::PROBE_EXPECTED`); keep the two in step.
 fn cache_instructions_probe() -> TestResult {
     let region = DMA
-        .alloc("test/cache probe", 2 * 4096, Direction::FromDevice, false)
+        .alloc("test/cache probe", 3 * 4096, Direction::FromDevice, false)
         .map_err(err)?;
     // DMA allocations are page-aligned: [0, 4096) is one whole page, 4096 a line's start.
     ensure_eq!(region.phys() % 4096, 0);
     let opts = crate::kern::boot::options();
     DMA.set_audit(false, None);
     DMA.set_model(None, PostRead::NoOp);
-    let shapes: [(SyncOps, u32, u32, u32); 5] = [
+    let shapes: [(SyncOps, u32, u32, u32); 9] = [
         // PREWRITE of one whole line: CPUSHL.
         (SyncOps::PREWRITE, 4096, 16, 1009),
         // PREREAD of one whole line: CINVL.
@@ -64,6 +64,14 @@ fn cache_instructions_probe() -> TestResult {
         // PREREAD of [8, 48) in a line-aligned block: the partial first line pushed
         // (CPUSHL), the two whole lines after it discarded (CINVL).
         (SyncOps::PREREAD, 4096 + 256 + 8, 40, 101),
+        // PREWRITE of four whole lines: four CPUSHL (the few-lines shape).
+        (SyncOps::PREWRITE, 4096 + 512, 64, 97),
+        // PREREAD|PREWRITE of one whole line: CPUSHL (a push also invalidates).
+        (SyncOps::PRE, 4096 + 1024, 16, 89),
+        // Two whole pages, past the fast path's shapes (the planner's steps, run one by
+        // one): PREWRITE two CPUSHP, PREREAD two CINVP.
+        (SyncOps::PREWRITE, 0, 8192, 53),
+        (SyncOps::PREREAD, 0, 8192, 61),
     ];
     let mut r = Ok(());
     'all: for (ops, off, len, times) in shapes {
