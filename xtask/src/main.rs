@@ -752,36 +752,24 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         }
     }
 
-    // 6. the profiler: plugin counts against QEMU's own instruction count (unfiltered runs)
+    // 6. the profiler: plugin counts against QEMU's own instruction count; 6b. the
+    // data-cache instructions the platform really runs (QEMU runs them as no-ops; the plugin
+    // still counts each): a probe of known syncs on a 68040, counted per kind at boot/cpu.S's
+    // table (unfiltered runs).
     if o.filter.is_none() {
-        let label = format!("check profile {PROFILE_CHECK_CELL} -icount");
-        match check_profile(&elf)? {
-            None => {
-                passed += 1;
-                eprintln!("xtask: {label} ... ok");
-            }
-            Some(why) => {
-                eprintln!("\nxtask: {label}: FAILED\n  {why}");
-                failed.push(label);
-            }
-        }
-    }
-
-    // 6b. the data-cache instructions the platform really runs (QEMU runs them as no-ops;
-    // the plugin still counts each): a probe of known syncs on a 68040, counted per
-    // instruction at boot/cpu.S's table.
-    if o.filter.is_none() {
-        let label = "check cache instructions of dma::cache_instructions_probe (m68040)";
-        match check_cache_instructions(&elf)? {
-            None => {
-                passed += 1;
-                eprintln!("xtask: {label} ... ok");
-            }
-            Some(why) => {
-                eprintln!("\nxtask: {label}: FAILED\n  {why}");
-                failed.push(label.to_string());
-            }
-        }
+        let profile = check_profile(&elf)?;
+        let cache = check_cache_instructions(&elf)?;
+        record_checks(
+            vec![
+                (format!("profile {PROFILE_CHECK_CELL} -icount"), profile),
+                (
+                    "cache instructions of dma::cache_instructions_probe (m68040)".to_string(),
+                    cache,
+                ),
+            ],
+            &mut passed,
+            &mut failed,
+        );
     }
 
     // 7. verify and bench on a user's disk (issue #12): checksums against python's zlib,
