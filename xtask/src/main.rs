@@ -752,21 +752,11 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         }
     }
 
-    // 6. the profiler: plugin counts against QEMU's own instruction count; 6b. the
-    // data-cache instructions the platform really runs (QEMU runs them as no-ops; the plugin
-    // still counts each): a probe of known syncs on a 68040, counted per kind at boot/cpu.S's
-    // table (unfiltered runs).
+    // 6. the profiler: plugin counts against QEMU's own instruction count (unfiltered runs)
     if o.filter.is_none() {
         let profile = check_profile(&elf)?;
-        let cache = check_cache_instructions(&elf)?;
         record_checks(
-            vec![
-                (format!("profile {PROFILE_CHECK_CELL} -icount"), profile),
-                (
-                    "cache instructions of dma::cache_instructions_probe (m68040)".to_string(),
-                    cache,
-                ),
-            ],
+            vec![(format!("profile {PROFILE_CHECK_CELL} -icount"), profile)],
             &mut passed,
             &mut failed,
         );
@@ -1378,34 +1368,6 @@ fn check_profile(elf: &Path) -> Result<Option<String>> {
             "the window's edges: begin marker called {b:?} times, end marker {e:?} (expected 1 and none)"
         ))),
     }
-}
-
-/// Boots `dma::cache_instructions_probe` alone on a 68040 under the profile plugin and counts
-/// the runs of each data-cache instruction's entry in boot/cpu.S (`profile::check_probe_counts`):
-/// what `Platform::sync_cache` and the machine layer really execute for known syncs, which no
-/// host test sees and QEMU does not model. None when the counts are the manual's.
-fn check_cache_instructions(elf: &Path) -> Result<Option<String>> {
-    let o = ProfileArgs {
-        cell: None,
-        append: Some("test=dma::cache_instructions_probe".into()),
-        top: 1,
-        cpu: Cpu::M68040,
-        icount: false,
-        timeout: 300,
-    };
-    if let Err(e) = run_profile(elf, &o) {
-        if e.chain().any(|c| c.is::<qemu::Interrupted>()) {
-            return Err(e);
-        }
-        return Ok(Some(format!("{e:#}")));
-    }
-    let blocks = Paths::new().root.join("target/profile/blocks.txt");
-    let text = std::fs::read_to_string(&blocks)
-        .with_context(|| format!("cannot read {}", blocks.display()))?;
-    let dump = profile::parse_dump(&text).map_err(|e| anyhow!("the plugin's profile: {e}"))?;
-    let symbols = profile::read_symbols(elf)?;
-    let table = profile::address_of(&symbols, profile::DCOP_TABLE)?;
-    Ok(profile::check_probe_counts(table, &dump.blocks))
 }
 
 /// One verify as `cargo xtask verify` and its CI checks run it.

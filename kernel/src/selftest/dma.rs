@@ -37,12 +37,11 @@ pub fn tests() -> Vec<Test> {
 }
 
 /// Syncs of known shapes, each a known number of times, with the auditor and the model off
-/// (the platform's fast path, what a request runs). QEMU runs CINV/CPUSH as no-ops, so this
-/// test checks only that the syncs succeed; `cargo xtask test` runs it under the profile
-/// plugin on a 68040 and counts how often boot/cpu.S's entry for each data-cache instruction
-/// kind ran (`check cache instructions`): what the platform really executes, against what the
-/// MC68040 manual says each shape needs (kinds, not addresses). The counts are in the
-/// xtask's check (`profile::PROBE_EXPECTED`); keep the two in step.
+/// (the platform's fast path, what a request runs, and the planner's). QEMU runs CINV/CPUSH
+/// as no-ops, so this test checks only that the syncs succeed; booted alone under `cargo
+/// xtask profile --append test=dma::cache_instructions_probe`, the per-block counts of
+/// boot/cpu.S's `dcop_table` entries show which instruction kinds ran (README, round 9; on a
+/// loaded host the rest of the boot adds a varying number, so no automatic check uses it).
 fn cache_instructions_probe() -> TestResult {
     let region = DMA
         .alloc("test/cache probe", 3 * 4096, Direction::FromDevice, false)
