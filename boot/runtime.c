@@ -33,15 +33,37 @@ static u32 ram_end;
 void machine_memory_set_limit(u32 physical_end) { ram_end = physical_end; }
 u32 machine_memory_limit(void) { return ram_end; }
 
-static int window_fits(u32 pages)
+/* The bounds checks' size (xtask/src/memory_model.h): a placeholder symbol, and the table of
+ * every 32-bit field the linker wrote it into (linker.ld, filled by the xtask). */
+extern u8 __linear_memory_bound[];
+extern const u32 __bound_sites_start[], __bound_sites_end[];
+
+/* Adds (size - placeholder) to every field that holds the placeholder (plus a site's
+ * constant): the code then compares against size, as if linked with it. Runs before any Rust
+ * (the only code with such fields), with the caches off as QEMU leaves them (entry.S): no
+ * stale instruction can remain. */
+static void patch_bound_sites(u32 size)
 {
-    u64 end = (u64)(u32)__linear_memory_base + (u64)pages * PAGE_SIZE;
-    return end <= ram_end;
+    u32 delta = size - (u32)__linear_memory_bound;
+    for (const u32 *site = __bound_sites_start; site < __bound_sites_end; site++) {
+        /* 2-byte aligned (an instruction's extension words): fine from the 68020 on. */
+        u32 *field = (u32 *)*site;
+        *field += delta;
+    }
 }
 
+/* Linear memory is every whole 64 KiB page between __linear_memory_base and the end of RAM
+ * (at most what the module allows and 65535 pages), from instantiation on: its size never
+ * changes afterwards, so the bounds checks can compare with it as a constant. */
 void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
 {
-    if (!window_fits(initial_pages)) {
+    u32 window = ram_end > (u32)__linear_memory_base ? ram_end - (u32)__linear_memory_base : 0;
+    u32 pages = window / PAGE_SIZE;
+    if (pages > max_pages)
+        pages = max_pages;
+    if (pages > 65535u)
+        pages = 65535u;
+    if (pages < initial_pages || pages * PAGE_SIZE < (u32)__linear_memory_bound) {
         machine_fallback_puts("fatal: RAM ends at ");
         machine_fallback_hex(ram_end);
         machine_fallback_puts(" but the kernel's linear memory needs ");
@@ -52,23 +74,19 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
         machine_fallback_exit_failure();
     }
     mem->data = __linear_memory_base;
-    mem->pages = initial_pages;
+    mem->pages = pages;
     mem->max_pages = max_pages;
-    mem->size = initial_pages * PAGE_SIZE;
+    mem->size = pages * PAGE_SIZE;
+    patch_bound_sites(mem->size);
     /* wasm memory starts zeroed; Rust's .bss relies on it. */
     memset(mem->data, 0, mem->size);
 }
 
+/* memory.grow: the memory is already as large as it can be (above); only a grow by 0
+ * pages succeeds. A grow that changed the size would leave the bounds checks behind. */
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
 {
-    u32 old = mem->pages;
-    u32 new_pages = old + delta;
-    if (new_pages < old || new_pages > mem->max_pages || new_pages > 65535u || !window_fits(new_pages))
-        return (uint32_t)-1;
-    memset(mem->data + mem->size, 0, delta * PAGE_SIZE);
-    mem->pages = new_pages;
-    mem->size = new_pages * PAGE_SIZE;
-    return old;
+    return delta == 0 ? mem->pages : (uint32_t)-1;
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t *mem) { (void)mem; }

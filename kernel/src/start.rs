@@ -99,6 +99,9 @@ fn setup_memory(info: &BootInfo) {
         );
         fatal::exit(false);
     }
+    // The machine layer gives linear memory every whole page of RAM at instantiation (the
+    // bounds checks' size is patched to it: boot/runtime.c), so this grows by nothing; a
+    // shortfall is reported, not patched over (memory.grow refuses to move that size).
     let want_pages = ((end - base) / WASM_PAGE) as usize;
     let have_pages = core::arch::wasm32::memory_size(0);
     if want_pages > have_pages
@@ -112,6 +115,22 @@ fn setup_memory(info: &BootInfo) {
     let top = core::arch::wasm32::memory_size(0) * WASM_PAGE as usize;
     // SAFETY: [start, top) is linear memory nothing else uses, and this runs once.
     unsafe { heap::init(start as *mut u8, top - start) };
+}
+
+/// Reads the last byte and the last 8 bytes of linear memory (its size from `memory.size`):
+/// a trap here means the bounds checks' size, patched in at boot (boot/runtime.c), is short.
+#[cfg(feature = "selftest")]
+pub(crate) fn read_linear_memory_end() -> (u8, u64) {
+    let last = core::arch::wasm32::memory_size(0) * WASM_PAGE as usize - 1;
+    // SAFETY: both inside linear memory and aligned for their types (the size is whole
+    // pages, so `last - 7` is 8-byte aligned); volatile reads of bytes that no reference
+    // covers mutably meanwhile (one thread; they may be the heap's, and are only read).
+    unsafe {
+        (
+            core::ptr::read_volatile(last as *const u8),
+            core::ptr::read_volatile((last - 7) as *const u64),
+        )
+    }
 }
 
 fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) {
@@ -232,8 +251,12 @@ fn cause(fault: Fault) {
         Fault::BusError => machine::cause_fault(MachineFault::BusError),
         Fault::DivZero => machine::cause_fault(MachineFault::DivideByZero),
         Fault::WasmTrap => {
+            // The first byte past linear memory: the bounds check's size is patched in at
+            // boot (boot/runtime.c), and this pins it from above (boot::
+            // linear_memory_reaches_end_of_ram reads the last byte, pinning it from below).
+            let end = core::arch::wasm32::memory_size(0) * WASM_PAGE as usize;
             // SAFETY: deliberately out of bounds: the wasm bounds check traps first.
-            let _ = unsafe { core::ptr::read_volatile(0xffff_fff0usize as *const u32) };
+            let _ = unsafe { core::ptr::read_volatile(end as *const u8) };
         }
         Fault::Stack => {
             let depth = crate::kern::fatal::recurse_without_end();

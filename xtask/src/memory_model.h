@@ -72,11 +72,33 @@ static inline void load_data(void* dest, const void* src, size_t n) {
 /* The same check for an access at base + off, off being the site's constant: wasm2c passes
  * (u64)base + off, whose carry word GCC keeps in a register pair (often spilled to the
  * stack); the xtask rewrites each site to name_at(mem, base, off) where off + 8 is at most
- * the module's initial memory size (rewrite.rs). Memory never shrinks, so size - (off + n)
- * cannot wrap, and base <= size - (off + n) is exactly base + off + n <= size: the same
- * bound, one 32-bit compare, and base + off cannot wrap once it holds. */
+ * the module's initial memory size (rewrite.rs). The size is at least that, so
+ * size - (off + n) cannot wrap, and base <= size - (off + n) is exactly base + off + n <= size:
+ * the same bound, one 32-bit compare, and base + off cannot wrap once it holds.
+ *
+ * The size here is W2K_BOUND: the address of the absolute symbol __linear_memory_bound, so
+ * that GCC folds size - (off + n) into the compare's immediate (cmp.l #__linear_memory_bound-K)
+ * instead of loading mem->size after every store (a store may alias the instance). The
+ * symbol's link-time value is a placeholder: the xtask lists every place the linker wrote it
+ * (section .bound_sites) and the machine layer adds the real size to each before any Rust
+ * runs, the size linear memory then keeps (boot/runtime.c, wasm_rt_allocate_memory). */
+#ifndef W2K_BOUND
+extern u8 __linear_memory_bound[];
+/* What GCC may assume of the size: at least the placeholder (8 MiB, linker.ld), which the
+ * machine layer refuses to go below, and at most 65535 pages. With it, base <= size - 12
+ * implies base <= size - 8 (no wrap), and GCC drops such a second check as it would with a
+ * number. */
+static inline __attribute__((always_inline)) u32 w2k_bound(void)
+{
+  u32 size = (u32)(uintptr_t)__linear_memory_bound;
+  if (size < 0x00800000u || size > 0xffff0000u)
+    __builtin_unreachable();
+  return size;
+}
+#define W2K_BOUND w2k_bound()
+#endif
 #define W2K_AT_IN_BOUNDS(mem, base, off, n) \
-  LIKELY((u32)(base) <= (mem)->size - ((u32)(off) + (u32)(n)))
+  LIKELY((u32)(base) <= W2K_BOUND - ((u32)(off) + (u32)(n)))
 
 /* The rewritten sites are all the kernel's one memory, whose data the machine layer places
  * at the link-time address __linear_memory_base (boot/runtime.c, wasm_rt_allocate_memory):

@@ -298,17 +298,44 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
     let hash = hash_files(&inputs, &lib)?;
     let map = paths.out.join("kernel.map");
     step(&paths.out.join("kernel.elf.stamp"), hash, &[&elf], || {
-        let mut cmd = Command::new("m68k-linux-gnu-ld");
-        cmd.arg("-T")
-            .arg(&script)
-            .arg("-nostdlib")
-            .arg("-Map")
-            .arg(&map)
-            .arg("-o")
-            .arg(&elf);
-        cmd.args(&objects).arg(&lib);
-        output_of(&mut cmd)?;
-        let image = fs::read(&elf).map_err(|e| anyhow!("{}: {e}", elf.display()))?;
+        let link = |extra: Option<&Path>| -> Result<Vec<u8>> {
+            let mut cmd = Command::new("m68k-linux-gnu-ld");
+            cmd.arg("-T")
+                .arg(&script)
+                .arg("-nostdlib")
+                // Keeps the relocations in kernel.elf: `bound_sites` reads them.
+                .arg("--emit-relocs")
+                .arg("-Map")
+                .arg(&map)
+                .arg("-o")
+                .arg(&elf);
+            cmd.args(&objects).args(extra).arg(&lib);
+            output_of(&mut cmd)?;
+            fs::read(&elf).map_err(|e| anyhow!("{}: {e}", elf.display()))
+        };
+        // Twice: the first link finds where the bounds checks' size placeholder was written,
+        // the second carries that list (.bound_sites, last before .bss: no code moves).
+        let sites = bound_sites(&link(None)?)?;
+        let table = paths.out.join("bound_sites.S");
+        fs::write(&table, bound_sites_asm(&sites))
+            .map_err(|e| anyhow!("{}: {e}", table.display()))?;
+        let table_o = paths.out.join("bound_sites.o");
+        output_of(
+            Command::new("m68k-linux-gnu-gcc")
+                .arg("-c")
+                .arg(&table)
+                .arg("-o")
+                .arg(&table_o),
+        )?;
+        let image = link(Some(&table_o))?;
+        if bound_sites(&image)? != sites {
+            let _ = fs::remove_file(&elf);
+            return fail(
+                "the second link moved the bounds checks' size fields (linker.ld must keep \
+                 .bound_sites after the code)"
+                    .to_string(),
+            );
+        }
         let sections = executable_sections(&image)?;
         let scan = |starts: &dyn Fn(u32) -> bool| -> Vec<u32> {
             sections
@@ -348,6 +375,86 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
         Ok(())
     })?;
     Ok(elf)
+}
+
+/// The absolute symbol whose value the bounds checks compare with (xtask/src/memory_model.h):
+/// a placeholder the machine layer replaces with linear memory's size (boot/runtime.c).
+const BOUND_SYMBOL: &str = "__linear_memory_bound";
+
+/// The addresses of the 32-bit fields in `elf`'s loaded sections that the linker filled with
+/// [`BOUND_SYMBOL`] plus a constant, from the relocations `--emit-relocs` keeps, sorted.
+/// Errors: no such symbol or no such field (the rewrite's checks would not be the ones the
+/// machine layer patches), a relocation of another type than R_68K_32 (a field the patch
+/// could not adjust by adding), a field not holding the symbol plus its addend, or an addend
+/// of the placeholder's size or more (the placeholder would not be a safe stand-in).
+pub fn bound_sites(elf: &[u8]) -> Result<Vec<u32>> {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    let file = object::File::parse(elf).map_err(|e| anyhow!("kernel.elf: {e}"))?;
+    let symbol = file
+        .symbols()
+        .find(|s| s.name() == Ok(BOUND_SYMBOL))
+        .ok_or_else(|| anyhow!("kernel.elf has no symbol {BOUND_SYMBOL} (linker.ld)"))?;
+    let placeholder = symbol.address() as u32;
+    let mut sites = Vec::new();
+    for section in file.sections() {
+        let object::SectionFlags::Elf { sh_flags, .. } = section.flags() else {
+            continue;
+        };
+        if !sh_flags.contains(object::elf::SHF_ALLOC) {
+            continue;
+        }
+        let data = section.data().map_err(|e| anyhow!("kernel.elf: {e}"))?;
+        for (at, rel) in section.relocations() {
+            if rel.target() != object::RelocationTarget::Symbol(symbol.index()) {
+                continue;
+            }
+            let at = at as u32;
+            let r_type = match rel.flags() {
+                object::RelocationFlags::Elf { r_type } => Some(r_type),
+                _ => None,
+            };
+            let addend = rel.addend();
+            let field = at
+                .checked_sub(section.address() as u32)
+                .and_then(|o| data.get(o as usize..o as usize + 4))
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let why = if r_type != Some(object::elf::R_68K_32) {
+                "not a 32-bit field (R_68K_32): adding the size would not patch it"
+            } else if field != Some(placeholder.wrapping_add(addend as u32)) {
+                "the field does not hold the symbol plus the addend"
+            } else if addend.unsigned_abs() >= u64::from(placeholder) {
+                "the addend is as large as the placeholder: unpatched, it would admit more"
+            } else {
+                ""
+            };
+            if !why.is_empty() {
+                return fail(format!(
+                    "kernel.elf: the use of {BOUND_SYMBOL} at {at:#x} (relocation {r_type:?}, \
+                     addend {addend}, field {field:x?}): {why}"
+                ));
+            }
+            sites.push(at);
+        }
+    }
+    if sites.is_empty() {
+        return fail(format!(
+            "kernel.elf: no bounds check uses {BOUND_SYMBOL} (xtask/src/memory_model.h)"
+        ));
+    }
+    sites.sort_unstable();
+    Ok(sites)
+}
+
+/// `.bound_sites` for linker.ld: one `.long` per site.
+fn bound_sites_asm(sites: &[u32]) -> String {
+    let mut out = String::from(
+        "/* Generated by the xtask (pipeline::bound_sites): the fields boot/runtime.c patches. */\n\
+         \t.section .bound_sites, \"a\"\n",
+    );
+    for s in sites {
+        out.push_str(&format!("\t.long {s:#010x}\n"));
+    }
+    out
 }
 
 /// The 64-bit forms of mulu.l/muls.l (64-bit product, Dh:Dl) and divu.l/divs.l (64-bit
@@ -544,7 +651,96 @@ fn translate(wasm: &Path, out: &Path, wabt: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{executable_sections, parse_instruction_starts, wide_muldiv};
+    use super::{bound_sites, executable_sections, parse_instruction_starts, wide_muldiv};
+
+    /// `source` assembled and linked by GNU as and ld for the m68k (text at 0x1000, data at
+    /// 0x2000) with --emit-relocs, as the xtask links, and the bound symbol at `bound` if any.
+    fn linked(source: &str, bound: Option<u32>) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, o, elf) = (
+            dir.path().join("t.s"),
+            dir.path().join("t.o"),
+            dir.path().join("t"),
+        );
+        std::fs::write(&s, source).unwrap();
+        let run = |cmd: &mut std::process::Command| {
+            let out = cmd
+                .output()
+                .expect("GNU binutils for m68k-linux-gnu (xtask deps)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(std::process::Command::new("m68k-linux-gnu-as")
+            .arg("-m68040")
+            .arg(&s)
+            .arg("-o")
+            .arg(&o));
+        let mut ld = std::process::Command::new("m68k-linux-gnu-ld");
+        ld.args([
+            "--emit-relocs",
+            "-Ttext=0x1000",
+            "-Tdata=0x2000",
+            "-e",
+            "0x1000",
+        ]);
+        if let Some(b) = bound {
+            ld.arg(format!("--defsym=__linear_memory_bound={b:#x}"));
+        }
+        run(ld.arg("-o").arg(&elf).arg(&o));
+        std::fs::read(&elf).unwrap()
+    }
+
+    #[test]
+    fn bound_sites_are_the_fields_the_linker_filled() {
+        // Offsets from the MC68000 family programmer's reference manual: cmpi.l #imm,Dn is
+        // one opcode word and a long immediate (field at +2), nop one word, lea abs.l,An one
+        // word and a long address (field at +2).
+        let elf = linked(
+            "\t.text\n\
+             \tcmpi.l #__linear_memory_bound-12,%d0\n\
+             \tnop\n\
+             \tlea __linear_memory_bound-1,%a0\n\
+             \tcmpi.l #12345,%d0\n\
+             \t.data\n\
+             \t.long 0\n\
+             \t.long __linear_memory_bound\n",
+            Some(0x80_0000),
+        );
+        assert_eq!(bound_sites(&elf).unwrap(), [0x1002, 0x100a, 0x2004]);
+    }
+
+    #[test]
+    fn bound_sites_refuses_fields_it_cannot_patch() {
+        let refused = |source: &str, bound: Option<u32>, why: &str| {
+            let e = bound_sites(&linked(source, bound)).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        };
+        // A 16-bit field: adding a size to it would lose the high word.
+        refused(
+            "\t.text\n\tcmpi.l #__linear_memory_bound,%d0\n\t.word __linear_memory_bound\n",
+            Some(0x4000),
+            "at 0x1006 (relocation Some(2), addend 0, field None): not a 32-bit field",
+        );
+        // An addend as large as the placeholder: unpatched, the check would admit more.
+        refused(
+            "\t.text\n\tcmpi.l #__linear_memory_bound-0x800000,%d0\n",
+            Some(0x80_0000),
+            "addend -8388608, field Some(0)): the addend is as large",
+        );
+        refused(
+            "\t.text\n\tnop\n",
+            Some(0x80_0000),
+            "no bounds check uses __linear_memory_bound",
+        );
+        refused(
+            "\t.text\n\tnop\n",
+            None,
+            "kernel.elf has no symbol __linear_memory_bound",
+        );
+    }
 
     /// Every address an instruction start (so the look-alike rules alone decide).
     fn all(_: u32) -> bool {

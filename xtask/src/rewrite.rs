@@ -358,6 +358,9 @@ typedef struct { u8 *data; u32 pages; u32 max_pages; u32 size; } wasm_rt_memory_
 #define RANGE_CHECK(mem, offset, len)
 static jmp_buf trap_at;
 #define TRAP(x) longjmp(trap_at, 1)
+#define SIZE 131072u
+/* The _at form's bound: on the m68k a patched link-time symbol (memory_model.h). */
+#define W2K_BOUND SIZE
 #include "memory_model.h"
 DEFINE_LOAD(i32_load8_u, u8, u32, u32)
 DEFINE_LOAD(i32_load16_u, u16, u32, u32)
@@ -367,7 +370,6 @@ DEFINE_STORE(i32_store8, u8, u32)
 DEFINE_STORE(i32_store16, u16, u32)
 DEFINE_STORE(i32_store, u32, u32)
 DEFINE_STORE(i64_store, u64, u64)
-#define SIZE 131072u
 u8 __linear_memory_base[SIZE];
 static wasm_rt_memory_t mem = { __linear_memory_base, 2, 2, SIZE };
 /* Whether the access traps: kind 0-3 loads of 1, 2, 4, 8 bytes, 4-7 stores; at: the _at form. */

@@ -67,6 +67,10 @@ fn linear_memory_reaches_end_of_ram() -> TestResult {
         end - (base as u64 + size)
     );
     ensure_eq!(machine::machine_ram_end(), chunk.end().unwrap());
+    // The bounds checks compare with a size patched in at boot (boot/runtime.c): the last
+    // bytes of linear memory must read without a trap (fault=wasmtrap checks that the first
+    // byte past it traps).
+    let _ = crate::start::read_linear_memory_end();
     Ok(())
 }
 
