@@ -117,22 +117,6 @@ fn setup_memory(info: &BootInfo) {
     unsafe { heap::init(start as *mut u8, top - start) };
 }
 
-/// Reads the last byte and the last 8 bytes of linear memory (its size from `memory.size`):
-/// a trap here means the bounds checks' size, patched in at boot (boot/runtime.c), is short.
-#[cfg(feature = "selftest")]
-pub(crate) fn read_linear_memory_end() -> (u8, u64) {
-    let last = core::arch::wasm32::memory_size(0) * WASM_PAGE as usize - 1;
-    // SAFETY: both inside linear memory and aligned for their types (the size is whole
-    // pages, so `last - 7` is 8-byte aligned); volatile reads of bytes that no reference
-    // covers mutably meanwhile (one thread; they may be the heap's, and are only read).
-    unsafe {
-        (
-            core::ptr::read_volatile(last as *const u8),
-            core::ptr::read_volatile((last - 7) as *const u64),
-        )
-    }
-}
-
 fn banner(info: &BootInfo, opts: &Options, id: Identity, cache_mode: CacheMode) {
     println!(
         "m68k virt kernel {} (Rust via wasm32v1-none + wasm2c)",

@@ -71,3 +71,21 @@ pub fn region() -> (usize, usize) {
     let st = HEAP.0.lock();
     (st.heap.bottom() as usize, st.heap.size())
 }
+
+/// Reads the last byte and the last 8 bytes of linear memory (its size from `memory.size`):
+/// a trap here means the bounds checks' size, patched in at boot (boot/runtime.c), is short.
+#[cfg(feature = "selftest")]
+pub fn read_linear_memory_end() -> (u8, u64) {
+    let last = core::arch::wasm32::memory_size(0) * 65536 - 1;
+    // SAFETY: both inside linear memory and aligned for their types (the size is whole
+    // pages, so `last - 7` is 8-byte aligned); only read, never written; they are the
+    // heap's top, which holds nothing early in the boot tests (linked_list_allocator takes
+    // the first fit from the bottom, and a few MiB are in use then), so no reference to
+    // them exists.
+    unsafe {
+        (
+            core::ptr::read_volatile(last as *const u8),
+            core::ptr::read_volatile((last - 7) as *const u64),
+        )
+    }
+}

@@ -70,7 +70,7 @@ fn linear_memory_reaches_end_of_ram() -> TestResult {
     // The bounds checks compare with a size patched in at boot (boot/runtime.c): the last
     // bytes of linear memory must read without a trap (fault=wasmtrap checks that the first
     // byte past it traps).
-    let _ = crate::start::read_linear_memory_end();
+    let _ = crate::kern::heap::read_linear_memory_end();
     Ok(())
 }
 
