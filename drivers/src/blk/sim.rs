@@ -173,6 +173,9 @@ struct State {
     used: u32,
     ready: u32,
     interrupt: u32,
+    /// Used-buffer interrupts raised (InterruptStatus bit 0 set), whether or not the driver
+    /// took them.
+    raised: u32,
     last_avail: u16,
     used_idx: u16,
     /// A notification not yet served (`defer`, or a held device): the device looks at the
@@ -209,6 +212,7 @@ impl BlkSim {
                 used: 0,
                 ready: 0,
                 interrupt: 0,
+                raised: 0,
                 last_avail: 0,
                 used_idx: 0,
                 kicked: false,
@@ -221,6 +225,11 @@ impl BlkSim {
 
     pub fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
         f(&mut self.st.borrow_mut().knobs)
+    }
+    /// Used-buffer interrupts raised so far (each batch of completions the driver asked to
+    /// hear of), whether or not the driver's handler ran.
+    pub fn interrupts_raised(&self) -> u32 {
+        self.st.borrow().raised
     }
     pub fn disk(&self) -> Vec<u8> {
         self.st.borrow().disk.clone()
@@ -370,7 +379,9 @@ impl BlkSim {
             self.u16_at(avail) & 1 == 0
         };
         if wanted {
-            self.st.borrow_mut().interrupt |= 1;
+            let mut st = self.st.borrow_mut();
+            st.interrupt |= 1;
+            st.raised += 1;
         }
     }
 

@@ -839,6 +839,29 @@ fn every_interrupt_mode_completion_raises_an_interrupt() {
     }
 }
 
+/// With EVENT_IDX, interrupt mode arms before each sleep, not after each reap: a device that
+/// completes inside the notification (before the driver waits) raises no interrupt, and one
+/// that completes later raises one per request (above). Without EVENT_IDX the device may
+/// interrupt at every completion (avail->flags is all there is), and does.
+#[test]
+fn a_completion_found_before_the_wait_raises_no_interrupt() {
+    for (features, want) in [(COMMON, 0), (COMMON & !f::EVENT_IDX, 5)] {
+        let r = Rig::new(Knobs::disk(features));
+        let mut d = r.open(opts(CompletionMode::Interrupt)).unwrap();
+        let before = r.sim.interrupts_raised();
+        let mut buf = [0u8; 512];
+        for s in 0..5 {
+            d.read(s, &mut buf).unwrap();
+        }
+        assert_eq!(
+            r.sim.interrupts_raised() - before,
+            want,
+            "features {features:#x}"
+        );
+        r.assert_clean();
+    }
+}
+
 /// A notification `publish` owes is written by the next `kick` (the device looks at the ring
 /// only after one): the request completes.
 #[test]

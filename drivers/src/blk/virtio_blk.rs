@@ -579,7 +579,8 @@ impl<B: Bus + Clone, P: Platform> VirtioBlk<B, P> {
         match mode {
             CompletionMode::Polled => self.queue.disable_interrupts()?,
             CompletionMode::Interrupt => {
-                self.queue.enable_interrupts()?;
+                // `wait` arms again before it sleeps.
+                self.queue.arm_interrupt()?;
             }
         }
         Ok(())
@@ -1236,7 +1237,9 @@ fn wait_for_interrupt<P: Platform>(
 ) -> Result<bool, QueueError> {
     let start = waiter.now_ns();
     loop {
-        if needs_reset.load(Ordering::Relaxed) || queue.enable_interrupts()? {
+        // Armed here, before each sleep, not after each batch reaped: a completion found
+        // without sleeping raises no interrupt, and the store lands while the device works.
+        if needs_reset.load(Ordering::Relaxed) || queue.arm_interrupt()? {
             return Ok(true);
         }
         let waited = waiter.now_ns().saturating_sub(start);

@@ -1033,10 +1033,24 @@ impl<P: Platform> SplitQueue<P> {
     /// completion that arrived before the request took effect raises no interrupt, so the
     /// caller must process it. Returns whether completions are waiting.
     pub fn enable_interrupts(&mut self) -> Result<bool, QueueError> {
+        self.request_interrupts(true)
+    }
+
+    /// As [`enable_interrupts`](Self::enable_interrupts), but with EVENT_IDX for the next
+    /// completion only: used_event stays where this puts it while completions are taken, so
+    /// a completion the driver finds before it next waits raises no interrupt. For a driver
+    /// that arms before every sleep (as `VirtioBlk::wait`): used_event is stored when it is
+    /// about to sleep, while the device works, not after every batch it takes. Returns
+    /// whether completions are waiting.
+    pub fn arm_interrupt(&mut self) -> Result<bool, QueueError> {
+        self.request_interrupts(false)
+    }
+
+    fn request_interrupts(&mut self, follow: bool) -> Result<bool, QueueError> {
         self.check()?;
         self.interrupts_wanted = true;
         if self.event_idx {
-            self.used_event_follows = true;
+            self.used_event_follows = follow;
             self.set_used_event(self.last_used)?;
         } else {
             self.set_avail_flags(0)?;

@@ -223,6 +223,19 @@ fn event_idx_decides_notifications() {
     }
     assert_eq!(r.drain().len(), 1);
     assert_eq!(r.dev.used_event(&r.q), 7);
+    // Armed for the next completion only: taking it leaves used_event where it was.
+    assert!(!r.q.arm_interrupt().unwrap());
+    assert_eq!(r.dev.used_event(&r.q), 7);
+    add(&mut r.q, &req(1, 0x1000), 7).unwrap();
+    r.q.publish().unwrap();
+    for c in r.fetch() {
+        r.dev.complete(&r.q, c.head, 0);
+    }
+    assert_eq!(r.drain().len(), 1);
+    assert_eq!(r.dev.used_event(&r.q), 7, "arm_interrupt does not follow");
+    // Armed again: it moves to the completions taken.
+    assert!(!r.q.arm_interrupt().unwrap());
+    assert_eq!(r.dev.used_event(&r.q), 8);
     r.assert_clean();
 }
 
