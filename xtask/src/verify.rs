@@ -134,7 +134,7 @@ pub fn check_image(file: &Path) -> Result<u64> {
     let len = check_disk_file(file)?;
     if len % SECTOR_BYTES != 0 {
         return fail(format!(
-            "--disk {}: {len} bytes is not a whole number of 512-byte sectors ({} and {} bytes over): QEMU would round it up and the last sector would read past the end of the file; cut or pad it to {} or {} bytes",
+            "--disk {}: {len} bytes is not a whole number of 512-byte sectors ({} sectors and {} bytes over): QEMU would round it up and the last sector would read past the end of the file; cut or pad it to {} or {} bytes",
             file.display(),
             len / SECTOR_BYTES,
             len % SECTOR_BYTES,
