@@ -33,9 +33,11 @@ static u32 ram_end;
 void machine_memory_set_limit(u32 physical_end) { ram_end = physical_end; }
 u32 machine_memory_limit(void) { return ram_end; }
 
-/* The bounds checks' size (xtask/src/memory_model.h): a placeholder symbol, and the table of
- * every 32-bit field the linker wrote it into (linker.ld, filled by the xtask). */
-extern u8 __linear_memory_bound[];
+/* The bounds checks' size (xtask/src/memory_model.h): the placeholder the linker wrote into
+ * them (by a name of its own: a use of __linear_memory_bound here would be in the table
+ * and patched too, this code included), and the table of every 32-bit field holding it
+ * (linker.ld, filled by the xtask). */
+extern u8 __linear_memory_placeholder[];
 extern const u32 __bound_sites_start[], __bound_sites_end[];
 
 /* Adds (size - placeholder) to every field that holds the placeholder (plus a site's
@@ -44,7 +46,7 @@ extern const u32 __bound_sites_start[], __bound_sites_end[];
  * stale instruction can remain. */
 static void patch_bound_sites(u32 size)
 {
-    u32 delta = size - (u32)__linear_memory_bound;
+    u32 delta = size - (u32)__linear_memory_placeholder;
     for (const u32 *site = __bound_sites_start; site < __bound_sites_end; site++) {
         /* 2-byte aligned (an instruction's extension words): fine from the 68020 on. */
         u32 *field = (u32 *)*site;
@@ -63,7 +65,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
         pages = max_pages;
     if (pages > 65535u)
         pages = 65535u;
-    if (pages < initial_pages || pages * PAGE_SIZE < (u32)__linear_memory_bound) {
+    if (pages < initial_pages || pages * PAGE_SIZE < (u32)__linear_memory_placeholder) {
         machine_fallback_puts("fatal: RAM ends at ");
         machine_fallback_hex(ram_end);
         machine_fallback_puts(" but the kernel's linear memory needs ");

@@ -336,6 +336,16 @@ fn build_stages(paths: &Paths, bar: &indicatif::ProgressBar) -> Result<PathBuf> 
                     .to_string(),
             );
         }
+        // What the machine layer will walk: the section's words, not the list they came from.
+        if bound_sites_table(&image)? != sites {
+            let _ = fs::remove_file(&elf);
+            return fail(format!(
+                "kernel.elf's .bound_sites does not list the {} bounds-check fields its \
+                 relocations name ({})",
+                sites.len(),
+                table.display()
+            ));
+        }
         let sections = executable_sections(&image)?;
         let scan = |starts: &dyn Fn(u32) -> bool| -> Vec<u32> {
             sections
@@ -443,6 +453,26 @@ pub fn bound_sites(elf: &[u8]) -> Result<Vec<u32>> {
     }
     sites.sort_unstable();
     Ok(sites)
+}
+
+/// The words of `elf`'s `.bound_sites` section (what boot/runtime.c patches), in order.
+pub fn bound_sites_table(elf: &[u8]) -> Result<Vec<u32>> {
+    use object::{Object as _, ObjectSection as _};
+    let file = object::File::parse(elf).map_err(|e| anyhow!("kernel.elf: {e}"))?;
+    let section = file
+        .section_by_name(".bound_sites")
+        .ok_or_else(|| anyhow!("kernel.elf has no .bound_sites section (linker.ld)"))?;
+    let data = section.data().map_err(|e| anyhow!("kernel.elf: {e}"))?;
+    if data.len() % 4 != 0 {
+        return fail(format!(
+            "kernel.elf: .bound_sites is {} bytes, not whole words",
+            data.len()
+        ));
+    }
+    Ok(data
+        .chunks_exact(4)
+        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        .collect())
 }
 
 /// `.bound_sites` for linker.ld: one `.long` per site.
@@ -710,6 +740,20 @@ mod tests {
             Some(0x80_0000),
         );
         assert_eq!(bound_sites(&elf).unwrap(), [0x1002, 0x100a, 0x2004]);
+    }
+
+    #[test]
+    fn the_bound_sites_table_is_read_back_word_by_word() {
+        let sites = [0x1002, 0x100a, 0x2004];
+        let elf = linked(
+            &format!("\t.text\n\tnop\n{}", super::bound_sites_asm(&sites)),
+            Some(0x80_0000),
+        );
+        assert_eq!(super::bound_sites_table(&elf).unwrap(), sites);
+        let e = super::bound_sites_table(&linked("\t.text\n\tnop\n", Some(0x80_0000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no .bound_sites"), "{e}");
     }
 
     #[test]
