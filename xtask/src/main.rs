@@ -752,11 +752,21 @@ fn cmd_test(o: TestArgs) -> Result<bool> {
         }
     }
 
-    // 6. the profiler: plugin counts against QEMU's own instruction count (unfiltered runs)
+    // 6. the profiler: plugin counts against QEMU's own instruction count; 6b. the
+    // data-cache instructions the platform really runs (QEMU runs them as no-ops; the plugin
+    // still counts each): a probe of known syncs on a 68040, counted per kind at boot/cpu.S's
+    // table between the probe's markers (unfiltered runs).
     if o.filter.is_none() {
         let profile = check_profile(&elf)?;
+        let cache = check_cache_instructions(&elf)?;
         record_checks(
-            vec![(format!("profile {PROFILE_CHECK_CELL} -icount"), profile)],
+            vec![
+                (format!("profile {PROFILE_CHECK_CELL} -icount"), profile),
+                (
+                    "cache instructions of dma::cache_instructions_probe (m68040)".to_string(),
+                    cache,
+                ),
+            ],
             &mut passed,
             &mut failed,
         );
@@ -1212,16 +1222,22 @@ struct Profiled {
 /// its counts to kernel.elf's functions. For a cell: `bench_cell=` runs it alone, the plugin
 /// counts between the marker functions, and both markers must have run exactly once.
 fn run_profile(elf: &Path, o: &ProfileArgs) -> Result<Profiled> {
+    run_profile_in(elf, o, o.cell.is_some())
+}
+
+/// As [`run_profile`], counting only between the profile markers when `windowed` (a cell's
+/// always is; the markers must then run once each).
+fn run_profile_in(elf: &Path, o: &ProfileArgs, windowed: bool) -> Result<Profiled> {
     let paths = Paths::new();
     let out_dir = paths.root.join("target/profile");
     let so = profile::plugin_for(&paths.root, &out_dir)?;
     let symbols = profile::read_symbols(elf)?;
-    let window = match o.cell {
-        Some(_) => Some((
+    let window = match windowed {
+        true => Some((
             profile::address_of(&symbols, profile::BEGIN_MARKER)?,
             profile::address_of(&symbols, profile::END_MARKER)?,
         )),
-        None => None,
+        false => None,
     };
     let scratch = ScratchDisks::create()?;
     let append = match &o.cell {
@@ -1281,6 +1297,12 @@ fn run_profile(elf: &Path, o: &ProfileArgs) -> Result<Profiled> {
     // Kept for per-block study (`--annotate` reads the same records).
     let blocks = out_dir.join("blocks.txt");
     std::fs::write(&blocks, &text).with_context(|| format!("cannot write {}", blocks.display()))?;
+    if windowed && dump.window != Some((1, 1)) {
+        return fail(format!(
+            "the profile markers ran {:?} (begin, end) times, not once each",
+            dump.window
+        ));
+    }
     let cell = match &o.cell {
         Some(spec) => {
             if dump.window != Some((1, 1)) {
@@ -1399,6 +1421,35 @@ fn check_profile(elf: &Path) -> Result<Option<String>> {
             "the window's edges: begin marker called {b:?} times, end marker {e:?} (expected 1 and none)"
         ))),
     }
+}
+
+/// Boots `dma::cache_instructions_probe` alone on a 68040 under the profile plugin, counting
+/// only between its markers (its syncs, interrupts masked), and counts the runs of each
+/// data-cache instruction's entry in boot/cpu.S (`profile::check_probe_counts`): what
+/// `Platform::sync_cache` and the machine layer really execute for known syncs, which no
+/// host test sees and QEMU does not model. None when the counts are the manual's, exactly.
+fn check_cache_instructions(elf: &Path) -> Result<Option<String>> {
+    let o = ProfileArgs {
+        cell: None,
+        append: Some("test=dma::cache_instructions_probe".into()),
+        top: 1,
+        cpu: Cpu::M68040,
+        icount: false,
+        timeout: 300,
+    };
+    if let Err(e) = run_profile_in(elf, &o, true) {
+        if e.chain().any(|c| c.is::<qemu::Interrupted>()) {
+            return Err(e);
+        }
+        return Ok(Some(format!("{e:#}")));
+    }
+    let blocks = Paths::new().root.join("target/profile/blocks.txt");
+    let text = std::fs::read_to_string(&blocks)
+        .with_context(|| format!("cannot read {}", blocks.display()))?;
+    let dump = profile::parse_dump(&text).map_err(|e| anyhow!("the plugin's profile: {e}"))?;
+    let symbols = profile::read_symbols(elf)?;
+    let table = profile::address_of(&symbols, profile::DCOP_TABLE)?;
+    Ok(profile::check_probe_counts(table, &dump.blocks))
 }
 
 /// One verify as `cargo xtask verify` and its CI checks run it.

@@ -909,3 +909,97 @@ mod tests {
             .contains("got 1 and 0"));
     }
 }
+
+/// boot/cpu.S's `dcop_table`: one 4-byte entry (the instruction, then `rts`) per selector,
+/// bit 0 push, bit 1 page (its comment); the entries the data-cache instructions start at.
+/// Counted per entry: which instruction each entry holds is `machine_code::check`'s (it
+/// disassembles the table); the addresses the instructions get are checked by nothing.
+pub const DCOP_TABLE: &str = "dcop_table";
+
+/// The data-cache instructions `dma::cache_instructions_probe` makes on a 68040 (its syncs,
+/// as the MC68040 User's Manual (CINV, CPUSH) and bus_dma's rules decide them: PREWRITE
+/// pushes, PREREAD discards whole lines and pages and pushes a partial one), by `dcop_table`
+/// selector: (selector, mnemonic, times). Kept in step with the test's shapes.
+pub const PROBE_EXPECTED: [(u64, &str, u64); 4] = [
+    // 1,009 one-line PREWRITEs, 101 partial first lines, 4 lines in each of 97 four-line
+    // PREWRITEs, 89 one-line PREREAD|PREWRITEs.
+    (1, "cpushl", 1009 + 101 + 4 * 97 + 89),
+    // 2,003 one-line PREREADs and 2 whole lines in each of 101 partial ranges.
+    (0, "cinvl", 2003 + 2 * 101),
+    // 307 one-page PREREADs and 61 of two pages (the planner's path).
+    (2, "cinvp", 307 + 2 * 61),
+    // 401 one-page PREWRITEs and 53 of two pages.
+    (3, "cpushp", 401 + 2 * 53),
+];
+
+/// How often each `dcop_table` entry started executing (blocks at `table + 4 * selector`,
+/// summed over retranslations) in the probe's window, against [`PROBE_EXPECTED`]: None when
+/// each is exactly that (the window holds the probe's syncs alone, interrupts masked), else
+/// what differs.
+pub fn check_probe_counts(table: u64, blocks: &[Block]) -> Option<String> {
+    let ran = |sel: u64| -> u64 {
+        blocks
+            .iter()
+            .filter(|b| b.vaddr == table + 4 * sel)
+            .map(|b| b.execs)
+            .sum()
+    };
+    let bad: Vec<String> = PROBE_EXPECTED
+        .iter()
+        .filter_map(|&(sel, name, want)| {
+            let got = ran(sel);
+            (got != want).then(|| format!("{name} ran {got} times, expected {want}"))
+        })
+        .collect();
+    (!bad.is_empty()).then(|| bad.join("; "))
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    fn block(vaddr: u64, execs: u64) -> Block {
+        Block {
+            vaddr,
+            insns: 2,
+            execs,
+        }
+    }
+
+    #[test]
+    fn probe_counts_are_checked_per_instruction_exactly() {
+        let t = 0x1000;
+        // Retranslated blocks at the same address are summed.
+        let right = [
+            block(t + 4, 1587),
+            block(t, 2205),
+            block(t + 8, 400),
+            block(t + 8, 29),
+            block(t + 12, 507),
+        ];
+        assert_eq!(check_probe_counts(t, &right), None);
+        // One more of a kind: something else ran in the window.
+        let extra = [
+            block(t + 4, 1588),
+            block(t, 2205),
+            block(t + 8, 429),
+            block(t + 12, 507),
+        ];
+        assert_eq!(
+            check_probe_counts(t, &extra).unwrap(),
+            "cpushl ran 1588 times, expected 1587"
+        );
+        // Every line op a CINVL (a push lost): both line counts are wrong.
+        let all_cinvl = [block(t, 1587 + 2205), block(t + 8, 429), block(t + 12, 507)];
+        let e = check_probe_counts(t, &all_cinvl).unwrap();
+        assert!(
+            e.contains("cpushl ran 0") && e.contains("cinvl ran 3792"),
+            "{e}"
+        );
+        // Pages run as lines: no page op at all.
+        let lines = [block(t + 4, 1587 + 507), block(t, 2205 + 429)];
+        assert!(check_probe_counts(t, &lines)
+            .unwrap()
+            .contains("cinvp ran 0"));
+    }
+}
