@@ -53,7 +53,7 @@ fn cache_instructions_probe() -> TestResult {
     let opts = crate::kern::boot::options();
     DMA.set_audit(false, None);
     DMA.set_model(None, PostRead::NoOp);
-    let shapes: [(SyncOps, u32, u32, u32); 9] = [
+    let shapes: [(SyncOps, u32, u32, u32); 10] = [
         // PREWRITE of one whole line: CPUSHL.
         (SyncOps::PREWRITE, 4096, 16, 1009),
         // PREREAD of one whole line: CINVL.
@@ -65,6 +65,9 @@ fn cache_instructions_probe() -> TestResult {
         // PREREAD of [8, 48) in a line-aligned block: the partial first line pushed
         // (CPUSHL), the two whole lines after it discarded (CINVL).
         (SyncOps::PREREAD, 4096 + 256 + 8, 40, 101),
+        // PREREAD of [0, 40) in a line-aligned block: two whole lines discarded (CINVL),
+        // the partial last line pushed (CPUSHL).
+        (SyncOps::PREREAD, 4096 + 768, 40, 83),
         // PREWRITE of four whole lines: four CPUSHL (the few-lines shape).
         (SyncOps::PREWRITE, 4096 + 512, 64, 97),
         // PREREAD|PREWRITE of one whole line: CPUSHL (a push also invalidates).
